@@ -1,0 +1,1 @@
+"""store-availability: badges that promise only what the shelf can keep."""

@@ -1,0 +1,1 @@
+"""PostgreSQL at the edge: embedded server, pool, migrations, repositories."""

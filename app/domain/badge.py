@@ -1,0 +1,110 @@
+"""Turn a book position into the badge shown to a shopper.
+
+This is where the confidence model lives (a later step adds it); today a badge is
+a promise when the book beyond the safety buffer covers the wanted units and the
+store's data is fresh. Pure: the caller passes ``now``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from app.domain.model import BookPosition
+from app.domain.policy import Policy
+from app.domain.reasons import Reason
+
+BadgeState = Literal["in_stock", "low_stock", "unavailable", "unknown"]
+PROMISES: frozenset[str] = frozenset({"in_stock", "low_stock"})
+
+
+class Badge(msgspec.Struct, frozen=True, kw_only=True):
+    """A badge and why. ``promise`` is true only for in_stock and low_stock."""
+
+    state: BadgeState
+    book: int | None
+    safety_buffer: int
+    wanted: int
+    confidence: float | None
+    as_of: datetime | None
+    reasons: tuple[Reason, ...]
+
+    @property
+    def promise(self) -> bool:
+        return self.state in PROMISES
+
+
+def newest(*times: datetime | None) -> datetime | None:
+    """Latest of the given times, ignoring missing ones."""
+    present = [t for t in times if t is not None]
+    return max(present) if present else None
+
+
+def is_stale(store_newest_at: datetime | None, now: datetime, policy: Policy) -> bool:
+    """True when the store's newest data is missing or older than the policy allows."""
+    return store_newest_at is None or now - store_newest_at > policy.max_data_age
+
+
+def badge_for(
+    position: BookPosition | None,
+    *,
+    policy: Policy,
+    category: str | None,
+    store_newest_at: datetime | None,
+    now: datetime,
+    wanted: int = 1,
+) -> Badge:
+    """The badge for one (store, sku) at ``now``.
+
+    ``store_newest_at`` is the newest data the service holds for the whole store
+    (latest POS event or snapshot ``as_of``): a store whose feeds went quiet gets no
+    promise, whatever a single item's record says.
+    """
+    if wanted < 1:
+        raise ValueError("wanted must be at least 1")
+    if position is None:
+        return Badge(
+            state="unknown", book=None, safety_buffer=policy.safety_buffer, wanted=wanted,
+            confidence=None, as_of=None, reasons=(Reason.NO_DATA,),
+        )
+    buffer = policy.buffer_for(position.store_id, position.sku, category)
+    as_of = newest(position.base_at, position.last_event_at)
+    reasons: list[Reason] = []
+    if position.base_source == "count":
+        reasons.append(Reason.COUNTED)
+    state: BadgeState
+    if is_stale(newest(store_newest_at, as_of), now, policy):
+        state, reasons = "unknown", [Reason.STALE_DATA, *reasons]
+    else:
+        promisable = position.book - buffer
+        if position.book <= 0:
+            state, reasons = "unavailable", [Reason.OUT_OF_STOCK, *reasons]
+        elif promisable <= 0:
+            state, reasons = "unavailable", [Reason.WITHIN_SAFETY_BUFFER, *reasons]
+        elif promisable < wanted:
+            state, reasons = "unavailable", [Reason.BELOW_WANTED, *reasons]
+        elif promisable < policy.low_stock_below:
+            state, reasons = "low_stock", [Reason.FEW_LEFT, *reasons]
+        else:
+            state, reasons = "in_stock", [Reason.MARGIN_OK, *reasons]
+    return Badge(
+        state=state, book=position.book, safety_buffer=buffer, wanted=wanted,
+        confidence=None, as_of=as_of, reasons=tuple(reasons),
+    )
+
+
+def gate_staleness(badge: Badge, store_newest_at: datetime | None, now: datetime, policy: Policy) -> Badge:
+    """Withdraw a stored promise whose store data has since gone stale.
+
+    Badges are computed when data arrives; time passes between that and a read.
+    The read path calls this so a promise never outlives the policy's age limit.
+    """
+    if badge.state == "unknown" or not is_stale(newest(store_newest_at, badge.as_of), now, policy):
+        return badge
+    return msgspec.structs.replace(
+        badge,
+        state="unknown",
+        reasons=(Reason.STALE_DATA, *(r for r in badge.reasons if r is not Reason.MARGIN_OK and r is not Reason.FEW_LEFT)),
+    )

@@ -1,0 +1,130 @@
+"""Contract types (``shared/spec/contract.md``) as msgspec Structs.
+
+Decoding a feed page straight into these types is the validation: a bad event is
+rejected with msgspec's path (``$.events[3].qty``) telling where and why.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+Identifier = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, min_length=1, max_length=64)]
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+PositiveQty = Annotated[int, msgspec.Meta(gt=0)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+    event_id: Identifier
+    store_id: Identifier
+    sku: Identifier
+    occurred_at: Timestamp
+
+
+class Sale(_Event, frozen=True, tag="sale"):
+    """Units left the store with a customer."""
+
+    qty: PositiveQty
+
+
+class Return(_Event, frozen=True, tag="return"):
+    """Units came back to sellable stock."""
+
+    qty: PositiveQty
+
+
+class Receipt(_Event, frozen=True, tag="receipt"):
+    """Units received into the store."""
+
+    qty: PositiveQty
+
+
+class Adjustment(_Event, frozen=True, tag="adjustment"):
+    """Signed write-on or write-off (damage, found, transfer)."""
+
+    qty: int
+
+    def __post_init__(self) -> None:
+        if self.qty == 0:
+            raise ValueError("adjustment qty must not be 0")
+
+
+class Count(_Event, frozen=True, tag="count"):
+    """A physical count: exactly ``on_hand`` units at ``occurred_at``."""
+
+    on_hand: NonNegative
+
+
+PosEvent = Sale | Return | Receipt | Adjustment | Count
+Movement = Sale | Return | Receipt | Adjustment
+EVENT_TYPES: tuple[str, ...] = ("sale", "return", "receipt", "adjustment", "count")
+
+
+def delta(event: Movement) -> int:
+    """Signed change a movement makes to the book (sale −qty, others +qty)."""
+    return -event.qty if isinstance(event, Sale) else event.qty
+
+
+class PosPage(msgspec.Struct, frozen=True):
+    """One page of the POS feed."""
+
+    events: list[PosEvent]
+    has_more: bool
+    next_cursor: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.has_more and not self.next_cursor:
+            raise ValueError("has_more is true but next_cursor is missing")
+
+
+class SnapshotRow(msgspec.Struct, frozen=True):
+    """One warehouse snapshot row: the system of record at ``as_of``."""
+
+    location_id: Identifier
+    sku: Identifier
+    on_hand: NonNegative
+    reserved: NonNegative
+    in_transit: NonNegative
+    as_of: Timestamp
+
+
+class Store(msgspec.Struct, frozen=True):
+    """A location where shoppers can walk in or pick up."""
+
+    store_id: Identifier
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    postal_code: str | None = None
+    timezone: str | None = None
+
+
+class Product(msgspec.Struct, frozen=True):
+    sku: Identifier
+    name: str | None = None
+    category: str | None = None
+
+
+BaseSource = Literal["snapshot", "count"]
+
+
+class BookPosition(msgspec.Struct, frozen=True, kw_only=True):
+    """What the record says is sellable at a (store, sku), with its inputs' times.
+
+    ``base_source`` is ``snapshot`` when the base is the latest warehouse row (or 0
+    when the location's latest snapshot does not list the sku) and ``count`` when a
+    later POS count replaced it.
+    """
+
+    store_id: str
+    sku: str
+    book: int
+    base_source: BaseSource
+    base_at: datetime
+    snapshot_as_of: datetime | None = None
+    last_event_at: datetime | None = None
+    in_transit: int = 0

@@ -1,0 +1,139 @@
+"""Settings from the environment and an optional TOML file, validated at start-up.
+
+Precedence: environment > file named by ``AVAILABILITY_CONFIG`` > defaults. A bad
+value stops start-up with a message naming the variable and what it expects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, get_type_hints
+
+import msgspec
+
+T = TypeVar("T")
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says which and why."""
+
+
+def parse_duration(value: object) -> timedelta:
+    """``90``, ``"90s"``, ``"5m"``, ``"6h"``, ``"1d"``, ``"250ms"`` or ISO ``"PT6H"``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, int | float):
+        return timedelta(seconds=float(value))
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return timedelta(seconds=float(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+        try:
+            return msgspec.convert(value, timedelta)
+        except msgspec.ValidationError:
+            pass
+    raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 6h, 1d or PT6H)")
+
+
+def _dec_hook(type_: type, obj: Any) -> Any:
+    if type_ is timedelta:
+        return parse_duration(obj)
+    if type_ is Path:
+        return Path(obj)
+    raise NotImplementedError(type_)
+
+
+def _with_durations(data: Any, type_: Any) -> Any:
+    """Parse human durations ("30s", "6h") in a mapping bound for a Struct."""
+    if not (isinstance(data, dict) and isinstance(type_, type) and issubclass(type_, msgspec.Struct)):
+        return data
+    hints = get_type_hints(type_, include_extras=True)
+    out = dict(data)
+    for key, value in data.items():
+        if hints.get(key) in (timedelta, timedelta | None) and value is not None:
+            out[key] = parse_duration(value)
+    return out
+
+
+def convert(data: Any, type_: type[T], *, where: str) -> T:
+    """msgspec.convert with durations, paths and a message that says where."""
+    try:
+        if type_ in (timedelta, timedelta | None) and data is not None:  # type: ignore[comparison-overlap]
+            return parse_duration(data)  # type: ignore[return-value]
+        return msgspec.convert(_with_durations(data, type_), type_, dec_hook=_dec_hook, strict=False)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise SettingsError(f"{where}: {exc}") from None
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Everything the service reads at start-up. Env names in ``ENV_NAMES``."""
+
+    database_url: str | None = None
+    data_dir: Path = Path(".data")
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
+    feeds_file: Path | None = None
+    policy_file: Path | None = None
+    stores_file: Path | None = None
+    products_file: Path | None = None
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    scheduler: bool = True
+    pool_min_size: Annotated[int, msgspec.Meta(ge=0)] = 1
+    pool_max_size: Annotated[int, msgspec.Meta(ge=1)] = 10
+    retry_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4
+    retry_timeout: timedelta = timedelta(seconds=30)
+    retry_initial_wait: timedelta = timedelta(milliseconds=200)
+    max_snapshot_drop: Share = 0.5
+    max_feed_bytes: Annotated[int, msgspec.Meta(gt=0)] = 512 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.pool_min_size > self.pool_max_size:
+            raise ValueError("pool_min_size must not exceed pool_max_size")
+
+
+ENV_NAMES: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "port": "PORT",
+    **{
+        name: f"AVAILABILITY_{name.upper()}"
+        for name in Settings.__struct_fields__
+        if name not in {"database_url", "port"}
+    },
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``AVAILABILITY_CONFIG`` (TOML), then env, then overrides."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    config_path = env.get("AVAILABILITY_CONFIG")
+    if config_path:
+        try:
+            data.update(tomllib.loads(Path(config_path).read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise SettingsError(f"AVAILABILITY_CONFIG={config_path}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"AVAILABILITY_CONFIG={config_path}: not valid TOML: {exc}") from None
+    for field, var in ENV_NAMES.items():
+        raw = env.get(var)
+        if raw is not None and raw != "":
+            data[field] = convert(raw, _field_type(field), where=f"{var}={raw!r}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return convert(data, Settings, where="settings")
+
+
+def _field_type(field: str) -> Any:
+    return get_type_hints(Settings, include_extras=True)[field]

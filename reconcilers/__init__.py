@@ -1,0 +1,1 @@
+"""Scheduled reconcilers: pull POS and warehouse feeds, recompute book positions and badges."""

@@ -1,0 +1,131 @@
+"""Real PostgreSQL for every test: one server per session, a migrated template
+database, and a fresh clone of it per test (fast isolation, no mocks).
+
+Set ``TEST_DATABASE_URL`` to use an existing server; otherwise a private server
+from the ``pgserver`` wheel is started in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+
+from app.api.app import create_app
+from app.db.migrate import migrate
+from app.settings import Settings, load_settings
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> Iterator[str]:
+    """DSN of the server the whole session uses (its maintenance database)."""
+    if os.environ.get("TEST_DATABASE_URL"):
+        yield os.environ["TEST_DATABASE_URL"]
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+    tmp = Path(tempfile.mkdtemp(prefix="availability-test-pg-"))
+    server = pgserver.get_server(tmp / "pg", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+async def _admin(dsn: str, *statements: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for sql in statements:
+            await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_dsn: str) -> Iterator[str]:
+    """A database migrated once, cloned for each test."""
+    name = f"availability_tmpl_{os.getpid()}"
+
+    async def build() -> None:
+        await _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+        conn = await asyncpg.connect(with_database(pg_dsn, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(build())
+    yield name
+    asyncio.run(_admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def db_dsn(pg_dsn: str, template_db: str) -> Iterator[str]:
+    """DSN of a fresh, migrated database for one test."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    asyncio.run(_admin(pg_dsn, f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"'))
+    yield with_database(pg_dsn, name)
+    asyncio.run(_admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(db_dsn, min_size=1, max_size=5, server_settings={"timezone": "UTC"})
+    assert p is not None
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings for tests: no scheduler unless a test asks, fast retries."""
+    return load_settings(
+        {},
+        data_dir=tmp_path / "data",
+        scheduler=False,
+        retry_attempts=3,
+        retry_initial_wait=0.01,
+        retry_timeout=2,
+        log_format="console",
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve_in_loop(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """Run the app's lifespan and talk to it over ASGI in the test's own event loop,
+    so the test and the app can share one asyncpg pool."""
+    async with app.lifespan():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield client
+
+
+@pytest.fixture
+def make_app(pool: asyncpg.Pool, settings: Settings) -> Callable[..., Litestar]:
+    """``make_app(**create_app_kwargs)`` bound to this test's pool and settings."""
+
+    def build(**kwargs: Any) -> Litestar:
+        kwargs.setdefault("pool", pool)
+        return create_app(kwargs.pop("settings", settings), **kwargs)
+
+    return build

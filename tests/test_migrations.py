@@ -1,0 +1,43 @@
+"""Migrations: applied once under a lock, recorded, and idempotent."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from app.db.migrate import discover, migrate, pending
+
+
+async def test_migrated_template_is_up_to_date(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        assert await pending(conn) == []
+        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migration ORDER BY 1")]
+    assert versions == [m.version for m in discover()]
+
+
+async def test_running_twice_changes_nothing(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        before = await conn.fetch("SELECT version, applied_at FROM schema_migration ORDER BY 1")
+        assert await migrate(conn) == []
+        after = await conn.fetch("SELECT version, applied_at FROM schema_migration ORDER BY 1")
+    assert before == after
+
+
+async def test_concurrent_migrations_on_empty_database_apply_once(pg_dsn: str) -> None:
+    """Two processes starting at once: the advisory lock lets one apply, the other sees it done."""
+    from tests.conftest import _admin, with_database
+
+    name = "t_concurrent_migrate"
+    await _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    dsn = with_database(pg_dsn, name)
+    conns = [await asyncpg.connect(dsn) for _ in range(2)]
+    try:
+        results = await asyncio.gather(*(migrate(c) for c in conns))
+        assert sorted(results, key=len) == [[], [m.version for m in discover()]]
+        n = await conns[0].fetchval("SELECT count(*) FROM schema_migration")
+        assert n == len(discover())
+    finally:
+        for c in conns:
+            await c.close()
+        await _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
