@@ -98,6 +98,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     retry_initial_wait: timedelta = timedelta(milliseconds=200)
     max_snapshot_drop: Share = 0.5
     max_feed_bytes: Annotated[int, msgspec.Meta(gt=0)] = 512 * 1024 * 1024
+    admin_token: str | None = None
 
     def __post_init__(self) -> None:
         if self.pool_min_size > self.pool_max_size:
