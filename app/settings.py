@@ -57,7 +57,9 @@ def _dec_hook(type_: type, obj: Any) -> Any:
 
 def _with_durations(data: Any, type_: Any) -> Any:
     """Parse human durations ("30s", "6h") in a mapping bound for a Struct."""
-    if not (isinstance(data, dict) and isinstance(type_, type) and issubclass(type_, msgspec.Struct)):
+    if not (
+        isinstance(data, dict) and isinstance(type_, type) and issubclass(type_, msgspec.Struct)
+    ):
         return data
     hints = get_type_hints(type_, include_extras=True)
     out = dict(data)
@@ -70,9 +72,11 @@ def _with_durations(data: Any, type_: Any) -> Any:
 def convert(data: Any, type_: type[T], *, where: str) -> T:
     """msgspec.convert with durations, paths and a message that says where."""
     try:
-        if type_ in (timedelta, timedelta | None) and data is not None:  # type: ignore[comparison-overlap]
+        if type_ in (timedelta, timedelta | None) and data is not None:
             return parse_duration(data)  # type: ignore[return-value]
-        return msgspec.convert(_with_durations(data, type_), type_, dec_hook=_dec_hook, strict=False)
+        return msgspec.convert(
+            _with_durations(data, type_), type_, dec_hook=_dec_hook, strict=False
+        )
     except (msgspec.ValidationError, ValueError) as exc:
         raise SettingsError(f"{where}: {exc}") from None
 
@@ -125,9 +129,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         try:
             data.update(tomllib.loads(Path(config_path).read_text(encoding="utf-8")))
         except OSError as exc:
-            raise SettingsError(f"AVAILABILITY_CONFIG={config_path}: cannot read: {exc.strerror}") from None
+            raise SettingsError(
+                f"AVAILABILITY_CONFIG={config_path}: cannot read: {exc.strerror}"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"AVAILABILITY_CONFIG={config_path}: not valid TOML: {exc}") from None
+            raise SettingsError(
+                f"AVAILABILITY_CONFIG={config_path}: not valid TOML: {exc}"
+            ) from None
     for field, var in ENV_NAMES.items():
         raw = env.get(var)
         if raw is not None and raw != "":

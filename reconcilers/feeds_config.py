@@ -51,7 +51,9 @@ class FeedConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
         env = os.environ if env is None else env
         value = env.get(self.auth_env)
         if not value:
-            raise SettingsError(f"feed {self.name}: environment variable {self.auth_env} is not set")
+            raise SettingsError(
+                f"feed {self.name}: environment variable {self.auth_env} is not set"
+            )
         return {self.auth_header: value}
 
 

@@ -88,7 +88,9 @@ def db_dsn(pg_dsn: str, template_db: str) -> Iterator[str]:
 
 @pytest.fixture
 async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await asyncpg.create_pool(db_dsn, min_size=1, max_size=5, server_settings={"timezone": "UTC"})
+    p = await asyncpg.create_pool(
+        db_dsn, min_size=1, max_size=5, server_settings={"timezone": "UTC"}
+    )
     assert p is not None
     try:
         yield p

@@ -22,7 +22,9 @@ async def test_health_ready_and_openapi(make_app: Callable[..., Litestar]) -> No
         assert "/ready" in r.json()["paths"]
 
 
-async def test_ready_reports_pending_migrations(make_app: Callable[..., Litestar], pool: asyncpg.Pool) -> None:
+async def test_ready_reports_pending_migrations(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+) -> None:
     async with serve_in_loop(make_app()) as client:
         async with pool.acquire() as conn:
             await conn.execute("DELETE FROM schema_migration WHERE version = 1")

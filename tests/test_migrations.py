@@ -12,7 +12,10 @@ from app.db.migrate import discover, migrate, pending
 async def test_migrated_template_is_up_to_date(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         assert await pending(conn) == []
-        versions = [r["version"] for r in await conn.fetch("SELECT version FROM schema_migration ORDER BY 1")]
+        versions = [
+            r["version"]
+            for r in await conn.fetch("SELECT version FROM schema_migration ORDER BY 1")
+        ]
     assert versions == [m.version for m in discover()]
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_500_INTERNAL_SERVER_ERROR
-import structlog
 
 log = structlog.get_logger(__name__)
 
@@ -19,7 +19,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return Response(body, status_code=exc.status_code, headers=exc.headers)
 
 
-def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _validation_error(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
     fields: list[Any] = exc.extra if isinstance(exc.extra, list) else []
     names = ", ".join(str(f.get("key")) for f in fields if isinstance(f, dict) and f.get("key"))
     message = f"invalid parameter: {names}" if names else (exc.detail or "invalid request")
@@ -38,4 +40,8 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
 
 
 def exception_handlers() -> dict[type[Exception] | int, Any]:
-    return {ValidationException: _validation_error, HTTPException: _http_error, Exception: _unexpected}
+    return {
+        ValidationException: _validation_error,
+        HTTPException: _http_error,
+        Exception: _unexpected,
+    }

@@ -33,7 +33,11 @@ async def ready(pool: NamedDependency[asyncpg.Pool]) -> Response[Readiness]:
             todo = await pending(conn)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         return Response(
-            Readiness(status="unavailable", database=f"unreachable: {type(exc).__name__}", pending_migrations=[]),
+            Readiness(
+                status="unavailable",
+                database=f"unreachable: {type(exc).__name__}",
+                pending_migrations=[],
+            ),
             status_code=HTTP_503_SERVICE_UNAVAILABLE,
         )
     ok = not todo

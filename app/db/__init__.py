@@ -1,1 +1,11 @@
 """PostgreSQL at the edge: embedded server, pool, migrations, repositories."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+# What repository functions accept: a plain connection or one borrowed from a pool.
+Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]

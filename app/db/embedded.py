@@ -27,7 +27,7 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = (data_dir / "pg").resolve()
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     dsn: str = server.get_uri()
     log.info("embedded_postgres.started", pgdata=str(pgdata))
     try:

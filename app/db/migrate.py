@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import structlog
+
+from app.db import Connection
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +50,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
-async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
+async def migrate(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
     """Apply pending migrations; return the versions applied (empty when up to date)."""
     migrations = discover(directory)
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
@@ -76,7 +77,9 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
                 await conn.execute(m.sql)
                 await conn.execute(
                     "INSERT INTO schema_migration (version, name, checksum) VALUES ($1, $2, $3)",
-                    m.version, m.name, m.checksum,
+                    m.version,
+                    m.name,
+                    m.checksum,
                 )
             log.info("migration.applied", version=m.version, name=m.name)
             done.append(m.version)
@@ -85,7 +88,7 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
         await conn.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
 
 
-async def pending(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
+async def pending(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
     """Versions not yet applied (used by /ready)."""
     exists = await conn.fetchval("SELECT to_regclass('schema_migration') IS NOT NULL")
     applied: set[int] = set()

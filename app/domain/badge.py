@@ -66,8 +66,13 @@ def badge_for(
         raise ValueError("wanted must be at least 1")
     if position is None:
         return Badge(
-            state="unknown", book=None, safety_buffer=policy.safety_buffer, wanted=wanted,
-            confidence=None, as_of=None, reasons=(Reason.NO_DATA,),
+            state="unknown",
+            book=None,
+            safety_buffer=policy.safety_buffer,
+            wanted=wanted,
+            confidence=None,
+            as_of=None,
+            reasons=(Reason.NO_DATA,),
         )
     buffer = policy.buffer_for(position.store_id, position.sku, category)
     as_of = newest(position.base_at, position.last_event_at)
@@ -90,12 +95,19 @@ def badge_for(
         else:
             state, reasons = "in_stock", [Reason.MARGIN_OK, *reasons]
     return Badge(
-        state=state, book=position.book, safety_buffer=buffer, wanted=wanted,
-        confidence=None, as_of=as_of, reasons=tuple(reasons),
+        state=state,
+        book=position.book,
+        safety_buffer=buffer,
+        wanted=wanted,
+        confidence=None,
+        as_of=as_of,
+        reasons=tuple(reasons),
     )
 
 
-def gate_staleness(badge: Badge, store_newest_at: datetime | None, now: datetime, policy: Policy) -> Badge:
+def gate_staleness(
+    badge: Badge, store_newest_at: datetime | None, now: datetime, policy: Policy
+) -> Badge:
     """Withdraw a stored promise whose store data has since gone stale.
 
     Badges are computed when data arrives; time passes between that and a read.
@@ -106,5 +118,8 @@ def gate_staleness(badge: Badge, store_newest_at: datetime | None, now: datetime
     return msgspec.structs.replace(
         badge,
         state="unknown",
-        reasons=(Reason.STALE_DATA, *(r for r in badge.reasons if r is not Reason.MARGIN_OK and r is not Reason.FEW_LEFT)),
+        reasons=(
+            Reason.STALE_DATA,
+            *(r for r in badge.reasons if r is not Reason.MARGIN_OK and r is not Reason.FEW_LEFT),
+        ),
     )

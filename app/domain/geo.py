@@ -26,7 +26,9 @@ def bounding_box(lat: float, lon: float, radius_km: float) -> tuple[float, float
     min_lat, max_lat = lat - dlat, lat + dlat
     if min_lat <= -90 or max_lat >= 90:
         return max(min_lat, -90.0), min(max_lat, 90.0), -180.0, 180.0
-    dlon = math.degrees(math.asin(min(1.0, math.sin(radius_km / EARTH_RADIUS_KM) / math.cos(math.radians(lat)))))
+    dlon = math.degrees(
+        math.asin(min(1.0, math.sin(radius_km / EARTH_RADIUS_KM) / math.cos(math.radians(lat))))
+    )
     min_lon, max_lon = lon - dlon, lon + dlon
     if min_lon < -180 or max_lon > 180:
         return min_lat, max_lat, -180.0, 180.0
