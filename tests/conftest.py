@@ -26,6 +26,7 @@ from litestar import Litestar
 from app.api.app import create_app
 from app.db.migrate import migrate
 from app.settings import Settings, load_settings
+from tests.feedserver import FeedServer
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -131,3 +132,10 @@ def make_app(pool: asyncpg.Pool, settings: Settings) -> Callable[..., Litestar]:
         return create_app(kwargs.pop("settings", settings), **kwargs)
 
     return build
+
+
+@pytest.fixture
+def feed_server() -> Iterator[FeedServer]:
+    """A scriptable HTTP server on 127.0.0.1 (``tests/feedserver.py``)."""
+    with FeedServer() as server:
+        yield server
