@@ -11,6 +11,8 @@ from app.settings import Settings
 COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.serve",
     "app.commands.migrate",
+    "app.commands.demo",
+    "app.commands.feed_simulator",
 )
 
 
