@@ -4,8 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.api.availability import nearby_availability, store_availability
 from app.api.health import health, ready
+from app.api.products import get_product, put_product, upload_products
+from app.api.stores import get_store, list_stores, put_store, upload_stores
 
 
 def route_handlers() -> list[Any]:
-    return [health, ready]
+    return [
+        health,
+        ready,
+        list_stores,
+        get_store,
+        put_store,
+        upload_stores,
+        get_product,
+        put_product,
+        upload_products,
+        store_availability,
+        nearby_availability,
+    ]

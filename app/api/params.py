@@ -1,0 +1,53 @@
+"""Request parameters shared by handlers: identifiers and coordinates, with limits.
+
+Declared once so every endpoint checks them the same way and OpenAPI shows the
+same constraints; a bad value is a 400 naming the parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar.params import PathParameter, QueryParameter
+
+from app.domain.model import ID_PATTERN
+
+_ID_RULE = "1 to 64 of A-Z a-z 0-9 . _ - :"
+
+StoreIdPath = Annotated[
+    str, PathParameter(pattern=ID_PATTERN, max_length=64, description=f"Store identifier ({_ID_RULE}).")
+]
+SkuPath = Annotated[
+    str, PathParameter(pattern=ID_PATTERN, max_length=64, description=f"Product identifier ({_ID_RULE}).")
+]
+Lat = Annotated[float, QueryParameter(ge=-90, le=90, description="Latitude of the shopper, degrees.")]
+Lon = Annotated[float, QueryParameter(ge=-180, le=180, description="Longitude of the shopper, degrees.")]
+OptionalLat = Annotated[
+    float | None, QueryParameter(ge=-90, le=90, description="Latitude, degrees (with lon).")
+]
+OptionalLon = Annotated[
+    float | None, QueryParameter(ge=-180, le=180, description="Longitude, degrees (with lat).")
+]
+
+DEFAULT_RADIUS_KM = 25.0
+MAX_RADIUS_KM = 500.0
+RadiusKm = Annotated[
+    float,
+    QueryParameter(
+        gt=0, le=MAX_RADIUS_KM,
+        description=f"Search radius in km, great-circle (default {DEFAULT_RADIUS_KM:g}, max {MAX_RADIUS_KM:g}).",
+    ),
+]
+OptionalRadiusKm = Annotated[
+    float | None,
+    QueryParameter(
+        gt=0, le=MAX_RADIUS_KM,
+        description=f"Search radius in km with lat/lon (default {DEFAULT_RADIUS_KM:g}, max {MAX_RADIUS_KM:g}).",
+    ),
+]
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 50
+Limit = Annotated[
+    int,
+    QueryParameter(ge=1, le=MAX_LIMIT, description=f"Most stores to return (default {DEFAULT_LIMIT}, max {MAX_LIMIT})."),
+]

@@ -1,0 +1,195 @@
+"""Stores: read them, find them near a point, and upsert them (admin)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import asyncpg
+import msgspec
+import structlog
+from litestar import Request, Response, get, post, put
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.params import JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from app.api.auth import ADMIN_SECURITY, require_admin
+from app.api.csv_body import UpsertResult, csv_operation, csv_text, rejected
+from app.api.errors import error_responses
+from app.api.params import (
+    DEFAULT_RADIUS_KM,
+    OptionalLat,
+    OptionalLon,
+    OptionalRadiusKm,
+    StoreIdPath,
+)
+from app.clock import Clock
+from app.db import stores as store_db
+from app.domain.geo import bounding_box, distance_km
+from app.domain.model import Identifier, Store
+from app.reference_data import CsvRejected, optional_text, parse_stores_csv, store_problems
+
+log = structlog.get_logger(__name__)
+TAGS = ["stores"]
+
+
+class StoreBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A store to create or replace. ``store_id``, if given, must match the URL."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
+    postal_code: str | None = None
+    timezone: Annotated[str | None, msgspec.Meta(description="IANA time zone, e.g. Europe/Paris")] = None
+    store_id: Identifier | None = None
+
+
+class StoreOut(msgspec.Struct, frozen=True, kw_only=True):
+    """A store; ``distance_km`` is set when the list was asked for around a point."""
+
+    store_id: str
+    name: str
+    lat: float
+    lon: float
+    postal_code: str | None
+    timezone: str | None
+    updated_at: datetime
+    distance_km: float | None = None
+
+
+class StoreList(msgspec.Struct, frozen=True, kw_only=True):
+    generated_at: datetime
+    stores: list[StoreOut]
+
+
+def _out(record: store_db.StoreRecord, distance: float | None = None) -> StoreOut:
+    s = record.store
+    return StoreOut(
+        store_id=s.store_id, name=s.name, lat=s.lat, lon=s.lon, postal_code=s.postal_code,
+        timezone=s.timezone, updated_at=record.updated_at,
+        distance_km=None if distance is None else round(distance, 3),
+    )
+
+
+def _missing(field: str, why: str) -> ValidationException:
+    return ValidationException(
+        detail=f"invalid parameter: {field}", extra=[{"key": field, "message": why, "source": "query"}]
+    )
+
+
+@get(
+    "/v1/stores",
+    summary="List stores, or the stores near a point",
+    description=(
+        "Without coordinates: every store by id. With `lat` and `lon`: the stores within "
+        "`radius_km` (great-circle), nearest first, each with `distance_km`."
+    ),
+    tags=TAGS,
+    responses=error_responses(400),
+)
+async def list_stores(
+    pool: NamedDependency[asyncpg.Pool],
+    clock: NamedDependency[Clock],
+    lat: OptionalLat = None,
+    lon: OptionalLon = None,
+    radius_km: OptionalRadiusKm = None,
+) -> StoreList:
+    now = clock()
+    if lat is None and lon is None:
+        if radius_km is not None:
+            raise _missing("lat", "radius_km needs lat and lon")
+        async with pool.acquire() as conn:
+            records = await store_db.list_stores(conn)
+        return StoreList(generated_at=now, stores=[_out(r) for r in records])
+    if lat is None or lon is None:
+        raise _missing("lat" if lat is None else "lon", "lat and lon go together")
+    radius = DEFAULT_RADIUS_KM if radius_km is None else radius_km
+    async with pool.acquire() as conn:
+        records = await store_db.stores_in_box(conn, bounding_box(lat, lon, radius))
+    near = sorted(
+        (
+            (d, r)
+            for r in records
+            if (d := distance_km(lat, lon, r.store.lat, r.store.lon)) <= radius
+        ),
+        key=lambda dr: (dr[0], dr[1].store.store_id),
+    )
+    return StoreList(generated_at=now, stores=[_out(r, d) for d, r in near])
+
+
+@get(
+    "/v1/stores/{store_id:str}",
+    summary="One store",
+    tags=TAGS,
+    responses=error_responses(400, 404),
+)
+async def get_store(store_id: StoreIdPath, pool: NamedDependency[asyncpg.Pool]) -> StoreOut:
+    async with pool.acquire() as conn:
+        record = await store_db.get_store(conn, store_id)
+    if record is None:
+        raise NotFoundException(f"unknown store {store_id!r}")
+    return _out(record)
+
+
+@put(
+    "/v1/stores/{store_id:str}",
+    summary="Create or replace a store (admin)",
+    description="201 when the store is new, 200 when it existed. Body `store_id`, if given, must equal the URL's.",
+    tags=TAGS,
+    guards=[require_admin],
+    security=ADMIN_SECURITY,
+    responses=error_responses(400, 401, 403),
+    status_code=HTTP_200_OK,
+)
+async def put_store(
+    store_id: StoreIdPath, data: JSONBody[StoreBody], pool: NamedDependency[asyncpg.Pool]
+) -> Response[StoreOut]:
+    if data.store_id is not None and data.store_id != store_id:
+        raise ValidationException(
+            detail=f"store_id in the body ({data.store_id!r}) does not match the URL ({store_id!r})",
+            extra=[{"key": "store_id", "message": "must equal the URL's store_id", "source": "body"}],
+        )
+    store = Store(
+        store_id=store_id, name=data.name, lat=data.lat, lon=data.lon,
+        postal_code=optional_text(data.postal_code), timezone=optional_text(data.timezone),
+    )
+    if problems := store_problems(store):
+        raise ValidationException(detail=f"invalid store: {'; '.join(problems)}")
+    async with pool.acquire() as conn, conn.transaction():
+        counts = await store_db.upsert_stores(conn, [store])
+        record = await store_db.get_store(conn, store_id)
+    assert record is not None
+    log.info("stores.put", store_id=store_id, **counts.as_log())
+    return Response(_out(record), status_code=HTTP_201_CREATED if counts.created else HTTP_200_OK)
+
+
+STORES_EXAMPLE = "store_id,name,lat,lon,postal_code,timezone\nS001,Main Street,48.8566,2.3522,75001,Europe/Paris\n"
+
+
+@post(
+    "/v1/stores",
+    summary="Upsert stores from a stores.csv (admin)",
+    description=(
+        "The body is a `stores.csv` as in the data contract. Every row is checked first; "
+        "any bad row rejects the whole file (422, with each line number and reason) and "
+        "nothing is applied."
+    ),
+    tags=TAGS,
+    guards=[require_admin],
+    security=ADMIN_SECURITY,
+    responses=error_responses(401, 403, 415, 422),
+    operation_class=csv_operation("store_id,name,lat,lon,postal_code,timezone", STORES_EXAMPLE),
+    status_code=HTTP_200_OK,
+)
+async def upload_stores(request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]) -> UpsertResult:
+    text = await csv_text(request, "stores.csv")
+    try:
+        stores = parse_stores_csv(text, source="stores.csv")
+    except CsvRejected as exc:
+        log.info("stores.upload_rejected", problems=len(exc.problems))
+        raise rejected(exc) from None
+    async with pool.acquire() as conn, conn.transaction():
+        counts = await store_db.upsert_stores(conn, stores)
+    log.info("stores.uploaded", received=len(stores), **counts.as_log())
+    return UpsertResult.of(len(stores), counts)

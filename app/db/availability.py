@@ -1,0 +1,117 @@
+"""Stored badges as the read path needs them, one round trip per request.
+
+The reconcilers compute badges when data arrives and store them in
+``book_position``; this module reads them back as domain :class:`Badge` values
+with the store's freshness, so the API can apply the staleness gate at read time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+import asyncpg
+import msgspec
+import structlog
+
+from app.db import Connection
+from app.db.queries import Queries
+from app.domain.badge import Badge, BadgeState, newest
+from app.domain.reasons import Reason
+
+Q = Queries("availability.sql")
+log = structlog.get_logger(__name__)
+_KNOWN_REASONS = frozenset(r.value for r in Reason)
+STORED_WANTED = 1  # stored badges answer "is at least one unit there?"
+
+
+class StoredBadge(msgspec.Struct, frozen=True, kw_only=True):
+    """A badge as the reconcilers stored it.
+
+    ``other_reasons`` keeps codes this version does not know (a newer writer), so
+    nothing the writer said is lost on the way out.
+    """
+
+    badge: Badge
+    other_reasons: tuple[str, ...] = ()
+    computed_at: datetime
+
+
+class BadgeLookup(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the single-store read needs."""
+
+    store_known: bool
+    sku_known: bool
+    stored: StoredBadge | None
+    store_newest_at: datetime | None
+
+
+class NearbyCandidate(msgspec.Struct, frozen=True, kw_only=True):
+    """A store inside the bounding box, with its stored badge for the sku if any."""
+
+    store_id: str
+    name: str
+    lat: float
+    lon: float
+    stored: StoredBadge | None
+    store_newest_at: datetime | None
+
+
+class NearbyLookup(msgspec.Struct, frozen=True, kw_only=True):
+    sku_known: bool
+    candidates: list[NearbyCandidate]
+
+
+def _stored(row: asyncpg.Record) -> StoredBadge | None:
+    if not row["has_position"]:
+        return None
+    codes: list[str] = list(row["reasons"] or ())
+    other = tuple(c for c in codes if c not in _KNOWN_REASONS)
+    if other:
+        log.warning("availability.unknown_reason_codes", codes=other)
+    badge = Badge(
+        state=cast(BadgeState, row["badge_state"]),
+        book=row["book"],
+        safety_buffer=row["safety_buffer"],
+        wanted=STORED_WANTED,
+        confidence=row["confidence"],
+        as_of=row["badge_as_of"] or newest(row["base_at"], row["last_event_at"]),
+        reasons=tuple(Reason(c) for c in codes if c in _KNOWN_REASONS),
+    )
+    return StoredBadge(badge=badge, other_reasons=other, computed_at=row["computed_at"])
+
+
+def _store_newest(row: asyncpg.Record) -> datetime | None:
+    return newest(row["last_pos_event_at"], row["store_snapshot_as_of"])
+
+
+async def badge_at_store(conn: Connection, store_id: str, sku: str) -> BadgeLookup:
+    """The stored badge for (store_id, sku), whether both are known, and store freshness."""
+    row = await conn.fetchrow(Q.badge_at_store, store_id, sku)
+    assert row is not None  # the query always yields one row
+    return BadgeLookup(
+        store_known=row["store_known"],
+        sku_known=row["sku_known"],
+        stored=_stored(row),
+        store_newest_at=_store_newest(row),
+    )
+
+
+async def badges_in_box(
+    conn: Connection, sku: str, box: tuple[float, float, float, float]
+) -> NearbyLookup:
+    """Stores inside ``(min_lat, max_lat, min_lon, max_lon)`` with their badge for ``sku``."""
+    rows = await conn.fetch(Q.badges_in_box, sku, *box)
+    candidates = [
+        NearbyCandidate(
+            store_id=r["store_id"],
+            name=r["name"],
+            lat=r["lat"],
+            lon=r["lon"],
+            stored=_stored(r),
+            store_newest_at=_store_newest(r),
+        )
+        for r in rows
+        if r["store_id"] is not None
+    ]
+    return NearbyLookup(sku_known=bool(rows[0]["sku_known"]), candidates=candidates)
