@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 from litestar import Litestar, Request, Response, get
+from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_304_NOT_MODIFIED, HTTP_400_BAD_REQUEST, HTTP_404_NOT_FOUND
 
 from app.clock import Clock, utc_now
@@ -49,7 +50,7 @@ def simulator_app(feed: FeedSimulator, *, clock: Clock = utc_now, tick_seconds: 
                 await task
 
     @get("/pos/events", sync_to_thread=False)
-    def pos_events(cursor: str | None = None) -> Response[Any]:
+    def pos_events(cursor: FromQuery[str | None] = None) -> Response[Any]:
         try:
             page = feed.page(cursor)
         except BadCursor as exc:
@@ -73,7 +74,7 @@ def simulator_app(feed: FeedSimulator, *, clock: Clock = utc_now, tick_seconds: 
         return Response(products_body, media_type="text/csv")
 
     @get("/shelf/{store_id:str}/{sku:str}", sync_to_thread=False)
-    def shelf(store_id: str, sku: str) -> Response[dict[str, Any]]:
+    def shelf(store_id: FromPath[str], sku: FromPath[str]) -> Response[dict[str, Any]]:
         pair = (store_id, sku)
         sim = feed.simulation
         if pair not in sim.initial_book:

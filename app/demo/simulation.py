@@ -183,10 +183,14 @@ class Simulation:
     def _step(self, until: datetime) -> None:
         seconds = int((until - self.now).total_seconds())
         lam = self.config.events_per_minute / 60 * seconds
-        happenings: list[tuple[datetime, int, str]] = [
-            (self.now + timedelta(seconds=self._rng.randint(1, seconds)), 1, self._rng.choices(_HAPPENINGS, _HAPPENING_WEIGHTS)[0])
-            for _ in range(_poisson(self._rng, lam))
-        ]
+        # Within one second, receipts come first and counts last: a count then covers
+        # every movement of its second, as the contract's "movements strictly after
+        # the base's time" assumes.
+        happenings: list[tuple[datetime, int, str]] = []
+        for _ in range(_poisson(self._rng, lam)):
+            at = self.now + timedelta(seconds=self._rng.randint(1, seconds))
+            kind = self._rng.choices(_HAPPENINGS, _HAPPENING_WEIGHTS)[0]
+            happenings.append((at, 2 if kind == "count" else 1, kind))
         due = [o for o in self._orders if o.due_at <= until]
         self._orders = [o for o in self._orders if o.due_at > until]
         timeline: list[tuple[datetime, int, str | _Order]] = [(o.due_at, 0, o) for o in due]
