@@ -17,7 +17,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 
+from app.api.auth import SECURITY_SCHEMES
 from app.api.errors import exception_handlers
 from app.api.routes import route_handlers
 from app.clock import Clock, utc_now
@@ -87,6 +89,7 @@ def create_app(
             description="Badges that promise only what the shelf can keep.",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin()],
+            components=Components(security_schemes=dict(SECURITY_SCHEMES)),
         ),
         state=State({"settings": settings}),
     )

@@ -148,7 +148,6 @@ async def put_store(
     if data.store_id is not None and data.store_id != store_id:
         raise ValidationException(
             detail=f"store_id in the body ({data.store_id!r}) does not match the URL ({store_id!r})",
-            extra=[{"key": "store_id", "message": "must equal the URL's store_id", "source": "body"}],
         )
     store = Store(
         store_id=store_id, name=data.name, lat=data.lat, lon=data.lon,
