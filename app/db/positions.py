@@ -1,0 +1,93 @@
+"""Recompute book positions and their badges for a set of (store, sku) pairs.
+
+The book is computed set-wise in SQL (``sql/positions.sql``), the badge in Python by
+the domain's ``badge_for``, and the batch is written back in one upsert. Callers
+(the POS and warehouse pullers) run this in the transaction that stored the new
+inputs, so positions never lag the data they were computed from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import asyncpg
+
+from app.db import Connection
+from app.db.queries import Queries
+from app.domain.badge import badge_for
+from app.domain.model import BookPosition
+from app.domain.policy import Policy
+
+Q = Queries("positions.sql")
+
+# Pairs per round trip: bounds memory and statement size for very large recomputes.
+BATCH = 20_000
+
+
+async def recompute_pairs(
+    conn: Connection, pairs: Iterable[tuple[str, str]], *, policy: Policy, now: datetime
+) -> int:
+    """Recompute and store the position and badge of each pair; return how many were written."""
+    unique = sorted(set(pairs))
+    if not unique:
+        return 0
+    written = 0
+    async with conn.transaction():
+        await conn.fetchval(Q.lock_stores, sorted({store for store, _ in unique}))
+        for start in range(0, len(unique), BATCH):
+            written += await _recompute_batch(conn, unique[start : start + BATCH], policy=policy, now=now)
+    return written
+
+
+async def recompute_stores(
+    conn: Connection, store_ids: Iterable[str], *, policy: Policy, now: datetime
+) -> int:
+    """Recompute every pair the stores have warehouse rows, POS events or positions for."""
+    stores = sorted(set(store_ids))
+    if not stores:
+        return 0
+    rows = await conn.fetch(Q.pairs_of_stores, stores)
+    return await recompute_pairs(conn, [(r["store_id"], r["sku"]) for r in rows], policy=policy, now=now)
+
+
+async def _recompute_batch(
+    conn: Connection, pairs: list[tuple[str, str]], *, policy: Policy, now: datetime
+) -> int:
+    rows = await conn.fetch(Q.book_inputs, [p[0] for p in pairs], [p[1] for p in pairs], now)
+    columns: tuple[list[object], ...] = tuple([] for _ in range(13))
+    for row in rows:
+        position = _position(row)
+        badge = badge_for(
+            position,
+            policy=policy,
+            category=row["category"],
+            store_newest_at=row["store_newest_at"],
+            now=now,
+        )
+        values = (
+            row["store_id"], row["sku"], row["book"], row["base_source"], row["base_at"],
+            row["snapshot_as_of"], row["last_event_at"], row["in_transit"], badge.state,
+            badge.safety_buffer, badge.confidence, ",".join(r.value for r in badge.reasons),
+            badge.as_of,
+        )  # fmt: skip
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    await conn.execute(Q.upsert_positions, *columns, now)
+    return len(rows)
+
+
+def _position(row: asyncpg.Record) -> BookPosition | None:
+    """The domain's view of one computed row; ``None`` when nothing gives a base."""
+    if row["book"] is None:
+        return None
+    return BookPosition(
+        store_id=row["store_id"],
+        sku=row["sku"],
+        book=row["book"],
+        base_source=row["base_source"],
+        base_at=row["base_at"],
+        snapshot_as_of=row["snapshot_as_of"],
+        last_event_at=row["last_event_at"],
+        in_transit=row["in_transit"],
+    )

@@ -1,0 +1,98 @@
+-- Book positions, set-wise, exactly as the contract defines them (the reference is
+-- app/domain/book.py; tests/test_positions.py holds the two equal).
+
+-- name: lock_stores
+-- Serialise recomputes that touch the same stores until commit, so a recompute
+-- always runs after the inputs of any other in-flight one are committed (no lost
+-- update between the POS and warehouse pullers). Keys in one order: no deadlock.
+SELECT count(pg_advisory_xact_lock(24245, k))
+FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($1::text[]) AS s ORDER BY 1) AS keys;
+
+-- name: book_inputs
+-- $1 store ids, $2 skus (parallel arrays), $3 now.
+-- Base: the warehouse row (on_hand - reserved at as_of); 0 at the location's as_of
+-- when its latest snapshot does not list the sku; a POS count strictly later
+-- replaces it. Then every movement strictly after the base time and <= now.
+WITH pairs AS (
+    SELECT DISTINCT u.store_id, u.sku
+    FROM unnest($1::text[], $2::text[]) AS u(store_id, sku)
+), snap AS (
+    SELECT p.store_id, p.sku,
+           CASE WHEN ws.location_id IS NOT NULL THEN ws.on_hand - ws.reserved
+                WHEN wl.location_id IS NOT NULL THEN 0 END AS snap_qty,
+           CASE WHEN ws.location_id IS NOT NULL THEN ws.as_of ELSE wl.as_of END AS snap_at,
+           COALESCE(ws.in_transit, 0) AS in_transit
+    FROM pairs p
+    LEFT JOIN warehouse_stock ws ON ws.location_id = p.store_id AND ws.sku = p.sku
+    LEFT JOIN warehouse_location wl ON wl.location_id = p.store_id
+), latest_count AS (
+    SELECT DISTINCT ON (e.store_id, e.sku) e.store_id, e.sku, e.on_hand, e.occurred_at
+    FROM pos_event e
+    JOIN pairs p ON p.store_id = e.store_id AND p.sku = e.sku
+    WHERE e.type = 'count' AND e.occurred_at <= $3
+    ORDER BY e.store_id, e.sku, e.occurred_at DESC, e.event_id DESC, e.feed DESC
+), base AS (
+    SELECT s.store_id, s.sku, s.in_transit, s.snap_at AS snapshot_as_of,
+           (c.occurred_at IS NOT NULL AND (s.snap_at IS NULL OR c.occurred_at > s.snap_at)) AS counted,
+           s.snap_qty, s.snap_at, c.on_hand AS count_qty, c.occurred_at AS count_at
+    FROM snap s
+    LEFT JOIN latest_count c ON c.store_id = s.store_id AND c.sku = s.sku
+), based AS (
+    SELECT store_id, sku, in_transit, snapshot_as_of,
+           CASE WHEN counted THEN 'count' WHEN snap_at IS NOT NULL THEN 'snapshot' END AS base_source,
+           CASE WHEN counted THEN count_qty ELSE snap_qty END AS base_qty,
+           CASE WHEN counted THEN count_at ELSE snap_at END AS base_at
+    FROM base
+), moved AS (
+    SELECT e.store_id, e.sku,
+           sum(e.delta) FILTER (WHERE e.type <> 'count' AND e.occurred_at > b.base_at) AS moved,
+           max(e.occurred_at) AS last_event_at
+    FROM based b
+    JOIN pos_event e ON e.store_id = b.store_id AND e.sku = b.sku
+    WHERE e.occurred_at <= $3
+    GROUP BY e.store_id, e.sku
+)
+SELECT b.store_id, b.sku,
+       (b.base_qty + COALESCE(m.moved, 0))::integer AS book,
+       b.base_source, b.base_at, b.snapshot_as_of, m.last_event_at, b.in_transit,
+       pr.category,
+       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at
+FROM based b
+LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
+LEFT JOIN product pr ON pr.sku = b.sku
+LEFT JOIN store_freshness f ON f.store_id = b.store_id;
+
+-- name: upsert_positions
+-- One statement for the whole batch; reasons arrive comma-joined (codes have none).
+INSERT INTO book_position AS bp (
+    store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
+    badge_state, safety_buffer, confidence, reasons, badge_as_of, computed_at)
+SELECT u.store_id, u.sku, u.book, u.base_source, u.base_at, u.snapshot_as_of,
+       u.last_event_at, u.in_transit, u.badge_state, u.safety_buffer, u.confidence,
+       string_to_array(u.reasons, ','), u.badge_as_of, $14
+FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::timestamptz[],
+            $6::timestamptz[], $7::timestamptz[], $8::integer[], $9::text[],
+            $10::integer[], $11::double precision[], $12::text[], $13::timestamptz[])
+     AS u(store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at,
+          in_transit, badge_state, safety_buffer, confidence, reasons, badge_as_of)
+ON CONFLICT (store_id, sku) DO UPDATE SET
+    book = EXCLUDED.book,
+    base_source = EXCLUDED.base_source,
+    base_at = EXCLUDED.base_at,
+    snapshot_as_of = EXCLUDED.snapshot_as_of,
+    last_event_at = EXCLUDED.last_event_at,
+    in_transit = EXCLUDED.in_transit,
+    badge_state = EXCLUDED.badge_state,
+    safety_buffer = EXCLUDED.safety_buffer,
+    confidence = EXCLUDED.confidence,
+    reasons = EXCLUDED.reasons,
+    badge_as_of = EXCLUDED.badge_as_of,
+    computed_at = EXCLUDED.computed_at;
+
+-- name: pairs_of_stores
+-- Every pair the stores have anything for: warehouse rows, POS events, positions.
+SELECT location_id AS store_id, sku FROM warehouse_stock WHERE location_id = ANY($1::text[])
+UNION
+SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
+UNION
+SELECT store_id, sku FROM book_position WHERE store_id = ANY($1::text[]);
