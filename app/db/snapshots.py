@@ -1,0 +1,123 @@
+"""Warehouse snapshot repository: stage, validate, quarantine or apply.
+
+The caller owns the transaction: it creates the staging table, COPYs the streamed
+file into it, and then either records a quarantine or applies the staged rows, all
+on one connection, so a snapshot is applied whole or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from app.db import Connection
+from app.db.queries import Queries
+
+Q = Queries("snapshots.sql")
+
+STAGING_TABLE = "warehouse_staging"
+STAGING_COLUMNS = ("location_id", "sku", "on_hand", "reserved", "in_transit", "as_of")
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """One thing wrong with a staged row, at its line in the file."""
+
+    line: int
+    problem: str
+
+
+class Problems(msgspec.Struct, frozen=True):
+    """The first few problems in file order, and how many there are in all."""
+
+    first: list[Problem]
+    total: int
+
+
+class LatestSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    snapshot_id: int
+    status: str
+    etag: str | None
+    reason: str | None
+
+
+async def begin_pull(conn: Connection, feed: str) -> None:
+    """Serialize pulls of one feed and give this transaction room to hash big files."""
+    await conn.execute(Q.lock_feed, feed)
+    await conn.execute(Q.tune_transaction)
+
+
+async def create_staging(conn: Connection) -> None:
+    """A text staging table that drops itself when the transaction ends."""
+    await conn.execute(Q.create_staging)
+
+
+async def copy_into_staging(conn: Connection, source: AsyncIterable[bytes]) -> None:
+    """COPY CSV data rows (header already consumed) from ``source`` into staging.
+
+    A malformed row raises asyncpg's DataError (its ``context`` names the COPY line);
+    an exception raised by ``source`` aborts the COPY and propagates unchanged.
+    """
+    await conn.copy_to_table(STAGING_TABLE, source=source, columns=STAGING_COLUMNS, format="csv")
+    await conn.execute(Q.analyze_staging)
+
+
+async def staged_problems(conn: Connection, *, limit: int) -> Problems:
+    rows = await conn.fetch(Q.staged_problems, limit)
+    return Problems(
+        first=[Problem(r["line"], r["problem"]) for r in rows],
+        total=rows[0]["total"] if rows else 0,
+    )
+
+
+async def staged_summary(conn: Connection) -> tuple[int, int]:
+    """(rows, distinct locations) staged."""
+    row = await conn.fetchrow(Q.staged_summary)
+    assert row is not None
+    return int(row["row_count"]), int(row["locations"])
+
+
+async def previous_applied_rows(conn: Connection, feed: str) -> int | None:
+    """Row count of the feed's latest applied snapshot (``None`` before the first)."""
+    value = await conn.fetchval(Q.previous_applied_rows, feed)
+    return None if value is None else int(value)
+
+
+async def latest_snapshot(conn: Connection, feed: str) -> LatestSnapshot | None:
+    row = await conn.fetchrow(Q.latest_snapshot, feed)
+    return None if row is None else LatestSnapshot(**dict(row))
+
+
+async def insert_snapshot(
+    conn: Connection,
+    *,
+    feed: str,
+    etag: str | None,
+    status: Literal["applied", "quarantined"],
+    reason: str | None,
+    row_count: int | None,
+    locations: int | None,
+    received_at: datetime,
+) -> int:
+    snapshot_id = await conn.fetchval(
+        Q.insert_snapshot, feed, etag, status, reason, row_count, locations, received_at
+    )
+    return int(snapshot_id)
+
+
+async def keep_staged_rows(conn: Connection, snapshot_id: int) -> None:
+    """Store the staged rows, typed, under a quarantined snapshot (they must be valid)."""
+    await conn.execute(Q.keep_staged_rows, snapshot_id)
+
+
+async def apply_staged(conn: Connection, snapshot_id: int) -> list[str]:
+    """Replace the stock of every location the staged file names; return those locations.
+
+    Also records each location's ``as_of`` (the latest among its rows) and raises the
+    store's snapshot freshness. Staged rows must have passed ``staged_problems``.
+    """
+    await conn.execute(Q.clear_named_locations)
+    rows = await conn.fetch(Q.apply_staged, snapshot_id)
+    return [r["store_id"] for r in rows]

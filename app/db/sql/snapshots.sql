@@ -1,0 +1,156 @@
+-- Warehouse snapshots: stage a streamed CSV, validate it with line numbers, then
+-- quarantine it or apply it whole. The staging table lives only for the pull's
+-- transaction; every statement is set-based (no per-row round trips).
+
+-- name: lock_feed
+-- One pull per feed at a time: "previous applied snapshot" must not move underneath.
+SELECT pg_advisory_xact_lock(1518997932, hashtext($1));
+
+-- name: tune_transaction
+-- The duplicate check and the location aggregate hash a million rows; keep them in memory.
+SET LOCAL work_mem = '256MB';
+
+-- name: create_staging
+-- Text columns so any row COPY can split lands here and is judged in SQL; ``line`` is
+-- the row's line in the file (the header is line 1).
+CREATE TEMP TABLE warehouse_staging (
+    location_id text,
+    sku         text,
+    on_hand     text,
+    reserved    text,
+    in_transit  text,
+    as_of       text,
+    line        bigint GENERATED ALWAYS AS IDENTITY (START WITH 2)
+) ON COMMIT DROP;
+
+-- name: analyze_staging
+-- Temp tables are never auto-analyzed; the plans below need real row counts.
+ANALYZE warehouse_staging;
+
+-- name: staged_problems
+-- The first $1 problems in file order, each with its line, and how many there are.
+WITH field_problems AS (
+    SELECT line, concat_ws(', ',
+        CASE WHEN location_id IS NULL THEN 'location_id is empty'
+             WHEN location_id !~ '^[A-Za-z0-9._:-]{1,64}$'
+             THEN format('location_id %s is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)',
+                         quote_literal(left(location_id, 80))) END,
+        CASE WHEN sku IS NULL THEN 'sku is empty'
+             WHEN sku !~ '^[A-Za-z0-9._:-]{1,64}$'
+             THEN format('sku %s is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)',
+                         quote_literal(left(sku, 80))) END,
+        CASE WHEN on_hand IS NULL THEN 'on_hand is empty'
+             WHEN on_hand !~ '^[0-9]+$' OR NOT pg_input_is_valid(on_hand, 'integer')
+             THEN format('on_hand %s is not a non-negative integer',
+                         quote_literal(left(on_hand, 40))) END,
+        CASE WHEN reserved IS NULL THEN 'reserved is empty'
+             WHEN reserved !~ '^[0-9]+$' OR NOT pg_input_is_valid(reserved, 'integer')
+             THEN format('reserved %s is not a non-negative integer',
+                         quote_literal(left(reserved, 40))) END,
+        CASE WHEN in_transit IS NULL THEN 'in_transit is empty'
+             WHEN in_transit !~ '^[0-9]+$' OR NOT pg_input_is_valid(in_transit, 'integer')
+             THEN format('in_transit %s is not a non-negative integer',
+                         quote_literal(left(in_transit, 40))) END,
+        CASE WHEN as_of IS NULL THEN 'as_of is empty'
+             WHEN as_of !~ '^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$'
+                  OR NOT pg_input_is_valid(as_of, 'timestamptz')
+             THEN format('as_of %s is not an RFC 3339 timestamp with offset',
+                         quote_literal(left(as_of, 40))) END
+    ) AS problem
+    FROM warehouse_staging
+),
+duplicate_pairs AS (
+    SELECT location_id, sku
+    FROM warehouse_staging
+    GROUP BY location_id, sku
+    HAVING count(*) > 1
+),
+duplicates AS (
+    SELECT line,
+           format('duplicate (location_id, sku) (%s, %s), first on line %s',
+                  quote_literal(left(location_id, 80)), quote_literal(left(sku, 80)), first_line)
+               AS problem
+    FROM (
+        SELECT s.line, s.location_id, s.sku,
+               min(s.line) OVER (PARTITION BY s.location_id, s.sku) AS first_line
+        FROM warehouse_staging s
+        JOIN duplicate_pairs d USING (location_id, sku)
+    ) AS pairs
+    WHERE line > first_line
+),
+problems AS (
+    SELECT line, problem FROM field_problems WHERE problem <> ''
+    UNION ALL
+    SELECT line, problem FROM duplicates
+)
+SELECT line, problem, count(*) OVER () AS total
+FROM problems
+ORDER BY line, problem
+LIMIT $1;
+
+-- name: staged_summary
+SELECT (SELECT count(*) FROM warehouse_staging) AS row_count,
+       (SELECT count(*) FROM (SELECT DISTINCT location_id FROM warehouse_staging) AS l)
+           AS locations;
+
+-- name: previous_applied_rows
+SELECT row_count
+FROM warehouse_snapshot
+WHERE feed = $1 AND status = 'applied'
+ORDER BY snapshot_id DESC
+LIMIT 1;
+
+-- name: latest_snapshot
+SELECT snapshot_id, status, etag, reason
+FROM warehouse_snapshot
+WHERE feed = $1
+ORDER BY snapshot_id DESC
+LIMIT 1;
+
+-- name: insert_snapshot
+INSERT INTO warehouse_snapshot (feed, etag, status, reason, row_count, locations, received_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING snapshot_id;
+
+-- name: keep_staged_rows
+-- A quarantined snapshot that parsed keeps its typed rows for inspection and release.
+INSERT INTO warehouse_snapshot_row
+    (snapshot_id, location_id, sku, on_hand, reserved, in_transit, as_of)
+SELECT $1, location_id, sku, on_hand::integer, reserved::integer, in_transit::integer,
+       as_of::timestamptz
+FROM warehouse_staging;
+
+-- name: clear_named_locations
+-- Every location the file names is replaced whole: a sku it no longer lists goes.
+DELETE FROM warehouse_stock AS w
+USING (SELECT DISTINCT location_id FROM warehouse_staging) AS named
+WHERE w.location_id = named.location_id;
+
+-- name: apply_staged
+-- Insert the file's rows, record each named location's as_of, raise its store's
+-- freshness; returns the named locations. Casts happen once, here.
+WITH stock AS (
+    INSERT INTO warehouse_stock
+        (location_id, sku, on_hand, reserved, in_transit, as_of, snapshot_id)
+    SELECT location_id, sku, on_hand::integer, reserved::integer, in_transit::integer,
+           as_of::timestamptz, $1
+    FROM warehouse_staging
+    RETURNING location_id, as_of
+),
+named AS (
+    SELECT location_id, max(as_of) AS as_of
+    FROM stock
+    GROUP BY location_id
+),
+location AS (
+    INSERT INTO warehouse_location (location_id, as_of, snapshot_id)
+    SELECT location_id, as_of, $1 FROM named
+    ON CONFLICT (location_id) DO UPDATE SET
+        as_of = EXCLUDED.as_of,
+        snapshot_id = EXCLUDED.snapshot_id
+)
+INSERT INTO store_freshness (store_id, snapshot_as_of)
+SELECT location_id, as_of FROM named
+ON CONFLICT (store_id) DO UPDATE SET
+    snapshot_as_of = greatest(store_freshness.snapshot_as_of, EXCLUDED.snapshot_as_of)
+RETURNING store_id;

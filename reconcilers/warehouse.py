@@ -1,0 +1,354 @@
+"""Pull a warehouse snapshot over HTTP and apply it whole, or quarantine it.
+
+The body is streamed straight into a COPY (never held in memory), judged in SQL with
+line numbers, and then, in the same transaction, either applied (stock of every
+named location replaced, locations and freshness updated, book positions of the
+named stores recomputed, ETag saved) or quarantined (the previous snapshot stays in
+force). Transient HTTP failures are retried and then raised; bad data is not retried.
+
+ETag choice: the ETag is saved only when a snapshot is applied, so a quarantined
+snapshot is downloaded and judged again on the next pull. That is deliberate: an
+operator may raise ``max_drop`` or fix the source, and a re-judged snapshot that now
+passes is applied without manual steps. To keep repeats cheap in storage, a snapshot
+whose ETag and reason equal the feed's latest quarantined snapshot is not recorded
+again (outcome "quarantined", detail says which snapshot it repeats).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import structlog
+
+from app.clock import Clock
+from app.db import Connection, snapshots
+from app.db import feeds as feed_state
+from app.domain.policy import Policy
+from app.settings import Settings
+from reconcilers.feeds_config import FeedConfig
+from reconcilers.outcome import FeedDataError, PullOutcome
+from reconcilers.retry import retrying
+
+log = structlog.get_logger(__name__)
+
+EXPECTED_HEADER = "location_id,sku,on_hand,reserved,in_transit,as_of"
+BOM = b"\xef\xbb\xbf"
+MAX_HEADER_BYTES = 64 * 1024
+PROBLEMS_SHOWN = 5
+
+
+class SnapshotRejected(FeedDataError):
+    """The snapshot cannot be applied; ``reason`` says where and why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# -- pure rules --------------------------------------------------------------------
+
+
+def header_problem(first_line: bytes) -> str | None:
+    """Why the header line is not the contract's (``None`` when it is).
+
+    Tolerates a UTF-8 BOM and a CRLF line end; everything else must match exactly.
+    """
+    line = first_line.removeprefix(BOM).removesuffix(b"\n").removesuffix(b"\r")
+    received = line.decode("utf-8", errors="replace")
+    if received == EXPECTED_HEADER:
+        return None
+    if not received:
+        return f"line 1: expected header {EXPECTED_HEADER!r}, received an empty line"
+    return f"line 1: expected header {EXPECTED_HEADER!r}, received {received[:200]!r}"
+
+
+def drop_problem(rows: int, previous: int | None, max_drop: float) -> str | None:
+    """Why ``rows`` looks truncated against the previous applied snapshot, if it does."""
+    if rows == 0:
+        return "snapshot has no rows (header only)"
+    if previous is None or previous == 0 or previous - rows <= max_drop * previous:
+        return None
+    fall = (previous - rows) / previous
+    return (
+        f"row count fell from {previous} to {rows} ({fall:.0%}), more than the allowed "
+        f"{max_drop:.0%} against the previous applied snapshot; it looks truncated"
+    )
+
+
+def problems_reason(first: list[snapshots.Problem], total: int) -> str:
+    """The first problems, each with its line, and how many there are in all."""
+    shown = "; ".join(f"line {p.line}: {p.problem}" for p in first)
+    if total <= len(first):
+        return shown
+    return f"{shown} ({total} problems, first {len(first)} shown)"
+
+
+_COPY_LINE = re.compile(r"\bline (\d+)\b")
+
+
+def copy_error_reason(exc: asyncpg.PostgresError) -> str:
+    """COPY's complaint with the file's line number (COPY counts data rows from 1)."""
+    message = str(getattr(exc, "message", None) or exc)
+    match = _COPY_LINE.search(getattr(exc, "context", None) or "")
+    where = f"line {int(match.group(1)) + 1}" if match else "body"
+    if "missing data for column" in message or "extra data after last" in message:
+        message += f" (a row has the 6 fields {EXPECTED_HEADER}; is the file truncated?)"
+    return f"{where}: {message}"
+
+
+# -- the body as COPY data -----------------------------------------------------------
+
+
+class SnapshotBody:
+    """A streamed response body as CSV data rows for COPY.
+
+    ``read_header`` consumes and checks the header line; iterating then yields the
+    remaining bytes as they arrive. Raises ``SnapshotRejected`` past ``max_bytes``
+    (decoded, so a gzip bomb is caught too) or on a backslash: no contract field can
+    hold one, and a line ``\\.`` would end a CSV COPY early, silently.
+    """
+
+    def __init__(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> None:
+        self._chunks = chunks
+        self._max_bytes = max_bytes
+        self._rest = b""
+        self._bytes = 0
+        self._newlines = 0
+
+    async def _next_chunk(self) -> bytes | None:
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            return None
+        self._bytes += len(chunk)
+        if self._bytes > self._max_bytes:
+            raise SnapshotRejected(
+                f"body is larger than max_feed_bytes ({self._max_bytes} bytes); "
+                f"stopped reading at {self._bytes} bytes"
+            )
+        return chunk
+
+    async def read_header(self) -> None:
+        buffer = b""
+        while b"\n" not in buffer:
+            if len(buffer) > MAX_HEADER_BYTES:
+                raise SnapshotRejected(f"line 1: no line end in the first {MAX_HEADER_BYTES} bytes")
+            chunk = await self._next_chunk()
+            if chunk is None:
+                break
+            buffer += chunk
+        header, newline, self._rest = buffer.partition(b"\n")
+        problem = header_problem(header)
+        if problem is None and not newline and not header:
+            problem = "body is empty: no header line"
+        if problem is not None:
+            raise SnapshotRejected(problem)
+        self._newlines = 1
+
+    def _checked(self, chunk: bytes) -> bytes:
+        backslash = chunk.find(b"\\")
+        if backslash >= 0:
+            line = self._newlines + chunk.count(b"\n", 0, backslash) + 1
+            raise SnapshotRejected(f"line {line}: a backslash, which no field may contain")
+        self._newlines += chunk.count(b"\n")
+        return chunk
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._rest:
+            yield self._checked(self._rest)
+            self._rest = b""
+        while (chunk := await self._next_chunk()) is not None:
+            if chunk:
+                yield self._checked(chunk)
+
+
+# -- the pull ------------------------------------------------------------------------
+
+
+async def pull_warehouse(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    client: httpx.AsyncClient,
+    *,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+) -> PullOutcome:
+    """Fetch the feed's snapshot; apply it whole, quarantine it, or report it unchanged.
+
+    Timeouts, connection errors, 5xx and 429 are retried (``settings.retry_*``), then
+    raised for the runner to record. Nothing is stored unless a snapshot is judged.
+    """
+    async with pool.acquire() as conn:
+        state = await feed_state.get_feed(conn, feed.name)
+        if state is None:
+            await feed_state.upsert_feeds(conn, [feed])
+    headers = feed.headers()
+    if state is not None and state.etag:
+        headers["If-None-Match"] = state.etag
+    async for attempt in retrying(settings):
+        with attempt:
+            return await _fetch_and_judge(
+                pool, feed, client, headers, settings=settings, policy=policy, clock=clock
+            )
+    raise AssertionError("retrying() either returns an attempt's result or raises")
+
+
+async def _fetch_and_judge(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    *,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+) -> PullOutcome:
+    timeout = feed.timeout.total_seconds()
+    async with client.stream("GET", feed.url, headers=headers, timeout=timeout) as response:
+        if response.status_code == 304:
+            log.info("snapshot.unchanged", feed=feed.name, etag=headers.get("If-None-Match"))
+            return PullOutcome(outcome="unchanged", detail="304 Not Modified")
+        response.raise_for_status()
+        etag = response.headers.get("etag")
+        body = SnapshotBody(response.aiter_bytes(), max_bytes=settings.max_feed_bytes)
+        async with pool.acquire() as conn, conn.transaction():
+            await snapshots.begin_pull(conn, feed.name)
+            reason = await _stage(conn, body)
+            if reason is not None:
+                return await _quarantine(conn, feed, etag, reason, None, clock=clock)
+            problems = await snapshots.staged_problems(conn, limit=PROBLEMS_SHOWN)
+            counts = await snapshots.staged_summary(conn)
+            if problems.total:
+                reason = problems_reason(problems.first, problems.total)
+                return await _quarantine(conn, feed, etag, reason, counts, clock=clock)
+            rows, _ = counts
+            previous = await snapshots.previous_applied_rows(conn, feed.name)
+            max_drop = settings.max_snapshot_drop if feed.max_drop is None else feed.max_drop
+            reason = drop_problem(rows, previous, max_drop)
+            if reason is not None:
+                return await _quarantine(
+                    conn, feed, etag, reason, counts, keep_rows=rows > 0, clock=clock
+                )
+            return await _apply(conn, feed, etag, counts, policy=policy, clock=clock)
+
+
+async def _stage(conn: Connection, body: SnapshotBody) -> str | None:
+    """COPY the body into staging; the reason it cannot be staged, if any.
+
+    Transport errors mid-body propagate (the transaction rolls back, the pull retries).
+    """
+    try:
+        await body.read_header()
+        await snapshots.create_staging(conn)
+        async with conn.transaction():  # a savepoint: a failed COPY leaves the pull usable
+            await snapshots.copy_into_staging(conn, body)
+    except SnapshotRejected as exc:
+        return exc.reason
+    except asyncpg.DataError as exc:
+        return copy_error_reason(exc)
+    except httpx.DecodingError as exc:
+        return f"body: cannot be decoded ({exc})"
+    return None
+
+
+async def _quarantine(
+    conn: Connection,
+    feed: FeedConfig,
+    etag: str | None,
+    reason: str,
+    counts: tuple[int, int] | None,
+    *,
+    clock: Clock,
+    keep_rows: bool = False,
+) -> PullOutcome:
+    """Record the snapshot as quarantined; what is in force stays untouched."""
+    rows, locations = counts if counts is not None else (None, None)
+    latest = await snapshots.latest_snapshot(conn, feed.name)
+    if (
+        latest is not None
+        and latest.status == "quarantined"
+        and etag is not None
+        and latest.etag == etag
+        and latest.reason == reason
+    ):
+        log.warning(
+            "snapshot.still_quarantined",
+            feed=feed.name,
+            snapshot_id=latest.snapshot_id,
+            etag=etag,
+            reason=reason,
+        )
+        return PullOutcome(
+            outcome="quarantined",
+            rows=rows or 0,
+            detail=f"same as quarantined snapshot {latest.snapshot_id}: {reason}",
+        )
+    snapshot_id = await snapshots.insert_snapshot(
+        conn,
+        feed=feed.name,
+        etag=etag,
+        status="quarantined",
+        reason=reason,
+        row_count=rows,
+        locations=locations,
+        received_at=clock(),
+    )
+    if keep_rows:
+        await snapshots.keep_staged_rows(conn, snapshot_id)
+    log.warning(
+        "snapshot.quarantined",
+        feed=feed.name,
+        snapshot_id=snapshot_id,
+        etag=etag,
+        rows=rows,
+        rows_kept=keep_rows,
+        reason=reason,
+    )
+    return PullOutcome(outcome="quarantined", rows=rows or 0, detail=reason)
+
+
+async def _apply(
+    conn: Connection,
+    feed: FeedConfig,
+    etag: str | None,
+    counts: tuple[int, int],
+    *,
+    policy: Policy,
+    clock: Clock,
+) -> PullOutcome:
+    """Make the staged snapshot the one in force, in the caller's transaction."""
+    from app.db.positions import recompute_stores
+
+    rows, locations = counts
+    snapshot_id = await snapshots.insert_snapshot(
+        conn,
+        feed=feed.name,
+        etag=etag,
+        status="applied",
+        reason=None,
+        row_count=rows,
+        locations=locations,
+        received_at=clock(),
+    )
+    named = await snapshots.apply_staged(conn, snapshot_id)
+    positions = await recompute_stores(conn, named, policy=policy, now=clock())
+    await feed_state.save_etag(conn, feed.name, etag)
+    log.info(
+        "snapshot.applied",
+        feed=feed.name,
+        snapshot_id=snapshot_id,
+        etag=etag,
+        rows=rows,
+        locations=locations,
+        positions=positions,
+    )
+    return PullOutcome(
+        outcome="applied",
+        rows=rows,
+        positions=positions,
+        detail=f"snapshot {snapshot_id}: {rows} rows, {locations} locations",
+    )
