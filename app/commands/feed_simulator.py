@@ -66,11 +66,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    if args.write_to is not None:  # before serving: a healthy simulator has its files written
+        write_demo_folder(
+            args.write_to, feed_base_url=args.public_url or simulator.url(), products=demo_products(args.seed)
+        )
     with simulator:
-        if args.write_to is not None:
-            write_demo_folder(
-                args.write_to, feed_base_url=args.public_url or simulator.url(), products=demo_products(args.seed)
-            )
         print(f"feed simulator on {simulator.url()}  (Ctrl-C stops it)", flush=True)
         stop.wait()
     return 0
