@@ -94,7 +94,9 @@ class StoreCalendar:
             is_open = window is not None and window[0] <= local.hour < window[1]
             self.open.append(is_open)
             factor = weekday_factor[local.weekday()]
-            self.shopper.append(SHOPPER_HOURLY[local.hour] * factor / weekday_total if is_open else 0.0)
+            self.shopper.append(
+                SHOPPER_HOURLY[local.hour] * factor / weekday_total if is_open else 0.0
+            )
             self.online.append(ONLINE_HOURLY[local.hour] * factor / sum(ONLINE_HOURLY))
             self.staff.append(1.0 / span if is_open else 0.0)
         self.next_open: list[int] = [n_hours] * (n_hours + 1)
@@ -129,10 +131,15 @@ class StoreCalendar:
             return self.t_end + HOUR
         return self.t0 + nh * HOUR + int(rng.random() * HOUR)
 
-    def promo_weights(self, weights: list[float], days: tuple[int, int], uplift: float) -> list[float]:
+    def promo_weights(
+        self, weights: list[float], days: tuple[int, int], uplift: float
+    ) -> list[float]:
         """Copy of cumulative-ready ``weights`` with local days [first, last) uplifted."""
         first, last = days
-        return [w * uplift if first <= d < last else w for w, d in zip(weights, self.local_day, strict=True)]
+        return [
+            w * uplift if first <= d < last else w
+            for w, d in zip(weights, self.local_day, strict=True)
+        ]
 
 
 def prefix(weights: list[float]) -> list[float]:

@@ -17,7 +17,9 @@ from app.backtest.sampling import lognormal_median
 Outage = tuple[int, int]  # [start, end) epoch seconds
 
 
-def store_outages(rng: random.Random, params: WorldParams, start: int, end: int, laggy: bool) -> list[Outage]:
+def store_outages(
+    rng: random.Random, params: WorldParams, start: int, end: int, laggy: bool
+) -> list[Outage]:
     """POS link outages of one store during [start, end), sorted and non-overlapping."""
     rate = params.outage_per_store_day * (params.laggy_store_mult if laggy else 1.0)
     out: list[Outage] = []
@@ -26,7 +28,9 @@ def store_outages(rng: random.Random, params: WorldParams, start: int, end: int,
         t += rng.expovariate(rate / 86400)
         if t >= end:
             break
-        hours = params.outage_hours_min + rng.random() * (params.outage_hours_max - params.outage_hours_min)
+        hours = params.outage_hours_min + rng.random() * (
+            params.outage_hours_max - params.outage_hours_min
+        )
         o_end = int(t + hours * HOUR)
         out.append((int(t), o_end))
         t = o_end
@@ -50,10 +54,12 @@ def publish_pos(
         elif rng.random() < params.late_share:
             published = t + int((1.0 + rng.random() * (params.late_hours_max - 1.0)) * HOUR)
         else:
-            published = t + max(1, int(lognormal_median(rng, params.pos_lag_median_seconds, params.pos_lag_sigma)))
+            published = t + max(
+                1, int(lognormal_median(rng, params.pos_lag_median_seconds, params.pos_lag_sigma))
+            )
         out.append((i, published))
         if rng.random() < params.redelivery_share:
-            out.append((i, published + int((300 + rng.random() * 6 * HOUR))))
+            out.append((i, published + int(300 + rng.random() * 6 * HOUR)))
     return out
 
 

@@ -24,6 +24,7 @@ from app.backtest.world import PairOutcome, PairSetup, simulate_pair
 
 CASE_PACKS: tuple[int, ...] = (1, 2, 4, 6, 12, 24)
 REVIEW_HOUR_LOCAL = 23
+Promo = tuple[int, int, float]
 
 
 class StoreTraits(msgspec.Struct, frozen=True):
@@ -45,7 +46,8 @@ class SkuTraits(msgspec.Struct, frozen=True):
     name: str
     category: CategoryTraits
     shoppers_per_day: float  # in an average store on an average weekday
-    promo: tuple[int, int, float] | None  # (first local day, last local day, uplift), warm-up relative
+    # (first local day, last local day, uplift), days counted from warm-up start
+    promo: tuple[int, int, float] | None
 
 
 class SummaryStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -83,10 +85,13 @@ class SimulatedDataset:
     params: WorldParams
     stores: list[StoreTraits]
     skus: list[SkuTraits]
-    pos: list[tuple[int, str, str, str, str, int, int]]  # (published, event_id, type, store, sku, qty, occurred)
+    # (published, event_id, type, store, sku, qty, occurred)
+    pos: list[tuple[int, str, str, str, str, int, int]]
     snapshots: list[SnapshotFile]
-    feedback: list[tuple[int, str, str, str, int, int]]  # (observed, store, sku, kind, qty, published)
-    visits: list[tuple[int, int, str, str, int, int]]  # (viewed, arrived, store, sku, want, on_shelf)
+    # (observed, store, sku, kind, qty, published)
+    feedback: list[tuple[int, str, str, str, int, int]]
+    # (viewed, arrived, store, sku, want, on_shelf)
+    visits: list[tuple[int, int, str, str, int, int]]
     book_at_view: list[int]  # hidden: recorded book (no lag) when each visit looked
     shelf_traces: dict[tuple[str, str], list[tuple[int, int]]] = field(default_factory=dict)
     summary: SummaryStats | None = None
@@ -107,7 +112,9 @@ def _store_traits(seed: int, index: int, params: WorldParams) -> StoreTraits:
         shrink_mult=lognormal_median(rng, 1.0, 0.3) * (params.bad_store_mult if bad else 1.0),
         restock_hours_median=lognormal_median(rng, params.restock_hours_median, 0.3)
         * (params.slow_store_mult if slow else 1.0),
-        lead_days=rng.randint(params.lead_days_min, max(params.lead_days_min, params.lead_days_max)),
+        lead_days=rng.randint(
+            params.lead_days_min, max(params.lead_days_min, params.lead_days_max)
+        ),
         laggy=laggy,
         hours=rng.choice(HOURS_TEMPLATES),
     )
@@ -117,12 +124,18 @@ def _sku_traits(seed: int, index: int, params: WorldParams, days: int) -> SkuTra
     rng = random.Random(f"{seed}/sku/{index}")
     weights = [c.weight for c in params.categories]
     category = rng.choices(params.categories, weights=weights)[0]
-    rate = lognormal_median(rng, params.sale_rate_median * category.speed_mult, params.sale_rate_sigma)
+    rate = lognormal_median(
+        rng, params.sale_rate_median * category.speed_mult, params.sale_rate_sigma
+    )
     promo: tuple[int, int, float] | None = None
     if rng.random() < params.promo_share:
         first = params.warmup_days + rng.randint(0, max(0, days - 2))
-        length = rng.randint(params.promo_days_min, max(params.promo_days_min, params.promo_days_max))
-        uplift = params.promo_uplift_min + rng.random() * (params.promo_uplift_max - params.promo_uplift_min)
+        length = rng.randint(
+            params.promo_days_min, max(params.promo_days_min, params.promo_days_max)
+        )
+        uplift = params.promo_uplift_min + rng.random() * (
+            params.promo_uplift_max - params.promo_uplift_min
+        )
         promo = (first, first + length, uplift)
     return SkuTraits(
         sku=f"SKU-{index:05d}",
@@ -137,7 +150,8 @@ def _local_times(tz: ZoneInfo, first: datetime, days: int, hour: int) -> list[in
     """Epoch seconds of ``hour``:00 local on each of ``days`` local dates from ``first``."""
     d0 = first.astimezone(tz).date()
     return [
-        int(datetime.combine(d0 + timedelta(days=i), time(hour), tzinfo=tz).timestamp()) for i in range(days)
+        int(datetime.combine(d0 + timedelta(days=i), time(hour), tzinfo=tz).timestamp())
+        for i in range(days)
     ]
 
 
@@ -207,7 +221,11 @@ def simulate(
 
     # Snapshots: one at the window start (the base every book needs), then daily.
     snap_rng = random.Random(f"{seed}/snapshots")
-    daily = [t for t in _local_times(tz, start, days + 1, params.snapshot_hour_local) if t_start < t < t_end]
+    daily = [
+        t
+        for t in _local_times(tz, start, days + 1, params.snapshot_hour_local)
+        if t_start < t < t_end
+    ]
     snap_published: list[tuple[int, int]] = [(t_start, t_start)]
     for as_of in daily:
         published = publish_snapshot(snap_rng, params, as_of)
@@ -215,16 +233,20 @@ def simulate(
             snap_published.append((as_of, published))
     snapshot_times = tuple(a for a, _ in snap_published)
     review_times = tuple(
-        _local_times(tz, datetime.fromtimestamp(t0, UTC), params.warmup_days + days + 1, REVIEW_HOUR_LOCAL)
+        _local_times(
+            tz, datetime.fromtimestamp(t0, UTC), params.warmup_days + days + 1, REVIEW_HOUR_LOCAL
+        )
     )
 
     calendars: dict[StoreHours, StoreCalendar] = {}
-    cum_cache: dict[tuple[StoreHours, tuple[int, int, float] | None], tuple[list[float], list[float]]] = {}
+    cum_cache: dict[tuple[StoreHours, Promo | None], tuple[list[float], list[float]]] = {}
     outcomes: list[tuple[StoreTraits, SkuTraits, PairOutcome]] = []
     for store in store_list:
         cal = calendars.get(store.hours)
         if cal is None:
-            cal = calendars[store.hours] = StoreCalendar(t0, n_hours, params.timezone, store.hours, params.weekend_uplift)
+            cal = calendars[store.hours] = StoreCalendar(
+                t0, n_hours, params.timezone, store.hours, params.weekend_uplift
+            )
         for sku in sku_list:
             key = (store.hours, sku.promo)
             cums = cum_cache.get(key)
@@ -238,11 +260,15 @@ def simulate(
                         prefix(cal.promo_weights(cal.online, (first, last), uplift)),
                     )
                 cum_cache[key] = cums
-            setup = _pair_setup(store, sku, cal, cums, params, (t_start, t_end), snapshot_times, review_times)
+            setup = _pair_setup(
+                store, sku, cal, cums, params, (t_start, t_end), snapshot_times, review_times
+            )
             rng = random.Random(f"{seed}/pair/{store.store_id}/{sku.sku}")
             outcomes.append((store, sku, simulate_pair(setup, rng, trace=trace)))
 
-    return _assemble(seed, params, t_start, t_end, days, store_list, sku_list, outcomes, snap_published, trace)
+    return _assemble(
+        seed, params, t_start, t_end, days, store_list, sku_list, outcomes, snap_published, trace
+    )
 
 
 def _assemble(
@@ -290,7 +316,9 @@ def _assemble(
             if on_hand or reserved or in_transit:  # an unlisted pair has no stock
                 index[as_of].rows.append((store.store_id, sku.sku, on_hand, reserved, in_transit))
         for t, kind, qty in out.feedback:
-            feedback.append((t, store.store_id, sku.sku, kind, qty, publish_feedback(fb_rng, params, t)))
+            feedback.append(
+                (t, store.store_id, sku.sku, kind, qty, publish_feedback(fb_rng, params, t))
+            )
         for (viewed, arrived, want, shelf), book, back in zip(
             out.visits, out.book_at_view, out.back_at_arrival, strict=True
         ):

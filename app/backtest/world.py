@@ -64,8 +64,9 @@ class PairOutcome:
     feedback: list[FeedbackFact] = field(default_factory=list)
     visits: list[VisitFact] = field(default_factory=list)
     snapshots: list[SnapshotFact] = field(default_factory=list)
-    book_at_view: list[int] = field(default_factory=list)  # recorded book when each visit looked
-    back_at_arrival: list[int] = field(default_factory=list)  # back-room units when each visit arrived
+    # Hidden, per visit: the recorded book when it looked, the back room when it arrived.
+    book_at_view: list[int] = field(default_factory=list)
+    back_at_arrival: list[int] = field(default_factory=list)
     shelf_trace: list[tuple[int, int]] = field(default_factory=list)  # (t, shelf) after changes
     lost_sales: int = 0
     demand_units: int = 0
@@ -131,7 +132,10 @@ class _Pair:
 
     # --- staff ------------------------------------------------------------
     def restock_delay(self) -> int:
-        return int(lognormal_median(self.rng, self.s.restock_hours_median, self.p.restock_hours_sigma) * HOUR)
+        return int(
+            lognormal_median(self.rng, self.s.restock_hours_median, self.p.restock_hours_sigma)
+            * HOUR
+        )
 
     def maybe_restock(self, t: int) -> None:
         """Staff notice a low shelf and fetch from the back room — hours later."""
@@ -145,7 +149,10 @@ class _Pair:
         self.at(self.s.calendar.next_open_time(t + delay, self.rng), RESTOCK)
 
     def schedule_count(self, t: int) -> None:
-        self.at(self.s.calendar.next_open_time(t + int(self.rng.random() * 2 * HOUR), self.rng), CYCLE_COUNT)
+        self.at(
+            self.s.calendar.next_open_time(t + int(self.rng.random() * 2 * HOUR), self.rng),
+            CYCLE_COUNT,
+        )
 
     # --- the clock ---------------------------------------------------------
     def run(self) -> PairOutcome:
@@ -213,7 +220,9 @@ class _Pair:
         elif r < p.bulk_share + p.multi_unit_share:
             want = 2
         if rng.random() < self.s.lookup_share:
-            minutes = bounded_lognormal(rng, p.travel_min_minutes, p.travel_median_minutes, p.travel_max_minutes)
+            minutes = bounded_lognormal(
+                rng, p.travel_min_minutes, p.travel_median_minutes, p.travel_max_minutes
+            )
             viewed = t - int(minutes * 60)
             if self.s.start <= viewed < self.s.end:
                 self.out.visits.append((viewed, t, want, self.shelf))

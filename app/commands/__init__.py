@@ -11,6 +11,7 @@ from app.settings import Settings
 COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.serve",
     "app.commands.migrate",
+    "app.commands.simulate",
     "app.commands.demo",
     "app.commands.feed_simulator",
 )

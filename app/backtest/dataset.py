@@ -1,0 +1,353 @@
+"""Read a backtest dataset directory and replay it as one stream in publication order.
+
+Decoding goes through the contract Structs (so reading a dataset *is* validating
+it) in whole-chunk msgspec calls: a replay must push ≥ 50,000 POS events a second
+through one core, so per-line Python work is kept out of the hot path. Bad input
+stops the read with the file and line; the only exception is a warehouse snapshot,
+which the live service quarantines rather than refuses, so a bad one is handed
+to the replay as such (``WarehouseSnapshot.error``).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from app.domain.model import (
+    Identifier,
+    NonNegative,
+    PosEvent,
+    PositiveQty,
+    Product,
+    SnapshotRow,
+    Store,
+    Timestamp,
+)
+
+FORMAT = "availability-backtest/1"
+CHUNK_LINES = 65_536
+FeedbackKind = Literal["shelf_count", "pick_found", "pick_short"]
+T = TypeVar("T")
+
+
+class DatasetError(ValueError):
+    """The dataset is unusable; the message names the file (and line) and why."""
+
+
+class SnapshotRef(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
+    path: Annotated[str, msgspec.Meta(min_length=1)]
+    as_of: Timestamp
+    published_at: Timestamp
+
+
+class Manifest(msgspec.Struct, frozen=True):
+    """``manifest.json``; unknown keys (e.g. ``generator``) are allowed and ignored."""
+
+    format: Literal["availability-backtest/1"]
+    start: Timestamp
+    end: Timestamp
+    stores: str
+    pos_events: str
+    visits: str
+    warehouse_snapshots: list[SnapshotRef]
+    products: str | None = None
+    feedback: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+
+
+class PublishedEvent(msgspec.Struct, frozen=True):
+    """A contract POS event and when the feed made it visible."""
+
+    event: PosEvent
+    published_at: datetime
+
+
+class _PublishedAt(msgspec.Struct, frozen=True):
+    published_at: Timestamp
+
+
+class Feedback(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``feedback.csv`` row (contract columns plus ``published_at``)."""
+
+    observed_at: Timestamp
+    store_id: Identifier
+    sku: Identifier
+    kind: FeedbackKind
+    qty: NonNegative
+    published_at: Timestamp
+
+
+class Visit(msgspec.Struct, frozen=True, kw_only=True):
+    """A ``visits.csv`` row: the ground truth a policy is scored against."""
+
+    viewed_at: Timestamp
+    arrived_at: Timestamp
+    store_id: Identifier
+    sku: Identifier
+    qty_wanted: PositiveQty
+    on_shelf_qty: NonNegative
+
+    def __post_init__(self) -> None:
+        if self.arrived_at < self.viewed_at:
+            raise ValueError("arrived_at is before viewed_at")
+
+    @property
+    def available(self) -> bool:
+        """The outcome: enough units were on the shelf when the shopper got there."""
+        return self.on_shelf_qty >= self.qty_wanted
+
+
+class WarehouseSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """One snapshot file; ``rows`` is ``None`` and ``error`` says why when it is unreadable."""
+
+    path: Path
+    as_of: datetime
+    published_at: datetime
+    rows: list[SnapshotRow] | None
+    error: str | None = None
+
+
+StreamItem = WarehouseSnapshot | PublishedEvent | Feedback | Visit
+# At equal times a snapshot lands first and a visit last: a visit at t may use
+# everything published at or before t.
+_RANK_SNAPSHOT, _RANK_POS, _RANK_FEEDBACK, _RANK_VISIT = 0, 1, 2, 3
+
+
+def _safe_path(root: Path, name: str, what: str) -> Path:
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise DatasetError(
+            f"manifest.json: {what} path {name!r} must be relative, inside the dataset"
+        )
+    path = root / rel
+    if not path.is_file():
+        raise DatasetError(f"manifest.json: {what} file {name!r} does not exist")
+    return path
+
+
+def _where(exc: msgspec.ValidationError) -> tuple[int | None, str]:
+    """Row index and message from a msgspec path like ``$[12].qty``."""
+    m = re.search(r"`\$\[(\d+)\]", str(exc))
+    return (int(m.group(1)) if m else None), str(exc)
+
+
+def _convert_rows(
+    rows: list[dict[str, Any]], type_: type[T], path: Path, first_line: int
+) -> list[T]:
+    try:
+        return msgspec.convert(rows, list[type_], strict=False)  # type: ignore[valid-type]
+    except msgspec.ValidationError as exc:
+        index, message = _where(exc)
+        line = f":{first_line + index}" if index is not None else ""
+        raise DatasetError(f"{path.name}{line}: {message}") from None
+
+
+def _read_csv(
+    path: Path, columns: Sequence[str], optional: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """CSV rows as dicts; empty optional cells become absent (their default)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise DatasetError(f"{path.name}: empty file, expected header {','.join(columns)}")
+            header = [h.strip() for h in header]
+            missing = [c for c in columns if c not in header and c not in optional]
+            if missing:
+                raise DatasetError(f"{path.name}:1: missing column(s) {', '.join(missing)}")
+            rows: list[dict[str, Any]] = []
+            width = len(header)
+            for n, rec in enumerate(reader, start=2):
+                if not rec:
+                    rows.append({"__blank__": n})
+                    continue
+                if len(rec) != width:
+                    raise DatasetError(
+                        f"{path.name}:{n}: expected {width} fields, found {len(rec)}"
+                    )
+                row = dict(zip(header, rec, strict=True))
+                for c in optional:
+                    if row.get(c) == "":
+                        del row[c]
+                rows.append(row)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path.name}: not UTF-8 ({exc.reason})") from None
+    blanks = [r["__blank__"] for r in rows if "__blank__" in r]
+    if blanks:
+        raise DatasetError(f"{path.name}:{blanks[0]}: empty line")
+    return rows
+
+
+def read_manifest(root: Path) -> Manifest:
+    path = root / "manifest.json"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{root}: no manifest.json (not a backtest dataset)") from None
+    try:
+        return msgspec.json.decode(data, type=Manifest)
+    except msgspec.ValidationError as exc:
+        raise DatasetError(f"manifest.json: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise DatasetError(f"manifest.json: not JSON ({exc})") from None
+
+
+def read_pos_events(path: Path) -> Iterator[PublishedEvent]:
+    """POS events in file order, decoded a chunk of lines per msgspec call."""
+    with path.open("rb") as f:
+        first_line = 1
+        while True:
+            chunk = _take_lines(f, CHUNK_LINES)
+            if not chunk:
+                return
+            yield from _decode_pos_chunk(path, chunk, first_line)
+            first_line += len(chunk)
+
+
+def _take_lines(f: Any, n: int) -> list[bytes]:
+    out: list[bytes] = []
+    for line in f:
+        out.append(line)
+        if len(out) >= n:
+            break
+    return out
+
+
+def _decode_pos_chunk(path: Path, lines: list[bytes], first_line: int) -> list[PublishedEvent]:
+    numbered = [(first_line + i, ln) for i, ln in enumerate(lines) if ln.strip()]
+    body = b"[" + b",".join(ln for _, ln in numbered) + b"]"
+    try:
+        events = msgspec.json.decode(body, type=list[PosEvent])
+        stamps = msgspec.json.decode(body, type=list[_PublishedAt])
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        _raise_first_bad_line(path, numbered)
+        raise  # unreachable: a chunk that fails has a line that fails
+    out = [PublishedEvent(e, p.published_at) for e, p in zip(events, stamps, strict=True)]
+    for (n, _), item in zip(numbered, out, strict=True):
+        if item.published_at < item.event.occurred_at:
+            raise DatasetError(f"{path.name}:{n}: published_at is before occurred_at")
+    return out
+
+
+def _raise_first_bad_line(path: Path, numbered: list[tuple[int, bytes]]) -> None:
+    for n, line in numbered:
+        try:
+            msgspec.json.decode(line, type=PosEvent)
+            msgspec.json.decode(line, type=_PublishedAt)
+        except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+            raise DatasetError(f"{path.name}:{n}: {exc}") from None
+
+
+def read_snapshot(root: Path, ref: SnapshotRef) -> WarehouseSnapshot:
+    """A snapshot file; a malformed one comes back with ``error`` set, not raised."""
+    path = _safe_path(root, ref.path, "warehouse snapshot")
+    rows: list[SnapshotRow] | None = None
+    error: str | None = None
+    try:
+        raw = _read_csv(path, ("location_id", "sku", "on_hand", "reserved", "in_transit", "as_of"))
+        rows = _convert_rows(raw, SnapshotRow, path, 2)
+    except DatasetError as exc:
+        error = str(exc)
+    return WarehouseSnapshot(
+        path=path, as_of=ref.as_of, published_at=ref.published_at, rows=rows, error=error
+    )
+
+
+class Dataset:
+    """An opened dataset: manifest checked, stores and products loaded, the rest on demand."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.manifest = read_manifest(root)
+        m = self.manifest
+        self.stores_path = _safe_path(root, m.stores, "stores")
+        self.pos_path = _safe_path(root, m.pos_events, "pos_events")
+        self.visits_path = _safe_path(root, m.visits, "visits")
+        self.products_path = _safe_path(root, m.products, "products") if m.products else None
+        self.feedback_path = _safe_path(root, m.feedback, "feedback") if m.feedback else None
+        for ref in m.warehouse_snapshots:
+            _safe_path(root, ref.path, "warehouse snapshot")
+        self.stores = _convert_rows(
+            _read_csv(
+                self.stores_path,
+                ("store_id", "name", "lat", "lon", "postal_code", "timezone"),
+                optional=("postal_code", "timezone"),
+            ),
+            Store,
+            self.stores_path,
+            2,
+        )
+        seen: set[str] = set()
+        for i, s in enumerate(self.stores):
+            if s.store_id in seen:
+                raise DatasetError(
+                    f"{self.stores_path.name}:{i + 2}: duplicate store_id {s.store_id}"
+                )
+            seen.add(s.store_id)
+        self.products: list[Product] = []
+        if self.products_path is not None:
+            self.products = _convert_rows(
+                _read_csv(
+                    self.products_path, ("sku", "name", "category"), optional=("name", "category")
+                ),
+                Product,
+                self.products_path,
+                2,
+            )
+
+    @property
+    def start(self) -> datetime:
+        return self.manifest.start
+
+    @property
+    def end(self) -> datetime:
+        return self.manifest.end
+
+    def pos_events(self) -> Iterator[PublishedEvent]:
+        return read_pos_events(self.pos_path)
+
+    def snapshots(self) -> list[WarehouseSnapshot]:
+        return [read_snapshot(self.root, ref) for ref in self.manifest.warehouse_snapshots]
+
+    def feedback(self) -> list[Feedback]:
+        if self.feedback_path is None:
+            return []
+        columns = ("observed_at", "store_id", "sku", "kind", "qty", "published_at")
+        return _convert_rows(
+            _read_csv(self.feedback_path, columns), Feedback, self.feedback_path, 2
+        )
+
+    def visits(self) -> list[Visit]:
+        columns = ("viewed_at", "arrived_at", "store_id", "sku", "qty_wanted", "on_shelf_qty")
+        return _convert_rows(_read_csv(self.visits_path, columns), Visit, self.visits_path, 2)
+
+    def stream(self) -> Iterator[tuple[datetime, StreamItem]]:
+        """Everything as ``(time, item)`` in time order: ``published_at`` (visits: ``viewed_at``).
+
+        Ties keep snapshots first and visits last, then file order, so a visit
+        sees all data published at or before its ``viewed_at``.
+        """
+        keyed: list[tuple[datetime, int, int, StreamItem]] = []
+        for i, snap in enumerate(self.snapshots()):
+            keyed.append((snap.published_at, _RANK_SNAPSHOT, i, snap))
+        keyed.extend((e.published_at, _RANK_POS, i, e) for i, e in enumerate(self.pos_events()))
+        keyed.extend((f.published_at, _RANK_FEEDBACK, i, f) for i, f in enumerate(self.feedback()))
+        keyed.extend((v.viewed_at, _RANK_VISIT, i, v) for i, v in enumerate(self.visits()))
+        keyed.sort()  # (time, rank, index) is unique, items are never compared
+        for at, _, _, item in keyed:
+            yield at, item
+
+
+def open_dataset(root: Path | str) -> Dataset:
+    """Open and validate a dataset directory (manifest, stores, products)."""
+    return Dataset(Path(root))
