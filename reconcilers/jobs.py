@@ -1,0 +1,179 @@
+"""Run one feed pull: lock, dispatch by kind, record the feed's health, log one line.
+
+The lock is a PostgreSQL session advisory lock per feed, held on a dedicated
+connection for the whole run, so with several service processes on one database
+each feed is pulled by one of them at a time; the others skip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import time
+
+import asyncpg
+import httpx
+import structlog
+
+from app.clock import Clock
+from app.db import feeds as feed_state
+from app.domain.policy import Policy
+from app.settings import Settings, SettingsError
+from reconcilers.feeds_config import FeedConfig
+from reconcilers.outcome import FeedDataError, PullOutcome
+
+log = structlog.get_logger(__name__)
+
+FEED_LOCK_CLASS = 0x0FEED  # first key of the two-key advisory lock; the second is the feed's
+
+
+def feed_lock_key(name: str) -> int:
+    """Stable signed 32-bit key for a feed name (the same in every process)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+
+
+async def run_feed(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    client: httpx.AsyncClient,
+    *,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+) -> PullOutcome:
+    """Pull ``feed`` once unless another session holds its lock. Never raises for feed
+    trouble (the outcome and the feed row say what happened); re-raises cancellation."""
+    started = time.perf_counter()
+    key = feed_lock_key(feed.name)
+    try:
+        lock_conn = await pool.acquire()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        error = f"feed {feed.name}: database unavailable: {type(exc).__name__}: {exc}"
+        outcome = PullOutcome(outcome="failed", detail=error)
+        _log(feed, outcome, started, error=error)
+        return outcome
+    try:
+        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", FEED_LOCK_CLASS, key):
+            outcome = PullOutcome(outcome="skipped", detail="another process is pulling this feed")
+            _log(feed, outcome, started)
+            return outcome
+        try:
+            return await _locked_run(
+                pool, feed, client, settings=settings, policy=policy, clock=clock, started=started
+            )
+        finally:
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await lock_conn.execute("SELECT pg_advisory_unlock($1, $2)", FEED_LOCK_CLASS, key)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        error = f"feed {feed.name}: cannot take the feed lock: {type(exc).__name__}: {exc}"
+        outcome = PullOutcome(outcome="failed", detail=error)
+        _log(feed, outcome, started, error=error)
+        return outcome
+    finally:
+        # Releasing resets the connection, which also drops session locks: even a
+        # cancelled unlock cannot leave the feed locked.
+        await pool.release(lock_conn)
+
+
+async def _locked_run(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    client: httpx.AsyncClient,
+    *,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+    started: float,
+) -> PullOutcome:
+    progress = PullOutcome(outcome="applied")
+    error: str | None = None
+    try:
+        async with pool.acquire() as conn:
+            await feed_state.record_attempt(conn, feed.name, at=clock())
+        outcome = await _dispatch(pool, feed, client, settings=settings, policy=policy, clock=clock, progress=progress)
+    except asyncio.CancelledError:
+        progress.outcome, progress.detail = "cancelled", "cancelled before the run ended"
+        _log(feed, progress, started)
+        raise
+    except FeedDataError as exc:
+        error = str(exc)
+    except httpx.HTTPStatusError as exc:
+        error = (
+            f"feed {feed.name}: HTTP {exc.response.status_code} from {_redacted(exc.request.url)}"
+            f" (after up to {settings.retry_attempts} attempts)"
+        )
+    except httpx.HTTPError as exc:
+        error = (
+            f"feed {feed.name}: {type(exc).__name__} talking to {_redacted(exc.request.url)}: "
+            f"{exc or 'no detail'} (after up to {settings.retry_attempts} attempts)"
+        )
+    except SettingsError as exc:
+        error = str(exc)
+    except Exception as exc:  # a bug or the database: recorded and logged, never raised to the scheduler
+        error = f"feed {feed.name}: unexpected {type(exc).__name__}: {exc}"
+        log.exception("feed.crashed", feed=feed.name, kind=feed.kind)
+    if error is not None:
+        outcome = progress
+        outcome.outcome, outcome.detail = "failed", error
+    elif outcome.outcome in ("failed", "quarantined"):
+        error = outcome.detail or f"feed {feed.name}: {outcome.outcome}"
+    duration_ms = (time.perf_counter() - started) * 1000
+    try:
+        async with pool.acquire() as conn:
+            if error is None:
+                await feed_state.record_success(
+                    conn, feed.name, at=clock(), rows=outcome.rows, duration_ms=duration_ms
+                )
+            else:
+                await feed_state.record_failure(
+                    conn, feed.name, at=clock(), error=error, duration_ms=duration_ms
+                )
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        log.error("feed.state_not_recorded", feed=feed.name, error=f"{type(exc).__name__}: {exc}")
+    _log(feed, outcome, started, error=error)
+    return outcome
+
+
+async def _dispatch(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    client: httpx.AsyncClient,
+    *,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+    progress: PullOutcome,
+) -> PullOutcome:
+    if feed.kind == "pos":
+        from reconcilers.pos import pull_pos
+
+        return await pull_pos(
+            pool, feed, client, settings=settings, policy=policy, clock=clock, progress=progress
+        )
+    from reconcilers.warehouse import pull_warehouse  # lands separately; imported when used
+
+    return await pull_warehouse(pool, feed, client, settings=settings, policy=policy, clock=clock)
+
+
+def _redacted(url: httpx.URL) -> str:
+    """The URL without credentials or query (cursors and tokens stay out of logs)."""
+    return str(url.copy_with(query=None, userinfo=b""))
+
+
+def _log(feed: FeedConfig, outcome: PullOutcome, started: float, *, error: str | None = None) -> None:
+    level = "warning" if error or outcome.outcome in ("failed", "quarantined") else "info"
+    getattr(log, level)(
+        "feed.pulled",
+        feed=feed.name,
+        kind=feed.kind,
+        outcome=outcome.outcome,
+        pages=outcome.pages,
+        events_new=outcome.events_new,
+        events_duplicate=outcome.events_duplicate,
+        rows=outcome.rows,
+        positions=outcome.positions,
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+        detail=outcome.detail,
+        error=error,
+    )
