@@ -85,7 +85,9 @@ def _known_timezones() -> frozenset[str]:
 
 def store_problems(store: Store) -> list[str]:
     """Everything wrong with a store, in words; empty when it may be stored."""
-    problems = [p for p in (identifier_problem("store_id", store.store_id),) if p]
+    problems: list[str] = []
+    if bad_id := identifier_problem("store_id", store.store_id):
+        problems.append(bad_id)
     if not store.name.strip():
         problems.append("name is empty")
     elif len(store.name) > MAX_NAME:
@@ -102,7 +104,9 @@ def store_problems(store: Store) -> list[str]:
 
 def product_problems(product: Product) -> list[str]:
     """Everything wrong with a product, in words; empty when it may be stored."""
-    problems = [p for p in (identifier_problem("sku", product.sku),) if p]
+    problems: list[str] = []
+    if bad_id := identifier_problem("sku", product.sku):
+        problems.append(bad_id)
     if product.name is not None and len(product.name) > MAX_NAME:
         problems.append(f"name is longer than {MAX_NAME} characters")
     if product.category is not None and len(product.category) > MAX_SHORT_TEXT:
@@ -238,8 +242,6 @@ def _read(path: Path) -> str:
         return decode_csv_bytes(path.read_bytes(), str(path))
     except OSError as exc:
         raise ReferenceDataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except CsvRejected as exc:
-        raise ReferenceDataError(exc.message) from None
 
 
 async def load_reference_files(pool: asyncpg.Pool, settings: Settings) -> None:
