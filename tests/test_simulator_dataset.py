@@ -205,3 +205,17 @@ def test_decoding_is_fast_enough_for_the_replay(dataset_dir: Path) -> None:
     n = sum(1 for _ in open_dataset(dataset_dir).pos_events())
     rate = n / (time.perf_counter() - began)
     assert n >= 40_000 - len(lines) and rate > 60_000
+
+
+def test_baseline_replay_scores_the_naive_badge_from_published_data_only(dataset_dir: Path) -> None:
+    from app.backtest.baseline import score_baselines
+
+    sim = world()
+    assert sim.summary is not None
+    report = score_baselines(dataset_dir)
+    naive, buffer = report.policies["naive"], report.policies["static_buffer"]
+    assert report.visits == len(sim.visits)
+    assert report.policies["service"].promises == naive.promises
+    # Lagged feeds change a few answers, not the picture, versus the no-lag book.
+    assert abs(naive.false_promise_rate - sim.summary.naive_false_promise_rate) < 0.03
+    assert naive.false_promises > 0 and buffer.promises < naive.promises
