@@ -257,7 +257,7 @@ class PagedFeed:
     """
 
     def __init__(self, pages: Sequence[Sequence[Mapping[str, Any]]], *, cursor_prefix: str = "c") -> None:
-        self.pages = [list(p) for p in pages]
+        self.pages: list[Sequence[Mapping[str, Any]]] = [list(p) for p in pages]
         self.prefix = cursor_prefix
         self.faults: dict[int, list[Reply]] = {}
         self._lock = threading.Lock()
