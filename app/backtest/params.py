@@ -29,7 +29,7 @@ DEFAULT_CATEGORIES: tuple[CategoryTraits, ...] = (
     CategoryTraits("grocery", 0.30, 0.5, lookup_mult=0.5, speed_mult=1.8),
     CategoryTraits("household", 0.18, 0.8),
     CategoryTraits("personal_care", 0.14, 1.5),
-    CategoryTraits("cosmetics", 0.08, 4.0, lookup_mult=1.3),
+    CategoryTraits("cosmetics", 0.08, 3.0, lookup_mult=1.3),
     CategoryTraits("electronics", 0.08, 3.0, lookup_mult=2.5, speed_mult=0.3),
     CategoryTraits("toys", 0.10, 1.5, lookup_mult=1.5, speed_mult=0.6),
     CategoryTraits("apparel", 0.12, 2.0, lookup_mult=1.2, speed_mult=0.5),
@@ -65,7 +65,7 @@ class WorldParams(msgspec.Struct, frozen=True, kw_only=True):
     shrink_per_sale: Rate = 0.02  # unrecorded units lost per unit of demand
     shrink_floor_per_day: Rate = 0.006  # theft/damage even on slow movers
     bad_store_share: Share = 0.2  # stores with much worse loss
-    bad_store_mult: Rate = 3.5
+    bad_store_mult: Rate = 2.5
     scan_error_share: Share = 0.01  # sales recorded with the wrong quantity
     receiving_error_share: Share = 0.04  # receipts recorded with a different quantity
     misplace_per_day: Rate = 0.015  # units that become unfindable, still on record
