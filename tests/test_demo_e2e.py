@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
 import msgspec
-import pytest
 from litestar import Litestar
 
 from app.clock import utc_now
@@ -19,15 +18,10 @@ from app.demo.server import SimulatorServer
 from app.domain.geo import distance_km
 from app.policy_file import load_policy
 from app.settings import Settings
-from reconcilers.scheduler import Reconcilers, start_reconcilers
+from reconcilers.scheduler import start_reconcilers
 from tests.conftest import serve_in_loop
 
 
-@pytest.mark.skipif(
-    not hasattr(Reconcilers, "run_now"),
-    reason="waits for reconcilers/scheduler.py to offer Reconcilers.run_now(name) (POS/warehouse "
-    "reconcilers in progress); runs by itself once it lands",
-)
 async def test_demo_feeds_become_nearby_badges(
     tmp_path: Path, make_app: Callable[..., Litestar], pool: asyncpg.Pool, settings: Settings
 ) -> None:
@@ -44,12 +38,16 @@ async def test_demo_feeds_become_nearby_badges(
         async with serve_in_loop(make_app(settings=demo)) as client:
             reconcilers = await start_reconcilers(pool, demo, policy, utc_now)
             try:
-                # getattr until run_now lands, so mypy passes on both sides of the skip
-                run_now: Callable[[str], Awaitable[object]] = getattr(reconcilers, "run_now")  # noqa: B009
-                await run_now(WAREHOUSE_FEED)
-                await run_now(POS_FEED)
+                warehouse = await reconcilers.run_now(WAREHOUSE_FEED)
+                pos = await reconcilers.run_now(POS_FEED)
+                again = await reconcilers.run_now(WAREHOUSE_FEED)
             finally:
                 await reconcilers.shutdown()
+
+            assert warehouse.outcome == "applied" and warehouse.rows == feed.snapshot.body.count(b"\n") - 1
+            assert pos.outcome == "applied" and pos.pages >= 3
+            assert pos.events_new == len(feed.simulation.events)  # the whole feed, once
+            assert again.outcome == "unchanged"  # the ETag came back: 304
 
             sku = feed.simulation.best_sellers(1)[0]
             r = await client.get(
