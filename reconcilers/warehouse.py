@@ -17,6 +17,7 @@ again (outcome "quarantined", detail says which snapshot it repeats).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -217,7 +218,9 @@ async def _fetch_and_judge(
         body = SnapshotBody(response.aiter_bytes(), max_bytes=settings.max_feed_bytes)
         async with pool.acquire() as conn, conn.transaction():
             await snapshots.begin_pull(conn, feed.name)
+            started = time.perf_counter()
             reason = await _stage(conn, body)
+            staged = time.perf_counter()
             if reason is not None:
                 return await _quarantine(conn, feed, etag, reason, None, clock=clock)
             problems = await snapshots.staged_problems(conn, limit=PROBLEMS_SHOWN)
@@ -233,7 +236,12 @@ async def _fetch_and_judge(
                 return await _quarantine(
                     conn, feed, etag, reason, counts, keep_rows=rows > 0, clock=clock
                 )
-            return await _apply(conn, feed, etag, counts, policy=policy, clock=clock)
+            timings = {"stage_ms": _ms(started, staged), "validate_ms": _ms(staged)}
+            return await _apply(conn, feed, etag, counts, timings, policy=policy, clock=clock)
+
+
+def _ms(start: float, end: float | None = None) -> float:
+    return round(((time.perf_counter() if end is None else end) - start) * 1000, 1)
 
 
 async def _stage(conn: Connection, body: SnapshotBody) -> str | None:
@@ -316,6 +324,7 @@ async def _apply(
     feed: FeedConfig,
     etag: str | None,
     counts: tuple[int, int],
+    timings: dict[str, float],
     *,
     policy: Policy,
     clock: Clock,
@@ -334,8 +343,11 @@ async def _apply(
         locations=locations,
         received_at=clock(),
     )
+    started = time.perf_counter()
     named = await snapshots.apply_staged(conn, snapshot_id)
+    applied = time.perf_counter()
     positions = await recompute_stores(conn, named, policy=policy, now=clock())
+    timings |= {"apply_ms": _ms(started, applied), "positions_ms": _ms(applied)}
     await feed_state.save_etag(conn, feed.name, etag)
     log.info(
         "snapshot.applied",
@@ -345,6 +357,7 @@ async def _apply(
         rows=rows,
         locations=locations,
         positions=positions,
+        **timings,
     )
     return PullOutcome(
         outcome="applied",

@@ -169,6 +169,34 @@ async def test_crlf_and_bom_are_tolerated(
     assert [(r[1], r[2], r[3]) for r in await stock(pool)] == [("SKU-1", 4, 0), ("SKU-2", 5, 1)]
 
 
+async def test_rfc3339_variants_are_accepted(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    feed_server: FeedServer,
+    client: httpx.AsyncClient,
+    settings: Settings,
+) -> None:
+    feed_server.always(
+        PATH,
+        text_reply(
+            csv(
+                "S001,SKU-1,1,0,0,2026-11-23t06:00:00z",
+                "S001,SKU-2,1,0,0,2026-11-23T06:00:00.250Z",
+                "S001,SKU-3,1,0,0,2026-11-22T21:00:00-09:00",
+            )
+        ),
+    )
+
+    outcome = await pull(pool, feed, client, settings)
+
+    assert outcome.outcome == "applied", outcome.detail
+    assert [r[5] for r in await stock(pool)] == [
+        ts(T6),
+        ts("2026-11-23T06:00:00.250Z"),
+        ts(T6),
+    ]
+
+
 async def test_partial_snapshot_replaces_named_locations_only(
     pool: asyncpg.Pool,
     feed: FeedConfig,
@@ -483,6 +511,23 @@ async def test_bad_values_are_quarantined_with_lines(
     )
 
 
+async def test_identifier_longer_than_64_is_quarantined(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    feed_server: FeedServer,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    previous: dict[str, list[tuple[Any, ...]]],
+) -> None:
+    body = csv(f"S001,{'K' * 64},5,0,0,{T6}", f"S001,{'K' * 65},5,0,0,{T6}")
+
+    reason = await quarantined(pool, feed, feed_server, client, settings, body, previous)
+
+    assert reason == (
+        f"line 3: sku '{'K' * 65}' is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)"
+    )
+
+
 async def test_duplicate_pair_is_quarantined(
     pool: asyncpg.Pool,
     feed: FeedConfig,
@@ -526,6 +571,19 @@ async def test_empty_body_is_quarantined(
         "line 1: expected header 'location_id,sku,on_hand,reserved,in_transit,as_of', "
         "received an empty line"
     )
+
+
+async def test_header_without_line_end_is_an_empty_snapshot(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    feed_server: FeedServer,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    previous: dict[str, list[tuple[Any, ...]]],
+) -> None:
+    reason = await quarantined(pool, feed, feed_server, client, settings, EXPECTED_HEADER, previous)
+
+    assert reason == "snapshot has no rows (header only)"
 
 
 async def test_backslash_is_quarantined(
