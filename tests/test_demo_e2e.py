@@ -29,10 +29,15 @@ async def test_demo_feeds_become_nearby_badges(
     # One catch-up tick at start, then none for an hour: the simulation holds still while
     # the service pulls, so the service's book must equal the simulator's record exactly.
     with SimulatorServer(feed, port=0, tick_seconds=3600) as simulator:
-        files = write_demo_folder(tmp_path / "demo", feed_base_url=simulator.url(), products=demo_products(7))
+        files = write_demo_folder(
+            tmp_path / "demo", feed_base_url=simulator.url(), products=demo_products(7)
+        )
         demo = msgspec.structs.replace(
-            settings, feeds_file=files.feeds, stores_file=files.stores,
-            products_file=files.products, policy_file=files.policy,
+            settings,
+            feeds_file=files.feeds,
+            stores_file=files.stores,
+            products_file=files.products,
+            policy_file=files.policy,
         )
         policy = load_policy(files.policy)
         async with serve_in_loop(make_app(settings=demo)) as client:
@@ -44,25 +49,33 @@ async def test_demo_feeds_become_nearby_badges(
             finally:
                 await reconcilers.shutdown()
 
-            assert warehouse.outcome == "applied" and warehouse.rows == feed.snapshot.body.count(b"\n") - 1
+            assert (
+                warehouse.outcome == "applied"
+                and warehouse.rows == feed.snapshot.body.count(b"\n") - 1
+            )
             assert pos.outcome == "applied" and pos.pages >= 3
             assert pos.events_new == len(feed.simulation.events)  # the whole feed, once
             assert again.outcome == "unchanged"  # the ETag came back: 304
 
             sku = feed.simulation.best_sellers(1)[0]
             r = await client.get(
-                f"/v1/availability/{sku}", params={"lat": SHOPPER_LAT, "lon": SHOPPER_LON, "radius_km": 10}
+                f"/v1/availability/{sku}",
+                params={"lat": SHOPPER_LAT, "lon": SHOPPER_LON, "radius_km": 10},
             )
             assert r.status_code == 200, r.text
             stores = r.json()["stores"]
             ids = [s["store"]["store_id"] for s in stores]
-            nearest_first = sorted(STORES, key=lambda s: distance_km(SHOPPER_LAT, SHOPPER_LON, s.lat, s.lon))
+            nearest_first = sorted(
+                STORES, key=lambda s: distance_km(SHOPPER_LAT, SHOPPER_LON, s.lat, s.lon)
+            )
             assert ids == [s.store_id for s in nearest_first]
             distances = [s["store"]["distance_km"] for s in stores]
             assert distances == sorted(distances)
             for badge in stores:
                 pair = (badge["store"]["store_id"], sku)
-                assert badge["state"] in {"in_stock", "low_stock", "unavailable"}, badge  # fresh data: no "unknown"
+                assert badge["state"] in {"in_stock", "low_stock", "unavailable"}, (
+                    badge
+                )  # fresh data: no "unknown"
                 assert badge["book"] == feed.simulation.book(pair), badge
                 assert badge["promise"] == (badge["state"] in {"in_stock", "low_stock"})
 

@@ -59,7 +59,9 @@ def all_events(client: httpx.Client, url: str) -> tuple[list[PosEvent], int]:
 
 
 def parse_snapshot(body: str) -> list[SnapshotRow]:
-    return [msgspec.convert(row, SnapshotRow, strict=False) for row in csv.DictReader(io.StringIO(body))]
+    return [
+        msgspec.convert(row, SnapshotRow, strict=False) for row in csv.DictReader(io.StringIO(body))
+    ]
 
 
 def test_pos_feed_pages_to_the_end_without_duplicates(simulator: SimulatorServer) -> None:
@@ -78,7 +80,9 @@ def test_pos_feed_pages_to_the_end_without_duplicates(simulator: SimulatorServer
         assert r.status_code == 400
 
 
-def test_snapshot_parses_has_an_etag_and_reflects_events_up_to_as_of(simulator: SimulatorServer) -> None:
+def test_snapshot_parses_has_an_etag_and_reflects_events_up_to_as_of(
+    simulator: SimulatorServer,
+) -> None:
     with httpx.Client(timeout=10) as client:
         r = client.get(simulator.url("/warehouse/snapshot.csv"))
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
@@ -88,7 +92,9 @@ def test_snapshot_parses_has_an_etag_and_reflects_events_up_to_as_of(simulator: 
         assert len(rows) > 1000
         (as_of,) = {row.as_of for row in rows}
 
-        again = client.get(simulator.url("/warehouse/snapshot.csv"), headers={"If-None-Match": etag})
+        again = client.get(
+            simulator.url("/warehouse/snapshot.csv"), headers={"If-None-Match": etag}
+        )
         assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
 
         events, _ = all_events(client, simulator.url("/pos/events"))
@@ -104,11 +110,16 @@ def test_it_re_snapshots_and_a_new_snapshot_gets_a_new_etag() -> None:
     start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     feed = FeedSimulator.create(seed=3, start=start, snapshot_every=timedelta(minutes=2))
     clock = SteppingClock(start, timedelta(minutes=1))
-    with SimulatorServer(feed, port=0, tick_seconds=0.05, clock=clock) as sim, httpx.Client(timeout=10) as client:
+    with (
+        SimulatorServer(feed, port=0, tick_seconds=0.05, clock=clock) as sim,
+        httpx.Client(timeout=10) as client,
+    ):
         first = client.get(sim.url("/warehouse/snapshot.csv"))
         deadline = time.monotonic() + 10
         while True:
-            r = client.get(sim.url("/warehouse/snapshot.csv"), headers={"If-None-Match": first.headers["etag"]})
+            r = client.get(
+                sim.url("/warehouse/snapshot.csv"), headers={"If-None-Match": first.headers["etag"]}
+            )
             if r.status_code == 200 or time.monotonic() > deadline:
                 break
             assert r.status_code == 304
@@ -119,10 +130,14 @@ def test_it_re_snapshots_and_a_new_snapshot_gets_a_new_etag() -> None:
 
 def test_reference_files_and_the_shelf(simulator: SimulatorServer) -> None:
     with httpx.Client(timeout=10) as client:
-        stores = [msgspec.convert(row, Store, strict=False)
-                  for row in csv.DictReader(io.StringIO(client.get(simulator.url("/stores.csv")).text))]
-        products = [msgspec.convert(row, Product, strict=False)
-                    for row in csv.DictReader(io.StringIO(client.get(simulator.url("/products.csv")).text))]
+        stores = [
+            msgspec.convert(row, Store, strict=False)
+            for row in csv.DictReader(io.StringIO(client.get(simulator.url("/stores.csv")).text))
+        ]
+        products = [
+            msgspec.convert(row, Product, strict=False)
+            for row in csv.DictReader(io.StringIO(client.get(simulator.url("/products.csv")).text))
+        ]
         assert len(stores) == 5 and len(products) == 300
         assert len({p.category for p in products}) >= 5
         shelf = client.get(simulator.url(f"/shelf/{stores[0].store_id}/{products[0].sku}")).json()

@@ -19,7 +19,9 @@ from app.domain.model import Count, PosEvent, Receipt, Sale, SnapshotRow, delta
 START = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 
-def replay_book(initial: Mapping[Pair, int], events: Iterable[PosEvent], *, until: datetime | None = None) -> dict[Pair, int]:
+def replay_book(
+    initial: Mapping[Pair, int], events: Iterable[PosEvent], *, until: datetime | None = None
+) -> dict[Pair, int]:
     """The record after ``events`` (up to ``until``): counts replace, movements add."""
     book = dict(initial)
     for e in events:
@@ -60,7 +62,9 @@ def test_events_are_unique_ordered_and_within_the_ticks() -> None:
     assert len(seen) == len(sim.events)
     kinds = {type(e).__name__ for e in sim.events}
     assert kinds == {"Sale", "Return", "Receipt", "Adjustment", "Count"}
-    assert sum(isinstance(e, Sale) for e in sim.events) > len(sim.events) / 2  # most events are sales
+    assert (
+        sum(isinstance(e, Sale) for e in sim.events) > len(sim.events) / 2
+    )  # most events are sales
 
 
 @settings(max_examples=25, deadline=None)
@@ -112,15 +116,29 @@ def test_snapshot_is_the_record_and_agrees_with_the_reference_book() -> None:
         row = rows.get(pair)
         assert (row.on_hand - row.reserved if row else 0) == expected, pair
         assert (row.in_transit if row else 0) == sim.in_transit(pair)
-        opening = SnapshotRow(location_id=pair[0], sku=pair[1], on_hand=sim.initial_book[pair],
-                              reserved=0, in_transit=0, as_of=START)
-        reference = book_position(pair[0], pair[1], snapshot_row=opening, location_as_of=START,
-                                  events=by_pair[pair], at=sim.now)
+        opening = SnapshotRow(
+            location_id=pair[0],
+            sku=pair[1],
+            on_hand=sim.initial_book[pair],
+            reserved=0,
+            in_transit=0,
+            as_of=START,
+        )
+        reference = book_position(
+            pair[0],
+            pair[1],
+            snapshot_row=opening,
+            location_as_of=START,
+            events=by_pair[pair],
+            at=sim.now,
+        )
         assert reference is not None and reference.book == expected, pair
 
 
 def test_feed_pages_by_cursor_and_snapshots_on_schedule() -> None:
-    feed = FeedSimulator.create(seed=2, start=START, page_size=100, snapshot_every=timedelta(minutes=2))
+    feed = FeedSimulator.create(
+        seed=2, start=START, page_size=100, snapshot_every=timedelta(minutes=2)
+    )
     first_etag = feed.snapshot.etag
     feed.tick(START + timedelta(minutes=7, seconds=30))
     assert feed.snapshot.as_of == START + timedelta(minutes=6)
@@ -142,10 +160,12 @@ def test_feed_pages_by_cursor_and_snapshots_on_schedule() -> None:
     assert feed.page(cursor).events == []  # resuming at the end: nothing new yet
     feed.tick(START + timedelta(minutes=9))
     assert [e.event_id for e in feed.page(cursor).events] == [
-        e.event_id for e in feed.simulation.events[len(ids):]
+        e.event_id for e in feed.simulation.events[len(ids) :]
     ]
     other_run = f"zzz.{len(ids)}"
-    assert feed.page(other_run).events[0].event_id == ids[0]  # a restarted simulator reads from the start
+    assert (
+        feed.page(other_run).events[0].event_id == ids[0]
+    )  # a restarted simulator reads from the start
     for bad in ("nonsense", f"{feed.run_tag}.x", f"{feed.run_tag}.{10**6}"):
         with pytest.raises(BadCursor):
             feed.page(bad)

@@ -31,14 +31,24 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--host", help="service bind address (default 127.0.0.1; env AVAILABILITY_HOST)")
     p.add_argument("--port", type=int, help="service port (default 8000; env PORT)")
-    p.add_argument("--feeds-port", type=int, default=8001, help="simulator port on 127.0.0.1 (default 8001)")
-    p.add_argument("--seed", type=int, default=7, help="simulation seed: same seed, same story (default 7)")
     p.add_argument(
-        "--history", type=float, default=60.0, metavar="MINUTES",
+        "--feeds-port", type=int, default=8001, help="simulator port on 127.0.0.1 (default 8001)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=7, help="simulation seed: same seed, same story (default 7)"
+    )
+    p.add_argument(
+        "--history",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
         help="minutes of trading already in the feed when the demo starts (default 60)",
     )
     p.add_argument(
-        "--tick", type=float, default=2.0, metavar="SECONDS",
+        "--tick",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
         help="how often the simulator moves stock (default 2)",
     )
     p.set_defaults(func=run, settings_overrides=("host", "port"))
@@ -57,13 +67,20 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     start = datetime.now(UTC) - timedelta(minutes=args.history)
     feed = FeedSimulator.create(seed=args.seed, start=start)
     try:
-        simulator = SimulatorServer(feed, host="127.0.0.1", port=args.feeds_port, tick_seconds=args.tick)
+        simulator = SimulatorServer(
+            feed, host="127.0.0.1", port=args.feeds_port, tick_seconds=args.tick
+        )
     except OSError as exc:
-        print(f"availability demo: cannot listen on 127.0.0.1:{args.feeds_port} ({exc.strerror}); "
-              "try --feeds-port", file=sys.stderr)
+        print(
+            f"availability demo: cannot listen on 127.0.0.1:{args.feeds_port} ({exc.strerror}); "
+            "try --feeds-port",
+            file=sys.stderr,
+        )
         return 1
     with simulator:
-        files = write_demo_folder(folder, feed_base_url=simulator.url(), products=demo_products(args.seed))
+        files = write_demo_folder(
+            folder, feed_base_url=simulator.url(), products=demo_products(args.seed)
+        )
         demo_settings = msgspec.structs.replace(
             settings,
             data_dir=folder,
@@ -72,7 +89,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             products_file=files.products,
             policy_file=settings.policy_file or files.policy,
         )
-        banner = _banner(demo_settings, simulator.url(), feed.simulation.best_sellers(1)[0], files.folder)
+        banner = _banner(
+            demo_settings, simulator.url(), feed.simulation.best_sellers(1)[0], files.folder
+        )
         _serve(demo_settings, banner)
     return 0
 
@@ -91,7 +110,9 @@ def _serve(settings: Settings, banner: str) -> None:
 
     with database(settings) as dsn:
         app = create_app(settings, dsn=dsn)
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_config=None, access_log=False
+        )
         with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how the demo ends
             BannerServer(config).run()
 

@@ -26,21 +26,32 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8001, help="port (default 8001)")
-    p.add_argument("--seed", type=int, default=7, help="simulation seed: same seed, same story (default 7)")
     p.add_argument(
-        "--history", type=float, default=60.0, metavar="MINUTES",
+        "--seed", type=int, default=7, help="simulation seed: same seed, same story (default 7)"
+    )
+    p.add_argument(
+        "--history",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
         help="minutes of trading already in the feed at start (default 60)",
     )
     p.add_argument(
-        "--tick", type=float, default=2.0, metavar="SECONDS",
+        "--tick",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
         help="how often the simulator moves stock (default 2)",
     )
     p.add_argument(
-        "--write-to", type=Path, metavar="DIR",
+        "--write-to",
+        type=Path,
+        metavar="DIR",
         help="also write stores.csv, products.csv, feeds.toml and policy.toml into DIR",
     )
     p.add_argument(
-        "--public-url", metavar="URL",
+        "--public-url",
+        metavar="URL",
         help="base URL the service will use to reach this simulator, for feeds.toml "
         "(default http://HOST:PORT)",
     )
@@ -56,19 +67,25 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.history < 0 or args.tick <= 0:
         print("availability feed-simulator: --history must be ≥ 0 and --tick > 0", file=sys.stderr)
         return 2
-    feed = FeedSimulator.create(seed=args.seed, start=datetime.now(UTC) - timedelta(minutes=args.history))
+    feed = FeedSimulator.create(
+        seed=args.seed, start=datetime.now(UTC) - timedelta(minutes=args.history)
+    )
     try:
         simulator = SimulatorServer(feed, host=args.host, port=args.port, tick_seconds=args.tick)
     except OSError as exc:
-        print(f"availability feed-simulator: cannot listen on {args.host}:{args.port} ({exc.strerror})",
-              file=sys.stderr)
+        print(
+            f"availability feed-simulator: cannot listen on {args.host}:{args.port} ({exc.strerror})",
+            file=sys.stderr,
+        )
         return 1
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     if args.write_to is not None:  # before serving: a healthy simulator has its files written
         write_demo_folder(
-            args.write_to, feed_base_url=args.public_url or simulator.url(), products=demo_products(args.seed)
+            args.write_to,
+            feed_base_url=args.public_url or simulator.url(),
+            products=demo_products(args.seed),
         )
     with simulator:
         print(f"feed simulator on {simulator.url()}  (Ctrl-C stops it)", flush=True)

@@ -77,8 +77,12 @@ class FeedSimulator:
         """The demo chain (Lyon stores, seeded products) starting at ``start``."""
         run_tag = run_tag_for(start)
         simulation = Simulation(
-            STORES, demo_products(seed, products), seed=seed, start=start,
-            config=config, event_prefix=f"P-{run_tag}-",
+            STORES,
+            demo_products(seed, products),
+            seed=seed,
+            start=start,
+            config=config,
+            event_prefix=f"P-{run_tag}-",
         )
         return cls(simulation, run_tag=run_tag, page_size=page_size, snapshot_every=snapshot_every)
 
@@ -135,10 +139,14 @@ def snapshot_csv(rows: list[SnapshotRow]) -> str:
     writer.writerow(SNAPSHOT_COLUMNS)
     for row in rows:
         as_of = msgspec.json.encode(row.as_of).decode().strip('"')
-        writer.writerow([row.location_id, row.sku, row.on_hand, row.reserved, row.in_transit, as_of])
+        writer.writerow(
+            [row.location_id, row.sku, row.on_hand, row.reserved, row.in_transit, as_of]
+        )
     return out.getvalue()
 
 
 def _publish(rows: list[SnapshotRow], as_of: datetime) -> PublishedSnapshot:
     body = snapshot_csv(rows).encode()
-    return PublishedSnapshot(as_of=as_of, body=body, etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"')
+    return PublishedSnapshot(
+        as_of=as_of, body=body, etag=f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    )

@@ -83,7 +83,11 @@ def write_demo_folder(
     files.stores.write_text(stores_csv(STORES), encoding="utf-8")
     files.products.write_text(products_csv(products), encoding="utf-8")
     files.feeds.write_text(
-        feeds_toml(feed_base_url.rstrip("/"), pos_interval=pos_interval, warehouse_interval=warehouse_interval),
+        feeds_toml(
+            feed_base_url.rstrip("/"),
+            pos_interval=pos_interval,
+            warehouse_interval=warehouse_interval,
+        ),
         encoding="utf-8",
     )
     files.policy.write_text(_POLICY, encoding="utf-8")

@@ -29,7 +29,9 @@ from app.demo.feed import BadCursor, FeedSimulator
 log = structlog.get_logger(__name__)
 
 
-def simulator_app(feed: FeedSimulator, *, clock: Clock = utc_now, tick_seconds: float = 2.0) -> Litestar:
+def simulator_app(
+    feed: FeedSimulator, *, clock: Clock = utc_now, tick_seconds: float = 2.0
+) -> Litestar:
     """A Litestar app serving ``feed``; its lifespan ticks the simulation every ``tick_seconds``."""
     stores_body = stores_csv(feed.simulation.stores).encode()
     products_body = products_csv(feed.simulation.products).encode()
@@ -80,8 +82,14 @@ def simulator_app(feed: FeedSimulator, *, clock: Clock = utc_now, tick_seconds: 
         if pair not in sim.initial_book:
             return Response({"error": "no such store and sku"}, status_code=HTTP_404_NOT_FOUND)
         return Response(
-            {"store_id": store_id, "sku": sku, "shelf": sim.shelf(pair), "book": sim.book(pair),
-             "in_transit": sim.in_transit(pair), "at": sim.now.isoformat()}
+            {
+                "store_id": store_id,
+                "sku": sku,
+                "shelf": sim.shelf(pair),
+                "book": sim.book(pair),
+                "in_transit": sim.in_transit(pair),
+                "at": sim.now.isoformat(),
+            }
         )
 
     @get("/health", sync_to_thread=False)
@@ -166,6 +174,9 @@ class SimulatorServer:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.stop()

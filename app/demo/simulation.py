@@ -115,14 +115,20 @@ class Simulation:
                 par = 4 + round(14 * weight / top) + self._rng.randint(0, 4)
                 self._par[pair] = par
                 low = self._rng.random() < 0.1
-                opening = self._rng.randint(0, 2) if low else self._rng.randint(self.config.reorder_point + 1, par)
+                opening = (
+                    self._rng.randint(0, 2)
+                    if low
+                    else self._rng.randint(self.config.reorder_point + 1, par)
+                )
                 self.initial_book[pair] = opening if stock is None else stock.get(pair, opening)
         self._shelf = dict(self.initial_book)
         self._book = dict(self.initial_book)
         self._in_transit: dict[Pair, int] = {}
         self._orders: list[_Order] = []
         self._drift: set[Pair] = set()
-        self._recent_sales: dict[str, deque[str]] = {s.store_id: deque(maxlen=50) for s in self.stores}
+        self._recent_sales: dict[str, deque[str]] = {
+            s.store_id: deque(maxlen=50) for s in self.stores
+        }
         for pair in self.initial_book:
             self._reorder_if_low(pair, self.now)
 
@@ -141,7 +147,9 @@ class Simulation:
 
     def best_sellers(self, n: int = 5) -> list[str]:
         """The ``n`` skus that sell fastest, best first."""
-        weights = [b - a for a, b in zip([0.0, *self._sku_weights], self._sku_weights, strict=False)]
+        weights = [
+            b - a for a, b in zip([0.0, *self._sku_weights], self._sku_weights, strict=False)
+        ]
         ranked = sorted(range(len(self.products)), key=lambda i: -weights[i])
         return [self.products[i].sku for i in ranked[:n]]
 
@@ -160,8 +168,12 @@ class Simulation:
                 continue
             rows.append(
                 SnapshotRow(
-                    location_id=pair[0], sku=pair[1], on_hand=book + reserved,
-                    reserved=reserved, in_transit=transit, as_of=self.now,
+                    location_id=pair[0],
+                    sku=pair[1],
+                    on_hand=book + reserved,
+                    reserved=reserved,
+                    in_transit=transit,
+                    as_of=self.now,
                 )
             )
         return rows
@@ -257,9 +269,17 @@ class Simulation:
         self._orders.append(_Order(due_at=at + timedelta(seconds=lead), pair=pair, qty=qty))
         self._in_transit[pair] = qty
 
-    def _emit(self, kind: type[Sale | Return | Receipt | Adjustment | Count], pair: Pair, at: datetime, **fields: int) -> None:
+    def _emit(
+        self,
+        kind: type[Sale | Return | Receipt | Adjustment | Count],
+        pair: Pair,
+        at: datetime,
+        **fields: int,
+    ) -> None:
         event_id = f"{self._prefix}{len(self.events) + 1:07d}"
-        self.events.append(kind(event_id=event_id, store_id=pair[0], sku=pair[1], occurred_at=at, **fields))
+        self.events.append(
+            kind(event_id=event_id, store_id=pair[0], sku=pair[1], occurred_at=at, **fields)
+        )
 
 
 def _cumulative(weights: Sequence[float]) -> list[float]:
