@@ -139,3 +139,21 @@ def feed_server() -> Iterator[FeedServer]:
     """A scriptable HTTP server on 127.0.0.1 (``tests/feedserver.py``)."""
     with FeedServer() as server:
         yield server
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging_config() -> Iterator[None]:
+    """A test that runs the CLI configures structlog to print to pytest's captured
+    stderr, which is closed after that test; put the previous config back so later
+    log calls do not write to a closed file."""
+    import logging
+
+    import structlog
+
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
