@@ -586,6 +586,24 @@ async def test_header_without_line_end_is_an_empty_snapshot(
     assert reason == "snapshot has no rows (header only)"
 
 
+async def test_corrupt_gzip_is_quarantined(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    feed_server: FeedServer,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    previous: dict[str, list[tuple[Any, ...]]],
+) -> None:
+    corrupt = Reply(
+        body=b"this is not gzip at all",
+        headers={"Content-Type": "text/csv", "Content-Encoding": "gzip"},
+    )
+
+    reason = await quarantined(pool, feed, feed_server, client, settings, corrupt, previous)
+
+    assert reason.startswith("body: cannot be decoded (")
+
+
 async def test_backslash_is_quarantined(
     pool: asyncpg.Pool,
     feed: FeedConfig,
