@@ -15,6 +15,7 @@ import asyncpg
 import httpx
 import msgspec
 import pytest
+import structlog
 
 from app.db import snapshots
 from app.db.feeds import upsert_feeds
@@ -443,6 +444,29 @@ async def test_truncated_snapshot_is_quarantined(
         f"{EXPECTED_HEADER}; is the file truncated?)"
     )
     assert await pool.fetchval("SELECT count(*) FROM warehouse_snapshot_row") == 0
+
+
+async def test_quarantine_is_logged_with_ids(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    feed_server: FeedServer,
+    client: httpx.AsyncClient,
+    settings: Settings,
+    previous: dict[str, list[tuple[Any, ...]]],
+) -> None:
+    with structlog.testing.capture_logs() as logs:
+        reason = await quarantined(
+            pool, feed, feed_server, client, settings, csv(f"S001,SKU-1,-1,0,0,{T6}"), previous
+        )
+
+    [event] = [e for e in logs if e["event"] == "snapshot.quarantined"]
+    snapshot_id = (await snapshot_rows(pool))[-1][0]
+    assert (event["feed"], event["snapshot_id"], event["reason"]) == (
+        "wh-main",
+        snapshot_id,
+        reason,
+    )
+    assert event["log_level"] == "warning"
 
 
 async def test_truncated_inside_as_of_names_line_and_value(
