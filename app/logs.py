@@ -8,6 +8,7 @@ from typing import Literal
 
 import structlog
 
+
 class _CurrentStderr:
     """Writes to whatever ``sys.stderr`` is now, so a logger cached early keeps
     working after the stream is swapped (test runners, daemonising)."""

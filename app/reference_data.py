@@ -59,7 +59,9 @@ class CsvRejected(ValueError):
         more = len(self.problems) - SHOWN_PROBLEMS
         tail = f"; and {more} more" if more > 0 else ""
         n = len(self.problems)
-        return f"{self.source} rejected, nothing applied ({n} problem{'s' * (n != 1)}): {shown}{tail}"
+        return (
+            f"{self.source} rejected, nothing applied ({n} problem{'s' * (n != 1)}): {shown}{tail}"
+        )
 
 
 class ReferenceDataError(RuntimeError):
@@ -150,7 +152,9 @@ def _read_rows(
     if first != list(header):
         got = "an empty file" if first is None else repr(",".join(first))
         expected = ",".join(header)
-        raise CsvRejected(source, [LineProblem(1, f"header must be exactly {expected!r}, got {got}")])
+        raise CsvRejected(
+            source, [LineProblem(1, f"header must be exactly {expected!r}, got {got}")]
+        )
     rows: list[tuple[int, list[str]]] = []
     problems: list[LineProblem] = []
     line = reader.line_num + 1
@@ -231,7 +235,9 @@ def decode_csv_bytes(body: bytes, source: str) -> str:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = body[: exc.start].count(b"\n") + 1
-        raise CsvRejected(source, [LineProblem(line, f"not UTF-8 text (byte {exc.start})")]) from None
+        raise CsvRejected(
+            source, [LineProblem(line, f"not UTF-8 text (byte {exc.start})")]
+        ) from None
 
 
 # --- start-up ---------------------------------------------------------------------
@@ -266,7 +272,13 @@ async def load_reference_files(pool: asyncpg.Pool, settings: Settings) -> None:
     async with pool.acquire() as conn, conn.transaction():
         if stores is not None:
             counts = await store_db.upsert_stores(conn, stores)
-            log.info("reference_data.stores_loaded", file=str(settings.stores_file), **counts.as_log())
+            log.info(
+                "reference_data.stores_loaded", file=str(settings.stores_file), **counts.as_log()
+            )
         if products is not None:
             counts = await store_db.upsert_products(conn, products)
-            log.info("reference_data.products_loaded", file=str(settings.products_file), **counts.as_log())
+            log.info(
+                "reference_data.products_loaded",
+                file=str(settings.products_file),
+                **counts.as_log(),
+            )

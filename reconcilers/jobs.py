@@ -54,7 +54,9 @@ async def run_feed(
         _log(feed, outcome, started, error=error)
         return outcome
     try:
-        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", FEED_LOCK_CLASS, key):
+        if not await lock_conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, $2)", FEED_LOCK_CLASS, key
+        ):
             outcome = PullOutcome(outcome="skipped", detail="another process is pulling this feed")
             _log(feed, outcome, started)
             return outcome
@@ -91,7 +93,9 @@ async def _locked_run(
     try:
         async with pool.acquire() as conn:
             await feed_state.record_attempt(conn, feed.name, at=clock())
-        outcome = await _dispatch(pool, feed, client, settings=settings, policy=policy, clock=clock, progress=progress)
+        outcome = await _dispatch(
+            pool, feed, client, settings=settings, policy=policy, clock=clock, progress=progress
+        )
     except asyncio.CancelledError:
         progress.outcome, progress.detail = "cancelled", "cancelled before the run ended"
         _log(feed, progress, started)
@@ -110,7 +114,9 @@ async def _locked_run(
         )
     except SettingsError as exc:
         error = str(exc)
-    except Exception as exc:  # a bug or the database: recorded and logged, never raised to the scheduler
+    except (
+        Exception
+    ) as exc:  # a bug or the database: recorded and logged, never raised to the scheduler
         error = f"feed {feed.name}: unexpected {type(exc).__name__}: {exc}"
         log.exception("feed.crashed", feed=feed.name, kind=feed.kind)
     if error is not None:
@@ -161,7 +167,9 @@ def _redacted(url: httpx.URL) -> str:
     return str(url.copy_with(query=None, userinfo=b""))
 
 
-def _log(feed: FeedConfig, outcome: PullOutcome, started: float, *, error: str | None = None) -> None:
+def _log(
+    feed: FeedConfig, outcome: PullOutcome, started: float, *, error: str | None = None
+) -> None:
     level = "warning" if error or outcome.outcome in ("failed", "quarantined") else "info"
     getattr(log, level)(
         "feed.pulled",

@@ -137,10 +137,14 @@ async def pull_pos(
     for page_no in range(1, MAX_PAGES_PER_RUN + 1):
         where = f"page {page_no} (cursor {cursor!r})"
         started = time.perf_counter()
-        response = await fetch(client, page_url(feed.url, cursor), feed=feed, settings=settings, where=where)
+        response = await fetch(
+            client, page_url(feed.url, cursor), feed=feed, settings=settings, where=where
+        )
         page = decode_page(response.content, feed=feed.name, where=where)
         if page.has_more and page.next_cursor == cursor:
-            raise FeedDataError(f"feed {feed.name}: {where}: has_more with an unchanged next_cursor")
+            raise FeedDataError(
+                f"feed {feed.name}: {where}: has_more with an unchanged next_cursor"
+            )
         next_cursor = page.next_cursor or cursor
         async with pool.acquire() as conn, conn.transaction():
             now = clock()

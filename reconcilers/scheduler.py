@@ -53,11 +53,18 @@ class Reconcilers:
         """Pull one feed now (the admin "pull now"); skipped if it is already running."""
         feed = self.feeds.get(name)
         if feed is None:
-            raise UnknownFeed(f"no feed named {name!r}; configured: {', '.join(self.feeds) or 'none'}")
+            raise UnknownFeed(
+                f"no feed named {name!r}; configured: {', '.join(self.feeds) or 'none'}"
+            )
         if self._closing:
             raise RuntimeError("the reconcilers are shutting down")
         run = run_feed(
-            self.pool, feed, self.client, settings=self.settings, policy=self.policy, clock=self.clock
+            self.pool,
+            feed,
+            self.client,
+            settings=self.settings,
+            policy=self.policy,
+            clock=self.clock,
         )
         task = asyncio.create_task(run, name=f"feed:{name}")
         self._runs.add(task)
@@ -101,7 +108,9 @@ async def start_reconcilers(
         policy=policy,
         clock=clock,
         feeds={f.name: f for f in feeds},
-        client=httpx.AsyncClient(follow_redirects=False, headers={"User-Agent": "store-availability"}),
+        client=httpx.AsyncClient(
+            follow_redirects=False, headers={"User-Agent": "store-availability"}
+        ),
     )
     if settings.scheduler and feeds:
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)

@@ -55,15 +55,29 @@ class Reply:
     chunk_size: int = 64 * 1024
 
 
-def json_reply(obj: Any, status: int = 200, headers: Mapping[str, str] | None = None, **fault: Any) -> Reply:
+def json_reply(
+    obj: Any, status: int = 200, headers: Mapping[str, str] | None = None, **fault: Any
+) -> Reply:
     """A JSON body (``obj`` is dumped; pass ``bytes`` to send them verbatim)."""
     body = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-    return Reply(status=status, body=body, headers={"Content-Type": "application/json", **(headers or {})}, **fault)
+    return Reply(
+        status=status,
+        body=body,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        **fault,
+    )
 
 
-def text_reply(text: str, status: int = 200, headers: Mapping[str, str] | None = None, **fault: Any) -> Reply:
+def text_reply(
+    text: str, status: int = 200, headers: Mapping[str, str] | None = None, **fault: Any
+) -> Reply:
     """A text body, ``text/csv`` unless headers say otherwise."""
-    return Reply(status=status, body=text.encode(), headers={"Content-Type": "text/csv", **(headers or {})}, **fault)
+    return Reply(
+        status=status,
+        body=text.encode(),
+        headers={"Content-Type": "text/csv", **(headers or {})},
+        **fault,
+    )
 
 
 @dataclass(frozen=True)
@@ -151,7 +165,9 @@ class FeedServer:
 
     # -- life cycle ------------------------------------------------------------
     def start(self) -> FeedServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="feedserver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, name="feedserver", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -200,7 +216,9 @@ class FeedServer:
                 )
                 responder = server._record(request)
                 try:
-                    reply = responder(request) if responder else Reply(status=404, body=b"not scripted")
+                    reply = (
+                        responder(request) if responder else Reply(status=404, body=b"not scripted")
+                    )
                 except Exception as exc:  # a broken script shows up as a 500 naming it
                     reply = Reply(status=500, body=f"feedserver responder failed: {exc!r}".encode())
                 self._send(reply)
@@ -256,7 +274,9 @@ class PagedFeed:
     index to replies used (in order, then the real page) for requests of that page.
     """
 
-    def __init__(self, pages: Sequence[Sequence[Mapping[str, Any]]], *, cursor_prefix: str = "c") -> None:
+    def __init__(
+        self, pages: Sequence[Sequence[Mapping[str, Any]]], *, cursor_prefix: str = "c"
+    ) -> None:
         self.pages: list[Sequence[Mapping[str, Any]]] = [list(p) for p in pages]
         self.prefix = cursor_prefix
         self.faults: dict[int, list[Reply]] = {}

@@ -31,7 +31,11 @@ def north_of(lat: float, km: float) -> float:
 
 async def add_store(pool: asyncpg.Pool, store_id: str, lat: float = LAT, lon: float = LON) -> None:
     await pool.execute(
-        "INSERT INTO store (store_id, name, lat, lon) VALUES ($1, $2, $3, $4)", store_id, f"Store {store_id}", lat, lon
+        "INSERT INTO store (store_id, name, lat, lon) VALUES ($1, $2, $3, $4)",
+        store_id,
+        f"Store {store_id}",
+        lat,
+        lon,
     )
 
 
@@ -59,14 +63,23 @@ async def add_position(
                                    confidence, reasons, badge_as_of, computed_at)
         VALUES ($1, $2, $3, 'snapshot', $4, $4, $4, 0, $5, $6, $7, $8, $4, $4)
         """,
-        store_id, sku, book, as_of, state, safety_buffer, confidence, list(reasons),
+        store_id,
+        sku,
+        book,
+        as_of,
+        state,
+        safety_buffer,
+        confidence,
+        list(reasons),
     )
 
 
 async def add_freshness(pool: asyncpg.Pool, store_id: str, newest: datetime) -> None:
     await pool.execute(
         "INSERT INTO store_freshness (store_id, last_pos_event_at, snapshot_as_of) VALUES ($1, $2, $3)",
-        store_id, newest, newest - timedelta(hours=3),
+        store_id,
+        newest,
+        newest - timedelta(hours=3),
     )
 
 
@@ -75,9 +88,13 @@ def app(make_app: Callable[..., Litestar]) -> Litestar:
     return make_app(clock=lambda: NOW, policy=POLICY)
 
 
-async def test_stored_badge_is_served_with_its_times_and_words(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_stored_badge_is_served_with_its_times_and_words(
+    app: Litestar, pool: asyncpg.Pool
+) -> None:
     await add_store(pool, "S001")
-    await add_position(pool, "S001", "SKU-1", book=3, state="low_stock", reasons=["few_left"], confidence=0.8)
+    await add_position(
+        pool, "S001", "SKU-1", book=3, state="low_stock", reasons=["few_left"], confidence=0.8
+    )
     await add_freshness(pool, "S001", NOW - timedelta(minutes=10))
     async with serve_in_loop(app) as client:
         r = await client.get("/v1/stores/S001/availability/SKU-1")
@@ -111,7 +128,9 @@ async def test_stale_store_data_withdraws_a_stored_promise_at_read_time(
     ]:
         async with serve_in_loop(make_app(clock=lambda now=now: now, policy=POLICY)) as client:
             body = (await client.get("/v1/stores/S001/availability/SKU-1")).json()
-            near = (await client.get("/v1/availability/SKU-1", params={"lat": LAT, "lon": LON})).json()
+            near = (
+                await client.get("/v1/availability/SKU-1", params={"lat": LAT, "lon": LON})
+            ).json()
         assert (body["state"], body["promise"], body["reasons"]) == (state, promise, reasons)
         assert body["as_of"] == "2026-11-23T11:00:00Z"  # still says when its data is from
         entry = near["stores"][0]
@@ -120,7 +139,9 @@ async def test_stale_store_data_withdraws_a_stored_promise_at_read_time(
     assert body["book"] == 10  # the record is still shown; only the promise is withdrawn
 
 
-async def test_known_pair_without_a_position_is_unknown_no_data(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_known_pair_without_a_position_is_unknown_no_data(
+    app: Litestar, pool: asyncpg.Pool
+) -> None:
     await add_store(pool, "S001")
     await add_product(pool, "SKU-1")
     await add_freshness(pool, "S001", NOW - timedelta(minutes=5))
@@ -128,7 +149,12 @@ async def test_known_pair_without_a_position_is_unknown_no_data(app: Litestar, p
         r = await client.get("/v1/stores/S001/availability/SKU-1")
     assert r.status_code == 200
     body = r.json()
-    assert (body["state"], body["promise"], body["book"], body["reasons"]) == ("unknown", False, None, ["no_data"])
+    assert (body["state"], body["promise"], body["book"], body["reasons"]) == (
+        "unknown",
+        False,
+        None,
+        ["no_data"],
+    )
     assert body["as_of"] == "2026-11-23T11:55:00Z"
     assert body["computed_at"] is None
     assert body["reason_text"] == PLAIN_WORDS[Reason.NO_DATA]
@@ -152,7 +178,9 @@ async def test_unknown_store_and_sku_are_404(app: Litestar, pool: asyncpg.Pool) 
         assert r.json() == {"status": 404, "error": "unknown sku 'SKU-NOPE'"}
 
 
-async def test_nearby_is_nearest_first_with_exact_radius_edge(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_nearby_is_nearest_first_with_exact_radius_edge(
+    app: Litestar, pool: asyncpg.Pool
+) -> None:
     _, max_lat, _, max_lon = bounding_box(LAT, LON, 25.0)
     await add_store(pool, "FAR", north_of(LAT, 20.0))
     await add_store(pool, "NEAR", north_of(LAT, 2.0))
@@ -171,7 +199,9 @@ async def test_nearby_is_nearest_first_with_exact_radius_edge(app: Litestar, poo
     body = r.json()
     assert body["generated_at"] == "2026-11-23T12:00:00Z"
     assert (body["sku"], body["radius_km"]) == ("SKU-1", 25.0)
-    assert [(e["store"]["store_id"], e["store"]["distance_km"], e["state"]) for e in body["stores"]] == [
+    assert [
+        (e["store"]["store_id"], e["store"]["distance_km"], e["state"]) for e in body["stores"]
+    ] == [
         ("NEAR", 2.0, "unknown"),
         ("FAR", 20.0, "unavailable"),
         ("INSIDE", 24.99, "in_stock"),
@@ -188,7 +218,9 @@ async def test_nearby_limit_and_radius(app: Litestar, pool: asyncpg.Pool) -> Non
     async with serve_in_loop(app) as client:
         r = await client.get("/v1/availability/SKU-1", params={"lat": LAT, "lon": LON, "limit": 3})
         assert [e["store"]["store_id"] for e in r.json()["stores"]] == ["S0", "S1", "S2"]
-        r = await client.get("/v1/availability/SKU-1", params={"lat": LAT, "lon": LON, "radius_km": 4.5})
+        r = await client.get(
+            "/v1/availability/SKU-1", params={"lat": LAT, "lon": LON, "radius_km": 4.5}
+        )
         assert [e["store"]["store_id"] for e in r.json()["stores"]] == ["S0", "S1", "S2", "S3"]
         r = await client.get("/v1/availability/SKU-1", params={"lat": LAT + 10, "lon": LON})
         assert r.status_code == 200 and r.json()["stores"] == []
@@ -212,8 +244,14 @@ async def test_nearby_across_the_antimeridian(app: Litestar, pool: asyncpg.Pool)
         ({"lat": 90.5, "lon": LON}, "invalid parameter: lat (Expected `float` <= 90.0)"),
         ({"lat": LAT, "lon": -181}, "invalid parameter: lon (Expected `float` >= -180.0)"),
         ({"lat": LAT, "lon": "east"}, "invalid parameter: lon (Expected `float`, got `str`)"),
-        ({"lat": LAT, "lon": LON, "radius_km": 501}, "invalid parameter: radius_km (Expected `float` <= 500.0)"),
-        ({"lat": LAT, "lon": LON, "radius_km": 0}, "invalid parameter: radius_km (Expected `float` > 0.0)"),
+        (
+            {"lat": LAT, "lon": LON, "radius_km": 501},
+            "invalid parameter: radius_km (Expected `float` <= 500.0)",
+        ),
+        (
+            {"lat": LAT, "lon": LON, "radius_km": 0},
+            "invalid parameter: radius_km (Expected `float` > 0.0)",
+        ),
         ({"lat": LAT, "lon": LON, "limit": 51}, "invalid parameter: limit (Expected `int` <= 50)"),
         ({"lat": LAT, "lon": LON, "limit": 0}, "invalid parameter: limit (Expected `int` >= 1)"),
     ],
@@ -228,7 +266,9 @@ async def test_bad_nearby_parameters_are_400_naming_the_field(
     assert r.json()["error"].startswith(error)
 
 
-async def test_unknown_reason_codes_from_a_newer_writer_are_kept(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_unknown_reason_codes_from_a_newer_writer_are_kept(
+    app: Litestar, pool: asyncpg.Pool
+) -> None:
     await add_store(pool, "S001")
     await add_position(pool, "S001", "SKU-1", reasons=["margin_ok", "velocity_high"])
     await add_freshness(pool, "S001", NOW)
@@ -238,7 +278,9 @@ async def test_unknown_reason_codes_from_a_newer_writer_are_kept(app: Litestar, 
     assert body["reason_text"] == f"{PLAIN_WORDS[Reason.MARGIN_OK]} velocity_high"
 
 
-async def test_nearby_matches_brute_force_over_many_points(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_nearby_matches_brute_force_over_many_points(
+    app: Litestar, pool: asyncpg.Pool
+) -> None:
     """The box prefilter in SQL plus exact distance must find exactly the stores a
     scan of every store finds, in the same order, including near the antimeridian
     and the poles."""

@@ -26,12 +26,22 @@ async def _store_ids(pool: asyncpg.Pool) -> list[str]:
     return [r["store_id"] for r in await pool.fetch("SELECT store_id FROM store ORDER BY 1")]
 
 
-async def test_put_get_and_list_stores(make_app: Callable[..., Litestar], pool: asyncpg.Pool) -> None:
+async def test_put_get_and_list_stores(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+) -> None:
     async with serve_in_loop(make_app()) as client:
-        r = await client.put("/v1/stores/S001", json={"name": "Main Street", "lat": 48.85, "lon": 2.35})
+        r = await client.put(
+            "/v1/stores/S001", json={"name": "Main Street", "lat": 48.85, "lon": 2.35}
+        )
         assert r.status_code == 201
         assert r.json()["store_id"] == "S001" and r.json()["postal_code"] is None
-        body = {"store_id": "S001", "name": "Main St", "lat": 48.85, "lon": 2.35, "timezone": "Europe/Paris"}
+        body = {
+            "store_id": "S001",
+            "name": "Main St",
+            "lat": 48.85,
+            "lon": 2.35,
+            "timezone": "Europe/Paris",
+        }
         r = await client.put("/v1/stores/S001", json=body)
         assert r.status_code == 200
         assert r.json()["name"] == "Main St" and r.json()["timezone"] == "Europe/Paris"
@@ -46,13 +56,17 @@ async def test_put_get_and_list_stores(make_app: Callable[..., Litestar], pool: 
     assert await _store_ids(pool) == ["A000", "S001"]
 
 
-async def test_store_errors_say_where_and_why(make_app: Callable[..., Litestar], pool: asyncpg.Pool) -> None:
+async def test_store_errors_say_where_and_why(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+) -> None:
     async with serve_in_loop(make_app()) as client:
         r = await client.get("/v1/stores/NOPE")
         assert r.status_code == 404
         assert r.json() == {"status": 404, "error": "unknown store 'NOPE'"}
 
-        r = await client.put("/v1/stores/S001", json={"store_id": "S002", "name": "X", "lat": 1, "lon": 2})
+        r = await client.put(
+            "/v1/stores/S001", json={"store_id": "S002", "name": "X", "lat": 1, "lon": 2}
+        )
         assert r.status_code == 400
         assert r.json()["error"] == "store_id in the body ('S002') does not match the URL ('S001')"
 
@@ -60,13 +74,18 @@ async def test_store_errors_say_where_and_why(make_app: Callable[..., Litestar],
         assert r.status_code == 400
         assert r.json()["error"] == "invalid parameter: lat (Expected `float` <= 90.0)"
 
-        r = await client.put("/v1/stores/S001", json={"name": "X", "lat": 1, "lon": 2, "timezone": "Nowhere/Land"})
+        r = await client.put(
+            "/v1/stores/S001", json={"name": "X", "lat": 1, "lon": 2, "timezone": "Nowhere/Land"}
+        )
         assert r.status_code == 400
         assert "timezone 'Nowhere/Land' is not an IANA time zone" in r.json()["error"]
 
         r = await client.put("/v1/stores/S001", json={"name": "X", "latitude": 1, "lon": 2})
         assert r.status_code == 400
-        assert r.json()["error"] == "invalid parameter: data (Object contains unknown field `latitude`)"
+        assert (
+            r.json()["error"]
+            == "invalid parameter: data (Object contains unknown field `latitude`)"
+        )
 
         r = await client.put("/v1/stores/bad%20id", json={"name": "X", "lat": 1, "lon": 2})
         assert r.status_code == 400
@@ -85,7 +104,8 @@ async def test_nearby_store_list_is_nearest_first_within_radius(
         ("OUTSIDE", north_of(lat, 25.01)),
     ]
     await pool.executemany(
-        "INSERT INTO store (store_id, name, lat, lon) VALUES ($1, $2, $3, $4)", [(s, s, la, lon) for s, la in rows]
+        "INSERT INTO store (store_id, name, lat, lon) VALUES ($1, $2, $3, $4)",
+        [(s, s, la, lon) for s, la in rows],
     )
     async with serve_in_loop(make_app()) as client:
         r = await client.get("/v1/stores", params={"lat": lat, "lon": lon})
@@ -109,7 +129,10 @@ async def test_nearby_store_list_is_nearest_first_within_radius(
 async def test_csv_upload_with_bad_rows_is_rejected_whole(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool
 ) -> None:
-    text = HEADER + "S001,One,48.0,2.0,,\nS002,Two,95,2.0,,\nS003,Three,48.0,2.0,,\nS001,Dup,48.0,2.0,,\n"
+    text = (
+        HEADER
+        + "S001,One,48.0,2.0,,\nS002,Two,95,2.0,,\nS003,Three,48.0,2.0,,\nS001,Dup,48.0,2.0,,\n"
+    )
     async with serve_in_loop(make_app()) as client:
         r = await client.post("/v1/stores", content=text, headers=CSV)
         assert r.status_code == 422
@@ -126,19 +149,29 @@ async def test_csv_upload_with_bad_rows_is_rejected_whole(
             ],
         }
 
-        r = await client.post("/v1/stores", content=HEADER + "S001,One,48,2,,\n", headers={"content-type": "application/json"})
+        r = await client.post(
+            "/v1/stores",
+            content=HEADER + "S001,One,48,2,,\n",
+            headers={"content-type": "application/json"},
+        )
         assert r.status_code == 415
         assert "text/csv" in r.json()["error"]
 
-        r = await client.post("/v1/stores", content=b"store_id,name,lat,lon,postal_code,timezone\n\xff\n", headers=CSV)
+        r = await client.post(
+            "/v1/stores", content=b"store_id,name,lat,lon,postal_code,timezone\n\xff\n", headers=CSV
+        )
         assert r.status_code == 422
         assert "line 2: not UTF-8 text" in r.json()["error"]
     assert await _store_ids(pool) == []
 
 
 async def test_csv_upload_upserts(make_app: Callable[..., Litestar], pool: asyncpg.Pool) -> None:
-    await pool.execute("INSERT INTO store (store_id, name, lat, lon) VALUES ('S001', 'Old name', 48, 2)")
-    await pool.execute("INSERT INTO store (store_id, name, lat, lon) VALUES ('S003', 'Same', 40, 3)")
+    await pool.execute(
+        "INSERT INTO store (store_id, name, lat, lon) VALUES ('S001', 'Old name', 48, 2)"
+    )
+    await pool.execute(
+        "INSERT INTO store (store_id, name, lat, lon) VALUES ('S003', 'Same', 40, 3)"
+    )
     text = HEADER + "S001,New name,48,2,,\nS002,Two,48.1,2.1,75002,Europe/Paris\nS003,Same,40,3,,\n"
     async with serve_in_loop(make_app()) as client:
         r = await client.post("/v1/stores", content=text, headers=CSV)
@@ -152,7 +185,9 @@ async def test_csv_upload_upserts(make_app: Callable[..., Litestar], pool: async
     ]
 
 
-async def test_products_put_get_and_csv(make_app: Callable[..., Litestar], pool: asyncpg.Pool) -> None:
+async def test_products_put_get_and_csv(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+) -> None:
     async with serve_in_loop(make_app()) as client:
         r = await client.put("/v1/products/SKU-1", json={"name": "Drill", "category": "tools"})
         assert r.status_code == 201 and r.json()["category"] == "tools"
@@ -162,14 +197,23 @@ async def test_products_put_get_and_csv(make_app: Callable[..., Litestar], pool:
         r = await client.get("/v1/products/SKU-9")
         assert r.status_code == 404 and r.json()["error"] == "unknown sku 'SKU-9'"
 
-        r = await client.post("/v1/products", content="sku,name,category\nSKU-2,Saw,tools\nSKU 3,x,y\n", headers=CSV)
+        r = await client.post(
+            "/v1/products", content="sku,name,category\nSKU-2,Saw,tools\nSKU 3,x,y\n", headers=CSV
+        )
         assert r.status_code == 422
         assert r.json()["detail"]["problems"] == [
-            {"line": 3, "reason": "sku 'SKU 3' is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)"}
+            {
+                "line": 3,
+                "reason": "sku 'SKU 3' is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)",
+            }
         ]
         assert await pool.fetchval("SELECT count(*) FROM product") == 1
 
-        r = await client.post("/v1/products", content="sku,name,category\nSKU-1,Drill,hand-tools\nSKU-2,Saw,\n", headers=CSV)
+        r = await client.post(
+            "/v1/products",
+            content="sku,name,category\nSKU-1,Drill,hand-tools\nSKU-2,Saw,\n",
+            headers=CSV,
+        )
         assert r.status_code == 200
         assert r.json() == {"received": 2, "created": 1, "updated": 1, "unchanged": 0}
         r = await client.get("/v1/products/SKU-2")
@@ -186,15 +230,23 @@ async def test_admin_token_guards_writes_only(
         assert r.status_code == 401
         assert r.headers["www-authenticate"].startswith("Bearer")
         assert r.json()["error"] == "admin token required: send 'Authorization: Bearer <token>'"
-        r = await client.put("/v1/stores/S001", json=body, headers={"authorization": "Bearer wrong"})
+        r = await client.put(
+            "/v1/stores/S001", json=body, headers={"authorization": "Bearer wrong"}
+        )
         assert r.status_code == 403
-        r = await client.post("/v1/stores", content=HEADER + "S001,One,1,2,,\n", headers={**CSV, "authorization": "Basic s3cret"})
+        r = await client.post(
+            "/v1/stores",
+            content=HEADER + "S001,One,1,2,,\n",
+            headers={**CSV, "authorization": "Basic s3cret"},
+        )
         assert r.status_code == 401
         r = await client.post("/v1/products", content="sku,name,category\nSKU-1,,\n", headers=CSV)
         assert r.status_code == 401
         assert await _store_ids(pool) == []
 
-        r = await client.put("/v1/stores/S001", json=body, headers={"authorization": "Bearer s3cret"})
+        r = await client.put(
+            "/v1/stores/S001", json=body, headers={"authorization": "Bearer s3cret"}
+        )
         assert r.status_code == 201
         r = await client.get("/v1/stores/S001")
         assert r.status_code == 200
@@ -206,8 +258,12 @@ async def test_openapi_documents_every_endpoint(make_app: Callable[..., Litestar
         schema = (await client.get("/schema/openapi.json")).json()
     paths = schema["paths"]
     assert {
-        "/v1/stores", "/v1/stores/{store_id}", "/v1/products", "/v1/products/{sku}",
-        "/v1/stores/{store_id}/availability/{sku}", "/v1/availability/{sku}",
+        "/v1/stores",
+        "/v1/stores/{store_id}",
+        "/v1/products",
+        "/v1/products/{sku}",
+        "/v1/stores/{store_id}/availability/{sku}",
+        "/v1/availability/{sku}",
     } <= set(paths)
     assert "text/csv" in paths["/v1/stores"]["post"]["requestBody"]["content"]
     assert paths["/v1/stores"]["post"]["security"] == [{"adminToken": []}]

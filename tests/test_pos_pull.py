@@ -53,7 +53,9 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def pos_feed(feed_server: FeedServer) -> FeedConfig:
-    return FeedConfig(name="pos-main", kind="pos", url=feed_server.url("/events"), timeout=timedelta(seconds=2))
+    return FeedConfig(
+        name="pos-main", kind="pos", url=feed_server.url("/events"), timeout=timedelta(seconds=2)
+    )
 
 
 @pytest.fixture
@@ -66,11 +68,15 @@ async def db(pool: asyncpg.Pool, pos_feed: FeedConfig) -> asyncpg.Pool:
             """INSERT INTO warehouse_stock VALUES ('S1', 'SKU-A', 20, 0, 0, $1, 1), ('S1', 'SKU-B', 5, 0, 0, $1, 1)""",
             T0,
         )
-        await conn.execute("INSERT INTO store_freshness (store_id, snapshot_as_of) VALUES ('S1', $1)", T0)
+        await conn.execute(
+            "INSERT INTO store_freshness (store_id, snapshot_as_of) VALUES ('S1', $1)", T0
+        )
     return pool
 
 
-async def run(pool: asyncpg.Pool, feed: FeedConfig, client: httpx.AsyncClient, settings: Settings) -> PullOutcome:
+async def run(
+    pool: asyncpg.Pool, feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+) -> PullOutcome:
     return await run_feed(pool, feed, client, settings=settings, policy=POLICY, clock=clock)
 
 
@@ -95,14 +101,20 @@ async def stored(pool: asyncpg.Pool) -> dict[str, Any]:
 
 async def book_of(pool: asyncpg.Pool, sku: str, store: str = "S1") -> asyncpg.Record:
     async with pool.acquire() as conn:
-        row = await conn.fetchrow("SELECT * FROM book_position WHERE store_id = $1 AND sku = $2", store, sku)
+        row = await conn.fetchrow(
+            "SELECT * FROM book_position WHERE store_id = $1 AND sku = $2", store, sku
+        )
     assert row is not None, f"no position for {store}/{sku}"
     return row
 
 
 # -- paging -------------------------------------------------------------------------------
 async def test_pulls_every_page_and_saves_the_last_cursor(
-    db: asyncpg.Pool, feed_server: FeedServer, pos_feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
 ) -> None:
     feed = PagedFeed([
         [ev("E1", 10), ev("E2", 20, "receipt", 4)],
@@ -112,7 +124,12 @@ async def test_pulls_every_page_and_saves_the_last_cursor(
     feed_server.route("/events", feed)
     with capture_logs() as logs:
         outcome = await run(db, pos_feed, client, settings)
-    assert (outcome.outcome, outcome.pages, outcome.events_new, outcome.events_duplicate) == ("applied", 3, 5, 0)
+    assert (outcome.outcome, outcome.pages, outcome.events_new, outcome.events_duplicate) == (
+        "applied",
+        3,
+        5,
+        0,
+    )
     assert outcome.positions == 1 + 2 + 1  # pairs touched per page: A; B and A; A
     assert [r.param("cursor") for r in feed_server.requests_to("/events")] == [None, "c1", "c2"]
     assert (await book_of(db, "SKU-A"))["book"] == 20 - 1 + 4 - 2 + 1
@@ -138,7 +155,10 @@ async def test_pulls_every_page_and_saves_the_last_cursor(
 
 def test_page_url_keeps_other_params_and_encodes_the_cursor() -> None:
     assert page_url("http://h/e?store=all", None) == "http://h/e?store=all"
-    assert page_url("http://h/e?store=all&cursor=old", "a b&c=/d") == "http://h/e?store=all&cursor=a+b%26c%3D%2Fd"
+    assert (
+        page_url("http://h/e?store=all&cursor=old", "a b&c=/d")
+        == "http://h/e?store=all&cursor=a+b%26c%3D%2Fd"
+    )
     assert page_url("http://h/e", "x") == "http://h/e?cursor=x"
 
 
@@ -161,7 +181,11 @@ async def test_cursor_is_sent_url_encoded_alongside_existing_params(
 
 # -- crashes, redelivery, late events ----------------------------------------------------
 async def test_resume_after_a_failure_between_pages_repeats_nothing_and_skips_nothing(
-    db: asyncpg.Pool, feed_server: FeedServer, pos_feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
 ) -> None:
     feed = PagedFeed([[ev("E1", 10), ev("E2", 11)], [ev("E3", 12)], [ev("E4", 13, sku="SKU-B")]])
     body = json_reply(feed.page_body(1)).body
@@ -174,7 +198,12 @@ async def test_resume_after_a_failure_between_pages_repeats_nothing_and_skips_no
     st = await state(db)
     assert st.cursor == "c1" and st.consecutive_failures == 1 and st.last_success_at is None
     assert st.last_error == outcome.detail and st.last_error_at == NOW
-    assert [r.param("cursor") for r in feed_server.requests_to("/events")] == [None, "c1", "c1", "c1"]
+    assert [r.param("cursor") for r in feed_server.requests_to("/events")] == [
+        None,
+        "c1",
+        "c1",
+        "c1",
+    ]
     assert (await book_of(db, "SKU-A"))["book"] == 18
 
     feed_server.clear_requests()
@@ -182,7 +211,10 @@ async def test_resume_after_a_failure_between_pages_repeats_nothing_and_skips_no
     assert (outcome.outcome, outcome.pages, outcome.events_new) == ("applied", 2, 2)
     assert [r.param("cursor") for r in feed_server.requests_to("/events")] == ["c1", "c2"]
     async with db.acquire() as conn:
-        ids = [r["event_id"] for r in await conn.fetch("SELECT event_id FROM pos_event ORDER BY event_id")]
+        ids = [
+            r["event_id"]
+            for r in await conn.fetch("SELECT event_id FROM pos_event ORDER BY event_id")
+        ]
     assert ids == ["E1", "E2", "E3", "E4"]
     assert (await book_of(db, "SKU-A"))["book"] == 17
     st = await state(db)
@@ -190,7 +222,11 @@ async def test_resume_after_a_failure_between_pages_repeats_nothing_and_skips_no
 
 
 async def test_redelivered_events_change_nothing(
-    db: asyncpg.Pool, feed_server: FeedServer, pos_feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
 ) -> None:
     feed = PagedFeed([[ev("E1", 10), ev("E2", 20, "receipt", 3)]])
     feed_server.route("/events", feed)
@@ -208,7 +244,11 @@ async def test_redelivered_events_change_nothing(
 
 
 async def test_late_events_land_in_their_place_in_time(
-    db: asyncpg.Pool, feed_server: FeedServer, pos_feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
 ) -> None:
     first = [ev("E1", 60, qty=2), ev("E2", 180)]
     late = [ev("L1", 120, qty=3), ev("L2", 90, "count", 15), ev("L3", 30, qty=5)]
@@ -220,7 +260,11 @@ async def test_late_events_land_in_their_place_in_time(
     await run(db, pos_feed, client, settings)
     row = await book_of(db, "SKU-A")
     # count at 09:30 replaces the base; the sales at 09:00 and 08:30 are before it
-    assert (row["book"], row["base_source"], row["base_at"]) == (15 - 3 - 1, "count", T0 + timedelta(minutes=90))
+    assert (row["book"], row["base_source"], row["base_at"]) == (
+        15 - 3 - 1,
+        "count",
+        T0 + timedelta(minutes=90),
+    )
     assert row["last_event_at"] == T0 + timedelta(minutes=180)
     expected = book_position(
         "S1", "SKU-A",
@@ -230,7 +274,9 @@ async def test_late_events_land_in_their_place_in_time(
     )  # fmt: skip
     assert expected is not None and expected.book == row["book"]
     async with db.acquire() as conn:
-        fresh = await conn.fetchval("SELECT last_pos_event_at FROM store_freshness WHERE store_id = 'S1'")
+        fresh = await conn.fetchval(
+            "SELECT last_pos_event_at FROM store_freshness WHERE store_id = 'S1'"
+        )
     assert fresh == T0 + timedelta(minutes=180)  # a late event never moves freshness back
 
 
@@ -276,7 +322,11 @@ async def test_a_malformed_page_is_rejected_whole_and_says_where(
 
 
 async def test_an_oversized_page_is_rejected_with_or_without_content_length(
-    db: asyncpg.Pool, feed_server: FeedServer, pos_feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
 ) -> None:
     small = msgspec.structs.replace(settings, max_feed_bytes=2000)
     big = json_reply({"events": [ev(f"E{i}", i) for i in range(40)], "has_more": False})
@@ -293,7 +343,11 @@ async def test_an_oversized_page_is_rejected_with_or_without_content_length(
 
 # -- retries ------------------------------------------------------------------------------
 async def test_two_503s_then_200_succeeds(
-    db: asyncpg.Pool, feed_server: FeedServer, pos_feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
 ) -> None:
     feed_server.sequence(
         "/events", Reply(status=503), Reply(status=503),
@@ -307,7 +361,11 @@ async def test_two_503s_then_200_succeeds(
 
 
 async def test_always_500_records_failure_and_keeps_the_cursor(
-    db: asyncpg.Pool, feed_server: FeedServer, pos_feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
 ) -> None:
     async with db.acquire() as conn:
         await conn.execute("UPDATE feed SET cursor = 'kept' WHERE name = 'pos-main'")
@@ -318,15 +376,27 @@ async def test_always_500_records_failure_and_keeps_the_cursor(
         assert outcome.outcome == "failed"
         st = await state(db)
         assert st.consecutive_failures == attempt and st.cursor == "kept"
-        assert st.last_error is not None and "HTTP 500" in st.last_error and "cursor" not in st.last_error
+        assert (
+            st.last_error is not None
+            and "HTTP 500" in st.last_error
+            and "cursor" not in st.last_error
+        )
         pulled = [e for e in logs if e["event"] == "feed.pulled"]
-        assert len(pulled) == 1 and pulled[0]["outcome"] == "failed" and pulled[0]["error"] == st.last_error
+        assert (
+            len(pulled) == 1
+            and pulled[0]["outcome"] == "failed"
+            and pulled[0]["error"] == st.last_error
+        )
     assert len(feed_server.requests_to("/events")) == 2 * settings.retry_attempts
     assert all(r.param("cursor") == "kept" for r in feed_server.requests)
 
 
 async def test_404_is_not_retried(
-    db: asyncpg.Pool, feed_server: FeedServer, pos_feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
 ) -> None:
     feed_server.always("/events", Reply(status=404))
     outcome = await run(db, pos_feed, client, settings)
@@ -337,7 +407,12 @@ async def test_404_is_not_retried(
 async def test_a_stalled_body_times_out_and_is_retried(
     db: asyncpg.Pool, feed_server: FeedServer, client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    feed = FeedConfig(name="pos-main", kind="pos", url=feed_server.url("/events"), timeout=timedelta(milliseconds=300))
+    feed = FeedConfig(
+        name="pos-main",
+        kind="pos",
+        url=feed_server.url("/events"),
+        timeout=timedelta(milliseconds=300),
+    )
     good = json_reply({"events": [ev("E1", 10)], "has_more": False})
     feed_server.sequence("/events", Reply(body=good.body, stall_after=3, stall_for=10), good)
     outcome = await run(db, feed, client, settings)
@@ -365,10 +440,16 @@ async def test_auth_header_comes_from_the_environment(
 
 # -- one puller per feed ------------------------------------------------------------------
 async def test_concurrent_runs_of_one_feed_pull_once(
-    db: asyncpg.Pool, feed_server: FeedServer, pos_feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
 ) -> None:
     body = json_reply({"events": [ev("E1", 10), ev("E2", 11)], "has_more": False}).body
-    feed_server.always("/events", Reply(body=body, delay=0.5, headers={"Content-Type": "application/json"}))
+    feed_server.always(
+        "/events", Reply(body=body, delay=0.5, headers={"Content-Type": "application/json"})
+    )
     outcomes = await asyncio.gather(*(run(db, pos_feed, client, settings) for _ in range(3)))
     assert sorted(o.outcome for o in outcomes) == ["applied", "skipped", "skipped"]
     assert len(feed_server.requests_to("/events")) == 1
@@ -383,7 +464,9 @@ async def test_run_feed_dispatches_warehouse_feeds(
 ) -> None:
     feed = FeedConfig(name="wh", kind="warehouse", url=feed_server.url("/snap.csv"))
     csv = "location_id,sku,on_hand,reserved,in_transit,as_of\nS9,SKU-A,7,1,2,2026-11-23T06:00:00Z\n"
-    feed_server.always("/snap.csv", Reply(body=csv.encode(), headers={"Content-Type": "text/csv", "ETag": '"v1"'}))
+    feed_server.always(
+        "/snap.csv", Reply(body=csv.encode(), headers={"Content-Type": "text/csv", "ETag": '"v1"'})
+    )
     async with pool.acquire() as conn:
         await upsert_feeds(conn, [feed])
     outcome = await run(pool, feed, client, settings)

@@ -102,7 +102,9 @@ snapshot_rows = st.dictionaries(
 )
 
 
-@hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     specs=st.lists(event_specs(), max_size=25),
     redelivered=st.lists(st.integers(0, 24), max_size=8),
@@ -145,8 +147,12 @@ def test_sql_book_position_equals_reference(
             size = max(1, -(-len(deliveries) // batches))
             for start in range(0, len(deliveries), size):  # pages, as a feed delivers them
                 async with conn.transaction():
-                    await insert_events(conn, FEED.name, deliveries[start : start + size], received_at=now)
-            written = await recompute_pairs(conn, [(store_id, s) for s in SKUS], policy=POLICY, now=now)
+                    await insert_events(
+                        conn, FEED.name, deliveries[start : start + size], received_at=now
+                    )
+            written = await recompute_pairs(
+                conn, [(store_id, s) for s in SKUS], policy=POLICY, now=now
+            )
             assert written == len(SKUS)
             return [(sku, await position_row(conn, store_id, sku)) for sku in SKUS]
         finally:
@@ -179,7 +185,10 @@ async def test_badge_columns_in_stock_with_buffer(pool: asyncpg.Pool) -> None:
         await put_snapshot_row(conn, SnapshotRow("S1", "SKU-A", 11, 1, 4, at(60)))
         await put_location(conn, "S1", at(60))
         await put_freshness(conn, "S1", at(60))
-        assert await recompute_pairs(conn, [("S1", "SKU-A")], policy=Policy(safety_buffer=2), now=now) == 1
+        assert (
+            await recompute_pairs(conn, [("S1", "SKU-A")], policy=Policy(safety_buffer=2), now=now)
+            == 1
+        )
         row = await position_row(conn, "S1", "SKU-A")
     assert row is not None
     assert row["book"] == 10 and row["base_source"] == "snapshot" and row["in_transit"] == 4
@@ -192,7 +201,9 @@ async def test_badge_columns_in_stock_with_buffer(pool: asyncpg.Pool) -> None:
 
 
 async def test_badge_columns_low_stock_unavailable_and_category_buffer(pool: asyncpg.Pool) -> None:
-    policy = Policy(safety_buffer=2, low_stock_below=3, buffers=(BufferRule(units=5, category="fragile"),))
+    policy = Policy(
+        safety_buffer=2, low_stock_below=3, buffers=(BufferRule(units=5, category="fragile"),)
+    )
     now = at(100)
     async with pool.acquire() as conn:
         await conn.execute("INSERT INTO product (sku, category) VALUES ('SKU-F', 'fragile')")
@@ -236,7 +247,11 @@ async def test_no_base_stores_unknown_and_recount_replaces_it(pool: asyncpg.Pool
         await recompute_pairs(conn, [("S1", "SKU-A")], policy=POLICY, now=at(11))
         row = await position_row(conn, "S1", "SKU-A")
         assert row is not None
-        assert row["book"] is None and row["badge_state"] == "unknown" and row["reasons"] == ["no_data"]
+        assert (
+            row["book"] is None
+            and row["badge_state"] == "unknown"
+            and row["reasons"] == ["no_data"]
+        )
         assert row["last_event_at"] == at(10)
 
         count = Count(event_id="E2", store_id="S1", sku="SKU-A", on_hand=9, occurred_at=at(20))
@@ -249,7 +264,9 @@ async def test_no_base_stores_unknown_and_recount_replaces_it(pool: asyncpg.Pool
     assert row["reasons"] == ["margin_ok", "recently_counted"]
 
 
-async def test_recompute_stores_covers_rows_events_and_existing_positions(pool: asyncpg.Pool) -> None:
+async def test_recompute_stores_covers_rows_events_and_existing_positions(
+    pool: asyncpg.Pool,
+) -> None:
     now = at(100)
     async with pool.acquire() as conn:
         await upsert_feeds(conn, [FEED])
@@ -266,7 +283,10 @@ async def test_recompute_stores_covers_rows_events_and_existing_positions(pool: 
             at(0),
         )
         assert await recompute_stores(conn, ["S1"], policy=POLICY, now=now) == 3
-        rows = {r["sku"]: r for r in await conn.fetch("SELECT * FROM book_position WHERE store_id = 'S1'")}
+        rows = {
+            r["sku"]: r
+            for r in await conn.fetch("SELECT * FROM book_position WHERE store_id = 'S1'")
+        }
         other = await position_row(conn, "S2", "SKU-A")
     assert set(rows) == {"SKU-A", "SKU-B", "SKU-OLD"}
     assert rows["SKU-A"]["book"] == 5
@@ -310,7 +330,9 @@ def test_reasons_round_trip_as_text_array() -> None:
 
 
 @pytest.mark.parametrize("now_minute, expected", [(5, 10), (15, 9), (25, 8)])
-async def test_events_apply_up_to_now_only(pool: asyncpg.Pool, now_minute: int, expected: int) -> None:
+async def test_events_apply_up_to_now_only(
+    pool: asyncpg.Pool, now_minute: int, expected: int
+) -> None:
     async with pool.acquire() as conn:
         await upsert_feeds(conn, [FEED])
         await put_snapshot_row(conn, SnapshotRow("S1", "SKU-A", 10, 0, 0, at(0)))

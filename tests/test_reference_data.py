@@ -27,10 +27,28 @@ HEADER = "store_id,name,lat,lon,postal_code,timezone\n"
 
 
 def test_good_stores_file_parses_with_empty_optionals() -> None:
-    text = "\ufeff" + HEADER + "S001,Main Street,48.85,2.35,75001,Europe/Paris\r\nS002,\"Dock, North\",-33.9,151.2,,\n\n"
+    text = (
+        "\ufeff"
+        + HEADER
+        + 'S001,Main Street,48.85,2.35,75001,Europe/Paris\r\nS002,"Dock, North",-33.9,151.2,,\n\n'
+    )
     assert parse_stores_csv(text) == [
-        Store(store_id="S001", name="Main Street", lat=48.85, lon=2.35, postal_code="75001", timezone="Europe/Paris"),
-        Store(store_id="S002", name="Dock, North", lat=-33.9, lon=151.2, postal_code=None, timezone=None),
+        Store(
+            store_id="S001",
+            name="Main Street",
+            lat=48.85,
+            lon=2.35,
+            postal_code="75001",
+            timezone="Europe/Paris",
+        ),
+        Store(
+            store_id="S002",
+            name="Dock, North",
+            lat=-33.9,
+            lon=151.2,
+            postal_code=None,
+            timezone=None,
+        ),
     ]
 
 
@@ -58,15 +76,20 @@ def test_every_bad_row_is_reported_with_its_line() -> None:
     assert reasons[7] == "expected 6 fields, got 3"
     assert "'Mars/Olympus' is not an IANA time zone" in caught.value.message
     assert reasons[9] == "lat 'nan' is not a finite number"
-    assert caught.value.message.startswith("stores.csv rejected, nothing applied (8 problems): line 3:")
+    assert caught.value.message.startswith(
+        "stores.csv rejected, nothing applied (8 problems): line 3:"
+    )
 
 
 def test_header_must_be_exactly_the_contract() -> None:
     with pytest.raises(CsvRejected) as caught:
         parse_stores_csv("store_id,name,latitude,longitude,postal_code,timezone\nS1,A,1,2,,\n")
     assert caught.value.problems == (
-        LineProblem(1, "header must be exactly 'store_id,name,lat,lon,postal_code,timezone', "
-                       "got 'store_id,name,latitude,longitude,postal_code,timezone'"),
+        LineProblem(
+            1,
+            "header must be exactly 'store_id,name,lat,lon,postal_code,timezone', "
+            "got 'store_id,name,latitude,longitude,postal_code,timezone'",
+        ),
     )
     with pytest.raises(CsvRejected, match="got an empty file"):
         parse_stores_csv("")
@@ -103,7 +126,10 @@ def test_products_file() -> None:
 
 
 async def _stores(pool: asyncpg.Pool) -> list[tuple[str, str]]:
-    return [(r["store_id"], r["name"]) for r in await pool.fetch("SELECT store_id, name FROM store ORDER BY 1")]
+    return [
+        (r["store_id"], r["name"])
+        for r in await pool.fetch("SELECT store_id, name FROM store ORDER BY 1")
+    ]
 
 
 async def test_startup_loads_files_and_reload_is_an_upsert(
@@ -113,7 +139,9 @@ async def test_startup_loads_files_and_reload_is_an_upsert(
     products_file = tmp_path / "products.csv"
     stores_file.write_text(HEADER + "S001,One,48.0,2.0,,\nS002,Two,48.1,2.1,75002,Europe/Paris\n")
     products_file.write_text("sku,name,category\nSKU-1,Drill,tools\n")
-    configured = msgspec.structs.replace(settings, stores_file=stores_file, products_file=products_file)
+    configured = msgspec.structs.replace(
+        settings, stores_file=stores_file, products_file=products_file
+    )
     async with serve_in_loop(make_app(settings=configured)) as client:
         r = await client.get("/v1/stores/S002")
         assert r.status_code == 200
@@ -130,13 +158,19 @@ async def test_startup_loads_files_and_reload_is_an_upsert(
 async def test_bad_file_stops_startup_and_changes_nothing(
     make_app: Callable[..., Litestar], settings: Settings, pool: asyncpg.Pool, tmp_path: Path
 ) -> None:
-    await pool.execute("INSERT INTO store (store_id, name, lat, lon) VALUES ('S001', 'Before', 1, 2)")
+    await pool.execute(
+        "INSERT INTO store (store_id, name, lat, lon) VALUES ('S001', 'Before', 1, 2)"
+    )
     stores_file = tmp_path / "stores.csv"
     products_file = tmp_path / "products.csv"
     stores_file.write_text(HEADER + "S001,After,48.0,2.0,,\nS002,Two,48.1,2.1,,\n")
     products_file.write_text("sku,name,category\nSKU-1,Drill,tools\nSKU-1,Drill,tools\n")
-    configured = msgspec.structs.replace(settings, stores_file=stores_file, products_file=products_file)
-    expected = pytest.RaisesExc(ReferenceDataError, match=r"products\.csv rejected.*line 3: sku 'SKU-1' repeats")
+    configured = msgspec.structs.replace(
+        settings, stores_file=stores_file, products_file=products_file
+    )
+    expected = pytest.RaisesExc(
+        ReferenceDataError, match=r"products\.csv rejected.*line 3: sku 'SKU-1' repeats"
+    )
     with pytest.RaisesGroup(expected, flatten_subgroups=True):
         async with serve_in_loop(make_app(settings=configured)):
             pass
@@ -144,7 +178,9 @@ async def test_bad_file_stops_startup_and_changes_nothing(
     assert await pool.fetchval("SELECT count(*) FROM product") == 0
 
 
-async def test_missing_file_is_named(settings: Settings, pool: asyncpg.Pool, tmp_path: Path) -> None:
+async def test_missing_file_is_named(
+    settings: Settings, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
     missing = tmp_path / "nope.csv"
     with pytest.raises(ReferenceDataError, match=f"cannot read {missing}"):
         await load_reference_files(pool, msgspec.structs.replace(settings, stores_file=missing))

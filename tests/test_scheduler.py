@@ -45,7 +45,7 @@ def with_feeds(settings: Settings, tmp_path: Path, server: FeedServer, *, interv
 [[feeds]]
 name = "pos-main"
 kind = "pos"
-url = "{server.url('/events')}"
+url = "{server.url("/events")}"
 interval = "{interval}"
 timeout = "{timeout}"
 """,
@@ -100,7 +100,9 @@ async def test_a_changed_url_forgets_the_cursor(
     await recs.run_now("pos-main")
     await recs.shutdown()
     assert (await feed_row(pool))["cursor"] == "far"
-    recs = await start(pool, with_feeds(settings, tmp_path, feed_server, scheduler=False))  # same URL
+    recs = await start(
+        pool, with_feeds(settings, tmp_path, feed_server, scheduler=False)
+    )  # same URL
     await recs.shutdown()
     assert (await feed_row(pool))["cursor"] == "far"
     with FeedServer() as elsewhere:
@@ -143,7 +145,12 @@ async def test_shutdown_cancels_a_run_in_flight_and_records_nothing_half_way(
     assert [e["outcome"] for e in logs if e["event"] == "feed.pulled"] == ["cancelled"]
     row = await feed_row(pool)
     assert row["last_attempt_at"] == NOW
-    assert (row["last_success_at"], row["last_error"], row["consecutive_failures"], row["cursor"]) == (None, None, 0, None)
+    assert (
+        row["last_success_at"],
+        row["last_error"],
+        row["consecutive_failures"],
+        row["cursor"],
+    ) == (None, None, 0, None)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM pos_event") == 0
     # the feed lock went with the cancelled run: a new process pulls at once
@@ -194,7 +201,11 @@ async def test_two_reconcilers_racing_run_now(
 
 
 async def test_the_app_lifespan_starts_and_stops_the_scheduler(
-    make_app: Callable[..., Litestar], settings: Settings, tmp_path: Path, feed_server: FeedServer, pool: asyncpg.Pool
+    make_app: Callable[..., Litestar],
+    settings: Settings,
+    tmp_path: Path,
+    feed_server: FeedServer,
+    pool: asyncpg.Pool,
 ) -> None:
     feed_server.always("/events", page("E1"))
     app = make_app(settings=with_feeds(settings, tmp_path, feed_server), clock=clock)

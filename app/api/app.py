@@ -80,6 +80,7 @@ def create_app(
     }
     return Litestar(
         route_handlers=route_handlers(),
+        logging_config=None,  # structlog (app.logs) owns logging
         dependencies=dependencies,
         lifespan=[lifespan],
         exception_handlers=exception_handlers(),

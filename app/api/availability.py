@@ -37,7 +37,9 @@ from app.domain.reasons import PLAIN_WORDS, Reason
 
 TAGS = ["availability"]
 
-_AS_OF = "Newest data behind the badge (for a no_data badge: the store's newest data); null when none."
+_AS_OF = (
+    "Newest data behind the badge (for a no_data badge: the store's newest data); null when none."
+)
 _REASONS = "Reason codes, most important first (see reason_text for the words)."
 
 
@@ -60,11 +62,21 @@ class Availability(msgspec.Struct, frozen=True, kw_only=True):
 
     store_id: str
     sku: str
-    state: Annotated[BadgeState, msgspec.Meta(description="in_stock, low_stock, unavailable or unknown")]
-    promise: Annotated[bool, msgspec.Meta(description="True when the badge tells the shopper the item is there")]
-    book: Annotated[int | None, msgspec.Meta(description="Units on record; null when there is no record")]
-    safety_buffer: Annotated[int, msgspec.Meta(description="Units held back before anything is promised")]
-    confidence: Annotated[float | None, msgspec.Meta(description="Chance the promise holds, when modelled")]
+    state: Annotated[
+        BadgeState, msgspec.Meta(description="in_stock, low_stock, unavailable or unknown")
+    ]
+    promise: Annotated[
+        bool, msgspec.Meta(description="True when the badge tells the shopper the item is there")
+    ]
+    book: Annotated[
+        int | None, msgspec.Meta(description="Units on record; null when there is no record")
+    ]
+    safety_buffer: Annotated[
+        int, msgspec.Meta(description="Units held back before anything is promised")
+    ]
+    confidence: Annotated[
+        float | None, msgspec.Meta(description="Chance the promise holds, when modelled")
+    ]
     as_of: Annotated[datetime | None, msgspec.Meta(description=_AS_OF)]
     computed_at: Annotated[datetime | None, msgspec.Meta(description="When the badge was computed")]
     reasons: Annotated[list[str], msgspec.Meta(description=_REASONS)]
@@ -74,7 +86,9 @@ class Availability(msgspec.Struct, frozen=True, kw_only=True):
 class StoreRef(msgspec.Struct, frozen=True, kw_only=True):
     store_id: str
     name: str
-    distance_km: Annotated[float, msgspec.Meta(description="Great-circle distance from the point asked about")]
+    distance_km: Annotated[
+        float, msgspec.Meta(description="Great-circle distance from the point asked about")
+    ]
 
 
 class NearbyBadge(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,7 +135,9 @@ def badge_view(
     or ``unknown``/no_data when the reconcilers have no position for the pair."""
     other: tuple[str, ...] = ()
     if stored is None:
-        badge = badge_for(None, policy=policy, category=None, store_newest_at=store_newest_at, now=now)
+        badge = badge_for(
+            None, policy=policy, category=None, store_newest_at=store_newest_at, now=now
+        )
         as_of, computed_at = store_newest_at, None
     else:
         badge = gate_staleness(stored.badge, store_newest_at, now, policy)
@@ -204,7 +220,9 @@ async def nearby_availability(
     stores = [
         NearbyBadge(
             store=StoreRef(store_id=c.store_id, name=c.name, distance_km=round(d, 3)),
-            **msgspec.structs.asdict(badge_view(c.stored, c.store_newest_at, now=now, policy=policy)),
+            **msgspec.structs.asdict(
+                badge_view(c.stored, c.store_newest_at, now=now, policy=policy)
+            ),
         )
         for d, c in in_range
     ]

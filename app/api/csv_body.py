@@ -34,7 +34,10 @@ class UpsertResult(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def of(cls, received: int, counts: UpsertCounts) -> UpsertResult:
         return cls(
-            received=received, created=counts.created, updated=counts.updated, unchanged=counts.unchanged
+            received=received,
+            created=counts.created,
+            updated=counts.updated,
+            unchanged=counts.unchanged,
         )
 
 
@@ -47,7 +50,11 @@ def csv_operation(header: str, example: str) -> type[Operation]:
             self.request_body = RequestBody(
                 description=f"A CSV file; header exactly `{header}`.",
                 required=True,
-                content={"text/csv": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING), example=example)},
+                content={
+                    "text/csv": OpenAPIMediaType(
+                        schema=Schema(type=OpenAPIType.STRING), example=example
+                    )
+                },
             )
 
     return CsvOperation
@@ -74,6 +81,8 @@ def rejected(exc: CsvRejected) -> HTTPException:
         detail=exc.message,
         extra={
             "problem_count": len(exc.problems),
-            "problems": [{"line": p.line, "reason": p.reason} for p in exc.problems[:MAX_LISTED_PROBLEMS]],
+            "problems": [
+                {"line": p.line, "reason": p.reason} for p in exc.problems[:MAX_LISTED_PROBLEMS]
+            ],
         },
     )

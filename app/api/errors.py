@@ -35,7 +35,9 @@ _WHEN = {
 def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     """OpenAPI entries for the error statuses an endpoint can answer with."""
     return {
-        code: ResponseSpec(data_container=ErrorBody, description=_WHEN[code], generate_examples=False)
+        code: ResponseSpec(
+            data_container=ErrorBody, description=_WHEN[code], generate_examples=False
+        )
         for code in codes
     }
 
@@ -54,10 +56,14 @@ def _field_problem(field: Any) -> str | None:
     return f"{field['key']} ({message})" if message else str(field["key"])
 
 
-def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+def _validation_error(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
     fields: list[Any] = exc.extra if isinstance(exc.extra, list) else []
     named = [p for p in (_field_problem(f) for f in fields) if p]
-    message = f"invalid parameter: {'; '.join(named)}" if named else (exc.detail or "invalid request")
+    message = (
+        f"invalid parameter: {'; '.join(named)}" if named else (exc.detail or "invalid request")
+    )
     body: dict[str, Any] = {"status": HTTP_400_BAD_REQUEST, "error": message}
     if exc.extra:
         body["detail"] = exc.extra
@@ -73,4 +79,8 @@ def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dic
 
 
 def exception_handlers() -> dict[type[Exception] | int, Any]:
-    return {ValidationException: _validation_error, HTTPException: _http_error, Exception: _unexpected}
+    return {
+        ValidationException: _validation_error,
+        HTTPException: _http_error,
+        Exception: _unexpected,
+    }

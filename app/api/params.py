@@ -15,13 +15,21 @@ from app.domain.model import ID_PATTERN
 _ID_RULE = "1 to 64 of A-Z a-z 0-9 . _ - :"
 
 StoreIdPath = Annotated[
-    str, PathParameter(pattern=ID_PATTERN, max_length=64, description=f"Store identifier ({_ID_RULE}).")
+    str,
+    PathParameter(pattern=ID_PATTERN, max_length=64, description=f"Store identifier ({_ID_RULE})."),
 ]
 SkuPath = Annotated[
-    str, PathParameter(pattern=ID_PATTERN, max_length=64, description=f"Product identifier ({_ID_RULE}).")
+    str,
+    PathParameter(
+        pattern=ID_PATTERN, max_length=64, description=f"Product identifier ({_ID_RULE})."
+    ),
 ]
-Lat = Annotated[float, QueryParameter(ge=-90, le=90, description="Latitude of the shopper, degrees.")]
-Lon = Annotated[float, QueryParameter(ge=-180, le=180, description="Longitude of the shopper, degrees.")]
+Lat = Annotated[
+    float, QueryParameter(ge=-90, le=90, description="Latitude of the shopper, degrees.")
+]
+Lon = Annotated[
+    float, QueryParameter(ge=-180, le=180, description="Longitude of the shopper, degrees.")
+]
 OptionalLat = Annotated[
     float | None, QueryParameter(ge=-90, le=90, description="Latitude, degrees (with lon).")
 ]
@@ -34,14 +42,16 @@ MAX_RADIUS_KM = 500.0
 RadiusKm = Annotated[
     float,
     QueryParameter(
-        gt=0, le=MAX_RADIUS_KM,
+        gt=0,
+        le=MAX_RADIUS_KM,
         description=f"Search radius in km, great-circle (default {DEFAULT_RADIUS_KM:g}, max {MAX_RADIUS_KM:g}).",
     ),
 ]
 OptionalRadiusKm = Annotated[
     float | None,
     QueryParameter(
-        gt=0, le=MAX_RADIUS_KM,
+        gt=0,
+        le=MAX_RADIUS_KM,
         description=f"Search radius in km with lat/lon (default {DEFAULT_RADIUS_KM:g}, max {MAX_RADIUS_KM:g}).",
     ),
 ]
@@ -49,5 +59,9 @@ DEFAULT_LIMIT = 10
 MAX_LIMIT = 50
 Limit = Annotated[
     int,
-    QueryParameter(ge=1, le=MAX_LIMIT, description=f"Most stores to return (default {DEFAULT_LIMIT}, max {MAX_LIMIT})."),
+    QueryParameter(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"Most stores to return (default {DEFAULT_LIMIT}, max {MAX_LIMIT}).",
+    ),
 ]

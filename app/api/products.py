@@ -30,7 +30,9 @@ class ProductBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_on
     """A product to create or replace. ``sku``, if given, must match the URL."""
 
     name: Annotated[str | None, msgspec.Meta(description="Display name")] = None
-    category: Annotated[str | None, msgspec.Meta(description="Category; shares learning between items")] = None
+    category: Annotated[
+        str | None, msgspec.Meta(description="Category; shares learning between items")
+    ] = None
     sku: Identifier | None = None
 
 
@@ -46,7 +48,9 @@ def _out(record: store_db.ProductRecord) -> ProductOut:
     return ProductOut(sku=p.sku, name=p.name, category=p.category, updated_at=record.updated_at)
 
 
-@get("/v1/products/{sku:str}", summary="One product", tags=TAGS, responses=error_responses(400, 404))
+@get(
+    "/v1/products/{sku:str}", summary="One product", tags=TAGS, responses=error_responses(400, 404)
+)
 async def get_product(sku: SkuPath, pool: NamedDependency[asyncpg.Pool]) -> ProductOut:
     async with pool.acquire() as conn:
         record = await store_db.get_product(conn, sku)
@@ -101,7 +105,9 @@ PRODUCTS_EXAMPLE = "sku,name,category\nSKU-0001,Cordless drill,power-tools\n"
     operation_class=csv_operation("sku,name,category", PRODUCTS_EXAMPLE),
     status_code=HTTP_200_OK,
 )
-async def upload_products(request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]) -> UpsertResult:
+async def upload_products(
+    request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
+) -> UpsertResult:
     text = await csv_text(request, "products.csv")
     try:
         products = parse_products_csv(text, source="products.csv")

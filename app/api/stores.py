@@ -41,7 +41,9 @@ class StoreBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only
     lat: Annotated[float, msgspec.Meta(ge=-90, le=90)]
     lon: Annotated[float, msgspec.Meta(ge=-180, le=180)]
     postal_code: str | None = None
-    timezone: Annotated[str | None, msgspec.Meta(description="IANA time zone, e.g. Europe/Paris")] = None
+    timezone: Annotated[
+        str | None, msgspec.Meta(description="IANA time zone, e.g. Europe/Paris")
+    ] = None
     store_id: Identifier | None = None
 
 
@@ -66,15 +68,21 @@ class StoreList(msgspec.Struct, frozen=True, kw_only=True):
 def _out(record: store_db.StoreRecord, distance: float | None = None) -> StoreOut:
     s = record.store
     return StoreOut(
-        store_id=s.store_id, name=s.name, lat=s.lat, lon=s.lon, postal_code=s.postal_code,
-        timezone=s.timezone, updated_at=record.updated_at,
+        store_id=s.store_id,
+        name=s.name,
+        lat=s.lat,
+        lon=s.lon,
+        postal_code=s.postal_code,
+        timezone=s.timezone,
+        updated_at=record.updated_at,
         distance_km=None if distance is None else round(distance, 3),
     )
 
 
 def _missing(field: str, why: str) -> ValidationException:
     return ValidationException(
-        detail=f"invalid parameter: {field}", extra=[{"key": field, "message": why, "source": "query"}]
+        detail=f"invalid parameter: {field}",
+        extra=[{"key": field, "message": why, "source": "query"}],
     )
 
 
@@ -150,8 +158,12 @@ async def put_store(
             detail=f"store_id in the body ({data.store_id!r}) does not match the URL ({store_id!r})",
         )
     store = Store(
-        store_id=store_id, name=data.name, lat=data.lat, lon=data.lon,
-        postal_code=optional_text(data.postal_code), timezone=optional_text(data.timezone),
+        store_id=store_id,
+        name=data.name,
+        lat=data.lat,
+        lon=data.lon,
+        postal_code=optional_text(data.postal_code),
+        timezone=optional_text(data.timezone),
     )
     if problems := store_problems(store):
         raise ValidationException(detail=f"invalid store: {'; '.join(problems)}")
@@ -181,7 +193,9 @@ STORES_EXAMPLE = "store_id,name,lat,lon,postal_code,timezone\nS001,Main Street,4
     operation_class=csv_operation("store_id,name,lat,lon,postal_code,timezone", STORES_EXAMPLE),
     status_code=HTTP_200_OK,
 )
-async def upload_stores(request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]) -> UpsertResult:
+async def upload_stores(
+    request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
+) -> UpsertResult:
     text = await csv_text(request, "stores.csv")
     try:
         stores = parse_stores_csv(text, source="stores.csv")

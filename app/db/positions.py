@@ -36,7 +36,9 @@ async def recompute_pairs(
     async with conn.transaction():
         await conn.fetchval(Q.lock_stores, sorted({store for store, _ in unique}))
         for start in range(0, len(unique), BATCH):
-            written += await _recompute_batch(conn, unique[start : start + BATCH], policy=policy, now=now)
+            written += await _recompute_batch(
+                conn, unique[start : start + BATCH], policy=policy, now=now
+            )
     return written
 
 
@@ -48,7 +50,9 @@ async def recompute_stores(
     if not stores:
         return 0
     rows = await conn.fetch(Q.pairs_of_stores, stores)
-    return await recompute_pairs(conn, [(r["store_id"], r["sku"]) for r in rows], policy=policy, now=now)
+    return await recompute_pairs(
+        conn, [(r["store_id"], r["sku"]) for r in rows], policy=policy, now=now
+    )
 
 
 async def _recompute_batch(

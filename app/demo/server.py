@@ -100,6 +100,7 @@ def simulator_app(
         route_handlers=[pos_events, warehouse_snapshot, stores, products, shelf, health],
         lifespan=[ticking],
         openapi_config=None,
+        logging_config=None,
     )
 
 

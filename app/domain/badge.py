@@ -118,6 +118,7 @@ def gate_staleness(
     return msgspec.structs.replace(
         badge,
         state="unknown",
+        confidence=None,
         reasons=(
             Reason.STALE_DATA,
             *(r for r in badge.reasons if r is not Reason.MARGIN_OK and r is not Reason.FEW_LEFT),
