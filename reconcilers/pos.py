@@ -8,7 +8,7 @@ saves the next cursor. A crash between pages repeats a page, never skips one.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -20,7 +20,7 @@ from app.clock import Clock
 from app.db import feeds as feed_state
 from app.db.events import insert_events
 from app.db.positions import recompute_pairs
-from app.domain.model import Count, PosPage
+from app.domain.model import Count, PosEvent, PosPage
 from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig
@@ -75,24 +75,29 @@ async def fetch(
             ) as response:
                 if response.status_code != 304:
                     response.raise_for_status()
-                declared = response.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > limit:
-                    raise FeedDataError(
-                        f"feed {feed.name}: {where}: response of {declared} bytes is over the "
-                        f"limit of {limit} bytes (max_feed_bytes)"
-                    )
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
-                        raise FeedDataError(
-                            f"feed {feed.name}: {where}: response is over the limit of "
-                            f"{limit} bytes (max_feed_bytes)"
-                        )
-                    chunks.append(chunk)
-                return Fetched(response.status_code, response.headers, b"".join(chunks))
+                return await read_limited(response, limit=limit, feed=feed.name, where=where)
     raise AssertionError("unreachable: retrying() either returns or raises")
+
+
+async def read_limited(response: httpx.Response, *, limit: int, feed: str, where: str) -> Fetched:
+    """The streamed ``response`` read whole, or ``FeedDataError`` past ``limit`` bytes
+    (checked against ``Content-Length`` and while reading)."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise FeedDataError(
+            f"feed {feed}: {where}: response of {declared} bytes is over the "
+            f"limit of {limit} bytes (max_feed_bytes)"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise FeedDataError(
+                f"feed {feed}: {where}: response is over the limit of {limit} bytes (max_feed_bytes)"
+            )
+        chunks.append(chunk)
+    return Fetched(response.status_code, response.headers, b"".join(chunks))
 
 
 def decode_page(body: bytes, *, feed: str, where: str) -> PosPage:
@@ -111,6 +116,38 @@ def decode_page(body: bytes, *, feed: str, where: str) -> PosPage:
                 f"feed {feed}: {where}: invalid page: {value} is out of range - at `$.events[{i}].{field}`"
             )
     return page
+
+
+async def store_page(
+    pool: asyncpg.Pool,
+    feed: str,
+    events: Sequence[PosEvent],
+    *,
+    cursor: str | None,
+    policy: Policy,
+    clock: Clock,
+    outcome: PullOutcome,
+) -> tuple[int, int]:
+    """Store one page of contract events in one transaction: new events inserted
+    (redeliveries ignored), store freshness advanced, the touched positions recomputed
+    and, when ``cursor`` is given, the feed's resume point saved with them.
+
+    Adds the page to ``outcome``; returns (new events, positions recomputed).
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        now = clock()
+        new = await insert_events(conn, feed, events, received_at=now)
+        positions = await recompute_pairs(
+            conn, {(e.store_id, e.sku) for e in new}, policy=policy, now=now
+        )
+        if cursor is not None:
+            await feed_state.save_cursor(conn, feed, cursor)
+    outcome.pages += 1
+    outcome.rows += len(events)
+    outcome.events_new += len(new)
+    outcome.events_duplicate += len(events) - len(new)
+    outcome.positions += positions
+    return len(new), positions
 
 
 async def pull_pos(
@@ -146,22 +183,14 @@ async def pull_pos(
                 f"feed {feed.name}: {where}: has_more with an unchanged next_cursor"
             )
         next_cursor = page.next_cursor or cursor
-        async with pool.acquire() as conn, conn.transaction():
-            now = clock()
-            new = await insert_events(conn, feed.name, page.events, received_at=now)
-            positions = await recompute_pairs(
-                conn, {(e.store_id, e.sku) for e in new}, policy=policy, now=now
-            )
-            if next_cursor != cursor:
-                await feed_state.save_cursor(conn, feed.name, next_cursor)
-        outcome.pages += 1
-        outcome.rows += len(page.events)
-        outcome.events_new += len(new)
-        outcome.events_duplicate += len(page.events) - len(new)
-        outcome.positions += positions
+        new, positions = await store_page(
+            pool, feed.name, page.events,
+            cursor=next_cursor if next_cursor != cursor else None,
+            policy=policy, clock=clock, outcome=outcome,
+        )  # fmt: skip
         log.debug(
             "pos.page_stored", feed=feed.name, page=page_no, cursor=cursor, next_cursor=next_cursor,
-            events=len(page.events), events_new=len(new), positions=positions,
+            events=len(page.events), events_new=new, positions=positions,
             ms=round((time.perf_counter() - started) * 1000, 1),
         )  # fmt: skip
         cursor = next_cursor

@@ -214,30 +214,51 @@ async def _fetch_and_judge(
             log.info("snapshot.unchanged", feed=feed.name, etag=headers.get("If-None-Match"))
             return PullOutcome(outcome="unchanged", detail="304 Not Modified")
         response.raise_for_status()
-        etag = response.headers.get("etag")
-        body = SnapshotBody(response.aiter_bytes(), max_bytes=settings.max_feed_bytes)
-        async with pool.acquire() as conn, conn.transaction():
-            await snapshots.begin_pull(conn, feed.name)
-            started = time.perf_counter()
-            reason = await _stage(conn, body)
-            staged = time.perf_counter()
-            if reason is not None:
-                return await _quarantine(conn, feed, etag, reason, None, clock=clock)
-            problems = await snapshots.staged_problems(conn, limit=PROBLEMS_SHOWN)
-            counts = await snapshots.staged_summary(conn)
-            if problems.total:
-                reason = problems_reason(problems.first, problems.total)
-                return await _quarantine(conn, feed, etag, reason, counts, clock=clock)
-            rows, _ = counts
-            previous = await snapshots.previous_applied_rows(conn, feed.name)
-            max_drop = settings.max_snapshot_drop if feed.max_drop is None else feed.max_drop
-            reason = drop_problem(rows, previous, max_drop)
-            if reason is not None:
-                return await _quarantine(
-                    conn, feed, etag, reason, counts, keep_rows=rows > 0, clock=clock
-                )
-            timings = {"stage_ms": _ms(started, staged), "validate_ms": _ms(staged)}
-            return await _apply(conn, feed, etag, counts, timings, policy=policy, clock=clock)
+        return await apply_snapshot_stream(
+            pool, feed, response.aiter_bytes(), response.headers.get("etag"),
+            settings=settings, policy=policy, clock=clock,
+        )  # fmt: skip
+
+
+async def apply_snapshot_stream(
+    pool: asyncpg.Pool,
+    feed: FeedConfig,
+    chunks: AsyncIterator[bytes],
+    etag: str | None,
+    *,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+) -> PullOutcome:
+    """Judge a contract CSV byte stream (header included) and apply it whole or quarantine it.
+
+    The stream goes straight into COPY (never held whole). An exception the stream
+    raises other than ``SnapshotRejected`` (a transport error, say) rolls everything
+    back and propagates; ``SnapshotRejected`` quarantines with its reason.
+    """
+    body = SnapshotBody(chunks, max_bytes=settings.max_feed_bytes)
+    async with pool.acquire() as conn, conn.transaction():
+        await snapshots.begin_pull(conn, feed.name)
+        started = time.perf_counter()
+        reason = await _stage(conn, body)
+        staged = time.perf_counter()
+        if reason is not None:
+            return await _quarantine(conn, feed, etag, reason, None, clock=clock)
+        problems = await snapshots.staged_problems(conn, limit=PROBLEMS_SHOWN)
+        counts = await snapshots.staged_summary(conn)
+        if problems.total:
+            reason = problems_reason(problems.first, problems.total)
+            return await _quarantine(conn, feed, etag, reason, counts, clock=clock)
+        rows, _ = counts
+        previous = await snapshots.previous_applied_rows(conn, feed.name)
+        max_drop = settings.max_snapshot_drop if feed.max_drop is None else feed.max_drop
+        reason = drop_problem(rows, previous, max_drop)
+        if reason is not None:
+            return await _quarantine(
+                conn, feed, etag, reason, counts, keep_rows=rows > 0, clock=clock
+            )
+        timings = {"stage_ms": _ms(started, staged), "validate_ms": _ms(staged)}
+        return await _apply(conn, feed, etag, counts, timings, policy=policy, clock=clock)
 
 
 def _ms(start: float, end: float | None = None) -> float:
