@@ -12,6 +12,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.serve",
     "app.commands.migrate",
     "app.commands.simulate",
+    "app.commands.backtest",
     "app.commands.demo",
     "app.commands.feed_simulator",
 )

@@ -1,8 +1,10 @@
-"""Turn a book position into the badge shown to a shopper.
+"""Turn a book position (and, when there is one, the engine's assessment) into a badge.
 
-This is where the confidence model lives (a later step adds it); today a badge is
-a promise when the book beyond the safety buffer covers the wanted units and the
-store's data is fresh. Pure: the caller passes ``now``.
+Without an assessment a badge is a promise when the book beyond the policy's
+safety buffer covers the wanted units and the store's data is fresh. With one
+(``app.domain.engine``), the buffer also holds back units for expected sales and
+their uncertainty, and a promise also needs confidence at or above the policy's
+threshold. Pure: the caller passes ``now``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from app.domain.confidence import Assessment
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
 from app.domain.reasons import Reason
@@ -55,12 +58,15 @@ def badge_for(
     store_newest_at: datetime | None,
     now: datetime,
     wanted: int = 1,
+    assessment: Assessment | None = None,
 ) -> Badge:
     """The badge for one (store, sku) at ``now``.
 
     ``store_newest_at`` is the newest data the service holds for the whole store
     (latest POS event or snapshot ``as_of``): a store whose feeds went quiet gets no
-    promise, whatever a single item's record says.
+    promise, whatever a single item's record says. ``assessment`` (optional, so
+    callers without the engine keep the book-only badge) adds confidence, the held
+    back units and the engine's reasons.
     """
     if wanted < 1:
         raise ValueError("wanted must be at least 1")
@@ -75,6 +81,10 @@ def badge_for(
             reasons=(Reason.NO_DATA,),
         )
     buffer = policy.buffer_for(position.store_id, position.sku, category)
+    confidence: float | None = None
+    if assessment is not None:
+        buffer += assessment.held_for_sales + assessment.held_for_uncertainty
+        confidence = assessment.confidence
     as_of = newest(position.base_at, position.last_event_at)
     reasons: list[Reason] = []
     if position.base_source == "count":
@@ -90,16 +100,22 @@ def badge_for(
             state, reasons = "unavailable", [Reason.WITHIN_SAFETY_BUFFER, *reasons]
         elif promisable < wanted:
             state, reasons = "unavailable", [Reason.BELOW_WANTED, *reasons]
+        elif confidence is not None and confidence < policy.confidence_threshold:
+            state, reasons = "unavailable", [Reason.LOW_CONFIDENCE, *reasons]
         elif promisable < policy.low_stock_below:
             state, reasons = "low_stock", [Reason.FEW_LEFT, *reasons]
         else:
             state, reasons = "in_stock", [Reason.MARGIN_OK, *reasons]
+    if assessment is not None:
+        if state in PROMISES:
+            reasons.append(Reason.CONFIDENT)
+        reasons.extend(r for r in assessment.reasons if r not in reasons)
     return Badge(
         state=state,
         book=position.book,
         safety_buffer=buffer,
         wanted=wanted,
-        confidence=None,
+        confidence=confidence,
         as_of=as_of,
         reasons=tuple(reasons),
     )

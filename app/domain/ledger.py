@@ -99,6 +99,10 @@ class Ledger:
             pb = self.pairs[key] = PairBook(store_id, sku)
         return pb
 
+    def knows(self, event_id: str) -> bool:
+        """True when this ``event_id`` has been recorded (a redelivery changes nothing)."""
+        return event_id in self._seen
+
     def add_event(self, e: PosEvent) -> bool:
         """Record one POS event; False (and nothing changes) for a redelivered ``event_id``."""
         if e.event_id in self._seen:

@@ -49,16 +49,23 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     - ``low_stock_below``: a promise with fewer promisable units than this
       (book − buffer) is shown as low stock.
     - ``max_data_age``: no promise when the newest data for the store is older.
+    - ``confidence_threshold``: no promise below this P(enough on the shelf at arrival).
+    - ``arrival_horizon``: how far ahead a shopper who did not say when is assumed
+      to arrive (sales in that time are held back).
     """
 
     safety_buffer: Units = 2
     low_stock_below: Annotated[int, msgspec.Meta(ge=1)] = 3
     max_data_age: timedelta = timedelta(hours=6)
     buffers: tuple[BufferRule, ...] = ()
+    confidence_threshold: Annotated[float, msgspec.Meta(gt=0.0, lt=1.0)] = 0.9
+    arrival_horizon: timedelta = timedelta(hours=2)
 
     def __post_init__(self) -> None:
         if self.max_data_age <= timedelta(0):
             raise ValueError("max_data_age must be positive")
+        if self.arrival_horizon < timedelta(0):
+            raise ValueError("arrival_horizon must not be negative")
 
     def buffer_for(self, store_id: str, sku: str, category: str | None) -> int:
         """Safety buffer for a (store, sku): the most specific matching rule."""

@@ -1,0 +1,126 @@
+"""P(at least the wanted units are on the shelf when the shopper arrives).
+
+Pure arithmetic over an ``Evidence`` record the engine assembles. The shape:
+
+    on-shelf at arrival = book − D,   D ~ NegBin(mean = sales to arrival
+                                        + unreported sales + unrecorded loss)
+
+mixed with the back room (units received recently are on the shelf only with the
+learned fill probability), times 1 − P(phantom | silence), then through a
+monotone calibration map. Every step is monotone in the right direction, so the
+properties the badge needs hold by construction: more book never lowers
+confidence; more expected sales, loss, unreported sales or silence never raise it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import msgspec
+
+from app.domain.reasons import Reason
+
+# Over-dispersion of depletion (NegBin size): sales come in bursts and loss in lumps.
+DEPLETION_SIZE = 2.0
+# Over-dispersion of demand when reading silence: a quiet spell is likelier than Poisson says.
+SILENCE_SIZE = 1.5
+
+
+class Evidence(msgspec.Struct, frozen=True, kw_only=True):
+    """What is known at ``now`` about one (store, sku), in units and probabilities."""
+
+    book: int
+    wanted: int
+    expected_sales: float = 0.0  # sales speed × trade hours from view to arrival
+    unreported_sales: float = 0.0  # sales speed × trade hours the POS has been quiet
+    unrecorded_loss: float = 0.0  # loss rate × days since the last verification
+    back_room: int = 0  # units received recently that may not be on the shelf yet
+    shelf_fill: float = 1.0  # P(those units are on the shelf by arrival)
+    silence: float = 0.0  # units that would have sold since the last sign of life
+    phantom_prior: float = 0.0  # P(shelf empty while the book says otherwise), learned
+    shelf_bound: int | None = None  # a later shelf observation rolled forward
+
+
+def negbin_cdf(m: int, mean: float, size: float = DEPLETION_SIZE) -> float:
+    """P(D ≤ m) for a negative binomial with the given mean and size."""
+    if m < 0:
+        return 0.0
+    if mean <= 1e-12:
+        return 1.0
+    p = size / (size + mean)
+    q = 1.0 - p
+    pk = math.exp(size * math.log(p))
+    total = pk
+    for k in range(m):
+        pk *= (k + size) / (k + 1) * q
+        total += pk
+        if total >= 1.0 - 1e-12:
+            return 1.0
+    return min(1.0, total)
+
+
+def negbin_quantile(level: float, mean: float, size: float = DEPLETION_SIZE) -> int:
+    """Smallest n with P(D ≤ n) ≥ level."""
+    if mean <= 1e-12:
+        return 0
+    p = size / (size + mean)
+    q = 1.0 - p
+    pk = math.exp(size * math.log(p))
+    total, k = pk, 0
+    while total < level and k < 100_000:
+        pk *= (k + size) / (k + 1) * q
+        total += pk
+        k += 1
+    return k
+
+
+def depletion(e: Evidence) -> float:
+    """Expected units gone from the shelf by arrival beyond what the book shows."""
+    return e.expected_sales + e.unreported_sales + e.unrecorded_loss
+
+
+def p_phantom(e: Evidence) -> float:
+    """P(shelf empty | no sale in a stretch where ``silence`` units would have sold)."""
+    prior = min(max(e.phantom_prior, 0.0), 1.0)
+    if prior <= 0.0 or e.silence <= 0.0:
+        return prior
+    p_quiet = math.exp(SILENCE_SIZE * math.log(SILENCE_SIZE / (SILENCE_SIZE + e.silence)))
+    return prior / (prior + (1.0 - prior) * p_quiet)
+
+
+def raw_confidence(e: Evidence) -> float:
+    """The model's probability before calibration."""
+    units = e.book if e.shelf_bound is None else min(e.book, e.shelf_bound)
+    mean = depletion(e)
+    filled = negbin_cdf(units - e.wanted, mean)
+    if e.back_room > 0 and e.shelf_fill < 1.0:
+        waiting = negbin_cdf(units - e.back_room - e.wanted, mean)
+        filled = e.shelf_fill * filled + (1.0 - e.shelf_fill) * waiting
+    return max(0.0, min(1.0, filled * (1.0 - p_phantom(e))))
+
+
+Calibrate = Callable[[float], float]
+
+
+def confidence(e: Evidence, calibrate: Calibrate | None = None) -> float:
+    """Calibrated P(on-shelf ≥ wanted at arrival); ``calibrate`` must be non-decreasing."""
+    raw = raw_confidence(e)
+    return raw if calibrate is None else max(0.0, min(1.0, calibrate(raw)))
+
+
+def held_back(e: Evidence, level: float) -> tuple[int, int]:
+    """Units held back (for expected depletion, for its uncertainty) at ``level``."""
+    mean = depletion(e)
+    total = negbin_quantile(level, mean)
+    for_sales = min(total, math.ceil(mean - 1e-9))
+    return for_sales, total - for_sales
+
+
+class Assessment(msgspec.Struct, frozen=True, kw_only=True):
+    """The engine's answer for one (store, sku, wanted) at a moment."""
+
+    confidence: float
+    held_for_sales: int  # units held back for expected sales and loss before arrival
+    held_for_uncertainty: int  # further units so that depletion stays within them at the threshold
+    reasons: tuple[Reason, ...] = ()

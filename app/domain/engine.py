@@ -1,0 +1,281 @@
+"""The confidence engine: everything published so far, folded into learners, answered per visit.
+
+The engine is fed published facts in publication order (POS events, warehouse
+snapshots, feedback) and asked, at a moment ``now``, for the badge of a
+(store, sku, wanted). It holds the contract book (``ledger``) and what it learns
+online from the data itself: the store's rhythm and each item's sales speed
+(``sales``), unrecorded loss (``loss``), how fast deliveries reach the shelf and
+how often the shelf is empty behind a positive book (``shelf``), and a calibration
+map from labelled feedback (``calibration``). No I/O and no clock: every call is
+given its time. Assembling ``Evidence`` is here; the probability is in ``confidence``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+from app.domain.badge import Badge, badge_for, newest
+from app.domain.calibration import Calibration
+from app.domain.confidence import Assessment, Evidence, confidence, held_back, p_phantom
+from app.domain.confidence import raw_confidence as raw_of
+from app.domain.ledger import Ledger
+from app.domain.loss import LossRate
+from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, SnapshotRow
+from app.domain.policy import Policy
+from app.domain.reasons import Reason
+from app.domain.sales import SalesSpeed
+from app.domain.shelf import FILL_EDGES, PhantomRate, ShelfFill
+
+BACK_ROOM_WINDOW = timedelta(hours=FILL_EDGES[-1])
+QUIET_EVENTS = 4.6  # expected store events with none published: P(silence | normal) < 1%
+DISAGREE_DAYS = 7.0
+
+
+class PairSignals:
+    """Per-pair facts beyond the book: receipts' book-before, shelf observations."""
+
+    __slots__ = ("found_at", "receipt_before", "shelf_obs")
+
+    def __init__(self) -> None:
+        self.receipt_before: dict[str, int] = {}  # receipt event_id → book just before it
+        self.found_at: datetime | None = None  # last pick that found what it wanted
+        self.shelf_obs: tuple[datetime, int] | None = None  # last pick_short (at, qty)
+
+
+class Engine:
+    def __init__(self, policy: Policy, categories: Mapping[str, str | None]) -> None:
+        self.policy = policy
+        self.categories = categories
+        self.ledger = Ledger()
+        self.sales = SalesSpeed()
+        self.loss = LossRate()
+        self.fill = ShelfFill()
+        self.phantom = PhantomRate()
+        self.calibration = Calibration()
+        self.signals: dict[tuple[str, str], PairSignals] = {}
+        self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
+        self.events_seen: dict[str, int] = {}
+        self._feedback_ids = 0
+
+    # ---- feeding -------------------------------------------------------------------
+
+    def _signals(self, key: tuple[str, str]) -> PairSignals:
+        s = self.signals.get(key)
+        if s is None:
+            s = self.signals[key] = PairSignals()
+        return s
+
+    def observe_event(self, e: PosEvent) -> bool:
+        """One published POS event; False for a redelivery (nothing changes)."""
+        if self.ledger.knows(e.event_id):
+            return False
+        store, sku = e.store_id, e.sku
+        key = (store, sku)
+        category = self.categories.get(sku)
+        if key not in self.ledger.pairs:
+            self.sales.know(store, sku, category, e.occurred_at)
+            self.loss.seen(store, sku, e.occurred_at)
+        if isinstance(e, Count | Receipt):
+            before = self.ledger.position(store, sku, e.occurred_at)
+            if before is not None:
+                if isinstance(e, Count):
+                    self.loss.counted(store, sku, category, before.book, e.on_hand, e.occurred_at)
+                else:
+                    self._signals(key).receipt_before[e.event_id] = before.book
+        elif isinstance(e, Sale):
+            self.sales.sold(store, sku, category, e.qty, e.occurred_at)
+        self.ledger.add_event(e)
+        wm = self.watermark.get(store)
+        if wm is None or e.occurred_at > wm:
+            self.watermark[store] = e.occurred_at
+        self.events_seen[store] = self.events_seen.get(store, 0) + 1
+        return True
+
+    def observe_snapshot(self, as_of: datetime, rows: Iterable[SnapshotRow]) -> None:
+        """A parsed warehouse snapshot (quarantined ones never reach here)."""
+        rows = list(rows)
+        for r in rows:
+            if (r.location_id, r.sku) not in self.ledger.pairs:
+                self.sales.know(r.location_id, r.sku, self.categories.get(r.sku), as_of)
+                self.loss.seen(r.location_id, r.sku, as_of)
+        self.ledger.apply_snapshot(as_of, rows)
+
+    def observe_feedback(
+        self, *, kind: str, store_id: str, sku: str, qty: int, observed_at: datetime,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        """Staff or a pick saw the shelf: learn from it, then let it act (a shelf count is a count)."""
+        key = (store_id, sku)
+        pos = self.ledger.position(store_id, sku, observed_at)
+        if pos is not None:
+            wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
+            outcome = kind == "pick_found" or (kind == "shelf_count" and qty >= 1)
+            ev = self._evidence(pos, wanted, observed_at, timedelta(0))
+            if pos.book >= wanted:
+                self.calibration.observe(raw_of(ev), outcome)
+            if pos.book >= 1:
+                self.phantom.observe(store_id, kind != "pick_found" and qty == 0)
+            self._learn_fill(pos, kind, qty, observed_at)
+        sig = self._signals(key)
+        if kind == "shelf_count":
+            self._feedback_ids += 1
+            self.loss.verified_at(store_id, sku, observed_at)
+            self.ledger.add_event(
+                Count(
+                    event_id=f"feedback:{self._feedback_ids}",
+                    store_id=store_id,
+                    sku=sku,
+                    occurred_at=observed_at,
+                    on_hand=qty,
+                )
+            )
+        elif kind == "pick_found":
+            if sig.found_at is None or observed_at > sig.found_at:
+                sig.found_at = observed_at
+        elif sig.shelf_obs is None or observed_at > sig.shelf_obs[0]:
+            sig.shelf_obs = (observed_at, qty)
+
+    def _learn_fill(self, pos: BookPosition, kind: str, qty: int, at: datetime) -> None:
+        """After a receipt into a near-empty book, did the shelf show the new units?"""
+        receipt = self._last(pos.store_id, pos.sku, at, Receipt)
+        if receipt is None:
+            return
+        before = self.signals.get((pos.store_id, pos.sku))
+        pre = None if before is None else before.receipt_before.get(receipt.event_id)
+        if pre is None or pre > 2:
+            return
+        hours = (at - receipt.occurred_at).total_seconds() / 3600
+        self.fill.observe(hours, qty > max(pre, 0) or (kind == "pick_found" and pre <= 0))
+
+    # ---- asking --------------------------------------------------------------------
+
+    def _last(
+        self, store_id: str, sku: str, at: datetime, kind: type[Sale] | type[Receipt]
+    ) -> Sale | Receipt | None:
+        pb = self.ledger.pairs.get((store_id, sku))
+        if pb is None:
+            return None
+        for occurred, _, e in reversed(pb.events):
+            if occurred <= at and isinstance(e, kind):
+                return e
+        return None
+
+    def _evidence(
+        self, pos: BookPosition, wanted: int, now: datetime, horizon: timedelta
+    ) -> Evidence:
+        store, sku = pos.store_id, pos.sku
+        category = self.categories.get(sku)
+        speed = self.sales.speed(store, sku, category, now)
+        rhythm = self.sales.store_rhythm(store)
+        wm = min(now, self.watermark.get(store, pos.base_at))
+        sig = self.signals.get((store, sku))
+        last_sale = self._last(store, sku, now, Sale)
+        receipt = self._last(store, sku, now, Receipt)
+        marks = [self.sales.opened.get(store, pos.base_at)]
+        if last_sale is not None:
+            marks.append(last_sale.occurred_at)
+        if receipt is not None:
+            marks.append(receipt.occurred_at)
+        if pos.base_source == "count":
+            marks.append(pos.base_at)
+        shelf_bound: int | None = None
+        if sig is not None:
+            if sig.found_at is not None and sig.found_at <= now:
+                marks.append(sig.found_at)
+            if sig.shelf_obs is not None and pos.base_at < sig.shelf_obs[0] <= now:
+                shelf_bound = self._rolled_forward(store, sku, *sig.shelf_obs, now)
+        since = max(marks)
+        back_room, fill = 0, 1.0
+        if (
+            receipt is not None
+            and now - receipt.occurred_at < BACK_ROOM_WINDOW
+            and (pos.base_source != "count" or pos.base_at < receipt.occurred_at)
+        ):
+            pre = None if sig is None else sig.receipt_before.get(receipt.event_id)
+            sold_since = last_sale is not None and last_sale.occurred_at > receipt.occurred_at
+            if not (sold_since and pre is not None and pre <= 0):
+                back_room = receipt.qty
+                hours = (now - receipt.occurred_at).total_seconds() / 3600
+                fill = self.fill.p_filled(hours)
+        return Evidence(
+            book=pos.book,
+            wanted=wanted,
+            expected_sales=speed * rhythm.hours(now, now + horizon),
+            unreported_sales=speed * rhythm.hours(wm, now),
+            unrecorded_loss=self.loss.expected(store, sku, category, now),
+            back_room=back_room,
+            shelf_fill=fill,
+            silence=speed * rhythm.hours(since, wm),
+            phantom_prior=self.phantom.prior(store),
+            shelf_bound=shelf_bound,
+        )
+
+    def _rolled_forward(self, store: str, sku: str, at: datetime, qty: int, now: datetime) -> int:
+        """A shelf observation plus the movements recorded after it."""
+        pb = self.ledger.pairs.get((store, sku))
+        units = qty
+        if pb is not None:
+            for occurred, _, e in reversed(pb.events):
+                if occurred <= at:
+                    break
+                if occurred <= now and not isinstance(e, Count):
+                    units += -e.qty if isinstance(e, Sale) else e.qty
+        return units
+
+    def store_quiet(self, store_id: str, now: datetime) -> float:
+        """Expected store events since the newest one published (high: the POS went quiet)."""
+        wm = self.watermark.get(store_id)
+        opened = self.sales.opened.get(store_id)
+        if wm is None or opened is None:
+            return 0.0
+        rhythm = self.sales.store_rhythm(store_id)
+        exposure = rhythm.hours(opened, wm)
+        if exposure <= 1.0:
+            return 0.0
+        rate = self.events_seen.get(store_id, 0) / exposure
+        return rate * rhythm.hours(wm, now)
+
+    def assess(self, pos: BookPosition, wanted: int, now: datetime) -> Assessment:
+        """Confidence, held-back units and the reasons behind them."""
+        ev = self._evidence(pos, wanted, now, self.policy.arrival_horizon)
+        conf = confidence(ev, self.calibration if self.calibration.labels >= 200 else None)
+        for_sales, for_uncertainty = held_back(ev, self.policy.confidence_threshold)
+        reasons: list[Reason] = []
+        if self.store_quiet(pos.store_id, now) >= QUIET_EVENTS:
+            reasons.append(Reason.POS_QUIET)
+        phantom = p_phantom(ev)
+        if phantom >= 0.2 and phantom >= 2 * ev.phantom_prior:
+            reasons.append(Reason.SILENT_SHELF)
+        if ev.back_room > 0 and ev.shelf_fill < 0.9 and pos.book - ev.back_room < wanted + 1:
+            reasons.append(Reason.LIKELY_IN_BACK_ROOM)
+        if ev.unrecorded_loss >= 1.0:
+            reasons.append(Reason.RECENT_LOSS)
+        gap = self.loss.last_gap.get((pos.store_id, pos.sku))
+        if gap is not None and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400:
+            if abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1)):
+                reasons.append(Reason.SOURCES_DISAGREE)
+        if ev.expected_sales >= 1.0:
+            reasons.append(Reason.SELLING_FAST)
+        return Assessment(
+            confidence=conf,
+            held_for_sales=for_sales,
+            held_for_uncertainty=for_uncertainty,
+            reasons=tuple(reasons),
+        )
+
+    def answer(self, store_id: str, sku: str, wanted: int, now: datetime) -> Badge:
+        """The badge the live API would give at ``now``, with the default arrival horizon."""
+        pos = self.ledger.position(store_id, sku, now)
+        store_newest = newest(
+            self.watermark.get(store_id), self.ledger.location_as_of.get(store_id)
+        )
+        return badge_for(
+            pos,
+            policy=self.policy,
+            category=self.categories.get(sku),
+            store_newest_at=store_newest,
+            now=now,
+            wanted=wanted,
+            assessment=None if pos is None else self.assess(pos, wanted, now),
+        )

@@ -1,0 +1,73 @@
+"""The daily and weekly rhythm of a store, learned from its own sales.
+
+Sales speed is kept per *average hour*; the rhythm turns a stretch of clock time
+into how many average hours of trade it holds (a closed night ~0, Saturday noon
+~2). Hour-of-day and day-of-week shares are learned separately (each has far more
+data than an hour-of-week cell) and multiplied. Hours count from the Unix epoch
+in UTC: the profile is per store, so the store's offset is learned, not needed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+WEEK_HOURS = 168
+# Pseudo-sales that keep an unseen hour or day from reading as "never trades".
+HOUR_PRIOR = 0.5
+DAY_PRIOR_SHARE = 0.2
+
+
+class Rhythm:
+    """Hour-of-week intensity (mean 1 over the week) and its running integral."""
+
+    __slots__ = ("_built_at", "_cum", "_w", "day", "hour", "total")
+
+    def __init__(self) -> None:
+        self.hour = [0.0] * 24
+        self.day = [0.0] * 7
+        self.total = 0.0
+        self._w: list[float] = [1.0] * WEEK_HOURS
+        self._cum: list[float] = [float(i) for i in range(WEEK_HOURS + 1)]
+        self._built_at = 0.0
+
+    def add(self, at: datetime, units: float) -> None:
+        """Count ``units`` sold at ``at``."""
+        h = int(at.timestamp() // 3600)
+        self.hour[h % 24] += units
+        self.day[(h // 24) % 7] += units
+        self.total += units
+
+    def _build(self) -> None:
+        n = self.total
+        hs = [(c + HOUR_PRIOR) for c in self.hour]
+        day_prior = DAY_PRIOR_SHARE * n / 7 + 1.0
+        ds = [(c + day_prior) for c in self.day]
+        w = [hs[i % 24] * ds[i // 24] for i in range(WEEK_HOURS)]
+        scale = WEEK_HOURS / sum(w)
+        self._w = [x * scale for x in w]
+        cum = [0.0] * (WEEK_HOURS + 1)
+        for i, x in enumerate(self._w):
+            cum[i + 1] = cum[i] + x
+        self._cum = cum
+        self._built_at = n
+
+    def _fresh(self) -> None:
+        if self.total > self._built_at * 1.01 + 1.0:
+            self._build()
+
+    def _at(self, x: float) -> float:
+        k = int(x // 1)
+        weeks, i = divmod(k, WEEK_HOURS)
+        return weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
+
+    def hours(self, start: datetime, end: datetime) -> float:
+        """Average hours of trade between ``start`` and ``end`` (0 when end ≤ start)."""
+        if end <= start:
+            return 0.0
+        self._fresh()
+        return self._at(end.timestamp() / 3600) - self._at(start.timestamp() / 3600)
+
+    def weight(self, at: datetime) -> float:
+        """Intensity at ``at`` relative to the store's average hour."""
+        self._fresh()
+        return self._w[int(at.timestamp() // 3600) % WEEK_HOURS]

@@ -1,0 +1,79 @@
+"""What feedback teaches about the shelf: how fast deliveries reach it, and phantoms.
+
+- **Shelf fill**: after a receipt, P(the received units are on the shelf) by hours
+  since the receipt, learned per chain from shelf observations (shelf counts and
+  picks) that followed a receipt; a beta count per bucket, made non-decreasing.
+- **Phantom prior**: P(the shelf is empty while the book says there are units),
+  per store, shrunk toward the chain, from the same observations.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+# Upper edges (hours since receipt) of the fill buckets; later than the last = filled.
+FILL_EDGES = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0)
+FILL_PRIOR = 2.0  # pseudo-observations per bucket, at 1/2
+PHANTOM_PRIOR_N = 50.0
+
+
+class ShelfFill:
+    def __init__(self) -> None:
+        self.filled = [0.0] * len(FILL_EDGES)
+        self.n = [0.0] * len(FILL_EDGES)
+        self._curve: list[float] | None = None
+
+    def observe(self, hours: float, filled: bool) -> None:
+        if hours < 0 or hours >= FILL_EDGES[-1]:
+            return
+        i = bisect_right(FILL_EDGES, hours)
+        self.n[i] += 1
+        self.filled[i] += 1.0 if filled else 0.0
+        self._curve = None
+
+    def curve(self) -> list[float]:
+        """Posterior means per bucket, pooled so they never fall (pool adjacent violators)."""
+        if self._curve is None:
+            blocks: list[list[float]] = []  # [sum of means × weight, weight]
+            for f, n in zip(self.filled, self.n, strict=True):
+                w = n + FILL_PRIOR
+                blocks.append([(f + FILL_PRIOR / 2) / w * w, w, 1.0])
+                while (
+                    len(blocks) > 1
+                    and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]
+                ):
+                    s, w2, c = blocks.pop()
+                    blocks[-1][0] += s
+                    blocks[-1][1] += w2
+                    blocks[-1][2] += c
+            out: list[float] = []
+            for s, w, c in blocks:
+                out.extend([s / w] * int(c))
+            self._curve = out
+        return self._curve
+
+    def p_filled(self, hours: float) -> float:
+        if hours >= FILL_EDGES[-1]:
+            return 1.0
+        return self.curve()[bisect_right(FILL_EDGES, max(0.0, hours))]
+
+
+class PhantomRate:
+    def __init__(self) -> None:
+        self.empty: dict[str, float] = {}
+        self.n: dict[str, float] = {}
+        self.chain_empty = 0.0
+        self.chain_n = 0.0
+
+    def observe(self, store_id: str, empty: bool) -> None:
+        e = 1.0 if empty else 0.0
+        self.empty[store_id] = self.empty.get(store_id, 0.0) + e
+        self.n[store_id] = self.n.get(store_id, 0.0) + 1
+        self.chain_empty += e
+        self.chain_n += 1
+
+    def prior(self, store_id: str) -> float:
+        chain = (self.chain_empty + 1.0) / (self.chain_n + 20.0)
+        return (self.empty.get(store_id, 0.0) + PHANTOM_PRIOR_N * chain) / (
+            self.n.get(store_id, 0.0) + PHANTOM_PRIOR_N
+        )
