@@ -112,7 +112,7 @@ class Engine:
             wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
             outcome = kind == "pick_found" or (kind == "shelf_count" and qty >= 1)
             ev = self._evidence(pos, wanted, observed_at, timedelta(0))
-            if pos.book >= wanted:
+            if pos.book >= wanted or kind == "shelf_count":
                 self.calibration.observe(raw_of(ev), outcome)
             if pos.book >= 1:
                 self.phantom.observe(store_id, kind != "pick_found" and qty == 0)
@@ -146,7 +146,10 @@ class Engine:
         if pre is None or pre > 2:
             return
         hours = (at - receipt.occurred_at).total_seconds() / 3600
-        self.fill.observe(hours, qty > max(pre, 0) or (kind == "pick_found" and pre <= 0))
+        if qty > max(pre, 0):
+            self.fill.observe(hours, True)  # more than was there before: the delivery is out
+        elif kind != "pick_found":
+            self.fill.observe(hours, False)  # a count or short pick saw only the old units
 
     # ---- asking --------------------------------------------------------------------
 
@@ -252,9 +255,12 @@ class Engine:
         if ev.unrecorded_loss >= 1.0:
             reasons.append(Reason.RECENT_LOSS)
         gap = self.loss.last_gap.get((pos.store_id, pos.sku))
-        if gap is not None and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400:
-            if abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1)):
-                reasons.append(Reason.SOURCES_DISAGREE)
+        if (
+            gap is not None
+            and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400
+            and abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1))
+        ):
+            reasons.append(Reason.SOURCES_DISAGREE)
         if ev.expected_sales >= 1.0:
             reasons.append(Reason.SELLING_FAST)
         return Assessment(
