@@ -77,6 +77,9 @@ class CsvMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_onl
                 ZoneInfo(self.timezone)
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"timezone {self.timezone!r} is not an IANA zone") from None
+        for column in ("reserved", "in_transit"):
+            if getattr(self.columns, column) is None and getattr(self.defaults, column) is None:
+                raise ValueError(f"{column}: name a source column or give a default")
         try:
             "".encode(self.encoding)
         except LookupError:

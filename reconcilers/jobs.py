@@ -151,6 +151,12 @@ async def _dispatch(
     clock: Clock,
     progress: PullOutcome,
 ) -> PullOutcome:
+    if feed.format != "contract":  # a vendor adapter (docs/adapters.md)
+        from reconcilers.adapters import pull_adapted
+
+        return await pull_adapted(
+            pool, feed, client, settings=settings, policy=policy, clock=clock, progress=progress
+        )
     if feed.kind == "pos":
         from reconcilers.pos import pull_pos
 

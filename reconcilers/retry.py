@@ -1,7 +1,15 @@
-"""Which failures are worth retrying, and the retry context built from settings."""
+"""Which failures are worth retrying, and the retry context built from settings.
+
+A ``Retry-After`` header on a retryable answer (429, 503; seconds, as a number, or an
+HTTP date) sets the wait instead of the backoff. One longer than
+``settings.retry_timeout`` is not waited for: the run fails and the next one tries again.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -17,10 +25,43 @@ def is_retryable(exc: Exception) -> bool:
     return isinstance(exc, httpx.TransportError)
 
 
+def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` value asks to wait (``None`` when absent or unreadable)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)  # RFC 9110 says an integer; Shopify sends "2.0"
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(seconds, 0.0) if seconds == seconds else None  # NaN is unreadable
+
+
+def backoff_hook(max_wait: float) -> Callable[[Exception], bool | float]:
+    """stamina's ``on``: retry transient failures, waiting ``Retry-After`` when given."""
+
+    def hook(exc: Exception) -> bool | float:
+        if not is_retryable(exc):
+            return False
+        if isinstance(exc, httpx.HTTPStatusError):
+            wait = retry_after_seconds(exc.response.headers.get("retry-after"))
+            if wait is not None:
+                return wait if wait <= max_wait else False
+        return True
+
+    return hook
+
+
 def retrying(settings: Settings) -> Any:
     """``for attempt in retrying(settings): with attempt: ...`` with backoff."""
     return stamina.retry_context(
-        on=is_retryable,
+        on=backoff_hook(settings.retry_timeout.total_seconds()),
         attempts=settings.retry_attempts,
         timeout=settings.retry_timeout.total_seconds(),
         wait_initial=settings.retry_initial_wait.total_seconds(),

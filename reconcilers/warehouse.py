@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import httpx
@@ -39,6 +39,10 @@ EXPECTED_HEADER = "location_id,sku,on_hand,reserved,in_transit,as_of"
 BOM = b"\xef\xbb\xbf"
 MAX_HEADER_BYTES = 64 * 1024
 PROBLEMS_SHOWN = 5
+
+
+# An adapter's on-the-fly translation of a body into contract CSV (header included).
+Translate = Callable[[AsyncIterator[bytes]], AsyncIterator[bytes]]
 
 
 class SnapshotRejected(FeedDataError):
@@ -177,11 +181,13 @@ async def pull_warehouse(
     settings: Settings,
     policy: Policy,
     clock: Clock,
+    translate: Translate | None = None,
 ) -> PullOutcome:
     """Fetch the feed's snapshot; apply it whole, quarantine it, or report it unchanged.
 
     Timeouts, connection errors, 5xx and 429 are retried (``settings.retry_*``), then
     raised for the runner to record. Nothing is stored unless a snapshot is judged.
+    ``translate`` (an adapter) turns the body's bytes into contract CSV on the fly.
     """
     async with pool.acquire() as conn:
         state = await feed_state.get_feed(conn, feed.name)
@@ -193,8 +199,9 @@ async def pull_warehouse(
     async for attempt in retrying(settings):
         with attempt:
             return await _fetch_and_judge(
-                pool, feed, client, headers, settings=settings, policy=policy, clock=clock
-            )
+                pool, feed, client, headers, settings=settings, policy=policy, clock=clock,
+                translate=translate,
+            )  # fmt: skip
     raise AssertionError("retrying() either returns an attempt's result or raises")
 
 
@@ -207,6 +214,7 @@ async def _fetch_and_judge(
     settings: Settings,
     policy: Policy,
     clock: Clock,
+    translate: Translate | None = None,
 ) -> PullOutcome:
     timeout = feed.timeout.total_seconds()
     async with client.stream("GET", feed.url, headers=headers, timeout=timeout) as response:
@@ -214,8 +222,9 @@ async def _fetch_and_judge(
             log.info("snapshot.unchanged", feed=feed.name, etag=headers.get("If-None-Match"))
             return PullOutcome(outcome="unchanged", detail="304 Not Modified")
         response.raise_for_status()
+        chunks = response.aiter_bytes()
         return await apply_snapshot_stream(
-            pool, feed, response.aiter_bytes(), response.headers.get("etag"),
+            pool, feed, chunks if translate is None else translate(chunks), response.headers.get("etag"),
             settings=settings, policy=policy, clock=clock,
         )  # fmt: skip
 
