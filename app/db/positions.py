@@ -2,16 +2,23 @@
 
 The book is computed set-wise in SQL (``sql/positions.sql``), the badge in Python by
 the domain's ``badge_for``, and the batch is written back in one upsert. Callers
-(the POS and warehouse pullers) run this in the transaction that stored the new
-inputs, so positions never lag the data they were computed from.
+(the POS and warehouse pullers, the feedback endpoint) run this in the transaction
+that stored the new inputs, so positions never lag the data they were computed from.
+A count is a POS ``count`` event or a ``shelf_count`` feedback, whichever is latest.
+
+``pairs_to_refresh`` finds the stored badges that time alone can change (data
+ageing past the policy's limit, future-dated inputs coming due); the badge refresh
+job (``reconcilers/jobs.py``) recomputes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Literal
 
 import asyncpg
+import msgspec
 
 from app.db import Connection
 from app.db.queries import Queries
@@ -23,6 +30,19 @@ Q = Queries("positions.sql")
 
 # Pairs per round trip: bounds memory and statement size for very large recomputes.
 BATCH = 20_000
+# How far back the refresh looks for future-dated inputs that came due (bounds the scan).
+DUE_LOOKBACK = timedelta(days=1)
+PROMISE_STATES = ("in_stock", "low_stock")
+
+RefreshReason = Literal["aging", "fresh_again", "due"]
+
+
+class RefreshCandidates(msgspec.Struct, frozen=True, kw_only=True):
+    """Pairs whose stored badge time alone can change, and what they show now."""
+
+    pairs: list[tuple[str, str]]
+    by_reason: dict[str, int]
+    promises: int
 
 
 async def recompute_pairs(
@@ -95,3 +115,31 @@ def _position(row: asyncpg.Record) -> BookPosition | None:
         last_event_at=row["last_event_at"],
         in_transit=row["in_transit"],
     )
+
+
+async def pairs_to_refresh(
+    conn: Connection,
+    *,
+    now: datetime,
+    max_data_age: timedelta,
+    lookahead: timedelta,
+    due_lookback: timedelta = DUE_LOOKBACK,
+) -> RefreshCandidates:
+    """The pairs to recompute at ``now`` so stored badges follow the clock (see the SQL)."""
+    rows = await conn.fetch(Q.pairs_to_refresh, now, max_data_age, lookahead, due_lookback)
+    by_reason: dict[str, int] = {"aging": 0, "fresh_again": 0, "due": 0}
+    for row in rows:
+        by_reason[row["why"]] += 1
+    return RefreshCandidates(
+        pairs=[(r["store_id"], r["sku"]) for r in rows],
+        by_reason=by_reason,
+        promises=sum(1 for r in rows if r["badge_state"] in PROMISE_STATES),
+    )
+
+
+async def count_promises(conn: Connection, pairs: list[tuple[str, str]]) -> int:
+    """How many of ``pairs`` show a promise in their stored badge."""
+    if not pairs:
+        return 0
+    count: int = await conn.fetchval(Q.promises_among, [p[0] for p in pairs], [p[1] for p in pairs])
+    return count

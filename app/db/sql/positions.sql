@@ -11,8 +11,13 @@ FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($1::text[]) AS s ORDER BY 1) 
 -- name: book_inputs
 -- $1 store ids, $2 skus (parallel arrays), $3 now.
 -- Base: the warehouse row (on_hand - reserved at as_of); 0 at the location's as_of
--- when its latest snapshot does not list the sku; a POS count strictly later
--- replaces it. Then every movement strictly after the base time and <= now.
+-- when its latest snapshot does not list the sku; the latest count strictly later
+-- replaces it. Counts are POS `count` events and `shelf_count` feedback alike (the
+-- contract: a shelf count "also acts as a count"). Ties at one instant: a shelf
+-- count beats a POS count (a person looked at the shelf), the smaller of two shelf
+-- counts wins (no promise on the higher guess), and between POS counts the larger
+-- event_id (then feed) wins. Then every movement strictly after the base time and
+-- <= now. last_event_at is the newest POS event or count <= now.
 WITH pairs AS (
     SELECT DISTINCT u.store_id, u.sku
     FROM unnest($1::text[], $2::text[]) AS u(store_id, sku)
@@ -25,12 +30,21 @@ WITH pairs AS (
     FROM pairs p
     LEFT JOIN warehouse_stock ws ON ws.location_id = p.store_id AND ws.sku = p.sku
     LEFT JOIN warehouse_location wl ON wl.location_id = p.store_id
-), latest_count AS (
-    SELECT DISTINCT ON (e.store_id, e.sku) e.store_id, e.sku, e.on_hand, e.occurred_at
+), counts AS (
+    SELECT e.store_id, e.sku, e.on_hand, e.occurred_at, false AS shelf, e.event_id, e.feed
     FROM pos_event e
     JOIN pairs p ON p.store_id = e.store_id AND p.sku = e.sku
     WHERE e.type = 'count' AND e.occurred_at <= $3
-    ORDER BY e.store_id, e.sku, e.occurred_at DESC, e.event_id DESC, e.feed DESC
+    UNION ALL
+    SELECT f.store_id, f.sku, f.qty, f.observed_at, true, NULL, NULL
+    FROM feedback f
+    JOIN pairs p ON p.store_id = f.store_id AND p.sku = f.sku
+    WHERE f.kind = 'shelf_count' AND f.observed_at <= $3
+), latest_count AS (
+    SELECT DISTINCT ON (c.store_id, c.sku) c.store_id, c.sku, c.on_hand, c.occurred_at
+    FROM counts c
+    ORDER BY c.store_id, c.sku, c.occurred_at DESC, c.shelf DESC,
+             CASE WHEN c.shelf THEN c.on_hand END ASC, c.event_id DESC, c.feed DESC
 ), base AS (
     SELECT s.store_id, s.sku, s.in_transit, s.snap_at AS snapshot_as_of,
            (c.occurred_at IS NOT NULL AND (s.snap_at IS NULL OR c.occurred_at > s.snap_at)) AS counted,
@@ -38,7 +52,7 @@ WITH pairs AS (
     FROM snap s
     LEFT JOIN latest_count c ON c.store_id = s.store_id AND c.sku = s.sku
 ), based AS (
-    SELECT store_id, sku, in_transit, snapshot_as_of,
+    SELECT store_id, sku, in_transit, snapshot_as_of, count_at,
            CASE WHEN counted THEN 'count' WHEN snap_at IS NOT NULL THEN 'snapshot' END AS base_source,
            CASE WHEN counted THEN count_qty ELSE snap_qty END AS base_qty,
            CASE WHEN counted THEN count_at ELSE snap_at END AS base_at
@@ -54,7 +68,8 @@ WITH pairs AS (
 )
 SELECT b.store_id, b.sku,
        (b.base_qty + COALESCE(m.moved, 0))::integer AS book,
-       b.base_source, b.base_at, b.snapshot_as_of, m.last_event_at, b.in_transit,
+       b.base_source, b.base_at, b.snapshot_as_of,
+       greatest(m.last_event_at, b.count_at) AS last_event_at, b.in_transit,
        pr.category,
        greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at
 FROM based b
@@ -90,9 +105,72 @@ ON CONFLICT (store_id, sku) DO UPDATE SET
     computed_at = EXCLUDED.computed_at;
 
 -- name: pairs_of_stores
--- Every pair the stores have anything for: warehouse rows, POS events, positions.
+-- Every pair the stores have anything for: warehouse rows, POS events, shelf counts,
+-- positions.
 SELECT location_id AS store_id, sku FROM warehouse_stock WHERE location_id = ANY($1::text[])
 UNION
 SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
 UNION
+SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = 'shelf_count'
+UNION
 SELECT store_id, sku FROM book_position WHERE store_id = ANY($1::text[]);
+
+-- name: pairs_to_refresh
+-- Pairs whose stored badge can change with time alone, with why. $1 now,
+-- $2 max_data_age, $3 lookahead (the refresh interval), $4 how far back to look
+-- for events that came due.
+-- aging:       a badge other than unknown whose newest data (the store's, or the
+--              pair's own) is past the age limit or will be within $3;
+-- fresh_again: an unknown (stale_data) badge whose store has fresh data again
+--              (a feed that went quiet resumed, but did not touch this pair);
+-- due:         a POS event or shelf count dated after the pair's last computation
+--              (it was in the future when stored) whose time has now come.
+-- A pair listed for several reasons is listed once (aging, then due, then fresh_again).
+WITH judged AS (
+    SELECT bp.store_id, bp.sku, bp.badge_state, bp.reasons,
+           greatest(f.last_pos_event_at, f.snapshot_as_of, bp.badge_as_of) AS newest_at
+    FROM book_position bp
+    LEFT JOIN store_freshness f ON f.store_id = bp.store_id
+), timed AS (
+    SELECT store_id, sku, 'aging' AS why, badge_state
+    FROM judged
+    WHERE badge_state <> 'unknown'
+      AND (newest_at IS NULL OR newest_at < $1::timestamptz - $2::interval + $3::interval)
+    UNION ALL
+    SELECT store_id, sku, 'fresh_again', badge_state
+    FROM judged
+    WHERE badge_state = 'unknown' AND 'stale_data' = ANY (reasons)
+      AND newest_at >= $1::timestamptz - $2::interval
+), came_due AS (
+    SELECT e.store_id, e.sku
+    FROM pos_event e
+    WHERE e.occurred_at > e.received_at
+      AND e.occurred_at <= $1::timestamptz AND e.occurred_at > $1::timestamptz - $4::interval
+    UNION
+    SELECT f.store_id, f.sku
+    FROM feedback f
+    WHERE f.kind = 'shelf_count' AND f.observed_at > f.received_at
+      AND f.observed_at <= $1::timestamptz AND f.observed_at > $1::timestamptz - $4::interval
+), due AS (
+    SELECT c.store_id, c.sku, 'due' AS why, bp.badge_state
+    FROM came_due c
+    LEFT JOIN book_position bp ON bp.store_id = c.store_id AND bp.sku = c.sku
+    WHERE bp.computed_at IS NULL
+       OR EXISTS (SELECT 1 FROM pos_event e
+                  WHERE e.store_id = c.store_id AND e.sku = c.sku
+                    AND e.occurred_at > bp.computed_at AND e.occurred_at <= $1::timestamptz)
+       OR EXISTS (SELECT 1 FROM feedback f
+                  WHERE f.store_id = c.store_id AND f.sku = c.sku AND f.kind = 'shelf_count'
+                    AND f.observed_at > bp.computed_at AND f.observed_at <= $1::timestamptz)
+)
+SELECT DISTINCT ON (store_id, sku) store_id, sku, why, badge_state
+FROM (SELECT * FROM timed UNION ALL SELECT * FROM due) AS all_reasons
+ORDER BY store_id, sku, why;
+
+-- name: promises_among
+-- How many of the given pairs show a promise now.
+SELECT count(*)
+FROM book_position bp
+JOIN unnest($1::text[], $2::text[]) AS u(store_id, sku)
+  ON bp.store_id = u.store_id AND bp.sku = u.sku
+WHERE bp.badge_state IN ('in_stock', 'low_stock');
