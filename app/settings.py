@@ -21,6 +21,7 @@ Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -103,10 +104,29 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     max_snapshot_drop: Share = 0.5
     max_feed_bytes: Annotated[int, msgspec.Meta(gt=0)] = 512 * 1024 * 1024
     admin_token: str | None = None
+    # How often stored badges that time alone can change are recomputed (docs/feedback.md).
+    refresh_interval: timedelta = timedelta(seconds=60)
+    # Public API edge: seconds browsers/CDNs may reuse a read; browser origins allowed
+    # (comma-separated, e.g. "https://shop.example,https://www.shop.example"; none by
+    # default); requests a minute per client IP (0: no limit).
+    http_cache_max_age: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 15
+    cors_origins: str = ""
+    rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 600
 
     def __post_init__(self) -> None:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("pool_min_size must not exceed pool_max_size")
+        if self.refresh_interval <= timedelta(0):
+            raise ValueError("refresh_interval must be positive")
+        for origin in self.cors_origin_list():
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"cors_origins: {origin!r} is not an origin (scheme://host[:port], no path)"
+                )
+
+    def cors_origin_list(self) -> tuple[str, ...]:
+        """The configured CORS origins, without blanks or trailing slashes."""
+        return tuple(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
 
 ENV_NAMES: dict[str, str] = {

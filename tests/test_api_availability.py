@@ -111,6 +111,7 @@ async def test_stored_badge_is_served_with_its_times_and_words(
         "computed_at": "2026-11-23T11:00:00Z",
         "reasons": ["few_left"],
         "reason_text": PLAIN_WORDS[Reason.FEW_LEFT],
+        "display_text": "Only a few left",
     }
 
 
@@ -239,11 +240,20 @@ async def test_nearby_across_the_antimeridian(app: Litestar, pool: asyncpg.Pool)
 @pytest.mark.parametrize(
     ("params", "error"),
     [
-        ({"lon": LON}, "Missing required query parameter 'lat'"),
-        ({"lat": LAT}, "Missing required query parameter 'lon'"),
+        ({"lon": LON}, "invalid parameter: lat (give lat and lon, or postal_code)"),
+        ({"lat": LAT}, "invalid parameter: lon (give lat and lon, or postal_code)"),
+        ({}, "invalid parameter: lat (give lat and lon, or postal_code)"),
+        (
+            {"lat": LAT, "lon": LON, "postal_code": "75001"},
+            "invalid parameter: postal_code (give lat and lon, or postal_code, not both)",
+        ),
+        ({"postal_code": "7"}, "invalid parameter: postal_code"),
         ({"lat": 90.5, "lon": LON}, "invalid parameter: lat (Expected `float` <= 90.0)"),
         ({"lat": LAT, "lon": -181}, "invalid parameter: lon (Expected `float` >= -180.0)"),
-        ({"lat": LAT, "lon": "east"}, "invalid parameter: lon (Expected `float`, got `str`)"),
+        (
+            {"lat": LAT, "lon": "east"},
+            "invalid parameter: lon (Expected `float | null`, got `str`)",
+        ),
         (
             {"lat": LAT, "lon": LON, "radius_km": 501},
             "invalid parameter: radius_km (Expected `float` <= 500.0)",

@@ -272,7 +272,18 @@ async def test_openapi_documents_every_endpoint(make_app: Callable[..., Litestar
     nearby = paths["/v1/availability/{sku}"]["get"]
     assert nearby["tags"] == ["availability"] and nearby["summary"]
     params = {p["name"]: p for p in nearby["parameters"]}
-    assert params["lat"]["required"] is True and params["radius_km"]["schema"]["maximum"] == 500
-    assert {"NearbyAvailability", "Availability", "StoreOut", "UpsertResult", "ErrorBody"} <= set(
-        schema["components"]["schemas"]
-    )
+    assert params["lat"]["required"] is False and params["radius_km"]["schema"]["maximum"] == 500
+    assert params["postal_code"]["required"] is False  # lat/lon or postal_code
+    batch = paths["/v1/availability:batch"]["post"]
+    body_schema = batch["requestBody"]["content"]["application/json"]["schema"]
+    assert body_schema["allOf"] == [{"$ref": "#/components/schemas/BatchRequest"}]
+    assert body_schema["examples"][0]["postal_code"] == "69002"
+    assert {
+        "NearbyAvailability",
+        "Availability",
+        "StoreOut",
+        "UpsertResult",
+        "ErrorBody",
+        "BatchRequest",
+        "BatchAvailability",
+    } <= set(schema["components"]["schemas"])

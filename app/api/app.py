@@ -20,8 +20,13 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
 from app.api.auth import SECURITY_SCHEMES
+from app.api.availability import batch_availability
+from app.api.caching import http_cache_middleware
+from app.api.cors import cors_config
 from app.api.errors import exception_handlers
+from app.api.ratelimit import rate_limit_middleware_factory
 from app.api.routes import route_handlers
+from app.api.widget import demo_page, widget_js
 from app.clock import Clock, utc_now
 from app.db.migrate import migrate
 from app.db.pool import create_pool
@@ -78,8 +83,14 @@ def create_app(
         "policy": Provide(lambda: the_policy, sync_to_thread=False, use_cache=True),
         "clock": Provide(lambda: clock, sync_to_thread=False, use_cache=True),
     }
+    middleware: list[Any] = []
+    if settings.rate_limit_per_minute:
+        middleware.append(rate_limit_middleware_factory(settings.rate_limit_per_minute))
+    middleware.append(http_cache_middleware)
     return Litestar(
-        route_handlers=route_handlers(),
+        route_handlers=[*route_handlers(), batch_availability, widget_js, demo_page],
+        middleware=middleware,
+        cors_config=cors_config(settings),
         logging_config=None,  # structlog (app.logs) owns logging
         dependencies=dependencies,
         lifespan=[lifespan],

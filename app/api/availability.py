@@ -13,17 +13,25 @@ from typing import Annotated
 
 import asyncpg
 import msgspec
-from litestar import get
+from litestar import get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException
+from litestar.exceptions import NotFoundException, ValidationException
+from litestar.openapi.spec import Example
+from litestar.params import Body
+from litestar.status_codes import HTTP_200_OK
 
 from app.api.errors import error_responses
 from app.api.params import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_KM,
-    Lat,
+    MAX_BATCH_SKUS,
+    MAX_LIMIT,
+    MAX_RADIUS_KM,
+    POSTAL_CODE_PATTERN,
     Limit,
-    Lon,
+    OptionalLatNear,
+    OptionalLonNear,
+    OptionalPostalCode,
     RadiusKm,
     SkuPath,
     StoreIdPath,
@@ -31,7 +39,8 @@ from app.api.params import (
 from app.clock import Clock
 from app.db import availability as availability_db
 from app.domain.badge import BadgeState, badge_for, gate_staleness
-from app.domain.geo import bounding_box, distance_km
+from app.domain.geo import distance_km
+from app.domain.model import Identifier
 from app.domain.policy import Policy
 from app.domain.reasons import PLAIN_WORDS, Reason
 
@@ -55,6 +64,19 @@ class BadgeView(msgspec.Struct, frozen=True, kw_only=True):
     computed_at: datetime | None
     reasons: list[str]
     reason_text: str
+    display_text: str
+
+
+DISPLAY_TEXT: dict[BadgeState, str] = {
+    "in_stock": "In stock",
+    "low_stock": "Only a few left",
+    "unavailable": "Check with store",
+    "unknown": "Check with store",
+}
+_DISPLAY = (
+    "Short text for a shopper: 'In stock', 'Only a few left', or 'Check with store' "
+    "(unavailable or unknown: never a promise)."
+)
 
 
 class Availability(msgspec.Struct, frozen=True, kw_only=True):
@@ -81,6 +103,7 @@ class Availability(msgspec.Struct, frozen=True, kw_only=True):
     computed_at: Annotated[datetime | None, msgspec.Meta(description="When the badge was computed")]
     reasons: Annotated[list[str], msgspec.Meta(description=_REASONS)]
     reason_text: Annotated[str, msgspec.Meta(description="The reasons in plain words")]
+    display_text: Annotated[str, msgspec.Meta(description=_DISPLAY, examples=["In stock"])]
 
 
 class StoreRef(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,17 +127,72 @@ class NearbyBadge(msgspec.Struct, frozen=True, kw_only=True):
     computed_at: datetime | None
     reasons: Annotated[list[str], msgspec.Meta(description=_REASONS)]
     reason_text: str
+    display_text: Annotated[str, msgspec.Meta(description=_DISPLAY, examples=["In stock"])]
+
+
+_GENERATED_AT = "When this answer was made (each badge's as_of says when its data is from)"
+_CENTRE_LAT = "Latitude of the search centre (the postal code's store centroid when one was given)"
+_CENTRE_LON = "Longitude of the search centre"
+_POSTAL = "The postal code asked for, if any"
 
 
 class NearbyAvailability(msgspec.Struct, frozen=True, kw_only=True):
     """Badges for one item at the stores near a point, nearest first."""
 
     sku: str
-    generated_at: Annotated[datetime, msgspec.Meta(description="When this answer was made")]
-    lat: float
-    lon: float
+    generated_at: Annotated[datetime, msgspec.Meta(description=_GENERATED_AT)]
+    lat: Annotated[float, msgspec.Meta(description=_CENTRE_LAT)]
+    lon: Annotated[float, msgspec.Meta(description=_CENTRE_LON)]
+    postal_code: Annotated[str | None, msgspec.Meta(description=_POSTAL)] = None
     radius_km: float
     stores: list[NearbyBadge]
+
+
+class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Several items around one location: lat and lon, or postal_code."""
+
+    skus: Annotated[
+        list[Identifier],
+        msgspec.Meta(
+            min_length=1,
+            max_length=MAX_BATCH_SKUS,
+            description=f"1 to {MAX_BATCH_SKUS} skus; repeats are answered once",
+            examples=[["SKU-0001", "SKU-0002"]],
+        ),
+    ]
+    lat: Annotated[float, msgspec.Meta(ge=-90, le=90, examples=[45.7676])] | None = None
+    lon: Annotated[float, msgspec.Meta(ge=-180, le=180, examples=[4.8344])] | None = None
+    postal_code: (
+        Annotated[
+            str,
+            msgspec.Meta(pattern=POSTAL_CODE_PATTERN, max_length=16, examples=["69002"]),
+        ]
+        | None
+    ) = None
+    radius_km: Annotated[float, msgspec.Meta(gt=0, le=MAX_RADIUS_KM)] = DEFAULT_RADIUS_KM
+    limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT, description="Most stores per sku")] = (
+        DEFAULT_LIMIT
+    )
+
+
+class SkuAvailability(msgspec.Struct, frozen=True, kw_only=True):
+    """One sku of a batch: its nearby stores, nearest first (empty when unknown)."""
+
+    sku: str
+    known: Annotated[bool, msgspec.Meta(description="False when no product or record has it")]
+    stores: list[NearbyBadge]
+
+
+class BatchAvailability(msgspec.Struct, frozen=True, kw_only=True):
+    """Badges for several items near one location, in the order asked."""
+
+    generated_at: Annotated[datetime, msgspec.Meta(description=_GENERATED_AT)]
+    lat: Annotated[float, msgspec.Meta(description=_CENTRE_LAT)]
+    lon: Annotated[float, msgspec.Meta(description=_CENTRE_LON)]
+    postal_code: Annotated[str | None, msgspec.Meta(description=_POSTAL)] = None
+    radius_km: float
+    limit: int
+    results: list[SkuAvailability]
 
 
 def _words(code: str) -> str:
@@ -153,6 +231,7 @@ def badge_view(
         computed_at=computed_at,
         reasons=codes,
         reason_text=" ".join(_words(c) for c in codes),
+        display_text=DISPLAY_TEXT[badge.state],
     )
 
 
@@ -166,6 +245,7 @@ def badge_view(
     ),
     tags=TAGS,
     responses=error_responses(400, 404),
+    opt={"http_cache": True},
 )
 async def store_availability(
     store_id: StoreIdPath,
@@ -184,40 +264,60 @@ async def store_availability(
     return Availability(store_id=store_id, sku=sku, **msgspec.structs.asdict(view))
 
 
-@get(
-    "/v1/availability/{sku:str}",
-    summary="Badges for one item at the stores near a point",
-    description=(
-        "Stores within `radius_km` of (`lat`, `lon`) by great-circle distance, nearest first, "
-        "at most `limit`. Stores with no record for the item are listed as `unknown` (no_data)."
-    ),
-    tags=TAGS,
-    responses=error_responses(400, 404),
-)
-async def nearby_availability(
-    sku: SkuPath,
-    lat: Lat,
-    lon: Lon,
-    pool: NamedDependency[asyncpg.Pool],
-    policy: NamedDependency[Policy],
-    clock: NamedDependency[Clock],
-    radius_km: RadiusKm = DEFAULT_RADIUS_KM,
-    limit: Limit = DEFAULT_LIMIT,
-) -> NearbyAvailability:
+def _bad(field: str, why: str, source: str = "query") -> ValidationException:
+    return ValidationException(
+        detail=f"invalid parameter: {field}",
+        extra=[{"key": field, "message": why, "source": source}],
+    )
+
+
+def _check_location(
+    lat: float | None, lon: float | None, postal_code: str | None, source: str
+) -> None:
+    """lat and lon together, or postal_code alone: otherwise a 400 naming the field."""
+    if postal_code is not None:
+        if lat is not None or lon is not None:
+            raise _bad("postal_code", "give lat and lon, or postal_code, not both", source)
+        return
+    if lat is None:
+        raise _bad("lat", "give lat and lon, or postal_code", source)
+    if lon is None:
+        raise _bad("lon", "give lat and lon, or postal_code", source)
+
+
+async def _lookup(
+    pool: asyncpg.Pool,
+    skus: list[str],
+    *,
+    lat: float | None,
+    lon: float | None,
+    postal_code: str | None,
+    radius_km: float,
+) -> availability_db.NearLookup:
     async with pool.acquire() as conn:
-        found = await availability_db.badges_in_box(conn, sku, bounding_box(lat, lon, radius_km))
-    if not found.sku_known:
-        raise NotFoundException(f"unknown sku {sku!r}")
-    now = clock()
+        found = await availability_db.badges_near(
+            conn, skus, radius_km=radius_km, lat=lat, lon=lon, postal_code=postal_code
+        )
+    if found.centre is None:
+        raise NotFoundException(f"unknown postal_code {postal_code!r}")
+    return found
+
+
+def _nearest(
+    centre: tuple[float, float],
+    candidates: list[availability_db.NearbyCandidate],
+    *,
+    radius_km: float,
+    limit: int,
+    now: datetime,
+    policy: Policy,
+) -> list[NearbyBadge]:
+    lat, lon = centre
     in_range = sorted(
-        (
-            (d, c)
-            for c in found.candidates
-            if (d := distance_km(lat, lon, c.lat, c.lon)) <= radius_km
-        ),
+        ((d, c) for c in candidates if (d := distance_km(lat, lon, c.lat, c.lon)) <= radius_km),
         key=lambda dc: (dc[0], dc[1].store_id),
     )[:limit]
-    stores = [
+    return [
         NearbyBadge(
             store=StoreRef(store_id=c.store_id, name=c.name, distance_km=round(d, 3)),
             **msgspec.structs.asdict(
@@ -226,6 +326,119 @@ async def nearby_availability(
         )
         for d, c in in_range
     ]
+
+
+@get(
+    "/v1/availability/{sku:str}",
+    summary="Badges for one item at the stores near a point or a postal code",
+    description=(
+        "Stores within `radius_km` of (`lat`, `lon`), or of the centroid of the stores with "
+        "`postal_code`, by great-circle distance, nearest first, at most `limit`. Stores with "
+        "no record for the item are listed as `unknown` (no_data). Give lat and lon, or "
+        "postal_code (400 otherwise); an unknown postal code is a 404 naming it. "
+        "Cacheable: `ETag` and `Cache-Control: public, max-age`; `If-None-Match` gives 304."
+    ),
+    tags=TAGS,
+    responses=error_responses(400, 404),
+    opt={"http_cache": True},
+)
+async def nearby_availability(
+    sku: SkuPath,
+    pool: NamedDependency[asyncpg.Pool],
+    policy: NamedDependency[Policy],
+    clock: NamedDependency[Clock],
+    lat: OptionalLatNear = None,
+    lon: OptionalLonNear = None,
+    postal_code: OptionalPostalCode = None,
+    radius_km: RadiusKm = DEFAULT_RADIUS_KM,
+    limit: Limit = DEFAULT_LIMIT,
+) -> NearbyAvailability:
+    _check_location(lat, lon, postal_code, "query")
+    found = await _lookup(
+        pool, [sku], lat=lat, lon=lon, postal_code=postal_code, radius_km=radius_km
+    )
+    (one,) = found.skus
+    if not one.sku_known:
+        raise NotFoundException(f"unknown sku {sku!r}")
+    assert found.centre is not None
+    now = clock()
+    stores = _nearest(
+        found.centre, one.candidates, radius_km=radius_km, limit=limit, now=now, policy=policy
+    )
     return NearbyAvailability(
-        sku=sku, generated_at=now, lat=lat, lon=lon, radius_km=radius_km, stores=stores
+        sku=sku,
+        generated_at=now,
+        lat=found.centre[0],
+        lon=found.centre[1],
+        postal_code=postal_code,
+        radius_km=radius_km,
+        stores=stores,
+    )
+
+
+_BATCH_EXAMPLE = {"skus": ["SKU-0001", "SKU-0002"], "postal_code": "69002", "radius_km": 10}
+
+
+@post(
+    "/v1/availability:batch",
+    summary="Badges for up to 100 items near one location, in one round trip",
+    description=(
+        f"Like `GET /v1/availability/{{sku}}` for up to {MAX_BATCH_SKUS} skus at once (a product "
+        "list page): one location (lat and lon, or postal_code), one radius, `limit` stores "
+        "per sku. Answered with one database query. An unknown sku is listed with "
+        "`known: false` and no stores rather than failing the batch."
+    ),
+    tags=TAGS,
+    responses=error_responses(400, 404),
+    status_code=HTTP_200_OK,
+)
+async def batch_availability(
+    data: Annotated[
+        BatchRequest,
+        Body(
+            description="The skus and the location",
+            examples=[Example(summary="Two skus near a postal code", value=_BATCH_EXAMPLE)],
+        ),
+    ],
+    pool: NamedDependency[asyncpg.Pool],
+    policy: NamedDependency[Policy],
+    clock: NamedDependency[Clock],
+) -> BatchAvailability:
+    _check_location(data.lat, data.lon, data.postal_code, "body")
+    skus = list(dict.fromkeys(data.skus))
+    found = await _lookup(
+        pool,
+        skus,
+        lat=data.lat,
+        lon=data.lon,
+        postal_code=data.postal_code,
+        radius_km=data.radius_km,
+    )
+    assert found.centre is not None
+    now = clock()
+    results = [
+        SkuAvailability(
+            sku=one.sku,
+            known=one.sku_known,
+            stores=_nearest(
+                found.centre,
+                one.candidates,
+                radius_km=data.radius_km,
+                limit=data.limit,
+                now=now,
+                policy=policy,
+            )
+            if one.sku_known
+            else [],
+        )
+        for one in found.skus
+    ]
+    return BatchAvailability(
+        generated_at=now,
+        lat=found.centre[0],
+        lon=found.centre[1],
+        postal_code=data.postal_code,
+        radius_km=data.radius_km,
+        limit=data.limit,
+        results=results,
     )

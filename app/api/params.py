@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from litestar.openapi.spec import Example
 from litestar.params import PathParameter, QueryParameter
 
 from app.domain.model import ID_PATTERN
@@ -65,3 +66,32 @@ Limit = Annotated[
         description=f"Most stores to return (default {DEFAULT_LIMIT}, max {MAX_LIMIT}).",
     ),
 ]
+
+POSTAL_CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 -]{0,14}[A-Za-z0-9]$"
+OptionalPostalCode = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=POSTAL_CODE_PATTERN,
+        max_length=16,
+        description=(
+            "Postal code instead of lat/lon: the search centre is the centroid of the stores "
+            "with this postal code (compared without spaces or case). 404 when none has it."
+        ),
+        examples=[Example(value="69002")],
+    ),
+]
+OptionalLatNear = Annotated[
+    float | None,
+    QueryParameter(
+        ge=-90, le=90, description="Latitude of the shopper, degrees (with lon; or postal_code)."
+    ),
+]
+OptionalLonNear = Annotated[
+    float | None,
+    QueryParameter(
+        ge=-180,
+        le=180,
+        description="Longitude of the shopper, degrees (with lat; or postal_code).",
+    ),
+]
+MAX_BATCH_SKUS = 100

@@ -95,6 +95,7 @@ def _missing(field: str, why: str) -> ValidationException:
     ),
     tags=TAGS,
     responses=error_responses(400),
+    opt={"http_cache": True},
 )
 async def list_stores(
     pool: NamedDependency[asyncpg.Pool],
@@ -131,6 +132,7 @@ async def list_stores(
     summary="One store",
     tags=TAGS,
     responses=error_responses(400, 404),
+    opt={"http_cache": True},
 )
 async def get_store(store_id: StoreIdPath, pool: NamedDependency[asyncpg.Pool]) -> StoreOut:
     async with pool.acquire() as conn:

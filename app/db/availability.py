@@ -57,11 +57,6 @@ class NearbyCandidate(msgspec.Struct, frozen=True, kw_only=True):
     store_newest_at: datetime | None
 
 
-class NearbyLookup(msgspec.Struct, frozen=True, kw_only=True):
-    sku_known: bool
-    candidates: list[NearbyCandidate]
-
-
 def _stored(row: asyncpg.Record) -> StoredBadge | None:
     if not row["has_position"]:
         return None
@@ -97,21 +92,63 @@ async def badge_at_store(conn: Connection, store_id: str, sku: str) -> BadgeLook
     )
 
 
-async def badges_in_box(
-    conn: Connection, sku: str, box: tuple[float, float, float, float]
-) -> NearbyLookup:
-    """Stores inside ``(min_lat, max_lat, min_lon, max_lon)`` with their badge for ``sku``."""
-    rows = await conn.fetch(Q.badges_in_box, sku, *box)
-    candidates = [
-        NearbyCandidate(
-            store_id=r["store_id"],
-            name=r["name"],
-            lat=r["lat"],
-            lon=r["lon"],
-            stored=_stored(r),
-            store_newest_at=_store_newest(r),
-        )
-        for r in rows
-        if r["store_id"] is not None
-    ]
-    return NearbyLookup(sku_known=bool(rows[0]["sku_known"]), candidates=candidates)
+class SkuNearby(msgspec.Struct, frozen=True, kw_only=True):
+    """One asked-for sku: whether it is known, and the stores in the box."""
+
+    sku: str
+    sku_known: bool
+    candidates: list[NearbyCandidate]
+
+
+class NearLookup(msgspec.Struct, frozen=True, kw_only=True):
+    """The centre actually used (null when a postal code matched no store), and
+    per asked-for sku, in the order asked, the stores in the box."""
+
+    centre: tuple[float, float] | None
+    skus: list[SkuNearby]
+
+
+async def badges_near(
+    conn: Connection,
+    skus: list[str],
+    *,
+    radius_km: float,
+    lat: float | None = None,
+    lon: float | None = None,
+    postal_code: str | None = None,
+) -> NearLookup:
+    """Stores near (lat, lon) or near the stores of ``postal_code``, with their badge
+    for each of ``skus``: one query, one round trip, whatever the number of skus."""
+    if postal_code is None and (lat is None or lon is None):
+        raise ValueError("badges_near needs lat and lon, or a postal code")
+    rows = await conn.fetch(Q.badges_near, skus, postal_code, lat, lon, radius_km)
+    centre: tuple[float, float] | None = None
+    out: list[SkuNearby] = []
+    for r in rows:
+        if centre is None and r["centre_lat"] is not None:
+            centre = (r["centre_lat"], r["centre_lon"])
+        if len(out) < r["ord"]:  # rows come in the order asked, one sku after another
+            out.append(SkuNearby(sku=r["sku"], sku_known=bool(r["sku_known"]), candidates=[]))
+        if r["store_id"] is not None:
+            out[-1].candidates.append(
+                NearbyCandidate(
+                    store_id=r["store_id"],
+                    name=r["name"],
+                    lat=r["lat"],
+                    lon=r["lon"],
+                    stored=_stored(r),
+                    store_newest_at=_store_newest(r),
+                )
+            )
+    return NearLookup(centre=centre, skus=out)
+
+
+async def notify_badges_changed(conn: Connection, store_ids: list[str] | None = None) -> None:
+    """Tell every API process that stored badges changed (PostgreSQL NOTIFY on
+    ``availability_changed``; payload: comma-separated store ids, empty for all).
+    Reconcilers call it after committing new positions; it is transactional, so
+    calling it inside the publishing transaction delivers only on commit."""
+    payload = ",".join(store_ids or [])
+    if len(payload) > 7000:  # NOTIFY payloads are capped at 8000 bytes
+        payload = ""
+    await conn.execute(Q.notify_badges_changed, payload)
