@@ -2,7 +2,7 @@
 
 A generic cell rate algorithm (one timestamp per client, O(1) per request, no
 lock: the event loop is single-threaded). Over the limit: ``429`` with
-``Retry-After`` (whole seconds) and the usual JSON error body. Limits are per
+``Retry-After`` (whole seconds) and the usual JSON error body (``ErrorBody``). Limits are per
 process; behind a proxy, run uvicorn with ``--proxy-headers`` and
 ``--forwarded-allow-ips`` so the client address is the shopper's, not the proxy's.
 
@@ -19,8 +19,6 @@ from collections.abc import Callable, Collection
 import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
-
-from app.api.errors import ErrorBody
 
 EXEMPT_PATHS: frozenset[str] = frozenset({"/health", "/ready", "/metrics"})
 _PRUNE_ABOVE = 10_000
@@ -73,11 +71,11 @@ def rate_limit_middleware_factory(
                 return
             retry_after = max(1, math.ceil(wait))
             body = msgspec.json.encode(
-                ErrorBody(
-                    status=429,
-                    error=f"too many requests: the limit is {per_minute} a minute per client; "
-                    f"retry in {retry_after} s",
-                )
+                {
+                    "status": 429,
+                    "error": f"too many requests: the limit is {per_minute} a minute per "
+                    f"client; retry in {retry_after} s",
+                }
             )
             await send(
                 {
