@@ -104,6 +104,24 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     max_snapshot_drop: Share = 0.5
     max_feed_bytes: Annotated[int, msgspec.Meta(gt=0)] = 512 * 1024 * 1024
     admin_token: str | None = None
+    # GET /v1/exports/google-local-inventory.tsv: this token (Bearer, or the password of
+    # HTTP Basic, as Merchant Center's scheduled fetch sends) is accepted besides the admin's.
+    export_token: str | None = None
+    google_pickup_method: Literal["buy", "reserve", "ship to store", "not supported"] | None = None
+    google_pickup_sla: (
+        Literal[
+            "same day",
+            "next day",
+            "2-day",
+            "3-day",
+            "4-day",
+            "5-day",
+            "6-day",
+            "7-day",
+            "multi-week",
+        ]
+        | None
+    ) = None
     # How often stored badges that time alone can change are recomputed (docs/feedback.md).
     refresh_interval: timedelta = timedelta(seconds=60)
     # Public API edge: seconds browsers/CDNs may reuse a read; browser origins allowed

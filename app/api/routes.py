@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api.availability import nearby_availability, store_availability
+from app.api.exports import google_local_inventory
 from app.api.feedback import post_feedback
 from app.api.health import health, ready
 from app.api.products import get_product, put_product, upload_products
@@ -24,5 +25,6 @@ def route_handlers() -> list[Any]:
         upload_products,
         store_availability,
         nearby_availability,
+        google_local_inventory,
         post_feedback,
     ]

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.backtest",
     "app.commands.demo",
     "app.commands.feed_simulator",
+    "app.commands.export",
 )
 
 
