@@ -3,6 +3,11 @@
 The lock is a PostgreSQL session advisory lock per feed, held on a dedicated
 connection for the whole run, so with several service processes on one database
 each feed is pulled by one of them at a time; the others skip.
+
+``run_refresh`` is the badge refresh: it recomputes the stored badges that time
+alone can change (data ageing past the policy's limit, a quiet store's feed
+resuming, future-dated inputs coming due), under one advisory lock for all
+processes, and logs one ``badges.refreshed`` line.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import time
 
 import asyncpg
 import httpx
+import msgspec
 import structlog
 
 from app.clock import Clock
 from app.db import feeds as feed_state
+from app.db import positions
 from app.domain.policy import Policy
 from app.settings import Settings, SettingsError
 from reconcilers.feeds_config import FeedConfig
@@ -26,6 +33,7 @@ from reconcilers.outcome import FeedDataError, PullOutcome
 log = structlog.get_logger(__name__)
 
 FEED_LOCK_CLASS = 0x0FEED  # first key of the two-key advisory lock; the second is the feed's
+REFRESH_LOCK = (0x0BAD6E, 1)  # the badge refresh's two-key advisory lock
 
 
 def feed_lock_key(name: str) -> int:
@@ -190,4 +198,99 @@ def _log(
         duration_ms=round((time.perf_counter() - started) * 1000, 1),
         detail=outcome.detail,
         error=error,
+    )
+
+
+# -- badge refresh --------------------------------------------------------------------
+
+
+class RefreshOutcome(msgspec.Struct, kw_only=True):
+    """What one badge refresh did (the ``badges.refreshed`` line)."""
+
+    outcome: str  # "refreshed", "skipped", "failed", "cancelled"
+    candidates: int = 0
+    aging: int = 0
+    fresh_again: int = 0
+    due: int = 0
+    recomputed: int = 0
+    promises_before: int = 0
+    promises_after: int = 0
+    detail: str | None = None
+
+
+async def run_refresh(
+    pool: asyncpg.Pool, *, settings: Settings, policy: Policy, clock: Clock
+) -> RefreshOutcome:
+    """Recompute the badges time alone can change, unless another process is doing it.
+
+    Never raises for database trouble (the outcome says what happened); re-raises
+    cancellation. Pairs are recomputed in batches, each in its own transaction, so
+    a large refresh never holds many stores' locks against the pullers for long.
+    """
+    started = time.perf_counter()
+    outcome = RefreshOutcome(outcome="refreshed")
+    try:
+        lock_conn = await pool.acquire()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        outcome.outcome, outcome.detail = (
+            "failed",
+            f"database unavailable: {type(exc).__name__}: {exc}",
+        )
+        _log_refresh(outcome, started)
+        return outcome
+    try:
+        if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *REFRESH_LOCK):
+            outcome.outcome, outcome.detail = "skipped", "another process is refreshing badges"
+        else:
+            try:
+                await _refresh(pool, settings=settings, policy=policy, clock=clock, outcome=outcome)
+            finally:
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await lock_conn.execute("SELECT pg_advisory_unlock($1, $2)", *REFRESH_LOCK)
+    except asyncio.CancelledError:
+        outcome.outcome, outcome.detail = "cancelled", "cancelled before the run ended"
+        _log_refresh(outcome, started)
+        raise
+    except Exception as exc:  # a bug or the database: logged, never raised to the scheduler
+        outcome.outcome, outcome.detail = "failed", f"unexpected {type(exc).__name__}: {exc}"
+        log.exception("badges.refresh_crashed")
+    finally:
+        await pool.release(lock_conn)  # a reset connection drops the session lock too
+    _log_refresh(outcome, started)
+    return outcome
+
+
+async def _refresh(
+    pool: asyncpg.Pool,
+    *,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+    outcome: RefreshOutcome,
+) -> None:
+    now = clock()
+    async with pool.acquire() as conn:
+        found = await positions.pairs_to_refresh(
+            conn, now=now, max_data_age=policy.max_data_age, lookahead=settings.refresh_interval
+        )
+    outcome.candidates = len(found.pairs)
+    outcome.aging = found.by_reason["aging"]
+    outcome.fresh_again = found.by_reason["fresh_again"]
+    outcome.due = found.by_reason["due"]
+    outcome.promises_before = found.promises
+    for start in range(0, len(found.pairs), positions.BATCH):
+        batch = found.pairs[start : start + positions.BATCH]
+        async with pool.acquire() as conn:
+            outcome.recomputed += await positions.recompute_pairs(
+                conn, batch, policy=policy, now=clock()
+            )
+            outcome.promises_after += await positions.count_promises(conn, batch)
+
+
+def _log_refresh(outcome: RefreshOutcome, started: float) -> None:
+    level = "warning" if outcome.outcome == "failed" else "info"
+    getattr(log, level)(
+        "badges.refreshed",
+        **msgspec.structs.asdict(outcome),
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
     )

@@ -3,6 +3,11 @@
 One APScheduler interval job per feed (first run at once, coalesced, one instance
 at a time), one shared HTTP client. Every run goes through ``run_feed``, whose
 advisory lock keeps two processes from pulling the same feed at once.
+
+One more job, every ``settings.refresh_interval``, refreshes the stored badges
+that time alone can change (``run_refresh``; its advisory lock lets one process
+run it at a time). It runs even with no feeds configured: feedback still arrives
+and time still passes.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import httpx
@@ -21,10 +27,13 @@ from app.db.feeds import upsert_feeds
 from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig, load_feeds
-from reconcilers.jobs import run_feed
+from reconcilers.jobs import RefreshOutcome, run_feed, run_refresh
 from reconcilers.outcome import PullOutcome
 
 log = structlog.get_logger(__name__)
+
+# The refresh job's id, beside the feed names (which are identifiers, so never contain '!').
+REFRESH_JOB_ID = "!refresh-badges"
 
 
 class UnknownFeed(LookupError):
@@ -42,7 +51,7 @@ class Reconcilers:
     feeds: dict[str, FeedConfig]
     client: httpx.AsyncClient
     scheduler: AsyncIOScheduler | None = None
-    _runs: set[asyncio.Task[PullOutcome]] = field(default_factory=set)
+    _runs: set[asyncio.Task[Any]] = field(default_factory=set)
     _closing: bool = False
 
     @property
@@ -70,6 +79,26 @@ class Reconcilers:
         self._runs.add(task)
         task.add_done_callback(self._runs.discard)
         return await task
+
+    async def refresh_now(self) -> RefreshOutcome:
+        """Refresh the badges time alone can change, now (skipped if another process is)."""
+        if self._closing:
+            raise RuntimeError("the reconcilers are shutting down")
+        run = run_refresh(self.pool, settings=self.settings, policy=self.policy, clock=self.clock)
+        task = asyncio.create_task(run, name="badges:refresh")
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
+        return await task
+
+    async def _scheduled_refresh(self) -> None:
+        """The scheduler's refresh job; shutdown may cancel it without an error log."""
+        if self._closing:
+            return
+        try:
+            await self.refresh_now()
+        except asyncio.CancelledError:
+            if not self._closing:
+                raise
 
     async def _scheduled(self, name: str) -> None:
         """The scheduler's job: a run that shutdown may cancel without an error log."""
@@ -112,8 +141,19 @@ async def start_reconcilers(
             follow_redirects=False, headers={"User-Agent": "store-availability"}
         ),
     )
-    if settings.scheduler and feeds:
+    if settings.scheduler:
         scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+        scheduler.add_job(
+            reconcilers._scheduled_refresh,
+            "interval",
+            id=REFRESH_JOB_ID,
+            name="refresh badges",
+            seconds=settings.refresh_interval.total_seconds(),
+            next_run_time=datetime.now(UTC),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
         for feed in feeds:
             scheduler.add_job(
                 reconcilers._scheduled,
@@ -132,6 +172,7 @@ async def start_reconcilers(
     log.info(
         "reconcilers.started",
         feeds=[f"{f.name} ({f.kind}, every {f.interval.total_seconds():g}s)" for f in feeds],
-        scheduled=bool(settings.scheduler and feeds),
+        scheduled=settings.scheduler,
+        refresh_every_s=settings.refresh_interval.total_seconds(),
     )
     return reconcilers
