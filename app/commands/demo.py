@@ -17,6 +17,7 @@ from typing import Any
 import msgspec
 
 from app.commands import database
+from app.commands.serve import PreflightError, preflight
 from app.settings import Settings
 
 
@@ -62,6 +63,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.history < 0 or args.tick <= 0:
         print("availability demo: --history must be ≥ 0 and --tick > 0", file=sys.stderr)
+        return 2
+    try:  # serve's start-up check, on the one file the demo does not write: the policy
+        preflight(
+            msgspec.structs.replace(settings, feeds_file=None, stores_file=None, products_file=None)
+        )
+    except PreflightError as exc:
+        print(f"availability demo: {exc}", file=sys.stderr)
         return 2
     folder = settings.data_dir / "demo"
     start = datetime.now(UTC) - timedelta(minutes=args.history)
