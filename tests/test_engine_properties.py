@@ -1,0 +1,129 @@
+"""Badge properties that hold by construction of the confidence function."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.domain.badge import badge_for
+from app.domain.calibration import Calibration
+from app.domain.confidence import Assessment, Evidence, confidence, held_back
+from app.domain.model import BookPosition
+from app.domain.policy import Policy
+
+T0 = datetime(2026, 11, 2, 12, tzinfo=UTC)
+units = st.floats(0.0, 30.0, allow_nan=False)
+more = st.floats(0.01, 20.0, allow_nan=False)
+
+
+@st.composite
+def evidence(draw: st.DrawFn) -> Evidence:
+    return Evidence(
+        book=draw(st.integers(-5, 60)),
+        wanted=draw(st.integers(1, 6)),
+        expected_sales=draw(units),
+        unreported_sales=draw(units),
+        unrecorded_loss=draw(units),
+        back_room=draw(st.integers(0, 24)),
+        shelf_fill=draw(st.floats(0.0, 1.0)),
+        silence=draw(units),
+        phantom_prior=draw(st.floats(0.0, 0.5)),
+        shelf_bound=draw(st.none() | st.integers(0, 30)),
+    )
+
+
+@st.composite
+def calibrations(draw: st.DrawFn) -> Calibration | None:
+    """None, or a map learned from arbitrary (even perverse) labels."""
+    if draw(st.booleans()):
+        return None
+    cal = Calibration()
+    for raw, hit in draw(st.lists(st.tuples(st.floats(0, 1), st.booleans()), max_size=300)):
+        cal.observe(raw, hit)
+    return cal
+
+
+def replace(e: Evidence, **changes: object) -> Evidence:
+    return Evidence(**{**{f: getattr(e, f) for f in e.__struct_fields__}, **changes})
+
+
+@given(evidence(), calibrations(), st.sampled_from(
+    ["expected_sales", "unreported_sales", "unrecorded_loss", "silence"]), more)  # fmt: skip
+def test_more_depletion_or_silence_never_raises_confidence(
+    e: Evidence, cal: Calibration | None, field: str, extra: float
+) -> None:
+    worse = replace(e, **{field: getattr(e, field) + extra})
+    assert confidence(worse, cal) <= confidence(e, cal) + 1e-12
+
+
+@given(evidence(), calibrations(), st.integers(1, 40))
+def test_more_book_never_lowers_confidence(e: Evidence, cal: Calibration | None, n: int) -> None:
+    assert confidence(replace(e, book=e.book + n), cal) >= confidence(e, cal) - 1e-12
+
+
+@given(evidence(), st.floats(0.0, 1.0))
+def test_slower_shelf_fill_or_likelier_phantom_never_raises_confidence(
+    e: Evidence, less: float
+) -> None:
+    assert confidence(replace(e, shelf_fill=e.shelf_fill * less)) <= confidence(e) + 1e-12
+    more_phantom = min(1.0, e.phantom_prior + less / 2)
+    assert confidence(replace(e, phantom_prior=more_phantom)) <= confidence(e) + 1e-12
+
+
+@given(evidence())
+def test_confidence_is_a_probability_and_zero_without_the_units(e: Evidence) -> None:
+    c = confidence(e)
+    assert 0.0 <= c <= 1.0
+    if min(e.book, e.shelf_bound if e.shelf_bound is not None else e.book) < e.wanted:
+        assert c == 0.0
+
+
+@given(
+    evidence(),
+    st.floats(0.5, 0.99),
+    st.integers(0, 4),
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(hours=12)),
+)
+def test_a_promise_has_margin_confidence_and_fresh_data(
+    e: Evidence, threshold: float, minimum: int, age: timedelta
+) -> None:
+    policy = Policy(safety_buffer=minimum, confidence_threshold=threshold)
+    for_sales, for_uncertainty = held_back(e, threshold)
+    a = Assessment(
+        confidence=confidence(e), held_for_sales=for_sales, held_for_uncertainty=for_uncertainty
+    )
+    pos = BookPosition(store_id="S1", sku="A", book=e.book, base_source="snapshot",
+                       base_at=T0 - age)  # fmt: skip
+    b = badge_for(pos, policy=policy, category=None, store_newest_at=T0 - age, now=T0,
+                  wanted=e.wanted, assessment=a)  # fmt: skip
+    assert b.safety_buffer >= minimum
+    assert b.confidence == a.confidence
+    if b.promise:
+        assert b.book is not None and b.book - b.safety_buffer >= e.wanted
+        assert a.confidence >= threshold
+        assert age <= policy.max_data_age
+    if age > policy.max_data_age:
+        assert b.state == "unknown"
+
+
+@given(evidence(), st.floats(0.5, 0.99), st.integers(1, 40))
+def test_more_book_never_withdraws_a_promise(e: Evidence, threshold: float, n: int) -> None:
+    policy = Policy(confidence_threshold=threshold)
+
+    def promise(ev: Evidence) -> bool:
+        s, u = held_back(ev, threshold)
+        a = Assessment(confidence=confidence(ev), held_for_sales=s, held_for_uncertainty=u)
+        pos = BookPosition(store_id="S1", sku="A", book=ev.book, base_source="snapshot",
+                           base_at=T0)  # fmt: skip
+        return badge_for(pos, policy=policy, category=None, store_newest_at=T0, now=T0,
+                         wanted=ev.wanted, assessment=a).promise  # fmt: skip
+
+    if promise(e):
+        assert promise(replace(e, book=e.book + n))
+
+
+def test_no_position_is_never_a_promise() -> None:
+    b = badge_for(None, policy=Policy(), category=None, store_newest_at=T0, now=T0)
+    assert b.state == "unknown" and not b.promise
