@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,7 +20,7 @@ SKUS = ("A", "B", "C")
 @st.composite
 def events(draw: st.DrawFn, n: int) -> PosEvent:
     kind = draw(st.sampled_from(["sale", "return", "receipt", "adjustment", "count"]))
-    common = {
+    common: dict[str, Any] = {
         "event_id": f"E{n}",
         "store_id": draw(st.sampled_from(STORES)),
         "sku": draw(st.sampled_from(SKUS)),
@@ -60,11 +61,11 @@ def snapshots(draw: st.DrawFn) -> tuple[datetime, list[SnapshotRow]]:
 
 
 @st.composite
-def streams(draw: st.DrawFn) -> list[tuple[str, object]]:
+def streams(draw: st.DrawFn) -> list[tuple[str, Any]]:
     """Events (some redelivered, any order) interleaved with snapshots and questions."""
     evs = [draw(events(i)) for i in range(draw(st.integers(0, 40)))]
     redelivered = draw(st.lists(st.sampled_from(evs), max_size=5)) if evs else []
-    items: list[tuple[str, object]] = [("event", e) for e in [*evs, *redelivered]]
+    items: list[tuple[str, Any]] = [("event", e) for e in [*evs, *redelivered]]
     items += [("snapshot", draw(snapshots())) for _ in range(draw(st.integers(0, 3)))]
     items += [("ask", draw(st.integers(0, 60))) for _ in range(draw(st.integers(1, 8)))]
     return draw(st.permutations(items))
@@ -72,7 +73,7 @@ def streams(draw: st.DrawFn) -> list[tuple[str, object]]:
 
 @settings(max_examples=300, deadline=None)
 @given(streams())
-def test_ledger_equals_the_reference_book(stream: list[tuple[str, object]]) -> None:
+def test_ledger_equals_the_reference_book(stream: list[tuple[str, Any]]) -> None:
     ledger = Ledger()
     seen: dict[str, PosEvent] = {}
     rows: dict[tuple[str, str], SnapshotRow] = {}
@@ -84,7 +85,8 @@ def test_ledger_equals_the_reference_book(stream: list[tuple[str, object]]) -> N
             assert new == (item.event_id not in seen)
             seen.setdefault(item.event_id, item)
         elif kind == "snapshot":
-            as_of, snap_rows = item  # type: ignore[misc]
+            as_of: datetime = item[0]
+            snap_rows: list[SnapshotRow] = item[1]
             ledger.apply_snapshot(as_of, snap_rows)
             for loc in {r.location_id for r in snap_rows}:
                 if loc in loc_as_of and loc_as_of[loc] >= as_of:
@@ -94,7 +96,7 @@ def test_ledger_equals_the_reference_book(stream: list[tuple[str, object]]) -> N
                 rows.update({(r.location_id, r.sku): r for r in snap_rows if r.location_id == loc})
                 loc_as_of[loc] = as_of
         else:
-            at = T0 + timedelta(hours=item)  # type: ignore[operator]
+            at = T0 + timedelta(hours=item)
             for store in STORES:
                 for sku in SKUS:
                     want = book_position(
