@@ -1,0 +1,312 @@
+"""API speed: nearby lookups and batches against a bare endpoint, side by side, in one run.
+
+    .venv/bin/python scripts/bench_api.py [--duration 10] [--connections 32]
+
+Loads 200 stores x 5,000 skus (1,000,000 positions) into a scratch database (a private
+PostgreSQL from pgserver, or BENCH_DATABASE_URL's server), runs the service under uvicorn
+(production settings: no reload, access log off, no rate limit) on 127.0.0.1 in a
+subprocess, with one hidden extra route returning a constant, and drives it with wrk
+(apt-get install wrk). Prints throughputs, the ratio, p99 latencies and the targets:
+nearby/constant >= 60%, nearby p99 <= 25 ms, batch of 48 skus >= 1,000 req/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+from litestar import get
+
+STORES, SKUS = 200, 5_000
+CENTRE = (45.75, 4.85)
+SPACING_KM = 2.0
+RADIUS_KM = 3.6  # ~10 stores on a 2 km grid: pi * 3.6^2 / 4 = 10.2
+BATCH = 48
+
+
+class Constant(msgspec.Struct, frozen=True):
+    status: str
+
+
+@get("/__bench/constant", include_in_schema=False, sync_to_thread=False)
+def constant() -> Constant:
+    """The hidden baseline route: a constant through the same framework and middleware."""
+    return Constant(status="ok")
+
+
+def _grid() -> list[tuple[str, float, float]]:
+    """20 x 10 stores, SPACING_KM apart, centred on CENTRE."""
+    dlat = math.degrees(SPACING_KM / 6371.0088)
+    dlon = dlat / math.cos(math.radians(CENTRE[0]))
+    return [
+        (f"S{i * 10 + j:03d}", CENTRE[0] + (j - 4.5) * dlat, CENTRE[1] + (i - 9.5) * dlon)
+        for i in range(20)
+        for j in range(10)
+    ]
+
+
+async def load(dsn: str) -> None:
+    import asyncpg
+
+    from app.db.migrate import migrate
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate(conn)
+        now = datetime.now(UTC)
+        stores = _grid()
+        await conn.copy_records_to_table(
+            "store",
+            records=[
+                (s, f"Store {s}", la, lo, f"{69000 + k // 4}")
+                for k, (s, la, lo) in enumerate(stores)
+            ],
+            columns=["store_id", "name", "lat", "lon", "postal_code"],
+        )
+        await conn.copy_records_to_table(
+            "product",
+            records=[(f"SKU-{k:04d}", f"Item {k}") for k in range(SKUS)],
+            columns=["sku", "name"],
+        )
+        as_of = now - timedelta(minutes=10)
+        await conn.copy_records_to_table(
+            "store_freshness",
+            records=[(s, as_of, as_of) for s, _, _ in stores],
+            columns=["store_id", "last_pos_event_at", "snapshot_as_of"],
+        )
+
+        def rows():  # type: ignore[no-untyped-def]
+            for s, _, _ in stores:
+                for k in range(SKUS):
+                    book = (k * 7 + int(s[1:])) % 15
+                    state = (
+                        "unavailable" if book <= 2 else ("low_stock" if book < 6 else "in_stock")
+                    )
+                    reason = {
+                        "unavailable": "out_of_stock",
+                        "low_stock": "few_left",
+                        "in_stock": "margin_ok",
+                    }[state]
+                    yield (
+                        s,
+                        f"SKU-{k:04d}",
+                        book,
+                        "snapshot",
+                        as_of,
+                        as_of,
+                        as_of,
+                        state,
+                        2,
+                        [reason],
+                        as_of,
+                        as_of,
+                    )
+
+        await conn.copy_records_to_table(
+            "book_position",
+            records=rows(),
+            columns=[
+                "store_id",
+                "sku",
+                "book",
+                "base_source",
+                "base_at",
+                "snapshot_as_of",
+                "last_event_at",
+                "badge_state",
+                "safety_buffer",
+                "reasons",
+                "badge_as_of",
+                "computed_at",
+            ],
+        )
+        await conn.execute("ANALYZE")
+        n = await conn.fetchval("SELECT count(*) FROM book_position")
+        print(f"loaded {n:,} positions ({STORES} stores x {SKUS:,} skus)", flush=True)
+    finally:
+        await conn.close()
+
+
+def serve(dsn: str, port: int) -> None:
+    """The benchmark server: the real app plus one hidden constant route."""
+    import uvicorn
+
+    from app.api.app import create_app
+    from app.settings import load_settings
+
+    settings = load_settings(
+        {}, scheduler=False, rate_limit_per_minute=0, log_level="warning", log_format="json"
+    )
+    app = create_app(settings, dsn=dsn)
+    app.register(constant)
+    uvicorn.run(
+        app, host="127.0.0.1", port=port, log_config=None, access_log=False, log_level="warning"
+    )
+
+
+_LUA_NEARBY = """
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/v1/availability/SKU-" .. string.format("%04d", math.random(0, 4999))
+    .. "?lat=LAT&lon=LON&radius_km=RADIUS")
+end
+"""
+_LUA_BATCH = """
+math.randomseed(os.time())
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local skus = {}
+  for i = 1, N do skus[i] = string.format('"SKU-%04d"', math.random(0, 4999)) end
+  local body = '{"skus":[' .. table.concat(skus, ",") .. '],"lat":LAT,"lon":LON,"radius_km":RADIUS,"limit":10}'
+  return wrk.format(nil, "/v1/availability:batch", nil, body)
+end
+"""
+
+
+def wrk(url: str, lua: str | None, seconds: int, connections: int) -> tuple[float, float, int]:
+    """(requests/s, p99 ms, non-2xx count) from one wrk run."""
+    cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    script = None
+    if lua:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+            f.write(lua)
+        script = f.name
+        cmd += ["-s", script]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
+    if script:
+        os.unlink(script)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    assert m, out
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return rps, p99, int(bad.group(1)) if bad else 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--serve", nargs=2, metavar=("DSN", "PORT"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return 0
+    if not shutil.which("wrk"):
+        print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return 2
+
+    server_pg = None
+    base = os.environ.get("BENCH_DATABASE_URL")
+    if not base:
+        import pgserver
+
+        server_pg = pgserver.get_server(
+            Path(tempfile.mkdtemp(prefix="bench-pg-")), cleanup_mode="delete"
+        )
+        base = server_pg.get_uri()
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    dsn = urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
+
+    async def admin(sql: str) -> None:
+        import asyncpg
+
+        c = await asyncpg.connect(base)
+        try:
+            await c.execute(sql)
+        finally:
+            await c.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    proc = None
+    try:
+        t0 = time.monotonic()
+        asyncio.run(load(dsn))
+        print(f"load took {time.monotonic() - t0:.1f} s", flush=True)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", dsn, str(port)])
+        origin = f"http://127.0.0.1:{port}"
+        import httpx
+
+        for _ in range(300):
+            if proc.poll() is not None:
+                raise SystemExit("the benchmark server exited")
+            try:
+                if httpx.get(f"{origin}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        near = httpx.get(
+            f"{origin}/v1/availability/SKU-0001",
+            params={"lat": CENTRE[0], "lon": CENTRE[1], "radius_km": RADIUS_KM},
+        ).json()
+        print(f"nearby lookup: {len(near['stores'])} stores within {RADIUS_KM} km", flush=True)
+        sub = {
+            "LAT": str(CENTRE[0]),
+            "LON": str(CENTRE[1]),
+            "RADIUS": str(RADIUS_KM),
+            "N": str(BATCH),
+        }
+
+        def lua(text: str) -> str:
+            for k, v in sub.items():
+                text = text.replace(k, v)
+            return text
+
+        wrk(f"{origin}/__bench/constant", None, 2, args.connections)  # warm-up
+        wrk(origin, lua(_LUA_NEARBY), 2, args.connections)
+        c_rps, c_p99, c_bad = wrk(
+            f"{origin}/__bench/constant", None, args.duration, args.connections
+        )
+        n_rps, n_p99, n_bad = wrk(origin, lua(_LUA_NEARBY), args.duration, args.connections)
+        b_rps, b_p99, b_bad = wrk(origin, lua(_LUA_BATCH), args.duration, args.connections)
+        ratio = n_rps / c_rps
+        print(
+            f"\nwrk -t2 -c{args.connections} -d{args.duration}s, same server process, {os.cpu_count()} CPUs"
+        )
+        print(f"{'endpoint':<34}{'req/s':>10}{'p99 ms':>10}{'non-2xx':>9}")
+        print(f"{'constant (bare Litestar route)':<34}{c_rps:>10.0f}{c_p99:>10.2f}{c_bad:>9}")
+        print(f"{'nearby lookup (GET, ~10 stores)':<34}{n_rps:>10.0f}{n_p99:>10.2f}{n_bad:>9}")
+        print(f"{f'batch of {BATCH} skus (POST)':<34}{b_rps:>10.0f}{b_p99:>10.2f}{b_bad:>9}")
+        print(
+            f"\nnearby / constant = {ratio:.0%}   (target >= 60%: {'met' if ratio >= 0.6 else 'NOT met'})"
+        )
+        print(
+            f"nearby p99 = {n_p99:.2f} ms   (target <= 25 ms: {'met' if n_p99 <= 25 else 'NOT met'})"
+        )
+        print(
+            f"batch = {b_rps:.0f} req/s   (target >= 1,000: {'met' if b_rps >= 1000 else 'NOT met'})"
+        )
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(timeout=10)
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if server_pg is not None:
+            server_pg.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.exit(main())
