@@ -135,6 +135,9 @@ def _banner(settings: Settings, feeds_url: str, sku: str, folder: Any) -> str:
   store-availability demo: {len(STORES)} simulated stores in Lyon, feeds at {feeds_url}
   demo files in {folder}/  (stores.csv, products.csv, feeds.toml, policy.toml)
 
+  A product page with the badge widget:
+    {api}/?sku={sku}
+
   Nearby stores for a best seller, nearest first, from Place des Terreaux:
     {api}/v1/availability/{sku}?lat={SHOPPER_LAT}&lon={SHOPPER_LON}&radius_km=10
   One store:
