@@ -13,6 +13,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.migrate",
     "app.commands.simulate",
     "app.commands.backtest",
+    "app.commands.tune",
     "app.commands.demo",
     "app.commands.feed_simulator",
     "app.commands.export",
