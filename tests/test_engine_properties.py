@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from app.domain.badge import badge_for
 from app.domain.calibration import Calibration
-from app.domain.confidence import Assessment, Evidence, confidence, held_back
+from app.domain.confidence import Assessment, Evidence, confidence, held_back, raw_confidence
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
 
@@ -31,17 +31,18 @@ def evidence(draw: st.DrawFn) -> Evidence:
         silence=draw(units),
         phantom_prior=draw(st.floats(0.0, 0.5)),
         shelf_bound=draw(st.none() | st.integers(0, 30)),
+        into_day=draw(st.floats(0.0, 20.0)),
     )
 
 
 @st.composite
 def calibrations(draw: st.DrawFn) -> Calibration | None:
-    """None, or a map learned from arbitrary (even perverse) labels."""
+    """None, or a map learned from arbitrary (even perverse) labelled evidence."""
     if draw(st.booleans()):
         return None
-    cal = Calibration()
-    for raw, hit in draw(st.lists(st.tuples(st.floats(0, 1), st.booleans()), max_size=300)):
-        cal.observe(raw, hit)
+    cal = Calibration(rate=draw(st.sampled_from([0.0, 0.05, 1.0])))
+    for e, hit in draw(st.lists(st.tuples(evidence(), st.booleans()), max_size=60)):
+        cal.observe(e, raw_confidence(e), hit)
     return cal
 
 
@@ -63,13 +64,41 @@ def test_more_book_never_lowers_confidence(e: Evidence, cal: Calibration | None,
     assert confidence(replace(e, book=e.book + n), cal) >= confidence(e, cal) - 1e-12
 
 
-@given(evidence(), st.floats(0.0, 1.0))
+@given(evidence(), calibrations(), st.floats(0.0, 1.0))
 def test_slower_shelf_fill_or_likelier_phantom_never_raises_confidence(
-    e: Evidence, less: float
+    e: Evidence, cal: Calibration | None, less: float
 ) -> None:
-    assert confidence(replace(e, shelf_fill=e.shelf_fill * less)) <= confidence(e) + 1e-12
+    slower = replace(e, shelf_fill=e.shelf_fill * less)
+    assert confidence(slower, cal) <= confidence(e, cal) + 1e-12
     more_phantom = min(1.0, e.phantom_prior + less / 2)
-    assert confidence(replace(e, phantom_prior=more_phantom)) <= confidence(e) + 1e-12
+    assert confidence(replace(e, phantom_prior=more_phantom), cal) <= confidence(e, cal) + 1e-12
+
+
+@given(evidence(), calibrations(), st.integers(0, 30))
+def test_a_lower_shelf_bound_never_raises_confidence(
+    e: Evidence, cal: Calibration | None, bound: int
+) -> None:
+    tighter = bound if e.shelf_bound is None else min(bound, e.shelf_bound)
+    assert confidence(replace(e, shelf_bound=tighter), cal) <= confidence(e, cal) + 1e-12
+
+
+@given(evidence(), calibrations())
+def test_calibrated_confidence_is_a_probability(e: Evidence, cal: Calibration | None) -> None:
+    assert 0.0 <= confidence(e, cal) <= 1.0
+
+
+def test_the_learned_map_learns_that_fast_sellers_fail_more() -> None:
+    """Labels where fast sellers' shelves are empty twice as often move the map that way."""
+    cal = Calibration(rate=0.05)
+    slow = Evidence(book=20, wanted=1, expected_sales=0.2)
+    fast = Evidence(book=20, wanted=1, expected_sales=6.0)
+    for i in range(4000):
+        cal.observe(slow, raw_confidence(slow), i % 20 != 0)  # 5% empty
+        cal.observe(fast, raw_confidence(fast), i % 5 != 0)  # 20% empty
+    assert (
+        cal.logistic(fast, raw_confidence(fast)) < cal.logistic(slow, raw_confidence(slow)) - 0.05
+    )
+    assert cal.w[2] < 0.0
 
 
 @given(evidence())

@@ -1,38 +1,116 @@
-"""An online calibration map: the model's raw probability → what feedback observed.
+"""Online calibration: the model's evidence → P(enough on the shelf), learned from labels.
 
 Labelled outcomes the service really gets (a pick found or short, a shelf count)
-are scored against the raw confidence the engine gives for that moment; the map
-is isotonic (pool adjacent violators over fine raw bins, shrunk toward the
-identity), so it never reverses the model's order and the badge properties hold.
+are scored against the evidence the engine would have had for a shopper who
+looked the item up a little before (``Engine`` builds that evidence). Two stages:
+
+1. **Sign-constrained logistic regression** on a handful of features of the
+   evidence (the raw probability's logit, sales speed, silence, phantom prior,
+   unrecorded loss, unreported sales, units beyond the request, a delivery still
+   waiting in the back room). Each weight whose feature the badge properties
+   care about is projected onto the safe sign after every step (more book never
+   lowers, more sales / loss / silence / staleness never raise), so the learned
+   map keeps the properties by construction while it learns, for instance, that
+   fast sellers run their shelf empty more often than the raw model says.
+2. **Isotonic map** (pool adjacent violators over fine bins, shrunk toward the
+   identity) of the logistic output to the observed rate, non-decreasing.
+
+Learning is AdaGrad, one label at a time; no I/O, no clock.
 """
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.domain.confidence import Evidence
 
 BINS = 40
 PRIOR_N = 20.0
+MIN_LABELS = 200  # labels before the learned map replaces the raw probability
+RATE = 0.0  # 0: the logistic stage stays the identity (0.05 measured worse, docs/engine.md)
+RIDGE = 1e-4  # pull toward the starting weights (the identity map)
+
+# Feature signs: +1 weight ≥ 0, −1 weight ≤ 0, 0 free.
+SIGNS = (0, 1, -1, -1, -1, -1, -1, 1, -1, 0, 0, 0)
+START = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+N_FEATURES = len(SIGNS)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1.0 - 1e-4)
+    return math.log(p / (1.0 - p))
+
+
+def features(e: Evidence, raw: float) -> tuple[float, ...]:
+    """The logistic stage's inputs; each is monotone in its evidence field."""
+    units = e.book if e.shelf_bound is None else min(e.book, e.shelf_bound)
+    waiting = (1.0 - e.shelf_fill) if e.back_room > 0 else 0.0
+    return (
+        1.0,
+        _logit(raw),
+        math.log(0.01 + max(0.0, e.expected_sales)),
+        math.log1p(max(0.0, e.silence)),
+        math.log(0.001 + min(max(e.phantom_prior, 0.0), 1.0)),
+        math.log1p(max(0.0, e.unrecorded_loss)),
+        math.log1p(max(0.0, e.unreported_sales)),
+        math.log1p(max(0, units - e.wanted)),
+        waiting,
+        1.0 if e.back_room > 0 else 0.0,
+        math.log1p(max(0.0, e.into_day)),
+        math.log1p(max(0.0, e.into_day)) * math.log(0.01 + max(0.0, e.expected_sales)),
+    )
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    ez = math.exp(z)
+    return ez / (1.0 + ez)
 
 
 class Calibration:
-    def __init__(self) -> None:
+    def __init__(self, rate: float = RATE) -> None:
+        self.rate = rate
+        self.w = list(START)
+        self.g2 = [1.0] * N_FEATURES
         self.n = [0.0] * BINS
         self.hits = [0.0] * BINS
         self.raw = [0.0] * BINS
         self._map: list[float] | None = None
+        self._built_at = 0
         self.labels = 0
 
     @staticmethod
     def _bin(p: float) -> int:
         return min(BINS - 1, max(0, math.floor(p * BINS)))
 
-    def observe(self, raw: float, outcome: bool) -> None:
-        i = self._bin(raw)
+    def logistic(self, e: Evidence, raw: float) -> float:
+        """Stage one: P(enough) from the evidence's features."""
+        x = features(e, raw)
+        return _sigmoid(sum(w * v for w, v in zip(self.w, x, strict=True)))
+
+    def observe(self, e: Evidence, raw: float, outcome: bool) -> None:
+        """One labelled outcome for the evidence ``e`` (raw probability ``raw``)."""
+        x = features(e, raw)
+        p = _sigmoid(sum(w * v for w, v in zip(self.w, x, strict=True)))
+        i = self._bin(p)
         self.n[i] += 1
         self.hits[i] += 1.0 if outcome else 0.0
-        self.raw[i] += raw
+        self.raw[i] += p
+        err = p - (1.0 if outcome else 0.0)
+        for k in range(N_FEATURES):
+            g = err * x[k] + RIDGE * (self.w[k] - START[k])
+            self.g2[k] += g * g
+            w = self.w[k] - self.rate * g / math.sqrt(self.g2[k])
+            s = SIGNS[k]
+            if (s > 0 and w < 0.0) or (s < 0 and w > 0.0):
+                w = 0.0
+            self.w[k] = w
         self.labels += 1
-        self._map = None
+        if self.labels >= self._built_at * 1.02 + 20:
+            self._map = None  # rebuilt lazily; a map a few labels old is as good
 
     def _build(self) -> list[float]:
         blocks: list[list[float]] = []  # [weighted sum, weight, bins]
@@ -51,7 +129,10 @@ class Calibration:
             out.extend([s / w] * int(c))
         return out
 
-    def __call__(self, raw: float) -> float:
+    def __call__(self, e: Evidence, raw: float) -> float:
+        """Calibrated P(enough); non-decreasing in ``raw`` and in each safe feature."""
+        p = self.logistic(e, raw)
         if self._map is None:
             self._map = self._build()
-        return self._map[self._bin(raw)]
+            self._built_at = self.labels
+        return self._map[self._bin(p)]

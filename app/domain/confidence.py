@@ -40,6 +40,7 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True):
     silence: float = 0.0  # units that would have sold since the last sign of life
     phantom_prior: float = 0.0  # P(shelf empty while the book says otherwise), learned
     shelf_bound: int | None = None  # a later shelf observation rolled forward
+    into_day: float = 0.0  # average trade hours the store has traded today (since it was quiet)
 
 
 def negbin_cdf(m: int, mean: float, size: float = DEPLETION_SIZE) -> float:
@@ -100,13 +101,18 @@ def raw_confidence(e: Evidence) -> float:
     return max(0.0, min(1.0, filled * (1.0 - p_phantom(e))))
 
 
-Calibrate = Callable[[float], float]
+Calibrate = Callable[[Evidence, float], float]
 
 
 def confidence(e: Evidence, calibrate: Calibrate | None = None) -> float:
-    """Calibrated P(on-shelf ≥ wanted at arrival); ``calibrate`` must be non-decreasing."""
+    """Calibrated P(on-shelf ≥ wanted at arrival).
+
+    ``calibrate(e, raw)`` must be non-decreasing in ``raw`` and move with each
+    evidence field in the same direction as the raw probability does
+    (``app.domain.calibration`` does both by construction).
+    """
     raw = raw_confidence(e)
-    return raw if calibrate is None else max(0.0, min(1.0, calibrate(raw)))
+    return raw if calibrate is None else max(0.0, min(1.0, calibrate(e, raw)))
 
 
 def held_back(e: Evidence, level: float) -> tuple[int, int]:

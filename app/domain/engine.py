@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
 from app.domain.badge import Badge, badge_for, newest
-from app.domain.calibration import Calibration
+from app.domain.calibration import MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, confidence, held_back, p_phantom
 from app.domain.confidence import raw_confidence as raw_of
 from app.domain.ledger import Ledger
@@ -32,12 +32,18 @@ QUIET_EVENTS = 4.6  # expected store events with none published: P(silence | nor
 DISAGREE_DAYS = 7.0
 
 
+def _order(e: PosEvent) -> tuple[datetime, str]:
+    return (e.occurred_at, e.event_id)
+
+
 class PairSignals:
     """Per-pair facts beyond the book: receipts' book-before, shelf observations."""
 
-    __slots__ = ("found_at", "receipt_before", "shelf_obs")
+    __slots__ = ("found_at", "last_receipt", "last_sale", "receipt_before", "shelf_obs")
 
     def __init__(self) -> None:
+        self.last_sale: Sale | None = None  # newest by (occurred_at, event_id)
+        self.last_receipt: Receipt | None = None
         self.receipt_before: dict[str, int] = {}  # receipt event_id → book just before it
         self.found_at: datetime | None = None  # last pick that found what it wanted
         self.shelf_obs: tuple[datetime, int] | None = None  # last pick_short (at, qty)
@@ -83,8 +89,15 @@ class Engine:
                     self.loss.counted(store, sku, category, before.book, e.on_hand, e.occurred_at)
                 else:
                     self._signals(key).receipt_before[e.event_id] = before.book
-        elif isinstance(e, Sale):
+        if isinstance(e, Sale):
             self.sales.sold(store, sku, category, e.qty, e.occurred_at)
+            sig = self._signals(key)
+            if sig.last_sale is None or _order(sig.last_sale) < _order(e):
+                sig.last_sale = e
+        elif isinstance(e, Receipt):
+            sig = self._signals(key)
+            if sig.last_receipt is None or _order(sig.last_receipt) < _order(e):
+                sig.last_receipt = e
         self.ledger.add_event(e)
         wm = self.watermark.get(store)
         if wm is None or e.occurred_at > wm:
@@ -111,9 +124,9 @@ class Engine:
         if pos is not None:
             wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
             outcome = kind == "pick_found" or (kind == "shelf_count" and qty >= 1)
-            ev = self._evidence(pos, wanted, observed_at, timedelta(0))
-            if pos.book >= wanted or kind == "shelf_count":
-                self.calibration.observe(raw_of(ev), outcome)
+            if pos.book >= wanted:
+                ev = self._evidence(pos, wanted, observed_at, timedelta(0))
+                self.calibration.observe(ev, raw_of(ev), outcome)
             if pos.book >= 1:
                 self.phantom.observe(store_id, kind != "pick_found" and qty == 0)
             self._learn_fill(pos, kind, qty, observed_at)
@@ -156,6 +169,13 @@ class Engine:
     def _last(
         self, store_id: str, sku: str, at: datetime, kind: type[Sale] | type[Receipt]
     ) -> Sale | Receipt | None:
+        sig = self.signals.get((store_id, sku))
+        if sig is not None:  # the newest one, kept as events arrive, usually answers
+            cached = sig.last_sale if kind is Sale else sig.last_receipt
+            if cached is None:
+                return None
+            if cached.occurred_at <= at:
+                return cached
         pb = self.ledger.pairs.get((store_id, sku))
         if pb is None:
             return None
@@ -212,6 +232,7 @@ class Engine:
             silence=speed * rhythm.hours(since, wm),
             phantom_prior=self.phantom.prior(store),
             shelf_bound=shelf_bound,
+            into_day=rhythm.into_day(now),
         )
 
     def _rolled_forward(self, store: str, sku: str, at: datetime, qty: int, now: datetime) -> int:
@@ -242,7 +263,7 @@ class Engine:
     def assess(self, pos: BookPosition, wanted: int, now: datetime) -> Assessment:
         """Confidence, held-back units and the reasons behind them."""
         ev = self._evidence(pos, wanted, now, self.policy.arrival_horizon)
-        conf = confidence(ev, self.calibration if self.calibration.labels >= 200 else None)
+        conf = confidence(ev, self.calibration if self.calibration.labels >= MIN_LABELS else None)
         for_sales, for_uncertainty = held_back(ev, self.policy.confidence_threshold)
         reasons: list[Reason] = []
         if self.store_quiet(pos.store_id, now) >= QUIET_EVENTS:

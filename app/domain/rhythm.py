@@ -15,12 +15,13 @@ WEEK_HOURS = 168
 # Pseudo-sales that keep an unseen hour or day from reading as "never trades".
 HOUR_PRIOR = 0.5
 DAY_PRIOR_SHARE = 0.2
+QUIET_SHARE = 0.1  # an hour trading below a tenth of the average hour counts as closed
 
 
 class Rhythm:
     """Hour-of-week intensity (mean 1 over the week) and its running integral."""
 
-    __slots__ = ("_built_at", "_cum", "_w", "day", "hour", "total")
+    __slots__ = ("_built_at", "_cum", "_since_quiet", "_w", "day", "hour", "total")
 
     def __init__(self) -> None:
         self.hour = [0.0] * 24
@@ -29,6 +30,7 @@ class Rhythm:
         self._w: list[float] = [1.0] * WEEK_HOURS
         self._cum: list[float] = [float(i) for i in range(WEEK_HOURS + 1)]
         self._built_at = 0.0
+        self._since_quiet: list[float] = [0.0] * WEEK_HOURS
 
     def add(self, at: datetime, units: float) -> None:
         """Count ``units`` sold at ``at``."""
@@ -49,6 +51,16 @@ class Rhythm:
         for i, x in enumerate(self._w):
             cum[i + 1] = cum[i] + x
         self._cum = cum
+        # Trade (average hours) since the last quiet hour (intensity < QUIET_SHARE): the
+        # "how far into its trading day is the store" clock, per hour-of-week cell.
+        since = [0.0] * WEEK_HOURS
+        start = min(range(WEEK_HOURS), key=lambda i: self._w[i])
+        acc = 0.0
+        for j in range(1, WEEK_HOURS + 1):
+            i = (start + j) % WEEK_HOURS
+            acc = 0.0 if self._w[i] < QUIET_SHARE else acc + self._w[i]
+            since[i] = acc
+        self._since_quiet = since
         self._built_at = n
 
     def _fresh(self) -> None:
@@ -66,6 +78,16 @@ class Rhythm:
             return 0.0
         self._fresh()
         return self._at(end.timestamp() / 3600) - self._at(start.timestamp() / 3600)
+
+    def into_day(self, at: datetime) -> float:
+        """Average trade hours since the store last went quiet (its trading day so far)."""
+        self._fresh()
+        x = at.timestamp() / 3600
+        i = int(x // 1) % WEEK_HOURS
+        w = self._w[i]
+        if w < QUIET_SHARE:
+            return 0.0
+        return self._since_quiet[i] - w * (1.0 - (x % 1.0))
 
     def weight(self, at: datetime) -> float:
         """Intensity at ``at`` relative to the store's average hour."""
