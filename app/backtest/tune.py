@@ -168,8 +168,10 @@ class Tally:
 
     def counts(self, s: SliceName, i: int, category: str, buffer: int) -> tuple[int, int]:
         """(promises, kept) of one category at threshold index ``i`` and minimum ``buffer``."""
+        if not 0 <= buffer <= self.max_buffer:
+            raise ValueError(f"buffer {buffer} is outside the tallied 0..{self.max_buffer}")
         row = self._hist[s][i].get(category)
-        if row is None or buffer > self.max_buffer:
+        if row is None:
             return 0, 0
         return sum(row[0][buffer:]), sum(row[1][buffer:])
 
