@@ -401,8 +401,14 @@ def table(result: TuneResult) -> str:
 
     if result.base is not None:
         lines.append(row("=", result.base))
-    for s in frontier(result):
+    best = frontier(result)
+    for s in best:
         lines.append(row("*" if s == result.chosen else "", s))
+    if not best:  # nothing meets the target: show how close the safest candidates came
+        kept = [s for s in result.scored if s.fit.promises > s.fit.false_promises]
+        kept.sort(key=lambda s: (s.fit.false_promise_rate, -s.fit.coverage))
+        lines.append("  (none meets the target on fit; lowest fit FPRs:)")
+        lines.extend(row("", s) for s in kept[:5])
     return "\n".join(lines)
 
 
