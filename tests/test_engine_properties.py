@@ -156,3 +156,16 @@ def test_more_book_never_withdraws_a_promise(e: Evidence, threshold: float, n: i
 def test_no_position_is_never_a_promise() -> None:
     b = badge_for(None, policy=Policy(), category=None, store_newest_at=T0, now=T0)
     assert b.state == "unknown" and not b.promise
+
+
+def test_learned_map_cannot_reward_sales_through_the_time_of_day_term() -> None:
+    """Regression: labels where busy afternoons look *safer* must not teach the map
+    that more expected sales raise confidence (the into_day × sales term is signed)."""
+    cal = Calibration(rate=1.0)
+    for i in range(400):
+        sales = float(i % 10)
+        e = Evidence(book=0, wanted=1, expected_sales=sales, into_day=10.0)
+        cal.observe(e, raw_confidence(e), sales >= 5)
+    quiet = Evidence(book=0, wanted=1, expected_sales=0.0, into_day=10.0)
+    busy = replace(quiet, expected_sales=9.0)
+    assert confidence(busy, cal) <= confidence(quiet, cal)
