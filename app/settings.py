@@ -130,12 +130,24 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     http_cache_max_age: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 15
     cors_origins: str = ""
     rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 600
+    # The API's in-process cache of stores and stored badges: nothing older than this is
+    # served (reconcilers' NOTIFY drops changed entries sooner; 0 disables the cache).
+    badge_cache_max_age: timedelta = timedelta(seconds=5)
+    # Operations (docs/operations.md): /ready answers 503 when a feed's last success is
+    # older than this (unset: feeds do not affect readiness); the largest request body
+    # accepted (JSON or CSV; 413 above it).
+    ready_max_feed_age: timedelta | None = None
+    max_request_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 10 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.pool_min_size > self.pool_max_size:
             raise ValueError("pool_min_size must not exceed pool_max_size")
         if self.refresh_interval <= timedelta(0):
             raise ValueError("refresh_interval must be positive")
+        if self.badge_cache_max_age < timedelta(0):
+            raise ValueError("badge_cache_max_age must not be negative")
+        if self.ready_max_feed_age is not None and self.ready_max_feed_age <= timedelta(0):
+            raise ValueError("ready_max_feed_age must be positive")
         for origin in self.cors_origin_list():
             if not _ORIGIN.match(origin):
                 raise ValueError(

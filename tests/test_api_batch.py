@@ -92,7 +92,7 @@ async def test_display_text_never_promises_for_unavailable_or_unknown(
     }
 
 
-async def test_batch_answers_every_sku_in_order_with_one_query(
+async def test_batch_answers_every_sku_in_order_with_one_badge_query(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool, db_dsn: str
 ) -> None:
     await _world(pool)
@@ -112,11 +112,20 @@ async def test_batch_answers_every_sku_in_order_with_one_query(
             )
             # asyncpg's own reset when the connection goes back to the pool is not ours
             during = [q for q in queries if not q.startswith("SELECT pg_advisory_unlock_all")]
+            queries.clear()
+            again = await c.post(
+                "/v1/availability:batch",
+                json={"skus": ["SKU-2", "SKU-1", "SKU-NOPE", "SKU-1"], "postal_code": "69002"},
+            )
+            warm = [q for q in queries if not q.startswith("SELECT pg_advisory_unlock_all")]
     finally:
         await counted.close()
     assert r.status_code == 200
-    # One round trip: one statement for the postal code, every sku and every store.
-    assert len(during) == 1 and "WITH centre AS" in during[0]
+    # Cold cache: the stores once, then one statement for every sku at every store in range.
+    assert len(during) == 2
+    assert "FROM store s" in during[0] and "unnest($1::text[])" in during[1]
+    # Warm cache: answered from memory, the same answer.
+    assert warm == [] and again.json() == r.json()
     body = r.json()
     assert body["generated_at"] == "2026-11-23T12:00:00Z"
     assert (body["radius_km"], body["limit"], body["postal_code"]) == (25.0, 10, "69002")

@@ -11,6 +11,7 @@ import pytest
 from litestar import Litestar
 
 from app.api.caching import entity_tag, matches
+from app.db.availability import notify_badges_changed
 from app.settings import Settings
 from tests.conftest import serve_in_loop
 from tests.test_api_availability import (
@@ -22,6 +23,7 @@ from tests.test_api_availability import (
     add_position,
     add_store,
 )
+from tests.test_read_model import wait_for_notification
 
 
 async def _seed(pool: asyncpg.Pool) -> None:
@@ -52,8 +54,13 @@ async def test_nearby_read_has_etag_cache_control_and_304(
         assert again.content == b""
         assert again.headers["etag"] == tag
         assert again.headers["cache-control"] == "public, max-age=15"
-        # The badge changes: the old tag no longer matches.
-        await pool.execute("UPDATE book_position SET book = 9")
+        # A reconciler publishes a new badge (and notifies, as app.db.positions does):
+        # the old tag no longer matches.
+        seen = app.state.read_model.notifications
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE book_position SET book = 9")
+            await notify_badges_changed(conn, ["S001"])
+        await wait_for_notification(app, seen)
         changed = await client.get(
             "/v1/availability/SKU-1", params=params, headers={"If-None-Match": tag}
         )

@@ -25,6 +25,7 @@ from app.api.caching import http_cache_middleware
 from app.api.cors import cors_config
 from app.api.errors import exception_handlers
 from app.api.ratelimit import rate_limit_middleware_factory
+from app.api.read_model import ReadModel
 from app.api.routes import route_handlers
 from app.api.widget import demo_page, widget_js
 from app.clock import Clock, utc_now
@@ -62,12 +63,18 @@ def create_app(
                 await migrate(conn)
             await load_reference_files(the_pool, settings)
             app.state.pool = the_pool
-            reconcilers = await start_reconcilers(the_pool, settings, the_policy, clock)
+            reads = ReadModel(the_pool, max_age=settings.badge_cache_max_age.total_seconds())
+            await reads.start()
+            app.state.read_model = reads
             try:
-                log.info("service.started", feeds=reconcilers.feed_names)
-                yield
+                reconcilers = await start_reconcilers(the_pool, settings, the_policy, clock)
+                try:
+                    log.info("service.started", feeds=reconcilers.feed_names)
+                    yield
+                finally:
+                    await reconcilers.shutdown()
             finally:
-                await reconcilers.shutdown()
+                await reads.stop()
         finally:
             if own_pool:
                 await the_pool.close()
@@ -77,8 +84,13 @@ def create_app(
         pool_: asyncpg.Pool = state.pool
         return pool_
 
+    def provide_read_model(state: State) -> ReadModel:
+        reads: ReadModel = state.read_model
+        return reads
+
     dependencies: dict[str, Any] = {
         "pool": Provide(provide_pool, sync_to_thread=False),
+        "reads": Provide(provide_read_model, sync_to_thread=False),
         "settings": Provide(lambda: settings, sync_to_thread=False, use_cache=True),
         "policy": Provide(lambda: the_policy, sync_to_thread=False, use_cache=True),
         "clock": Provide(lambda: clock, sync_to_thread=False, use_cache=True),

@@ -9,12 +9,12 @@ clock and the store's newest data time. A promise never outlives the policy's
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-import asyncpg
 import msgspec
-from litestar import get, post
+from litestar import Response, get, post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi.spec import Example
 from litestar.params import Body
@@ -36,10 +36,10 @@ from app.api.params import (
     SkuPath,
     StoreIdPath,
 )
+from app.api.read_model import InRange, Located, ReadModel, Row
 from app.clock import Clock
 from app.db import availability as availability_db
 from app.domain.badge import BadgeState, badge_for, gate_staleness
-from app.domain.geo import distance_km
 from app.domain.model import Identifier
 from app.domain.policy import Policy
 from app.domain.reasons import PLAIN_WORDS, Reason
@@ -250,17 +250,17 @@ def badge_view(
 async def store_availability(
     store_id: StoreIdPath,
     sku: SkuPath,
-    pool: NamedDependency[asyncpg.Pool],
+    reads: NamedDependency[ReadModel],
     policy: NamedDependency[Policy],
     clock: NamedDependency[Clock],
 ) -> Availability:
-    async with pool.acquire() as conn:
-        found = await availability_db.badge_at_store(conn, store_id, sku)
-    if not found.store_known:
+    store = (await reads.stores()).by_id.get(store_id)
+    if store is None:
         raise NotFoundException(f"unknown store {store_id!r}")
-    if not found.sku_known:
+    found = (await reads.badges([sku], [store_id]))[sku]
+    if not found.known:
         raise NotFoundException(f"unknown sku {sku!r}")
-    view = badge_view(found.stored, found.store_newest_at, now=clock(), policy=policy)
+    view = badge_view(found.rows[store_id].stored, store.newest_at, now=clock(), policy=policy)
     return Availability(store_id=store_id, sku=sku, **msgspec.structs.asdict(view))
 
 
@@ -285,47 +285,86 @@ def _check_location(
         raise _bad("lon", "give lat and lon, or postal_code", source)
 
 
-async def _lookup(
-    pool: asyncpg.Pool,
-    skus: list[str],
+async def _near(
+    reads: ReadModel,
     *,
     lat: float | None,
     lon: float | None,
     postal_code: str | None,
     radius_km: float,
-) -> availability_db.NearLookup:
-    async with pool.acquire() as conn:
-        found = await availability_db.badges_near(
-            conn, skus, radius_km=radius_km, lat=lat, lon=lon, postal_code=postal_code
-        )
-    if found.centre is None:
+) -> Located:
+    located = (await reads.stores()).near(
+        lat=lat, lon=lon, postal_code=postal_code, radius_km=radius_km
+    )
+    if located is None:
         raise NotFoundException(f"unknown postal_code {postal_code!r}")
-    return found
+    return located
 
 
-def _nearest(
-    centre: tuple[float, float],
-    candidates: list[availability_db.NearbyCandidate],
-    *,
-    radius_km: float,
-    limit: int,
-    now: datetime,
-    policy: Policy,
-) -> list[NearbyBadge]:
-    lat, lon = centre
-    in_range = sorted(
-        ((d, c) for c in candidates if (d := distance_km(lat, lon, c.lat, c.lon)) <= radius_km),
-        key=lambda dc: (dc[0], dc[1].store_id),
-    )[:limit]
+def _badge_json(row: Row, store_newest_at: datetime | None, now: datetime, policy: Policy) -> bytes:
+    """The encoded badge fields of one stored row at ``now``. The gate runs on every
+    read; while it leaves the stored badge as it is, the encoding made once is reused."""
+    stored = row.stored
+    if stored is not None and gate_staleness(stored.badge, store_newest_at, now, policy) is (
+        stored.badge
+    ):
+        if row.view_json is None:
+            row.view_json = _ENCODER.encode(
+                badge_view(stored, store_newest_at, now=now, policy=policy)
+            )
+        return row.view_json
+    return _ENCODER.encode(badge_view(stored, store_newest_at, now=now, policy=policy))
+
+
+def _nearby_json(
+    chosen: list[InRange], rows: dict[str, Row], now: datetime, policy: Policy
+) -> list[msgspec.Raw]:
+    """Each chosen store as an encoded ``NearbyBadge``: its ``store`` first, then the
+    badge fields (the same names, in the same order, as ``BadgeView``)."""
     return [
-        NearbyBadge(
-            store=StoreRef(store_id=c.store_id, name=c.name, distance_km=round(d, 3)),
-            **msgspec.structs.asdict(
-                badge_view(c.stored, c.store_newest_at, now=now, policy=policy)
-            ),
+        msgspec.Raw(
+            b'{"store":'
+            + i.ref_json
+            + b","
+            + _badge_json(rows[i.store.store_id], i.store.newest_at, now, policy)[1:]
         )
-        for d, c in in_range
+        for i in chosen
     ]
+
+
+class _NearbyWire(msgspec.Struct, frozen=True, kw_only=True):
+    """``NearbyAvailability`` with its stores already encoded (same fields, same order)."""
+
+    sku: str
+    generated_at: datetime
+    lat: float
+    lon: float
+    postal_code: str | None
+    radius_km: float
+    stores: list[msgspec.Raw]
+
+
+class _SkuWire(msgspec.Struct, frozen=True, kw_only=True):
+    sku: str
+    known: bool
+    stores: list[msgspec.Raw]
+
+
+class _BatchWire(msgspec.Struct, frozen=True, kw_only=True):
+    generated_at: datetime
+    lat: float
+    lon: float
+    postal_code: str | None
+    radius_km: float
+    limit: int
+    results: list[_SkuWire]
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _json(wire: msgspec.Struct) -> Response[Any]:
+    return Response(content=_ENCODER.encode(wire), media_type=MediaType.JSON)
 
 
 @get(
@@ -344,7 +383,7 @@ def _nearest(
 )
 async def nearby_availability(
     sku: SkuPath,
-    pool: NamedDependency[asyncpg.Pool],
+    reads: NamedDependency[ReadModel],
     policy: NamedDependency[Policy],
     clock: NamedDependency[Clock],
     lat: OptionalLatNear = None,
@@ -352,27 +391,24 @@ async def nearby_availability(
     postal_code: OptionalPostalCode = None,
     radius_km: RadiusKm = DEFAULT_RADIUS_KM,
     limit: Limit = DEFAULT_LIMIT,
-) -> NearbyAvailability:
+) -> Response[NearbyAvailability]:
     _check_location(lat, lon, postal_code, "query")
-    found = await _lookup(
-        pool, [sku], lat=lat, lon=lon, postal_code=postal_code, radius_km=radius_km
-    )
-    (one,) = found.skus
-    if not one.sku_known:
+    located = await _near(reads, lat=lat, lon=lon, postal_code=postal_code, radius_km=radius_km)
+    chosen = located.stores[:limit]
+    found = (await reads.badges([sku], [i.store.store_id for i in chosen]))[sku]
+    if not found.known:
         raise NotFoundException(f"unknown sku {sku!r}")
-    assert found.centre is not None
     now = clock()
-    stores = _nearest(
-        found.centre, one.candidates, radius_km=radius_km, limit=limit, now=now, policy=policy
-    )
-    return NearbyAvailability(
-        sku=sku,
-        generated_at=now,
-        lat=found.centre[0],
-        lon=found.centre[1],
-        postal_code=postal_code,
-        radius_km=radius_km,
-        stores=stores,
+    return _json(
+        _NearbyWire(
+            sku=sku,
+            generated_at=now,
+            lat=located.centre[0],
+            lon=located.centre[1],
+            postal_code=postal_code,
+            radius_km=radius_km,
+            stores=_nearby_json(chosen, found.rows, now, policy),
+        )
     )
 
 
@@ -385,7 +421,7 @@ _BATCH_EXAMPLE = {"skus": ["SKU-0001", "SKU-0002"], "postal_code": "69002", "rad
     description=(
         f"Like `GET /v1/availability/{{sku}}` for up to {MAX_BATCH_SKUS} skus at once (a product "
         "list page): one location (lat and lon, or postal_code), one radius, `limit` stores "
-        "per sku. Answered with one database query. An unknown sku is listed with "
+        "per sku. Whatever is not cached is loaded with one database query for all the skus. An unknown sku is listed with "
         "`known: false` and no stores rather than failing the batch."
     ),
     tags=TAGS,
@@ -400,45 +436,33 @@ async def batch_availability(
             examples=[Example(summary="Two skus near a postal code", value=_BATCH_EXAMPLE)],
         ),
     ],
-    pool: NamedDependency[asyncpg.Pool],
+    reads: NamedDependency[ReadModel],
     policy: NamedDependency[Policy],
     clock: NamedDependency[Clock],
-) -> BatchAvailability:
+) -> Response[BatchAvailability]:
     _check_location(data.lat, data.lon, data.postal_code, "body")
     skus = list(dict.fromkeys(data.skus))
-    found = await _lookup(
-        pool,
-        skus,
-        lat=data.lat,
-        lon=data.lon,
-        postal_code=data.postal_code,
-        radius_km=data.radius_km,
+    located = await _near(
+        reads, lat=data.lat, lon=data.lon, postal_code=data.postal_code, radius_km=data.radius_km
     )
-    assert found.centre is not None
+    chosen = located.stores[: data.limit]
+    found = await reads.badges(skus, [i.store.store_id for i in chosen])
     now = clock()
-    results = [
-        SkuAvailability(
-            sku=one.sku,
-            known=one.sku_known,
-            stores=_nearest(
-                found.centre,
-                one.candidates,
-                radius_km=data.radius_km,
-                limit=data.limit,
-                now=now,
-                policy=policy,
-            )
-            if one.sku_known
-            else [],
+    return _json(
+        _BatchWire(
+            generated_at=now,
+            lat=located.centre[0],
+            lon=located.centre[1],
+            postal_code=data.postal_code,
+            radius_km=data.radius_km,
+            limit=data.limit,
+            results=[
+                _SkuWire(
+                    sku=sku,
+                    known=one.known,
+                    stores=_nearby_json(chosen, one.rows, now, policy) if one.known else [],
+                )
+                for sku, one in found.items()
+            ],
         )
-        for one in found.skus
-    ]
-    return BatchAvailability(
-        generated_at=now,
-        lat=found.centre[0],
-        lon=found.centre[1],
-        postal_code=data.postal_code,
-        radius_km=data.radius_km,
-        limit=data.limit,
-        results=results,
     )

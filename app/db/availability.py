@@ -143,6 +143,47 @@ async def badges_near(
     return NearLookup(centre=centre, skus=out)
 
 
+class StoreRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A store as the read model holds it, with its newest data time."""
+
+    store_id: str
+    name: str
+    lat: float
+    lon: float
+    postal_code: str | None
+    newest_at: datetime | None
+
+
+async def all_stores(conn: Connection) -> list[StoreRow]:
+    """Every store with its freshness, ordered by store id."""
+    rows = await conn.fetch(Q.all_stores)
+    return [
+        StoreRow(
+            store_id=r["store_id"],
+            name=r["name"],
+            lat=r["lat"],
+            lon=r["lon"],
+            postal_code=r["postal_code"],
+            newest_at=_store_newest(r),
+        )
+        for r in rows
+    ]
+
+
+async def stored_badges(
+    conn: Connection, skus: list[str], store_ids: list[str]
+) -> dict[str, tuple[bool, dict[str, StoredBadge]]]:
+    """Per sku: whether it is known, and its stored badges at ``store_ids`` (a store
+    with no position is absent). One query whatever the numbers of skus and stores."""
+    out: dict[str, tuple[bool, dict[str, StoredBadge]]] = {}
+    for r in await conn.fetch(Q.stored_badges, skus, store_ids):
+        _, stored = out.setdefault(r["sku"], (bool(r["sku_known"]), {}))
+        badge = _stored(r)
+        if badge is not None:
+            stored[r["store_id"]] = badge
+    return out
+
+
 async def notify_badges_changed(conn: Connection, store_ids: list[str] | None = None) -> None:
     """Tell every API process that stored badges changed (PostgreSQL NOTIFY on
     ``availability_changed``; payload: comma-separated store ids, empty for all).

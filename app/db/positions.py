@@ -21,6 +21,7 @@ import asyncpg
 import msgspec
 
 from app.db import Connection
+from app.db.availability import notify_badges_changed
 from app.db.queries import Queries
 from app.domain.badge import badge_for
 from app.domain.model import BookPosition
@@ -59,6 +60,8 @@ async def recompute_pairs(
             written += await _recompute_batch(
                 conn, unique[start : start + BATCH], policy=policy, now=now
             )
+        # API processes drop their cached badges for these stores when this commits.
+        await notify_badges_changed(conn, sorted({store for store, _ in unique}))
     return written
 
 

@@ -66,3 +66,24 @@ ORDER BY w.ord;
 -- name: notify_badges_changed
 -- Stored badges changed: wake every API process that caches them.
 SELECT pg_notify('availability_changed', $1::text);
+
+-- name: all_stores
+-- Every store with its freshness, for the API's in-process read model.
+SELECT s.store_id, s.name, s.lat, s.lon, s.postal_code,
+       f.last_pos_event_at, f.snapshot_as_of AS store_snapshot_as_of
+FROM store s
+LEFT JOIN store_freshness f ON f.store_id = s.store_id
+ORDER BY s.store_id;
+
+-- name: stored_badges
+-- The stored badges of the skus $1 (text[]) at the stores $2 (text[]), and whether
+-- each sku is known (a product or any position). One row per (sku, store with a
+-- position), or one row with a null store_id for a sku with none of them.
+SELECT w.sku,
+       EXISTS (SELECT 1 FROM product p WHERE p.sku = w.sku)
+           OR EXISTS (SELECT 1 FROM book_position k WHERE k.sku = w.sku) AS sku_known,
+       bp.store_id, bp.store_id IS NOT NULL AS has_position,
+       bp.book, bp.base_at, bp.last_event_at, bp.badge_state, bp.safety_buffer,
+       bp.confidence, bp.reasons, bp.badge_as_of, bp.computed_at
+FROM unnest($1::text[]) AS w(sku)
+LEFT JOIN book_position bp ON bp.sku = w.sku AND bp.store_id = ANY ($2::text[]);

@@ -1,0 +1,448 @@
+"""The read path's in-process model: stores in memory, stored badges cached per sku.
+
+Badges are computed by the reconcilers, not per request, so the public reads need
+not ask PostgreSQL every time. This model, owned by the app (made in the lifespan,
+injected by DI), holds:
+
+* the stores (few) with their freshness, and per location asked about the stores in
+  range, nearest first (exact great-circle distance, ``app.domain.geo``);
+* per sku (an LRU of ``max_skus`` skus), whether the sku is known and the stored
+  badge of each (store, sku) pair a read needed, loaded in one query on a miss.
+
+A reconciler that publishes new positions sends ``NOTIFY availability_changed``
+with the changed store ids (empty: everything) in the same transaction; a dedicated
+listener connection drops the affected entries. Nothing is served that was not
+confirmed current within ``max_age`` seconds (``badge_cache_max_age``): an entry is
+current as of its load, or as of the listener's latest round trip (every
+``max_age / 4``; PostgreSQL delivers pending notifications before answering it), so
+while the listener is healthy entries need not expire, and when it hangs they do. When the
+listener is down (connection lost, not yet reconnected) nothing is cached: every
+read goes to the database until it listens again, and it starts from an empty cache.
+The staleness gate is not cached: the API applies it to every read with its clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+import structlog
+
+from app.db import availability as availability_db
+from app.domain.geo import distance_km
+
+log = structlog.get_logger(__name__)
+
+CHANNEL = "availability_changed"
+DEFAULT_MAX_SKUS = 10_000
+MAX_LOCATIONS = 4_096
+_RECONNECT_WAIT = (0.05, 5.0)  # first and longest wait between listener reconnects
+
+
+class StoreInfo(msgspec.Struct, frozen=True, kw_only=True):
+    store_id: str
+    name: str
+    lat: float
+    lon: float
+    postal_key: str | None
+    newest_at: datetime | None
+
+
+class InRange(msgspec.Struct, frozen=True, kw_only=True):
+    """A store within the radius of a location, with its distance (km, unrounded)."""
+
+    distance: float
+    store: StoreInfo
+    ref_json: bytes  # the encoded StoreRef, made once per location and store
+
+
+class Located(msgspec.Struct, frozen=True, kw_only=True):
+    centre: tuple[float, float]
+    stores: list[InRange]  # nearest first, ties by store_id
+
+
+class Row:
+    """One (store, sku) stored badge as cached; ``view_json`` is the API's to fill
+    (the encoded badge fields, reused while the staleness gate leaves the badge be)."""
+
+    __slots__ = ("gen", "loaded_at", "stored", "view_json")
+
+    def __init__(
+        self, stored: availability_db.StoredBadge | None, gen: int, loaded_at: float
+    ) -> None:
+        self.stored = stored
+        self.gen = gen
+        self.loaded_at = loaded_at
+        self.view_json: bytes | None = None
+
+
+class _SkuEntry:
+    __slots__ = ("known", "known_at", "known_gen", "rows")
+
+    def __init__(self) -> None:
+        self.known = False
+        self.known_gen = -1
+        self.known_at = float("-inf")
+        self.rows: dict[str, Row] = {}
+
+
+class SkuBadges(msgspec.Struct, frozen=True, kw_only=True):
+    known: bool
+    rows: dict[str, Row]  # the store ids asked for (a missing row: no position)
+
+
+class Stores:
+    """The stores as loaded at ``gen``/``loaded_at``, and the locations asked about."""
+
+    def __init__(self, stores: list[StoreInfo], gen: int, loaded_at: float) -> None:
+        self.by_id = {s.store_id: s for s in stores}
+        self.gen = gen
+        self.loaded_at = loaded_at
+        self.geometry = tuple((s.store_id, s.name, s.lat, s.lon, s.postal_key) for s in stores)
+        self.locations: dict[tuple[Any, ...], Located | None] = {}
+
+    def near(
+        self, *, lat: float | None, lon: float | None, postal_code: str | None, radius_km: float
+    ) -> Located | None:
+        """Stores within ``radius_km`` of (lat, lon), or of the centroid of the stores
+        with ``postal_code`` (spaces and case ignored); None for an unknown postal code."""
+        key = (
+            ("p", postal_key(postal_code), radius_km)
+            if postal_code is not None
+            else ("l", lat, lon, radius_km)
+        )
+        try:
+            return self.locations[key]
+        except KeyError:
+            pass
+        found = self._near(lat, lon, postal_code, radius_km)
+        if len(self.locations) >= MAX_LOCATIONS:
+            self.locations.clear()
+        self.locations[key] = found
+        return found
+
+    def _near(
+        self, lat: float | None, lon: float | None, postal_code: str | None, radius_km: float
+    ) -> Located | None:
+        if postal_code is not None:
+            want = postal_key(postal_code)
+            members = [s for s in self.by_id.values() if s.postal_key == want]
+            if not members:
+                return None
+            lat = sum(s.lat for s in members) / len(members)
+            lon = sum(s.lon for s in members) / len(members)
+        assert lat is not None and lon is not None
+        in_range = sorted(
+            (
+                (d, s)
+                for s in self.by_id.values()
+                if (d := distance_km(lat, lon, s.lat, s.lon)) <= radius_km
+            ),
+            key=lambda ds: (ds[0], ds[1].store_id),
+        )
+        return Located(
+            centre=(lat, lon),
+            stores=[
+                InRange(
+                    distance=d,
+                    store=s,
+                    ref_json=_ENCODER.encode(
+                        {"store_id": s.store_id, "name": s.name, "distance_km": round(d, 3)}
+                    ),
+                )
+                for d, s in in_range
+            ],
+        )
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def postal_key(code: str | None) -> str | None:
+    return None if code is None else code.replace(" ", "").upper()
+
+
+class ReadModel:
+    """Stores and stored badges for the public reads, bounded by ``max_age`` seconds
+    and invalidated by ``NOTIFY availability_changed`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        max_age: float,
+        max_skus: int = DEFAULT_MAX_SKUS,
+        monotonic: Callable[[], float] = time.monotonic,
+        confirm_every: float | None = None,
+    ) -> None:
+        if max_age < 0 or max_skus < 1:
+            raise ValueError("max_age must be >= 0 and max_skus >= 1")
+        self._pool = pool
+        self.max_age = max_age
+        self.max_skus = max_skus
+        self._mono = monotonic
+        # How often the listener makes a round trip to confirm no notification was missed.
+        self.confirm_every = (
+            confirm_every if confirm_every is not None else max(0.05, min(max_age / 4, 30.0))
+        )
+        self._confirmed_at = float("-inf")
+        self._gen = 0  # bumped by every notification and every (re)connect
+        self._all_gen = 0  # the last notification or reconnect that touched everything
+        self._store_gen: dict[str, int] = {}
+        self._skus: OrderedDict[str, _SkuEntry] = OrderedDict()
+        self._stores: Stores | None = None
+        self._stores_lock = asyncio.Lock()
+        self._listening = False
+        self._task: asyncio.Task[None] | None = None
+        self.listening_changed = asyncio.Condition()
+        self.reconnects = 0
+        self.notifications = 0
+        self.confirmations = 0
+        self.listener_pid: int | None = None
+        self.db_loads = 0  # sku loads that went to the database (for tests and metrics)
+
+    # -- invalidation --------------------------------------------------------
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
+
+    @property
+    def caching(self) -> bool:
+        """Serving from memory: listening for changes, with a positive ``max_age``."""
+        return self._listening and self.max_age > 0
+
+    def invalidate(self, store_ids: Iterable[str] | None = None) -> None:
+        """Drop what depends on ``store_ids`` (None or empty: everything)."""
+        self._gen += 1
+        ids = [s for s in (store_ids or ()) if s]
+        if not ids:
+            self._all_gen = self._gen
+            self._skus.clear()
+            return
+        for s in ids:
+            self._store_gen[s] = self._gen
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        self.notifications += 1
+        text = payload if isinstance(payload, str) else ""
+        self.invalidate(text.split(",") if text else None)
+
+    # -- stores --------------------------------------------------------------
+
+    def _stores_fresh(self, stores: Stores | None) -> bool:
+        return (
+            stores is not None
+            and self.caching
+            and stores.gen == self._gen
+            and self._mono() - max(stores.loaded_at, self._confirmed_at) <= self.max_age
+        )
+
+    async def stores(self) -> Stores:
+        """The stores and their freshness: cached while nothing was notified."""
+        current = self._stores
+        if current is not None and self._stores_fresh(current):
+            return current
+        async with self._stores_lock:
+            current = self._stores
+            if current is not None and self._stores_fresh(current):
+                return current
+            gen, at = self._gen, self._mono()
+            async with self._pool.acquire() as conn:
+                rows = await availability_db.all_stores(conn)
+            loaded = Stores(
+                [
+                    StoreInfo(
+                        store_id=r.store_id,
+                        name=r.name,
+                        lat=r.lat,
+                        lon=r.lon,
+                        postal_key=postal_key(r.postal_code),
+                        newest_at=r.newest_at,
+                    )
+                    for r in rows
+                ],
+                gen,
+                at,
+            )
+            if current is not None and current.geometry == loaded.geometry:
+                # only freshness changed: keep the locations, with the new StoreInfo
+                loaded.locations = {
+                    k: (
+                        None
+                        if v is None
+                        else Located(
+                            centre=v.centre,
+                            stores=[
+                                msgspec.structs.replace(i, store=loaded.by_id[i.store.store_id])
+                                for i in v.stores
+                            ],
+                        )
+                    )
+                    for k, v in current.locations.items()
+                }
+            if self.caching:
+                self._stores = loaded
+            return loaded
+
+    # -- badges --------------------------------------------------------------
+
+    def _row_fresh(self, row: Row, store_id: str, now: float) -> bool:
+        return (
+            row.gen >= self._all_gen
+            and row.gen >= self._store_gen.get(store_id, 0)
+            and now - max(row.loaded_at, self._confirmed_at) <= self.max_age
+        )
+
+    async def badges(self, skus: list[str], store_ids: list[str]) -> dict[str, SkuBadges]:
+        """Per sku (distinct, in order): whether it is known and its stored badge at each
+        of ``store_ids``. Whatever is not cached (or too old) is loaded in one query."""
+        now = self._mono()
+        out: dict[str, SkuBadges] = {}
+        missing: list[str] = []
+        if self.caching:
+            for sku in skus:
+                entry = self._skus.get(sku)
+                if entry is None:
+                    missing.append(sku)
+                    continue
+                if (
+                    entry.known_gen < self._all_gen
+                    or (not entry.known and entry.known_gen < self._gen)
+                    or now - max(entry.known_at, self._confirmed_at) > self.max_age
+                ):
+                    missing.append(sku)
+                    continue
+                rows: dict[str, Row] = {}
+                for s in store_ids:
+                    row = entry.rows.get(s)
+                    if row is None or not self._row_fresh(row, s, now):
+                        missing.append(sku)
+                        break
+                    rows[s] = row
+                else:
+                    self._skus.move_to_end(sku)
+                    out[sku] = SkuBadges(known=entry.known, rows=rows)
+        else:
+            missing = list(skus)
+        if missing:
+            loaded = await self._load(missing, store_ids)
+            out.update(loaded)
+            return {sku: out[sku] for sku in skus}
+        return out
+
+    async def _load(self, skus: list[str], store_ids: list[str]) -> dict[str, SkuBadges]:
+        gen, at = self._gen, self._mono()
+        self.db_loads += 1
+        async with self._pool.acquire() as conn:
+            found = await availability_db.stored_badges(conn, skus, store_ids)
+        caching = self.caching
+        out: dict[str, SkuBadges] = {}
+        for sku in skus:
+            known, stored = found[sku]
+            rows = {s: Row(stored.get(s), gen, at) for s in store_ids}
+            out[sku] = SkuBadges(known=known, rows=rows)
+            if not caching:
+                continue
+            entry = self._skus.get(sku)
+            if entry is None:
+                entry = self._skus[sku] = _SkuEntry()
+            else:
+                self._skus.move_to_end(sku)
+            entry.known, entry.known_gen, entry.known_at = known, gen, at
+            entry.rows.update(rows)
+        while len(self._skus) > self.max_skus:
+            self._skus.popitem(last=False)
+        return out
+
+    # -- the listener ----------------------------------------------------------
+
+    def clear(self) -> None:
+        """Forget everything cached."""
+        self.invalidate(None)
+        self._stores = None
+        self._confirmed_at = float("-inf")
+
+    async def _set_listening(self, value: bool) -> None:
+        self.clear()  # before and after a gap in notifications: start again
+        self._listening = value
+        if value:
+            self.reconnects += 1
+        async with self.listening_changed:
+            self.listening_changed.notify_all()
+
+    async def wait_listening(self, value: bool = True) -> None:
+        """Until the listener is (or is not) listening."""
+        async with self.listening_changed:
+            await self.listening_changed.wait_for(lambda: self._listening is value)
+
+    async def start(self) -> None:
+        """Start the listener; returns once the first LISTEN is in place (or failed)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen_forever(), name="read-model-listener")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wait_listening(True), timeout=10)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._listening = False
+        self.clear()
+
+    async def _confirm(self, conn: Any) -> None:
+        """A round trip on the listening connection. PostgreSQL sends a listener the
+        notifications of every transaction committed before a query (before its reply),
+        so once it is answered, whatever is cached and not invalidated was current when
+        it was sent: cached entries are as fresh as that. No answer within the interval
+        (a silent network drop) counts as a lost connection."""
+        sent = self._mono()
+        await asyncio.wait_for(conn.execute("SELECT 1"), timeout=max(self.confirm_every, 1.0))
+        await asyncio.sleep(0)  # let the notification callbacks queued before the reply run
+        self._confirmed_at = max(self._confirmed_at, sent)
+        self.confirmations += 1
+
+    async def _listen_forever(self) -> None:
+        wait = _RECONNECT_WAIT[0]
+        while True:
+            conn: Any = None
+            try:
+                conn = await self._pool.acquire()
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                started = self._mono()
+                await conn.add_listener(CHANNEL, self._on_notify)
+                self.listener_pid = conn.get_server_pid()
+                await self._set_listening(True)
+                self._confirmed_at = started
+                wait = _RECONNECT_WAIT[0]
+                while not lost.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), timeout=self.confirm_every)
+                    if not lost.is_set():
+                        await self._confirm(conn)
+                log.warning("read_model.listener_lost")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("read_model.listener_failed", error=repr(exc))
+            finally:
+                if self._listening:
+                    await self._set_listening(False)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        if not conn.is_closed():
+                            await conn.remove_listener(CHANNEL, self._on_notify)
+                    with contextlib.suppress(Exception):
+                        await self._pool.release(conn)
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, _RECONNECT_WAIT[1])

@@ -1,0 +1,244 @@
+"""The API's in-process read model on real PostgreSQL: invalidation by NOTIFY after a
+reconciler writes, the max-age bound, and the listener's reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import asyncpg
+import pytest
+from litestar import Litestar
+
+from app.api.read_model import CHANNEL, ReadModel
+from app.db.positions import recompute_pairs
+from app.domain.model import SnapshotRow
+from tests.conftest import serve_in_loop
+from tests.test_api_availability import (
+    LAT,
+    LON,
+    NOW,
+    POLICY,
+    add_freshness,
+    add_position,
+    add_product,
+    add_store,
+)
+from tests.test_positions import put_freshness, put_location, put_snapshot_row
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    """Until ``condition()`` holds (a safety limit, not a speed assertion)."""
+    async with asyncio.timeout(20):
+        while not condition():  # noqa: ASYNC110  (counters bumped by asyncpg callbacks)
+            await asyncio.sleep(0.01)
+
+
+async def wait_for_notification(app: Litestar, seen: int) -> None:
+    reads: ReadModel = app.state.read_model
+    await wait_until(lambda: reads.notifications > seen)
+
+
+async def _seed(pool: asyncpg.Pool) -> None:
+    await add_store(pool, "S001")
+    await add_product(pool, "SKU-1")
+    await add_position(pool, "S001", "SKU-1", book=10)
+    await add_freshness(pool, "S001", NOW - timedelta(minutes=5))
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _book(reads: ReadModel) -> int | None:
+    row = (await reads.badges(["SKU-1"], ["S001"]))["SKU-1"].rows["S001"]
+    assert row.stored is not None
+    return row.stored.badge.book
+
+
+async def test_reconciler_write_invalidates_the_cached_badge_by_notify(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    await _seed(pool)
+    # Warehouse inputs a reconciler will turn into a new position: 4 on hand at S001.
+    as_of = NOW - timedelta(minutes=1)
+    await put_location(pool, "S001", as_of)
+    await put_snapshot_row(pool, SnapshotRow("S001", "SKU-1", 4, 0, 0, as_of))
+    await put_freshness(pool, "S001", as_of)
+    app = make_app(clock=lambda: NOW, policy=POLICY)
+    params = {"lat": LAT, "lon": LON}
+    async with serve_in_loop(app) as client:
+        reads: ReadModel = app.state.read_model
+        first = await client.get("/v1/availability/SKU-1", params=params)
+        assert first.json()["stores"][0]["book"] == 10
+        loads = reads.db_loads
+        cached = await client.get("/v1/availability/SKU-1", params=params)
+        assert cached.json()["stores"][0]["book"] == 10
+        assert reads.db_loads == loads  # served from memory
+        seen = reads.notifications
+        # The reconciler, on its own connection, recomputes and commits.
+        writer = await asyncpg.connect(db_dsn)
+        try:
+            assert await recompute_pairs(writer, [("S001", "SKU-1")], policy=POLICY, now=NOW) == 1
+        finally:
+            await writer.close()
+        await wait_for_notification(app, seen)
+        after = await client.get("/v1/availability/SKU-1", params=params)
+        assert after.json()["stores"][0]["book"] == 4
+        assert reads.db_loads == loads + 1
+
+
+async def test_recompute_notifies_the_changed_stores_on_commit_only(
+    pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    await _seed(pool)
+    got: list[str] = []
+    listener = await asyncpg.connect(db_dsn)
+    try:
+        await listener.add_listener(CHANNEL, lambda _c, _p, _ch, payload: got.append(payload))
+        async with pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            await recompute_pairs(conn, [("S001", "SKU-1")], policy=POLICY, now=NOW)
+            await tx.rollback()
+            await recompute_pairs(
+                conn, [("S002", "SKU-1"), ("S001", "SKU-1")], policy=POLICY, now=NOW
+            )
+        await wait_until(lambda: len(got) >= 1)
+        await listener.execute("SELECT 1")  # anything else queued has arrived by now
+    finally:
+        await listener.close()
+    assert got == ["S001,S002"]  # the rolled-back recompute said nothing
+
+
+async def test_entries_older_than_the_bound_are_never_served(pool: asyncpg.Pool) -> None:
+    await _seed(pool)
+    clock = FakeMonotonic()
+    # The listener confirms once, at LISTEN, then (as if hung) never again.
+    reads = ReadModel(pool, max_age=5.0, monotonic=clock, confirm_every=3600.0)
+    await reads.start()
+    try:
+        assert reads.listening
+        assert await _book(reads) == 10
+        # A change whose notification never comes: only the bound protects.
+        await pool.execute("UPDATE book_position SET book = 7")
+        clock.now += 5.0
+        assert await _book(reads) == 10  # exactly at the bound: still allowed
+        assert reads.db_loads == 1
+        clock.now += 0.001
+        assert await _book(reads) == 7  # past it: reloaded
+        assert reads.db_loads == 2
+        # The stores (and their freshness) obey the same bound.
+        stores = await reads.stores()
+        await pool.execute("UPDATE store SET name = 'Renamed'")
+        clock.now += 5.001
+        assert (await reads.stores()) is not stores
+        assert (await reads.stores()).by_id["S001"].name == "Renamed"
+    finally:
+        await reads.stop()
+
+
+async def test_a_confirmed_listener_keeps_entries_current_past_the_bound(
+    pool: asyncpg.Pool,
+) -> None:
+    await _seed(pool)
+    clock = FakeMonotonic()
+    reads = ReadModel(pool, max_age=5.0, monotonic=clock, confirm_every=0.05)
+    await reads.start()
+    try:
+        assert await _book(reads) == 10
+        clock.now += 60.0  # long past the bound since the load...
+        seen = reads.confirmations
+        await wait_until(lambda: reads.confirmations > seen)  # ...but confirmed since
+        assert await _book(reads) == 10
+        assert reads.db_loads == 1
+    finally:
+        await reads.stop()
+
+
+async def test_nothing_is_cached_without_a_listener(pool: asyncpg.Pool) -> None:
+    await _seed(pool)
+    reads = ReadModel(pool, max_age=60.0)  # never started: no notifications would arrive
+    assert await _book(reads) == 10
+    await pool.execute("UPDATE book_position SET book = 6")
+    assert await _book(reads) == 6
+    assert reads.db_loads == 2
+
+
+async def test_store_notification_drops_only_that_store(pool: asyncpg.Pool) -> None:
+    await _seed(pool)
+    await add_store(pool, "S002")
+    await add_position(pool, "S002", "SKU-1", book=20)
+    reads = ReadModel(pool, max_age=60.0)
+    await reads.start()
+    try:
+        await reads.badges(["SKU-1"], ["S001", "S002"])
+        await pool.execute("UPDATE book_position SET book = book + 1")
+        reads.invalidate(["S002"])
+        only_s001 = (await reads.badges(["SKU-1"], ["S001"]))["SKU-1"].rows["S001"]
+        assert only_s001.stored is not None and only_s001.stored.badge.book == 10
+        assert reads.db_loads == 1
+        both = (await reads.badges(["SKU-1"], ["S001", "S002"]))["SKU-1"].rows
+        assert [r.stored.badge.book for r in both.values() if r.stored] == [11, 21]
+        assert reads.db_loads == 2
+    finally:
+        await reads.stop()
+
+
+async def test_listener_reconnects_and_starts_from_an_empty_cache(
+    pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    await _seed(pool)
+    reads = ReadModel(pool, max_age=60.0)
+    await reads.start()
+    try:
+        assert reads.listening and reads.reconnects == 1
+        assert await _book(reads) == 10
+        await pool.execute("UPDATE book_position SET book = 3")  # no notification
+        assert await _book(reads) == 10  # cached: within the bound
+        old_pid = reads.listener_pid
+        killer = await asyncpg.connect(db_dsn)
+        try:
+            assert await killer.fetchval("SELECT pg_terminate_backend($1)", old_pid)
+        finally:
+            await killer.close()
+        await wait_until(lambda: reads.reconnects == 2 and reads.listening)
+        assert reads.listener_pid != old_pid
+        # What was cached before the gap is gone: the next read goes to the database.
+        loads = reads.db_loads
+        assert await _book(reads) == 3
+        assert reads.db_loads == loads + 1
+        # And the new connection receives notifications.
+        seen = reads.notifications
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE book_position SET book = 2")
+            await conn.execute("SELECT pg_notify($1, 'S001')", CHANNEL)
+        await wait_until(lambda: reads.notifications > seen)
+        assert await _book(reads) == 2
+    finally:
+        await reads.stop()
+    assert not reads.listening
+
+
+@pytest.mark.parametrize("payload", ["", "S001,S999"])
+async def test_a_notification_for_the_store_or_for_all_invalidates(
+    pool: asyncpg.Pool, payload: str
+) -> None:
+    await _seed(pool)
+    reads = ReadModel(pool, max_age=60.0)
+    await reads.start()
+    try:
+        assert await _book(reads) == 10
+        seen = reads.notifications
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE book_position SET book = 5")
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+        await wait_until(lambda: reads.notifications > seen)
+        assert await _book(reads) == 5
+    finally:
+        await reads.stop()
