@@ -171,6 +171,7 @@ async def pull_pos(
         raise LookupError(f"feed {feed.name} has no feed row; upsert the feeds first")
     cursor = state.cursor
     outcome = progress if progress is not None else PullOutcome(outcome="applied")
+    seen: dict[str | None, int] = {cursor: 1}  # cursors used in this run -> page number
     for page_no in range(1, MAX_PAGES_PER_RUN + 1):
         where = f"page {page_no} (cursor {cursor!r})"
         started = time.perf_counter()
@@ -183,6 +184,14 @@ async def pull_pos(
                 f"feed {feed.name}: {where}: has_more with an unchanged next_cursor"
             )
         next_cursor = page.next_cursor or cursor
+        if next_cursor != cursor and next_cursor in seen:
+            # The source went back to a cursor this run already used: storing the page
+            # and saving that cursor would re-read (or loop over) pages. Rejected whole.
+            raise FeedDataError(
+                f"feed {feed.name}: {where}: cursor went back: next_cursor {next_cursor!r} "
+                f"was already used for page {seen[next_cursor]} of this run"
+            )
+        seen.setdefault(next_cursor, page_no + 1)
         new, positions = await store_page(
             pool, feed.name, page.events,
             cursor=next_cursor if next_cursor != cursor else None,

@@ -474,3 +474,30 @@ async def test_run_feed_dispatches_warehouse_feeds(
     assert (await book_of(pool, "SKU-A", store="S9"))["book"] == 6
     st = await state(pool, "wh")
     assert st.consecutive_failures == 0 and st.last_success_at == NOW and st.etag == '"v1"'
+
+
+async def test_a_cursor_that_goes_back_is_rejected_and_the_good_pages_stay(
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
+) -> None:
+    # page 0 -> c1, page 1 -> c2, then the source answers c2 with next_cursor c1 again
+    feed_server.route("/events", lambda req: json_reply({
+        None: {"events": [ev("E1", 10)], "next_cursor": "c1", "has_more": True},
+        "c1": {"events": [ev("E2", 11)], "next_cursor": "c2", "has_more": True},
+        "c2": {"events": [ev("E3", 12)], "next_cursor": "c1", "has_more": True},
+    }[req.param("cursor")]))  # fmt: skip
+    outcome = await run(db, pos_feed, client, settings)
+    assert outcome.outcome == "failed" and outcome.pages == 2 and outcome.events_new == 2
+    assert outcome.detail == (
+        "feed pos-main: page 3 (cursor 'c2'): cursor went back: next_cursor 'c1' "
+        "was already used for page 2 of this run"
+    )
+    after = await stored(db)
+    assert [e[1] for e in after["events"]] == ["E1", "E2"]  # E3's page is not stored
+    assert after["cursor"] == "c2"  # the resume point of the last good page
+    st = await state(db)
+    assert st.last_error == outcome.detail and st.consecutive_failures == 1
+    assert (await book_of(db, "SKU-A"))["book"] == 18
