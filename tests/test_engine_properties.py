@@ -169,3 +169,34 @@ def test_learned_map_cannot_reward_sales_through_the_time_of_day_term() -> None:
     quiet = Evidence(book=0, wanted=1, expected_sales=0.0, into_day=10.0)
     busy = replace(quiet, expected_sales=9.0)
     assert confidence(busy, cal) <= confidence(quiet, cal)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["S1", "S2"]),
+            st.sampled_from(["A", "B"]),
+            st.floats(0.0, 100.0),
+            st.booleans(),
+        ),
+        max_size=80,
+    ),
+    st.sampled_from(["S1", "S2", "S3"]),
+    st.sampled_from(["A", "B", "C"]),
+    st.floats(0.0, 100.0),
+    st.floats(0.0, 100.0),
+    st.floats(0.0, 1.0),
+)
+def test_a_faster_seller_never_gets_a_lower_empty_shelf_prior(
+    seen: list[tuple[str, str, float, bool]], store: str, sku: str, a: float, b: float,
+    store_rate: float,
+) -> None:  # fmt: skip
+    """Whatever was observed, the pair prior is non-decreasing in sales speed (so is the badge)."""
+    from app.domain.shelf import PairEmptiness
+
+    model = PairEmptiness()
+    for s, k, per_day, empty in seen:
+        model.observe(s, k, per_day, empty)
+    slow, fast = min(a, b), max(a, b)
+    assert model.prior(store, sku, slow, store_rate) <= model.prior(store, sku, fast, store_rate)
+    assert 0.0 <= model.prior(store, sku, fast, store_rate) <= 1.0

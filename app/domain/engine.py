@@ -25,7 +25,7 @@ from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, Snaps
 from app.domain.policy import Policy
 from app.domain.reasons import Reason
 from app.domain.sales import SalesSpeed
-from app.domain.shelf import FILL_EDGES, PhantomRate, ShelfFill
+from app.domain.shelf import FILL_EDGES, PairEmptiness, PhantomRate, ShelfFill
 
 BACK_ROOM_WINDOW = timedelta(hours=FILL_EDGES[-1])
 QUIET_EVENTS = 4.6  # expected store events with none published: P(silence | normal) < 1%
@@ -58,6 +58,7 @@ class Engine:
         self.loss = LossRate()
         self.fill = ShelfFill()
         self.phantom = PhantomRate()
+        self.emptiness = PairEmptiness()
         self.calibration = Calibration()
         self.signals: dict[tuple[str, str], PairSignals] = {}
         self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
@@ -128,7 +129,10 @@ class Engine:
                 ev = self._evidence(pos, wanted, observed_at, timedelta(0))
                 self.calibration.observe(ev, raw_of(ev), outcome)
             if pos.book >= 1:
-                self.phantom.observe(store_id, kind != "pick_found" and qty == 0)
+                empty = kind != "pick_found" and qty == 0
+                self.phantom.observe(store_id, empty)
+                per_day = 24.0 * self.sales.speed(store_id, sku, self.categories.get(sku), now)
+                self.emptiness.observe(store_id, sku, per_day, empty)
             self._learn_fill(pos, kind, qty, observed_at)
         sig = self._signals(key)
         if kind == "shelf_count":
@@ -230,7 +234,7 @@ class Engine:
             back_room=back_room,
             shelf_fill=fill,
             silence=speed * rhythm.hours(since, wm),
-            phantom_prior=self.phantom.prior(store),
+            phantom_prior=self.emptiness.prior(store, sku, 24.0 * speed, self.phantom.prior(store)),
             shelf_bound=shelf_bound,
             into_day=rhythm.into_day(now),
         )

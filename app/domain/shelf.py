@@ -77,3 +77,78 @@ class PhantomRate:
         return (self.empty.get(store_id, 0.0) + PHANTOM_PRIOR_N * chain) / (
             self.n.get(store_id, 0.0) + PHANTOM_PRIOR_N
         )
+
+
+# Sales-speed bins (units per trading day, upper edges) for the chain's empty-shelf curve.
+SPEED_EDGES = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+SPEED_PRIOR_N = 20.0  # pseudo-observations per speed bin, at the chain's overall rate
+PAIR_PRIOR_N = 8.0  # pseudo-observations a pair's own record must outweigh
+STORE_FACTOR = (0.25, 4.0)  # bounds on a store's empty rate relative to the chain's
+
+
+class PairEmptiness:
+    """P(the shelf is empty while the book is positive), per (store, sku).
+
+    Learned from shelf observations (picks, shelf counts) with a hierarchical prior:
+    a pair borrows from the chain's rate for items of its sales speed (bins in units
+    per trading day, pooled so the curve never falls as speed rises: a faster seller
+    empties a shelf of a few days' demand between refills at least as often), scaled
+    by its store's rate against the chain's (``PhantomRate``, refill habits are a
+    store's), then its own record outweighs ``PAIR_PRIOR_N`` pseudo-observations.
+    Monotone by construction: faster sales never lower the prior.
+    """
+
+    def __init__(self) -> None:
+        self.empty: dict[tuple[str, str], float] = {}
+        self.n: dict[tuple[str, str], float] = {}
+        self.bin_empty = [0.0] * (len(SPEED_EDGES) + 1)
+        self.bin_n = [0.0] * (len(SPEED_EDGES) + 1)
+        self._curve: list[float] | None = None
+
+    @staticmethod
+    def _bin(per_day: float) -> int:
+        return bisect_right(SPEED_EDGES, max(0.0, per_day))
+
+    def observe(self, store_id: str, sku: str, per_day: float, empty: bool) -> None:
+        key = (store_id, sku)
+        e = 1.0 if empty else 0.0
+        self.empty[key] = self.empty.get(key, 0.0) + e
+        self.n[key] = self.n.get(key, 0.0) + 1.0
+        i = self._bin(per_day)
+        self.bin_empty[i] += e
+        self.bin_n[i] += 1.0
+        self._curve = None
+
+    def curve(self) -> list[float]:
+        """Chain empty rate per speed bin, non-decreasing in speed (pool adjacent violators)."""
+        if self._curve is None:
+            chain = (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
+            blocks: list[list[float]] = []
+            for e, n in zip(self.bin_empty, self.bin_n, strict=True):
+                blocks.append([e + SPEED_PRIOR_N * chain, n + SPEED_PRIOR_N, 1.0])
+                while (
+                    len(blocks) > 1
+                    and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]
+                ):
+                    s, w, c = blocks.pop()
+                    blocks[-1][0] += s
+                    blocks[-1][1] += w
+                    blocks[-1][2] += c
+            out: list[float] = []
+            for s, w, c in blocks:
+                out.extend([s / w] * int(c))
+            self._curve = out
+        return self._curve
+
+    def chain(self) -> float:
+        return (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
+
+    def prior(self, store_id: str, sku: str, per_day: float, store_rate: float) -> float:
+        """Posterior mean P(empty shelf | positive book) for the pair."""
+        lo, hi = STORE_FACTOR
+        factor = min(hi, max(lo, store_rate / self.chain()))
+        base = min(0.95, self.curve()[self._bin(per_day)] * factor)
+        key = (store_id, sku)
+        return (self.empty.get(key, 0.0) + PAIR_PRIOR_N * base) / (
+            self.n.get(key, 0.0) + PAIR_PRIOR_N
+        )
