@@ -130,6 +130,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     http_cache_max_age: Annotated[int, msgspec.Meta(ge=0, le=86400)] = 15
     cors_origins: str = ""
     rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=0)] = 600
+    # Requests a minute per `app` API key (docs/managers.md), instead of the per-IP limit.
+    app_rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 6000
+    # Nightly reconciliation reports (docs/managers.md): one CSV per store written into
+    # this folder every day at this UTC time (HH:MM); unset folder: no nightly export.
+    report_export_dir: Path | None = None
+    report_export_time: Annotated[str, msgspec.Meta(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = (
+        "02:30"
+    )
     # The API's in-process cache of stores and stored badges: nothing older than this is
     # served (reconcilers' NOTIFY drops changed entries sooner; 0 disables the cache).
     badge_cache_max_age: timedelta = timedelta(seconds=5)

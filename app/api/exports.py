@@ -1,8 +1,8 @@
 """Exports for outside feeds: Google Merchant Center's local inventory (TSV, streamed).
 
-Guarded by the admin token or ``settings.export_token``, sent as a bearer token or as
-the password of HTTP Basic (what Merchant Center's scheduled fetch can send). Open
-when neither token is set, like the admin endpoints.
+Guarded by ``settings.export_token``, an admin API key or the admin token, sent as a
+bearer token or as the password of HTTP Basic (what Merchant Center's scheduled fetch
+can send). Open while access control is off and no export token is set.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.response import Stream
 
-from app.api.auth import ADMIN_SECURITY
+from app.api.auth import ADMIN_SECURITY, authenticator_of
 from app.api.errors import error_responses
 from app.db import exports
 from app.settings import Settings
@@ -46,11 +46,14 @@ def given_token(authorization: str) -> str | None:
     return None
 
 
-def require_export(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """401 without a token, 403 with one that is neither the export's nor the admin's."""
+async def require_export(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """401 without a token, 403 with one that is neither the export token nor an admin's."""
     settings: Settings = connection.app.state.settings
-    accepted = [t for t in (settings.export_token, settings.admin_token) if t]
-    if not accepted:
+    state = connection.app.state
+    auth = authenticator_of(state)
+    if not settings.export_token and not await auth.enforced(state.pool):
         return
     given = given_token(connection.headers.get("authorization", ""))
     if given is None:
@@ -59,7 +62,12 @@ def require_export(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteH
             "with the token as password",
             headers=_CHALLENGE,
         )
-    if not any(hmac.compare_digest(given.encode(), t.encode()) for t in accepted):
+    if settings.export_token and hmac.compare_digest(
+        given.encode(), settings.export_token.encode()
+    ):
+        return
+    principal = await auth.resolve(state.pool, given)
+    if principal is None or principal.role != "admin":
         raise PermissionDeniedException("export token not accepted")
 
 
