@@ -21,6 +21,7 @@ import asyncpg
 import httpx
 import msgspec
 import structlog
+from prometheus_client import CollectorRegistry, Counter
 
 from app.clock import Clock
 from app.db import feeds as feed_state
@@ -34,6 +35,43 @@ log = structlog.get_logger(__name__)
 
 FEED_LOCK_CLASS = 0x0FEED  # first key of the two-key advisory lock; the second is the feed's
 REFRESH_LOCK = (0x0BAD6E, 1)  # the badge refresh's two-key advisory lock
+
+
+# Per-process counters for GET /metrics (they start at 0 with the process, as
+# Prometheus counters do); the feed table holds the durable health columns.
+METRICS = CollectorRegistry(auto_describe=True)
+PULLS = Counter(
+    "availability_feed_pulls",
+    "Feed runs by outcome (applied, unchanged, quarantined, failed, skipped, cancelled).",
+    ["feed", "kind", "outcome"],
+    registry=METRICS,
+)
+FAILURES = Counter(
+    "availability_feed_failures",
+    "Feed runs that failed or were quarantined.",
+    ["feed", "kind"],
+    registry=METRICS,
+)
+ROWS = Counter(
+    "availability_feed_rows",
+    "POS events (new and redelivered) or warehouse rows read by runs.",
+    ["feed", "kind"],
+    registry=METRICS,
+)
+EVENTS_NEW = Counter(
+    "availability_feed_events_new",
+    "POS events stored for the first time.",
+    ["feed", "kind"],
+    registry=METRICS,
+)
+
+
+def _count(feed: FeedConfig, outcome: PullOutcome, *, error: str | None) -> None:
+    PULLS.labels(feed.name, feed.kind, outcome.outcome).inc()
+    if error or outcome.outcome in ("failed", "quarantined"):
+        FAILURES.labels(feed.name, feed.kind).inc()
+    ROWS.labels(feed.name, feed.kind).inc(outcome.rows)
+    EVENTS_NEW.labels(feed.name, feed.kind).inc(outcome.events_new)
 
 
 def feed_lock_key(name: str) -> int:
@@ -184,6 +222,7 @@ def _redacted(url: httpx.URL) -> str:
 def _log(
     feed: FeedConfig, outcome: PullOutcome, started: float, *, error: str | None = None
 ) -> None:
+    _count(feed, outcome, error=error)
     level = "warning" if error or outcome.outcome in ("failed", "quarantined") else "info"
     getattr(log, level)(
         "feed.pulled",

@@ -395,3 +395,83 @@ async def _apply(
         positions=positions,
         detail=f"snapshot {snapshot_id}: {rows} rows, {locations} locations",
     )
+
+
+# -- release of a quarantined snapshot (admin API) -------------------------------------
+
+
+class ReleaseRefused(Exception):
+    """The snapshot cannot be released; ``status`` is the HTTP status that fits."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+async def release_snapshot(
+    pool: asyncpg.Pool, snapshot_id: int, *, policy: Policy, clock: Clock
+) -> PullOutcome:
+    """Apply a quarantined snapshot's kept rows through the same apply path as a pull.
+
+    Under the feed's pull lock, in one transaction: refused (``ReleaseRefused``) when
+    the snapshot is unknown, not quarantined, kept no rows (it did not parse), a later
+    snapshot of its feed was applied since, or a location it names holds newer stock.
+    """
+    from app.db import admin
+
+    async with pool.acquire() as conn, conn.transaction():
+        info = await admin.snapshot_for_update(conn, snapshot_id)
+        if info is None:
+            raise ReleaseRefused(f"no snapshot {snapshot_id}", status=404)
+        await snapshots.begin_pull(conn, info.feed)
+        if info.status != "quarantined":
+            raise ReleaseRefused(
+                f"snapshot {snapshot_id} is {info.status}, not quarantined", status=409
+            )
+        if info.rows_kept == 0:
+            raise ReleaseRefused(
+                f"snapshot {snapshot_id} kept no rows (it could not be parsed: {info.reason});"
+                " nothing to release",
+                status=409,
+            )
+        later = await admin.applied_since(conn, info.feed, snapshot_id)
+        if later is not None:
+            raise ReleaseRefused(
+                f"snapshot {snapshot_id} is older than snapshot {later} of feed {info.feed},"
+                " applied since; releasing it would move stock back",
+                status=409,
+            )
+        newer = await admin.newer_in_force(conn, snapshot_id)
+        if newer:
+            names = ", ".join(
+                f"{n.location_id} (in force as of {n.in_force_as_of.isoformat()}, "
+                f"snapshot as of {n.snapshot_as_of.isoformat()})"
+                for n in newer
+            )
+            raise ReleaseRefused(
+                f"snapshot {snapshot_id} is older than the stock in force at: {names}",
+                status=409,
+            )
+        await snapshots.create_staging(conn)
+        await admin.stage_kept_rows(conn, snapshot_id)
+        await admin.mark_released(conn, snapshot_id, at=clock())
+        from app.db.positions import recompute_stores
+
+        named = await snapshots.apply_staged(conn, snapshot_id)
+        positions = await recompute_stores(conn, named, policy=policy, now=clock())
+        await feed_state.save_etag(conn, info.feed, info.etag)
+    log.warning(
+        "snapshot.released",
+        feed=info.feed,
+        snapshot_id=snapshot_id,
+        rows=info.rows_kept,
+        locations=len(named),
+        positions=positions,
+        was=info.reason,
+    )
+    return PullOutcome(
+        outcome="applied",
+        rows=info.rows_kept,
+        positions=positions,
+        detail=f"snapshot {snapshot_id} released: {info.rows_kept} rows, {len(named)} locations",
+    )

@@ -24,6 +24,7 @@ from app.api.availability import batch_availability
 from app.api.caching import http_cache_middleware
 from app.api.cors import cors_config
 from app.api.errors import exception_handlers
+from app.api.latency import RequestMetrics
 from app.api.ratelimit import rate_limit_middleware_factory
 from app.api.read_model import ReadModel
 from app.api.routes import route_handlers
@@ -68,6 +69,7 @@ def create_app(
             app.state.read_model = reads
             try:
                 reconcilers = await start_reconcilers(the_pool, settings, the_policy, clock)
+                app.state.reconcilers = reconcilers  # the admin API's "pull now", /ready
                 try:
                     log.info("service.started", feeds=reconcilers.feed_names)
                     yield
@@ -95,7 +97,8 @@ def create_app(
         "policy": Provide(lambda: the_policy, sync_to_thread=False, use_cache=True),
         "clock": Provide(lambda: clock, sync_to_thread=False, use_cache=True),
     }
-    middleware: list[Any] = []
+    request_metrics = RequestMetrics()  # GET /metrics: request latency histogram
+    middleware: list[Any] = [request_metrics.middleware]
     if settings.rate_limit_per_minute:
         middleware.append(rate_limit_middleware_factory(settings.rate_limit_per_minute))
     middleware.append(http_cache_middleware)
@@ -115,5 +118,6 @@ def create_app(
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(security_schemes=dict(SECURITY_SCHEMES)),
         ),
-        state=State({"settings": settings}),
+        state=State({"settings": settings, "request_metrics": request_metrics}),
+        request_max_body_size=settings.max_request_body_bytes,  # 413 above it
     )

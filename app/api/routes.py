@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.api.admin import admin_handlers
 from app.api.availability import nearby_availability, store_availability
 from app.api.exports import google_local_inventory
 from app.api.feedback import post_feedback
 from app.api.health import health, ready
+from app.api.metrics import metrics
 from app.api.products import get_product, put_product, upload_products
 from app.api.stores import get_store, list_stores, put_store, upload_stores
 
@@ -27,4 +29,6 @@ def route_handlers() -> list[Any]:
         nearby_availability,
         google_local_inventory,
         post_feedback,
+        metrics,
+        *admin_handlers(),
     ]
