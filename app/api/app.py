@@ -118,6 +118,13 @@ def create_app(
             render_plugins=[SwaggerRenderPlugin()],
             components=Components(security_schemes=dict(SECURITY_SCHEMES)),
         ),
-        state=State({"settings": settings, "request_metrics": request_metrics}),
+        state=State(
+            {
+                "settings": settings,
+                "request_metrics": request_metrics,
+                "policy": the_policy,  # the badge reads take these from state, not DI
+                "clock": clock,
+            }
+        ),
         request_max_body_size=settings.max_request_body_bytes,  # 413 above it
     )
