@@ -38,7 +38,7 @@ from litestar.status_codes import (
     HTTP_422_UNPROCESSABLE_ENTITY,
 )
 
-from app.api.auth import ADMIN_SECURITY, require_admin
+from app.api.auth import ADMIN_SECURITY, require_ingest
 from app.api.csv_body import CSV_MEDIA_TYPES, MAX_LISTED_PROBLEMS, rejected
 from app.api.errors import error_responses
 from app.clock import Clock
@@ -381,7 +381,7 @@ def _rejected_json(exc: FeedbackRejected) -> HTTPException:
 
 @post(
     "/v1/feedback",
-    summary="Report what staff and orders observed on the shelf (admin)",
+    summary="Report what staff and orders observed on the shelf (role ingest)",
     description=(
         'Shelf counts and pick outcomes, as a JSON batch (`{"feedback": [...]}`) or a '
         "`feedback.csv` (`observed_at,store_id,sku,kind,qty`, optional trailing `published_at` "
@@ -391,7 +391,7 @@ def _rejected_json(exc: FeedbackRejected) -> HTTPException:
         "position; the affected badges are recomputed before the answer."
     ),
     tags=TAGS,
-    guards=[require_admin],
+    guards=[require_ingest],
     security=ADMIN_SECURITY,
     responses=error_responses(401, 403, 415, 422),
     operation_class=FeedbackOperation,
