@@ -11,6 +11,7 @@ from app.api.feedback import post_feedback
 from app.api.health import health, ready
 from app.api.metrics import metrics
 from app.api.products import get_product, put_product, upload_products
+from app.api.reports import reconciliation_csv, reconciliation_summary
 from app.api.stores import get_store, list_stores, put_store, upload_stores
 
 
@@ -31,4 +32,6 @@ def route_handlers() -> list[Any]:
         post_feedback,
         metrics,
         *admin_handlers(),
+        reconciliation_csv,
+        reconciliation_summary,
     ]
