@@ -1,0 +1,151 @@
+"""Assess many stored positions with the engine at once, as the live recompute needs.
+
+``Assessor`` asks a running ``Engine`` for the ``EvidenceRecord`` of each position
+(``app.domain.reassess``) and derives the stored assessment from the record, so the
+stored badge and any later ``reassess`` of it agree by construction.
+
+Bulk: a pair the engine knows nothing particular about (no POS events, no feedback,
+no count; only snapshot rows) has evidence that depends on its store, category,
+base time, first sighting and book alone. Those pairs share one evidence template
+per group and one record per (group, book): a snapshot of 1M such rows needs a few
+thousand engine calls, not a million. Pure: no I/O, the moment is passed in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import msgspec
+
+from app.domain.calibration import MIN_LABELS
+from app.domain.confidence import Assessment
+from app.domain.engine import QUIET_EVENTS, Engine
+from app.domain.model import BookPosition
+from app.domain.reassess import (
+    KNOTS,
+    RECORD_VERSION,
+    CalibrationMap,
+    EvidenceRecord,
+    encode_record,
+    reassess,
+)
+
+_DISAGREE_SECONDS = 7 * 86400.0  # Engine.assess's DISAGREE_DAYS
+
+
+def calibration_state(engine: Engine) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The engine's calibration as (weights, table) when it is in use, else None."""
+    cal = engine.calibration
+    if cal.labels < MIN_LABELS:
+        return None
+    if cal._map is None:  # built lazily: build it as the next assessment would
+        cal._map = cal._build()
+        cal._built_at = cal.labels
+    return tuple(cal.w), tuple(cal._map)
+
+
+class Assessor:
+    """One recompute's view of the engine at ``now``: records and assessments per position.
+
+    ``calibration`` is the frozen copy of the engine's current map (None while the
+    engine has too few labels); the shell persists it and gives its id.
+    """
+
+    def __init__(
+        self, engine: Engine, now: datetime, calibration: CalibrationMap | None = None
+    ) -> None:
+        self.engine = engine
+        self.now = now
+        self.calibration = calibration
+        self.horizon = engine.policy.arrival_horizon
+        self._store: dict[str, tuple[tuple[float, ...], bool]] = {}
+        self._templates: dict[tuple[object, ...], EvidenceRecord] = {}
+        self._memo: dict[tuple[object, ...], tuple[bytes, Assessment]] = {}
+        self.engine_calls = 0
+
+    def _store_terms(self, store_id: str) -> tuple[tuple[float, ...], bool]:
+        terms = self._store.get(store_id)
+        if terms is None:
+            rhythm = self.engine.sales.store_rhythm(store_id)
+            hours = tuple(rhythm.hours(self.now, self.now + timedelta(minutes=k)) for k in KNOTS)
+            quiet = self.engine.store_quiet(store_id, self.now) >= QUIET_EVENTS
+            terms = self._store[store_id] = (hours, quiet)
+        return terms
+
+    def _particular(self, key: tuple[str, str]) -> bool:
+        """True when the engine holds anything about this pair beyond snapshot rows."""
+        e = self.engine
+        return (
+            key in e.ledger.pairs
+            or key in e.signals
+            or key in e.sales.units
+            or key in e.emptiness.n
+            or key in e.loss.verified
+            or key in e.loss.last_gap
+        )
+
+    def record(self, pos: BookPosition) -> EvidenceRecord:
+        """The engine's evidence record for one position at ``now`` (one wanted unit)."""
+        e = self.engine
+        self.engine_calls += 1
+        ev = e._evidence(pos, 1, self.now, self.horizon)
+        hours, quiet = self._store_terms(pos.store_id)
+        gap = e.loss.last_gap.get((pos.store_id, pos.sku))
+        disagree = (
+            gap is not None
+            and (self.now - gap[0]).total_seconds() < _DISAGREE_SECONDS
+            and abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1))
+        )
+        return EvidenceRecord(
+            version=RECORD_VERSION,
+            book=pos.book,
+            shelf_bound=ev.shelf_bound,
+            speed=e.sales.speed(pos.store_id, pos.sku, e.categories.get(pos.sku), self.now),
+            horizon_s=int(self.horizon.total_seconds()),
+            expected_sales=ev.expected_sales,
+            trade_hours=hours,
+            unreported_sales=ev.unreported_sales,
+            unrecorded_loss=ev.unrecorded_loss,
+            back_room=ev.back_room,
+            shelf_fill=ev.shelf_fill,
+            silence=ev.silence,
+            phantom_prior=ev.phantom_prior,
+            into_day=ev.into_day,
+            pos_quiet=quiet,
+            sources_disagree=disagree,
+            calibration_id=None if self.calibration is None else self.calibration.calibration_id,
+        )
+
+    def _assessed(self, record: EvidenceRecord) -> Assessment:
+        return reassess(
+            record,
+            wanted=1,
+            horizon=self.horizon,
+            policy=self.engine.policy,
+            calibration=self.calibration,
+        )
+
+    def assess(self, pos: BookPosition) -> tuple[bytes, Assessment]:
+        """The encoded record and the stored (one unit, default horizon) assessment."""
+        key = (pos.store_id, pos.sku)
+        if self._particular(key):
+            record = self.record(pos)
+            return encode_record(record), self._assessed(record)
+        e = self.engine
+        group = (
+            pos.store_id,
+            e.categories.get(pos.sku),
+            pos.base_at,
+            pos.base_source,
+            e.loss.first_seen.get(key),
+        )
+        memo_key = (*group, pos.book)
+        hit = self._memo.get(memo_key)
+        if hit is not None:
+            return hit
+        template = self._templates.get(group)
+        if template is None:
+            template = self._templates[group] = self.record(pos)
+        record = msgspec.structs.replace(template, book=pos.book)
+        hit = self._memo[memo_key] = (encode_record(record), self._assessed(record))
+        return hit

@@ -1,0 +1,214 @@
+"""reassess: the stored record answers as the engine would, and never promises without margin."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.domain.badge import badge_for
+from app.domain.engine import Engine
+from app.domain.live import Assessor, calibration_state
+from app.domain.model import BookPosition, Count, Receipt, Sale, SnapshotRow
+from app.domain.policy import Policy
+from app.domain.reassess import (
+    KNOTS,
+    MAX_HORIZON,
+    CalibrationMap,
+    badge_from_record,
+    decode_record,
+    reassess,
+)
+
+T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
+STORES = ("S1", "S2")
+SKUS = ("A", "B", "C", "D")
+CATEGORIES = {"A": "x", "B": "x", "C": "y", "D": None}
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[Engine, datetime]:
+    """An engine fed a random stream: a snapshot, sales, receipts, counts, feedback."""
+    policy = Policy(confidence_threshold=draw(st.sampled_from([0.5, 0.8, 0.9])))
+    engine = Engine(policy, CATEGORIES)
+    rows = [
+        SnapshotRow(s, k, draw(st.integers(0, 30)), draw(st.integers(0, 2)), 0, T0)
+        for s in STORES
+        for k in SKUS
+        if draw(st.booleans()) or k == "A"
+    ]
+    engine.observe_snapshot(T0, rows)
+    at = T0
+    for i in range(draw(st.integers(0, 60))):
+        at += timedelta(minutes=draw(st.integers(1, 90)))
+        store, sku = draw(st.sampled_from(STORES)), draw(st.sampled_from(SKUS))
+        kind = draw(st.sampled_from(["sale", "sale", "sale", "receipt", "count", "feedback"]))
+        if kind == "sale":
+            engine.observe_event(
+                Sale(
+                    event_id=f"e{i}",
+                    store_id=store,
+                    sku=sku,
+                    occurred_at=at,
+                    qty=draw(st.integers(1, 3)),
+                )
+            )
+        elif kind == "receipt":
+            engine.observe_event(
+                Receipt(
+                    event_id=f"e{i}",
+                    store_id=store,
+                    sku=sku,
+                    occurred_at=at,
+                    qty=draw(st.integers(1, 12)),
+                )
+            )
+        elif kind == "count":
+            engine.observe_event(
+                Count(
+                    event_id=f"e{i}",
+                    store_id=store,
+                    sku=sku,
+                    occurred_at=at,
+                    on_hand=draw(st.integers(0, 20)),
+                )
+            )
+        else:
+            engine.observe_feedback(
+                kind=draw(st.sampled_from(["shelf_count", "pick_found", "pick_short"])),
+                store_id=store, sku=sku, qty=draw(st.integers(1, 5)), observed_at=at, now=at,
+            )  # fmt: skip
+    now = at + timedelta(minutes=draw(st.integers(0, 600)))
+    return engine, now
+
+
+def positions(engine: Engine, now: datetime) -> list[BookPosition]:
+    found = [engine.ledger.position(s, k, now) for s in STORES for k in SKUS]
+    return [p for p in found if p is not None]
+
+
+@settings(max_examples=60, deadline=None)
+@given(worlds())
+def test_the_stored_assessment_is_the_engines(world: tuple[Engine, datetime]) -> None:
+    engine, now = world
+    assessor = Assessor(engine, now)
+    for pos in positions(engine, now):
+        raw, stored = assessor.assess(pos)
+        assert stored == engine.assess(pos, 1, now)
+        again = reassess(decode_record(raw), wanted=1, horizon=engine.policy.arrival_horizon,
+                         policy=engine.policy)  # fmt: skip
+        assert again == stored
+
+
+@settings(max_examples=40, deadline=None)
+@given(worlds(), st.integers(1, 6), st.sampled_from(KNOTS))
+def test_other_quantities_and_knot_horizons_are_the_engines(
+    world: tuple[Engine, datetime], wanted: int, minutes: int
+) -> None:
+    engine, now = world
+    assessor = Assessor(engine, now)
+    horizon = timedelta(minutes=minutes)
+    other = Engine(msgspec.structs.replace(engine.policy, arrival_horizon=horizon), CATEGORIES)
+    other.__dict__.update({k: v for k, v in engine.__dict__.items() if k != "policy"})
+    for pos in positions(engine, now):
+        raw, _ = assessor.assess(pos)
+        got = reassess(decode_record(raw), wanted=wanted, horizon=horizon, policy=engine.policy)
+        assert got == other.assess(pos, wanted, now)
+
+
+@settings(max_examples=40, deadline=None)
+@given(worlds(), st.integers(1, 8), st.integers(0, KNOTS[-1]))
+def test_between_knots_never_more_optimistic_and_no_promise_without_margin(
+    world: tuple[Engine, datetime], wanted: int, minutes: int
+) -> None:
+    engine, now = world
+    policy = engine.policy
+    horizon = timedelta(minutes=minutes)
+    other = Engine(msgspec.structs.replace(policy, arrival_horizon=horizon), CATEGORIES)
+    other.__dict__.update({k: v for k, v in engine.__dict__.items() if k != "policy"})
+    assessor = Assessor(engine, now)
+    for pos in positions(engine, now):
+        record = decode_record(assessor.assess(pos)[0])
+        got = reassess(record, wanted=wanted, horizon=horizon, policy=policy)
+        exact = other.assess(pos, wanted, now)
+        assert got.confidence <= exact.confidence + 1e-12
+        assert got.held_for_sales + got.held_for_uncertainty >= (
+            exact.held_for_sales + exact.held_for_uncertainty
+        )
+        badge = badge_from_record(pos, record, policy=policy, category=CATEGORIES[pos.sku],
+                                  store_newest_at=now, now=now, wanted=wanted, horizon=horizon)  # fmt: skip
+        if badge.promise:
+            assert pos.book - badge.safety_buffer >= wanted
+            assert badge.confidence is not None
+            assert badge.confidence >= policy.confidence_threshold
+
+
+@settings(max_examples=30, deadline=None)
+@given(worlds(), st.integers(1, 6))
+def test_defaults_reproduce_the_stored_badge(world: tuple[Engine, datetime], wanted: int) -> None:
+    """badge_from_record at one unit and the default horizon is badge_for with the engine."""
+    engine, now = world
+    assessor = Assessor(engine, now)
+    for pos in positions(engine, now):
+        record = decode_record(assessor.assess(pos)[0])
+        kwargs: dict[str, Any] = {"policy": engine.policy, "category": CATEGORIES[pos.sku],
+                  "store_newest_at": now, "now": now}  # fmt: skip
+        assert badge_from_record(pos, record, **kwargs) == badge_for(
+            pos, assessment=engine.assess(pos, 1, now), **kwargs
+        )
+        assert badge_from_record(pos, record, wanted=wanted, **kwargs) == badge_for(
+            pos, wanted=wanted, assessment=engine.assess(pos, wanted, now), **kwargs
+        )
+
+
+def test_a_learned_calibration_is_applied_and_required() -> None:
+    engine = Engine(Policy(), CATEGORIES)
+    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 9, 0, 0, T0)])
+    at = T0
+    for i in range(260):  # enough labels for the map to replace the raw probability
+        at += timedelta(minutes=5)
+        engine.observe_feedback(kind="pick_short" if i % 3 == 0 else "pick_found",
+                                store_id="S1", sku="A", qty=1, observed_at=at, now=at)  # fmt: skip
+    state = calibration_state(engine)
+    assert state is not None
+    cal = CalibrationMap(7, *state)
+    pos = engine.ledger.position("S1", "A", at)
+    assert pos is not None
+    raw, stored = Assessor(engine, at, cal).assess(pos)
+    assert stored == engine.assess(pos, 1, at)
+    record = decode_record(raw)
+    assert record.calibration_id == 7
+    with pytest.raises(ValueError, match="assessed with calibration 7, given None"):
+        reassess(record, wanted=1, horizon=timedelta(hours=2), policy=engine.policy)
+
+
+def test_bad_records_and_horizons_are_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match=r"book_position\.evidence: unreadable"):
+        decode_record(b"\x93garbage")
+    engine = Engine(Policy(), CATEGORIES)
+    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 9, 0, 0, T0)])
+    pos = engine.ledger.position("S1", "A", T0)
+    assert pos is not None
+    record = decode_record(Assessor(engine, T0).assess(pos)[0])
+    with pytest.raises(ValueError, match="beyond the longest supported"):
+        reassess(record, wanted=1, horizon=MAX_HORIZON + timedelta(minutes=1), policy=Policy())
+    with pytest.raises(ValueError, match="wanted 0 must be at least 1"):
+        reassess(record, wanted=0, horizon=timedelta(hours=1), policy=Policy())
+
+
+def test_snapshot_only_pairs_share_records_without_losing_exactness() -> None:
+    engine = Engine(Policy(), CATEGORIES)
+    rows = [SnapshotRow(s, k, n, 0, 0, T0) for s in STORES for n, k in enumerate(SKUS)]
+    rows += [SnapshotRow(s, f"Z{i}", i % 5, 0, 0, T0) for s in STORES for i in range(200)]
+    engine.observe_snapshot(T0, rows)
+    now = T0 + timedelta(hours=3)
+    assessor = Assessor(engine, now)
+    for r in rows:
+        pos = engine.ledger.position(r.location_id, r.sku, now)
+        assert pos is not None
+        assert assessor.assess(pos)[1] == engine.assess(pos, 1, now)
+    assert assessor.engine_calls <= 2 * 4  # one template per store and category group
