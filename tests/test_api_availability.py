@@ -102,6 +102,8 @@ async def test_stored_badge_is_served_with_its_times_and_words(
     assert r.json() == {
         "store_id": "S001",
         "sku": "SKU-1",
+        "qty": 1,
+        "pickup_within": 120,
         "state": "low_stock",
         "promise": True,
         "book": 3,

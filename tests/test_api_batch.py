@@ -178,7 +178,11 @@ async def test_batch_matches_single_lookups(app: Litestar, pool: asyncpg.Pool) -
         ({"skus": ["SKU-1"], "lat": LAT, "lon": LON, "limit": 51}, "limit"),
         ({"skus": ["SKU-1"], "lat": LAT, "lon": LON, "radius_km": 0}, "radius_km"),
         ({"skus": ["SKU-1"], "lat": LAT, "lon": LON, "postal_code": "69002"}, "postal_code"),
-        ({"skus": ["SKU-1"], "lat": LAT, "lon": LON, "qty": 2}, "qty"),
+        ({"skus": ["SKU-1"], "lat": LAT, "lon": LON, "qty": 0}, "qty"),
+        ({"skus": ["SKU-1"], "lat": LAT, "lon": LON, "qty": 101}, "qty"),
+        ({"skus": ["SKU-1"], "lat": LAT, "lon": LON, "pickup_within": -1}, "pickup_within"),
+        ({"skus": ["SKU-1"], "lat": LAT, "lon": LON, "pickup_within": 1441}, "pickup_within"),
+        ({"skus": ["SKU-1"], "lat": LAT, "lon": LON, "wanted": 2}, "wanted"),
     ],
 )
 async def test_bad_batch_bodies_are_400_naming_the_field(

@@ -4,45 +4,65 @@ Badges are computed by the reconcilers when data arrives; time passes between th
 and a read, so every read applies the domain's staleness gate with the injected
 clock and the store's newest data time. A promise never outlives the policy's
 ``max_data_age``.
+
+A shopper may ask for ``qty`` units and say when they will come (``pickup_within``
+minutes); the stored badge (one unit, the policy's arrival horizon) is narrowed to
+that question by :func:`app.domain.wanted.for_wanted`, never widened.
+
+The hot path (nearby and batch): the encoded answer for one (sku, location, radius,
+limit, qty, window) is kept in the read model (:class:`ReadModel.answer`), dropped by
+any notification and bounded by its ``max_age`` like the rows it was made from, and
+served while the clock stays inside the window where the staleness gate gives the
+same badges (checked on every request). A request then costs a dictionary lookup,
+two comparisons and the encoding of ``generated_at``; its ETag was computed with
+the answer. These handlers read the model, policy and clock from ``app.state``
+rather than by dependency injection (Litestar resolves several dependencies in a
+task group per request, which cost more than the whole answer).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, get, post
+from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.openapi.spec import Example
 from litestar.params import Body
 from litestar.status_codes import HTTP_200_OK
 
+from app.api.caching import conditional_json, entity_tag, plain_json
 from app.api.errors import error_responses
 from app.api.params import (
     DEFAULT_LIMIT,
     DEFAULT_RADIUS_KM,
     MAX_BATCH_SKUS,
     MAX_LIMIT,
+    MAX_PICKUP_MINUTES,
+    MAX_QTY,
     MAX_RADIUS_KM,
     POSTAL_CODE_PATTERN,
     Limit,
     OptionalLatNear,
     OptionalLonNear,
     OptionalPostalCode,
+    PickupWithin,
+    Qty,
     RadiusKm,
     SkuPath,
     StoreIdPath,
 )
-from app.api.read_model import InRange, Located, ReadModel, Row
+from app.api.read_model import Answer, InRange, Located, ReadModel, Row, SkuBadges, Stores
 from app.clock import Clock
 from app.db import availability as availability_db
-from app.domain.badge import BadgeState, badge_for, gate_staleness
+from app.domain.badge import Badge, BadgeState, badge_for, gate_staleness, newest
 from app.domain.model import Identifier
 from app.domain.policy import Policy
 from app.domain.reasons import PLAIN_WORDS, Reason
+from app.domain.wanted import for_wanted
 
 TAGS = ["availability"]
 
@@ -50,6 +70,11 @@ _AS_OF = (
     "Newest data behind the badge (for a no_data badge: the store's newest data); null when none."
 )
 _REASONS = "Reason codes, most important first (see reason_text for the words)."
+_QTY = "Units the badges are for (the qty asked, default 1)"
+_PICKUP = (
+    "Minutes to pickup the badges are for (pickup_within as asked, or the policy's arrival "
+    "horizon rounded up to a minute)"
+)
 
 
 class BadgeView(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,6 +109,8 @@ class Availability(msgspec.Struct, frozen=True, kw_only=True):
 
     store_id: str
     sku: str
+    qty: Annotated[int, msgspec.Meta(description=_QTY, examples=[1])]
+    pickup_within: Annotated[int, msgspec.Meta(description=_PICKUP, examples=[120])]
     state: Annotated[
         BadgeState, msgspec.Meta(description="in_stock, low_stock, unavailable or unknown")
     ]
@@ -145,6 +172,8 @@ class NearbyAvailability(msgspec.Struct, frozen=True, kw_only=True):
     lon: Annotated[float, msgspec.Meta(description=_CENTRE_LON)]
     postal_code: Annotated[str | None, msgspec.Meta(description=_POSTAL)] = None
     radius_km: float
+    qty: Annotated[int, msgspec.Meta(description=_QTY, examples=[1])]
+    pickup_within: Annotated[int, msgspec.Meta(description=_PICKUP, examples=[120])]
     stores: list[NearbyBadge]
 
 
@@ -173,6 +202,30 @@ class BatchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_o
     limit: Annotated[int, msgspec.Meta(ge=1, le=MAX_LIMIT, description="Most stores per sku")] = (
         DEFAULT_LIMIT
     )
+    qty: Annotated[
+        int,
+        msgspec.Meta(
+            ge=1,
+            le=MAX_QTY,
+            description=f"Units wanted of each sku (default 1, max {MAX_QTY})",
+            examples=[2],
+        ),
+    ] = 1
+    pickup_within: (
+        Annotated[
+            int,
+            msgspec.Meta(
+                ge=0,
+                le=MAX_PICKUP_MINUTES,
+                description=(
+                    "Minutes until pickup (default: the policy's arrival horizon; "
+                    f"max {MAX_PICKUP_MINUTES})"
+                ),
+                examples=[60],
+            ),
+        ]
+        | None
+    ) = None
 
 
 class SkuAvailability(msgspec.Struct, frozen=True, kw_only=True):
@@ -192,7 +245,28 @@ class BatchAvailability(msgspec.Struct, frozen=True, kw_only=True):
     postal_code: Annotated[str | None, msgspec.Meta(description=_POSTAL)] = None
     radius_km: float
     limit: int
+    qty: Annotated[int, msgspec.Meta(description=_QTY, examples=[1])]
+    pickup_within: Annotated[int, msgspec.Meta(description=_PICKUP, examples=[120])]
     results: list[SkuAvailability]
+
+
+# -- one badge -----------------------------------------------------------------
+
+
+class Ask(msgspec.Struct, frozen=True):
+    """The question a badge answers: ``qty`` units picked up within ``horizon``."""
+
+    qty: int
+    horizon: timedelta
+
+    @property
+    def minutes(self) -> int:
+        return math.ceil(self.horizon / timedelta(minutes=1))
+
+
+def ask_for(qty: int, pickup_within: int | None, policy: Policy) -> Ask:
+    horizon = policy.arrival_horizon if pickup_within is None else timedelta(minutes=pickup_within)
+    return Ask(qty, horizon)
 
 
 def _words(code: str) -> str:
@@ -202,23 +276,38 @@ def _words(code: str) -> str:
         return code
 
 
+def _answered(stored: availability_db.StoredBadge, ask: Ask, policy: Policy) -> Badge:
+    """The stored badge narrowed to the question (before the staleness gate)."""
+    return for_wanted(
+        stored.badge, wanted=ask.qty, horizon=ask.horizon, computed_for=policy.arrival_horizon
+    )
+
+
 def badge_view(
     stored: availability_db.StoredBadge | None,
     store_newest_at: datetime | None,
     *,
     now: datetime,
     policy: Policy,
+    ask: Ask | None = None,
 ) -> BadgeView:
-    """The badge to show at ``now``: the stored one through the staleness gate,
-    or ``unknown``/no_data when the reconcilers have no position for the pair."""
+    """The badge to show at ``now`` for ``ask`` (default: one unit, the policy's
+    horizon): the stored one narrowed to the question and through the staleness
+    gate, or ``unknown``/no_data when the reconcilers have no position for the pair."""
+    ask = ask if ask is not None else Ask(1, policy.arrival_horizon)
     other: tuple[str, ...] = ()
     if stored is None:
         badge = badge_for(
-            None, policy=policy, category=None, store_newest_at=store_newest_at, now=now
+            None,
+            policy=policy,
+            category=None,
+            store_newest_at=store_newest_at,
+            now=now,
+            wanted=ask.qty,
         )
         as_of, computed_at = store_newest_at, None
     else:
-        badge = gate_staleness(stored.badge, store_newest_at, now, policy)
+        badge = gate_staleness(_answered(stored, ask, policy), store_newest_at, now, policy)
         as_of, computed_at, other = badge.as_of, stored.computed_at, stored.other_reasons
     codes = [*(r.value for r in badge.reasons), *other]
     return BadgeView(
@@ -241,7 +330,10 @@ def badge_view(
     description=(
         "The stored badge, withdrawn to `unknown` (stale_data) when the store's newest data "
         "is older than the policy allows. A known store and sku with no record yet give an "
-        "`unknown` badge with reason no_data."
+        "`unknown` badge with reason no_data. `qty` and `pickup_within` narrow the badge to "
+        "that many units picked up within that many minutes: never more of a promise than "
+        "the stored one, no promise without `qty` units beyond the safety buffer "
+        "(below_wanted) or for a window longer than the stored badge's (low_confidence)."
     ),
     tags=TAGS,
     responses=error_responses(400, 404),
@@ -253,6 +345,8 @@ async def store_availability(
     reads: NamedDependency[ReadModel],
     policy: NamedDependency[Policy],
     clock: NamedDependency[Clock],
+    qty: Qty = 1,
+    pickup_within: PickupWithin = None,
 ) -> Availability:
     store = (await reads.stores()).by_id.get(store_id)
     if store is None:
@@ -260,8 +354,17 @@ async def store_availability(
     found = (await reads.badges([sku], [store_id]))[sku]
     if not found.known:
         raise NotFoundException(f"unknown sku {sku!r}")
-    view = badge_view(found.rows[store_id].stored, store.newest_at, now=clock(), policy=policy)
-    return Availability(store_id=store_id, sku=sku, **msgspec.structs.asdict(view))
+    ask = ask_for(qty, pickup_within, policy)
+    view = badge_view(
+        found.rows[store_id].stored, store.newest_at, now=clock(), policy=policy, ask=ask
+    )
+    return Availability(
+        store_id=store_id,
+        sku=sku,
+        qty=ask.qty,
+        pickup_within=ask.minutes,
+        **msgspec.structs.asdict(view),
+    )
 
 
 def _bad(field: str, why: str, source: str = "query") -> ValidationException:
@@ -285,86 +388,217 @@ def _check_location(
         raise _bad("lon", "give lat and lon, or postal_code", source)
 
 
-async def _near(
-    reads: ReadModel,
-    *,
-    lat: float | None,
-    lon: float | None,
-    postal_code: str | None,
-    radius_km: float,
-) -> Located:
-    located = (await reads.stores()).near(
-        lat=lat, lon=lon, postal_code=postal_code, radius_km=radius_km
+# -- nearby answers, encoded once ------------------------------------------------
+
+_ENCODER = msgspec.json.Encoder()
+_enc = _ENCODER.encode
+_NEVER = datetime.min.replace(tzinfo=UTC)
+_ALWAYS = datetime.max.replace(tzinfo=UTC)
+
+
+def _badge_json(
+    row: Row, store_newest_at: datetime | None, now: datetime, policy: Policy, ask: Ask
+) -> bytes:
+    """The encoded badge fields of one stored row at ``now`` for ``ask``. The gate runs
+    on every build; while it leaves the badge as it is, the encoding made once per
+    question is reused (it depends on the stored row and the question only)."""
+    stored = row.stored
+    if stored is not None:
+        answered = _answered(stored, ask, policy)
+        if gate_staleness(answered, store_newest_at, now, policy) is answered:
+            view = row.views.get(ask)
+            if view is None:
+                view = row.views[ask] = _enc(
+                    badge_view(stored, store_newest_at, now=now, policy=policy, ask=ask)
+                )
+            return view
+    return _enc(badge_view(stored, store_newest_at, now=now, policy=policy, ask=ask))
+
+
+class Window(msgspec.Struct, kw_only=True):
+    """The clock times over which the staleness gate gives these badges: after
+    ``after`` (exclusive) and up to ``until`` (inclusive)."""
+
+    after: datetime = _NEVER
+    until: datetime = _ALWAYS
+
+    def holds(self, now: datetime) -> bool:
+        return self.after < now <= self.until
+
+    def add(
+        self, store_newest_at: datetime | None, stored: Badge, now: datetime, policy: Policy
+    ) -> None:
+        """Narrow to where a row's staleness (``gate_staleness``: stale once
+        ``now - newest > max_data_age``) stays what it is at ``now``."""
+        data_at = newest(store_newest_at, stored.as_of)
+        if data_at is None:
+            return  # stale whatever the time
+        try:
+            edge = data_at + policy.max_data_age
+        except OverflowError:
+            return
+        if now > edge:
+            self.after = max(self.after, edge)
+        else:
+            self.until = min(self.until, edge)
+
+
+class SkuNear:
+    """One sku's encoded stores near one location for one question, and where it holds.
+    The nearby and batch bodies around it are made on first use."""
+
+    __slots__ = ("item", "known", "nearby", "sku", "stores_json", "window")
+
+    def __init__(self, sku: str, known: bool, stores_json: bytes, window: Window) -> None:
+        self.sku = sku
+        self.known = known
+        self.stores_json = stores_json
+        self.window = window
+        self.nearby: tuple[bytes, bytes, str] | None = None  # head, tail, ETag
+        self.item: bytes | None = None  # the batch's {"sku", "known", "stores"}
+
+
+def _compose(
+    sku: str, one: SkuBadges, chosen: list[InRange], now: datetime, policy: Policy, ask: Ask
+) -> SkuNear:
+    window = Window()
+    if not one.known:
+        return SkuNear(sku, False, b"[]", window)
+    parts: list[bytes] = []
+    for i in chosen:
+        row = one.rows[i.store.store_id]
+        if row.stored is not None:
+            window.add(i.store.newest_at, row.stored.badge, now, policy)
+        fields = _badge_json(row, i.store.newest_at, now, policy, ask)
+        parts.append(b'{"store":' + i.ref_json + b"," + fields[1:])
+    return SkuNear(sku, True, b"[" + b",".join(parts) + b"]", window)
+
+
+class Where(msgspec.Struct, frozen=True):
+    """A location as asked (lat and lon, or postal_code) and the radius."""
+
+    lat: float | None
+    lon: float | None
+    postal_code: str | None
+    radius_km: float
+
+
+def _key(sku: str, where: Where, limit: int, ask: Ask) -> tuple[Any, ...]:
+    return (sku, where.lat, where.lon, where.postal_code, where.radius_km, limit, ask)
+
+
+def _near(stores: Stores, where: Where) -> Located:
+    located = stores.near(
+        lat=where.lat, lon=where.lon, postal_code=where.postal_code, radius_km=where.radius_km
     )
     if located is None:
-        raise NotFoundException(f"unknown postal_code {postal_code!r}")
+        raise NotFoundException(f"unknown postal_code {where.postal_code!r}")
     return located
 
 
-def _badge_json(row: Row, store_newest_at: datetime | None, now: datetime, policy: Policy) -> bytes:
-    """The encoded badge fields of one stored row at ``now``. The gate runs on every
-    read; while it leaves the stored badge as it is, the encoding made once is reused."""
-    stored = row.stored
-    if stored is not None and gate_staleness(stored.badge, store_newest_at, now, policy) is (
-        stored.badge
-    ):
-        if row.view_json is None:
-            row.view_json = _ENCODER.encode(
-                badge_view(stored, store_newest_at, now=now, policy=policy)
+async def _answers(
+    reads: ReadModel,
+    skus: list[str],
+    where: Where,
+    limit: int,
+    ask: Ask,
+    now: datetime,
+    policy: Policy,
+) -> tuple[tuple[float, float], list[SkuNear]]:
+    """The centre and, per sku (distinct), its stores near ``where``: from the answers
+    kept while current and inside their window, the others made in one read of the
+    model (one query for whatever it does not hold) and kept."""
+    out: dict[str, SkuNear] = {}
+    centre: tuple[float, float] | None = None
+    missing: list[str] = []
+    for sku in skus:
+        kept = reads.answer(_key(sku, where, limit, ask))
+        if kept is not None and kept.parts[1].window.holds(now):
+            centre, out[sku] = kept.parts
+        else:
+            missing.append(sku)
+    if missing:
+        gen = reads.gen
+        stores = await reads.stores()
+        located = _near(stores, where)
+        centre = located.centre
+        chosen = located.stores[:limit]
+        found = await reads.badges(missing, [i.store.store_id for i in chosen])
+        for sku in missing:
+            one = found[sku]
+            made = out[sku] = _compose(sku, one, chosen, now, policy, ask)
+            loaded_at = min([stores.loaded_at, *(r.loaded_at for r in one.rows.values())])
+            size = 2 * len(made.stores_json) + 256
+            reads.keep_answer(
+                _key(sku, where, limit, ask), Answer(gen, loaded_at, (centre, made), size)
             )
-        return row.view_json
-    return _ENCODER.encode(badge_view(stored, store_newest_at, now=now, policy=policy))
+    assert centre is not None
+    return centre, [out[sku] for sku in skus]
 
 
-def _nearby_json(
-    chosen: list[InRange], rows: dict[str, Row], now: datetime, policy: Policy
-) -> list[msgspec.Raw]:
-    """Each chosen store as an encoded ``NearbyBadge``: its ``store`` first, then the
-    badge fields (the same names, in the same order, as ``BadgeView``)."""
-    return [
-        msgspec.Raw(
-            b'{"store":'
-            + i.ref_json
-            + b","
-            + _badge_json(rows[i.store.store_id], i.store.newest_at, now, policy)[1:]
+def _nearby_parts(
+    one: SkuNear, centre: tuple[float, float], where: Where, ask: Ask
+) -> tuple[bytes, bytes, str]:
+    """The nearby body around ``generated_at`` (the same fields, in the same order, as
+    ``NearbyAvailability``) and its weak ETag (``entity_tag`` leaves generated_at out)."""
+    if one.nearby is None:
+        head = b'{"sku":' + _enc(one.sku) + b',"generated_at":'
+        tail = b"".join(
+            (
+                b',"lat":',
+                _enc(centre[0]),
+                b',"lon":',
+                _enc(centre[1]),
+                b',"postal_code":',
+                _enc(where.postal_code),
+                b',"radius_km":',
+                _enc(where.radius_km),
+                b',"qty":',
+                _enc(ask.qty),
+                b',"pickup_within":',
+                _enc(ask.minutes),
+                b',"stores":',
+                one.stores_json,
+                b"}",
+            )
         )
-        for i in chosen
-    ]
+        one.nearby = (head, tail, entity_tag(head + b'"",' + tail[1:]))
+    return one.nearby
 
 
-class _NearbyWire(msgspec.Struct, frozen=True, kw_only=True):
-    """``NearbyAvailability`` with its stores already encoded (same fields, same order)."""
-
-    sku: str
-    generated_at: datetime
-    lat: float
-    lon: float
-    postal_code: str | None
-    radius_km: float
-    stores: list[msgspec.Raw]
-
-
-class _SkuWire(msgspec.Struct, frozen=True, kw_only=True):
-    sku: str
-    known: bool
-    stores: list[msgspec.Raw]
+def _batch_item(one: SkuNear) -> bytes:
+    if one.item is None:
+        one.item = b"".join(
+            (
+                b'{"sku":',
+                _enc(one.sku),
+                b',"known":',
+                b"true" if one.known else b"false",
+                b',"stores":',
+                one.stores_json,
+                b"}",
+            )
+        )
+    return one.item
 
 
-class _BatchWire(msgspec.Struct, frozen=True, kw_only=True):
-    generated_at: datetime
-    lat: float
-    lon: float
-    postal_code: str | None
-    radius_km: float
-    limit: int
-    results: list[_SkuWire]
+class _Hot(msgspec.Struct, frozen=True):
+    reads: ReadModel
+    policy: Policy
+    clock: Clock
+    max_age: int
 
 
-_ENCODER = msgspec.json.Encoder()
-
-
-def _json(wire: msgspec.Struct) -> Response[Any]:
-    return Response(content=_ENCODER.encode(wire), media_type=MediaType.JSON)
+def _hot(request: Request[Any, Any, Any]) -> _Hot:
+    """What the hot reads need, from ``app.state`` (made once per app)."""
+    state = request.app.state
+    hot: _Hot | None = state.get("availability_hot")
+    reads: ReadModel = state.read_model
+    if hot is None or hot.reads is not reads:
+        hot = state["availability_hot"] = _Hot(
+            reads, state.policy, state.clock, int(state.settings.http_cache_max_age)
+        )
+    return hot
 
 
 @get(
@@ -375,44 +609,46 @@ def _json(wire: msgspec.Struct) -> Response[Any]:
         "`postal_code`, by great-circle distance, nearest first, at most `limit`. Stores with "
         "no record for the item are listed as `unknown` (no_data). Give lat and lon, or "
         "postal_code (400 otherwise); an unknown postal code is a 404 naming it. "
+        "`qty` (units wanted) and `pickup_within` (minutes) narrow every badge to that "
+        "question: no promise without `qty` units beyond the safety buffer (below_wanted) "
+        "or for a window longer than the one the stored badge was computed for "
+        "(low_confidence). "
         "Cacheable: `ETag` and `Cache-Control: public, max-age`; `If-None-Match` gives 304."
     ),
     tags=TAGS,
     responses=error_responses(400, 404),
-    opt={"http_cache": True},
+    opt={"http_cache": True, "etag_in_handler": True},
 )
 async def nearby_availability(
+    request: Request[Any, Any, Any],
     sku: SkuPath,
-    reads: NamedDependency[ReadModel],
-    policy: NamedDependency[Policy],
-    clock: NamedDependency[Clock],
     lat: OptionalLatNear = None,
     lon: OptionalLonNear = None,
     postal_code: OptionalPostalCode = None,
     radius_km: RadiusKm = DEFAULT_RADIUS_KM,
     limit: Limit = DEFAULT_LIMIT,
+    qty: Qty = 1,
+    pickup_within: PickupWithin = None,
 ) -> Response[NearbyAvailability]:
     _check_location(lat, lon, postal_code, "query")
-    located = await _near(reads, lat=lat, lon=lon, postal_code=postal_code, radius_km=radius_km)
-    chosen = located.stores[:limit]
-    found = (await reads.badges([sku], [i.store.store_id for i in chosen]))[sku]
-    if not found.known:
+    hot = _hot(request)
+    ask = ask_for(qty, pickup_within, hot.policy)
+    where = Where(lat, lon, postal_code, radius_km)
+    now = hot.clock()
+    centre, (one,) = await _answers(hot.reads, [sku], where, limit, ask, now, hot.policy)
+    if not one.known:
         raise NotFoundException(f"unknown sku {sku!r}")
-    now = clock()
-    return _json(
-        _NearbyWire(
-            sku=sku,
-            generated_at=now,
-            lat=located.centre[0],
-            lon=located.centre[1],
-            postal_code=postal_code,
-            radius_km=radius_km,
-            stores=_nearby_json(chosen, found.rows, now, policy),
-        )
-    )
+    head, tail, tag = _nearby_parts(one, centre, where, ask)
+    return conditional_json(request.scope["headers"], head + _enc(now) + tail, tag, hot.max_age)
 
 
-_BATCH_EXAMPLE = {"skus": ["SKU-0001", "SKU-0002"], "postal_code": "69002", "radius_km": 10}
+_BATCH_EXAMPLE = {
+    "skus": ["SKU-0001", "SKU-0002"],
+    "postal_code": "69002",
+    "radius_km": 10,
+    "qty": 2,
+    "pickup_within": 60,
+}
 
 
 @post(
@@ -421,7 +657,8 @@ _BATCH_EXAMPLE = {"skus": ["SKU-0001", "SKU-0002"], "postal_code": "69002", "rad
     description=(
         f"Like `GET /v1/availability/{{sku}}` for up to {MAX_BATCH_SKUS} skus at once (a product "
         "list page): one location (lat and lon, or postal_code), one radius, `limit` stores "
-        "per sku. Whatever is not cached is loaded with one database query for all the skus. An unknown sku is listed with "
+        "per sku, one `qty` and `pickup_within` for every sku. Whatever is not cached is "
+        "loaded with one database query for all the skus. An unknown sku is listed with "
         "`known: false` and no stores rather than failing the batch."
     ),
     tags=TAGS,
@@ -429,40 +666,43 @@ _BATCH_EXAMPLE = {"skus": ["SKU-0001", "SKU-0002"], "postal_code": "69002", "rad
     status_code=HTTP_200_OK,
 )
 async def batch_availability(
+    request: Request[Any, Any, Any],
     data: Annotated[
         BatchRequest,
         Body(
-            description="The skus and the location",
-            examples=[Example(summary="Two skus near a postal code", value=_BATCH_EXAMPLE)],
+            description="The skus, the location and the question",
+            examples=[
+                Example(summary="Two skus near a postal code, two units each", value=_BATCH_EXAMPLE)
+            ],
         ),
     ],
-    reads: NamedDependency[ReadModel],
-    policy: NamedDependency[Policy],
-    clock: NamedDependency[Clock],
 ) -> Response[BatchAvailability]:
     _check_location(data.lat, data.lon, data.postal_code, "body")
+    hot = _hot(request)
+    ask = ask_for(data.qty, data.pickup_within, hot.policy)
+    where = Where(data.lat, data.lon, data.postal_code, data.radius_km)
+    now = hot.clock()
     skus = list(dict.fromkeys(data.skus))
-    located = await _near(
-        reads, lat=data.lat, lon=data.lon, postal_code=data.postal_code, radius_km=data.radius_km
-    )
-    chosen = located.stores[: data.limit]
-    found = await reads.badges(skus, [i.store.store_id for i in chosen])
-    now = clock()
-    return _json(
-        _BatchWire(
-            generated_at=now,
-            lat=located.centre[0],
-            lon=located.centre[1],
-            postal_code=data.postal_code,
-            radius_km=data.radius_km,
-            limit=data.limit,
-            results=[
-                _SkuWire(
-                    sku=sku,
-                    known=one.known,
-                    stores=_nearby_json(chosen, one.rows, now, policy) if one.known else [],
-                )
-                for sku, one in found.items()
-            ],
+    centre, found = await _answers(hot.reads, skus, where, data.limit, ask, now, hot.policy)
+    head = b"".join(
+        (
+            b'{"generated_at":',
+            _enc(now),
+            b',"lat":',
+            _enc(centre[0]),
+            b',"lon":',
+            _enc(centre[1]),
+            b',"postal_code":',
+            _enc(data.postal_code),
+            b',"radius_km":',
+            _enc(data.radius_km),
+            b',"limit":',
+            _enc(data.limit),
+            b',"qty":',
+            _enc(ask.qty),
+            b',"pickup_within":',
+            _enc(ask.minutes),
+            b',"results":[',
         )
     )
+    return plain_json(head + b",".join(_batch_item(one) for one in found) + b"]}")

@@ -95,3 +95,31 @@ OptionalLonNear = Annotated[
     ),
 ]
 MAX_BATCH_SKUS = 100
+
+MAX_QTY = 100
+Qty = Annotated[
+    int,
+    QueryParameter(
+        ge=1,
+        le=MAX_QTY,
+        description=(
+            f"Units wanted (default 1, max {MAX_QTY}): a promise needs that many units on record "
+            "beyond the safety buffer."
+        ),
+        examples=[Example(summary="one unit", value=1), Example(summary="a set of four", value=4)],
+    ),
+]
+MAX_PICKUP_MINUTES = 1440
+PickupWithin = Annotated[
+    int | None,
+    QueryParameter(
+        ge=0,
+        le=MAX_PICKUP_MINUTES,
+        description=(
+            "Minutes until the shopper picks the item up (default: the policy's arrival "
+            f"horizon, 120 unless configured; max {MAX_PICKUP_MINUTES}). A window longer than "
+            "the one the stored badge was computed for gets no promise (low_confidence)."
+        ),
+        examples=[Example(summary="within the hour", value=60)],
+    ),
+]

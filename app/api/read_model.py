@@ -43,6 +43,7 @@ log = structlog.get_logger(__name__)
 CHANNEL = "availability_changed"
 DEFAULT_MAX_SKUS = 10_000
 MAX_LOCATIONS = 4_096
+DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024  # encoded answers kept, oldest dropped first
 _RECONNECT_WAIT = (0.05, 5.0)  # first and longest wait between listener reconnects
 
 
@@ -69,10 +70,11 @@ class Located(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Row:
-    """One (store, sku) stored badge as cached; ``view_json`` is the API's to fill
-    (the encoded badge fields, reused while the staleness gate leaves the badge be)."""
+    """One (store, sku) stored badge as cached; ``views`` is the API's to fill (the
+    encoded badge fields per question asked, reused while the staleness gate leaves
+    the badge be)."""
 
-    __slots__ = ("gen", "loaded_at", "stored", "view_json")
+    __slots__ = ("gen", "loaded_at", "stored", "views")
 
     def __init__(
         self, stored: availability_db.StoredBadge | None, gen: int, loaded_at: float
@@ -80,7 +82,22 @@ class Row:
         self.stored = stored
         self.gen = gen
         self.loaded_at = loaded_at
-        self.view_json: bytes | None = None
+        self.views: dict[Any, bytes] = {}
+
+
+class Answer:
+    """An encoded answer the API made from this model (its bytes are the API's
+    business), with what it rests on: the model's generation when it started (any
+    notification since makes it stale) and the oldest load time of the stores and
+    rows it read (bounded by ``max_age`` like them)."""
+
+    __slots__ = ("gen", "loaded_at", "parts", "size")
+
+    def __init__(self, gen: int, loaded_at: float, parts: Any, size: int) -> None:
+        self.gen = gen
+        self.loaded_at = loaded_at
+        self.parts = parts
+        self.size = size
 
 
 class _SkuEntry:
@@ -179,6 +196,7 @@ class ReadModel:
         *,
         max_age: float,
         max_skus: int = DEFAULT_MAX_SKUS,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         monotonic: Callable[[], float] = time.monotonic,
         confirm_every: float | None = None,
     ) -> None:
@@ -187,6 +205,9 @@ class ReadModel:
         self._pool = pool
         self.max_age = max_age
         self.max_skus = max_skus
+        self.max_answer_bytes = max_answer_bytes
+        self._answers: dict[Any, Answer] = {}
+        self._answer_bytes = 0
         self._mono = monotonic
         # How often the listener makes a round trip to confirm no notification was missed.
         self.confirm_every = (
@@ -226,6 +247,8 @@ class ReadModel:
         if not ids:
             self._all_gen = self._gen
             self._skus.clear()
+            self._answers.clear()
+            self._answer_bytes = 0
             return
         for s in ids:
             self._store_gen[s] = self._gen
@@ -362,11 +385,45 @@ class ReadModel:
             self._skus.popitem(last=False)
         return out
 
+    # -- encoded answers -------------------------------------------------------
+
+    @property
+    def gen(self) -> int:
+        """The generation now: take it before reading what an answer rests on."""
+        return self._gen
+
+    def answer(self, key: Any) -> Answer | None:
+        """The answer kept under ``key`` if nothing it rests on was notified since it
+        was made and it is within ``max_age`` of its loads (or of the listener's latest
+        confirmation); None otherwise. The hot path: two comparisons and a clock read."""
+        found = self._answers.get(key)
+        if (
+            found is None
+            or found.gen != self._gen
+            or not self._listening
+            or self._mono() - max(found.loaded_at, self._confirmed_at) > self.max_age
+        ):
+            return None
+        return found
+
+    def keep_answer(self, key: Any, answer: Answer) -> None:
+        """Keep ``answer`` (while caching; the oldest go first beyond the byte bound)."""
+        if not self.caching or answer.gen != self._gen:
+            return
+        old = self._answers.pop(key, None)
+        if old is not None:
+            self._answer_bytes -= old.size
+        self._answers[key] = answer
+        self._answer_bytes += answer.size
+        while self._answer_bytes > self.max_answer_bytes and self._answers:
+            dropped = self._answers.pop(next(iter(self._answers)))
+            self._answer_bytes -= dropped.size
+
     # -- the listener ----------------------------------------------------------
 
     def clear(self) -> None:
         """Forget everything cached."""
-        self.invalidate(None)
+        self.invalidate(None)  # drops the skus and the answers too
         self._stores = None
         self._confirmed_at = float("-inf")
 
