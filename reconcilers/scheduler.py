@@ -8,14 +8,20 @@ One more job, every ``settings.refresh_interval``, refreshes the stored badges
 that time alone can change (``run_refresh``; its advisory lock lets one process
 run it at a time). It runs even with no feeds configured: feedback still arrives
 and time still passes.
+
+The process's confidence engine (``LiveEngine``) belongs to the ``Reconcilers``: it
+is warm-started from the database at start-up, catches up at the start of every run,
+and is bound to the run's task so every recompute of that run assesses with it (the
+feedback endpoint binds it too). See ``app/db/engine_state.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -23,6 +29,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app.clock import Clock
+from app.db.engine_state import LiveEngine, binding
 from app.db.feeds import upsert_feeds
 from app.domain.policy import Policy
 from app.settings import Settings
@@ -34,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 # The refresh job's id, beside the feed names (which are identifiers, so never contain '!').
 REFRESH_JOB_ID = "!refresh-badges"
+T = TypeVar("T")
 
 
 class UnknownFeed(LookupError):
@@ -50,6 +58,7 @@ class Reconcilers:
     clock: Clock
     feeds: dict[str, FeedConfig]
     client: httpx.AsyncClient
+    live: LiveEngine | None = None
     scheduler: AsyncIOScheduler | None = None
     _runs: set[asyncio.Task[Any]] = field(default_factory=set)
     _closing: bool = False
@@ -75,19 +84,36 @@ class Reconcilers:
             policy=self.policy,
             clock=self.clock,
         )
-        task = asyncio.create_task(run, name=f"feed:{name}")
+        task = self._start(run, name=f"feed:{name}")
+        return await task
+
+    def _start(self, run: Coroutine[Any, Any, T], *, name: str) -> asyncio.Task[T]:
+        """A run as a task with the engine bound (caught up first), tracked for shutdown."""
+        live = self.live
+
+        async def with_engine() -> T:
+            if live is not None:
+                try:
+                    await live.catch_up(self.pool)
+                except asyncio.CancelledError:
+                    run.close()
+                    raise
+                except Exception:  # the run's recomputes catch up again in their transaction
+                    log.warning("engine.catch_up_failed", run=name, exc_info=True)
+            return await run
+
+        with binding(live):  # the task copies this context
+            task = asyncio.create_task(with_engine(), name=name)
         self._runs.add(task)
         task.add_done_callback(self._runs.discard)
-        return await task
+        return task
 
     async def refresh_now(self) -> RefreshOutcome:
         """Refresh the badges time alone can change, now (skipped if another process is)."""
         if self._closing:
             raise RuntimeError("the reconcilers are shutting down")
         run = run_refresh(self.pool, settings=self.settings, policy=self.policy, clock=self.clock)
-        task = asyncio.create_task(run, name="badges:refresh")
-        self._runs.add(task)
-        task.add_done_callback(self._runs.discard)
+        task = self._start(run, name="badges:refresh")
         return await task
 
     async def _scheduled_refresh(self) -> None:
@@ -131,12 +157,15 @@ async def start_reconcilers(
     feeds = load_feeds(settings.feeds_file)
     async with pool.acquire() as conn:
         await upsert_feeds(conn, feeds)
+    live = LiveEngine(policy)
+    await live.warm_start(pool, clock())
     reconcilers = Reconcilers(
         pool=pool,
         settings=settings,
         policy=policy,
         clock=clock,
         feeds={f.name: f for f in feeds},
+        live=live,
         client=httpx.AsyncClient(
             follow_redirects=False, headers={"User-Agent": "store-availability"}
         ),

@@ -43,6 +43,7 @@ from app.api.csv_body import CSV_MEDIA_TYPES, MAX_LISTED_PROBLEMS, rejected
 from app.api.errors import error_responses
 from app.clock import Clock
 from app.db import feedback as feedback_db
+from app.db.engine_state import binding
 from app.domain.model import ID_PATTERN, Timestamp
 from app.domain.policy import Policy
 from app.reference_data import (
@@ -428,8 +429,10 @@ async def post_feedback(
     except CsvRejected as exc:
         log.info("feedback.rejected", format=body_format, problems=len(exc.problems))
         raise rejected(exc) from None
-    async with pool.acquire() as conn:
-        stored = await feedback_db.store_feedback(conn, items, policy=policy, now=now)
+    reconcilers = getattr(request.app.state, "reconcilers", None)
+    with binding(None if reconcilers is None else reconcilers.live):  # the engine assesses
+        async with pool.acquire() as conn:
+            stored = await feedback_db.store_feedback(conn, items, policy=policy, now=now)
     log.info(
         "feedback.received",
         format=body_format,

@@ -1,18 +1,23 @@
 """Recompute book positions and their badges for a set of (store, sku) pairs.
 
 The book is computed set-wise in SQL (``sql/positions.sql``), the badge in Python by
-the domain's ``badge_for``, and the batch is written back in one upsert. Callers
+the domain's ``badge_for``, and the batch is written back in one upsert. When a live
+engine is bound (``app.db.engine_state``), it catches up on the stored inputs first
+and every badge carries its assessment (confidence, held-back units, reasons) and
+the evidence record ``reassess`` answers other quantities and pickup times from. Callers
 (the POS and warehouse pullers, the feedback endpoint) run this in the transaction
 that stored the new inputs, so positions never lag the data they were computed from.
 A count is a POS ``count`` event or a ``shelf_count`` feedback, whichever is latest.
 
 ``pairs_to_refresh`` finds the stored badges that time alone can change (data
-ageing past the policy's limit, future-dated inputs coming due); the badge refresh
+ageing past the policy's limit, future-dated inputs coming due, and with the engine
+the pairs of stores whose tills went quiet); the badge refresh
 job (``reconcilers/jobs.py``) recomputes them.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
@@ -22,8 +27,10 @@ import msgspec
 
 from app.db import Connection
 from app.db.availability import notify_badges_changed
+from app.db.engine_state import LiveEngine, bound_engine
 from app.db.queries import Queries
 from app.domain.badge import badge_for
+from app.domain.live import Assessor
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
 
@@ -47,19 +54,32 @@ class RefreshCandidates(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def recompute_pairs(
-    conn: Connection, pairs: Iterable[tuple[str, str]], *, policy: Policy, now: datetime
+    conn: Connection,
+    pairs: Iterable[tuple[str, str]],
+    *,
+    policy: Policy,
+    now: datetime,
+    engine: LiveEngine | None = None,
 ) -> int:
-    """Recompute and store the position and badge of each pair; return how many were written."""
+    """Recompute and store the position and badge of each pair; return how many were written.
+
+    ``engine`` (default: the one bound to the task, if any) assesses every badge.
+    """
     unique = sorted(set(pairs))
     if not unique:
         return 0
+    live = engine if engine is not None else bound_engine()
     written = 0
     async with conn.transaction():
         await conn.fetchval(Q.lock_stores, sorted({store for store, _ in unique}))
-        for start in range(0, len(unique), BATCH):
-            written += await _recompute_batch(
-                conn, unique[start : start + BATCH], policy=policy, now=now
-            )
+        async with contextlib.AsyncExitStack() as stack:
+            assessor = None
+            if live is not None:
+                assessor = await stack.enter_async_context(live.assessor(conn, now))
+            for start in range(0, len(unique), BATCH):
+                written += await _recompute_batch(
+                    conn, unique[start : start + BATCH], policy=policy, now=now, assessor=assessor
+                )
         # API processes drop their cached badges for these stores when this commits.
         await notify_badges_changed(conn, sorted({store for store, _ in unique}))
     return written
@@ -79,24 +99,34 @@ async def recompute_stores(
 
 
 async def _recompute_batch(
-    conn: Connection, pairs: list[tuple[str, str]], *, policy: Policy, now: datetime
+    conn: Connection,
+    pairs: list[tuple[str, str]],
+    *,
+    policy: Policy,
+    now: datetime,
+    assessor: Assessor | None = None,
 ) -> int:
     rows = await conn.fetch(Q.book_inputs, [p[0] for p in pairs], [p[1] for p in pairs], now)
-    columns: tuple[list[object], ...] = tuple([] for _ in range(13))
+    columns: tuple[list[object], ...] = tuple([] for _ in range(14))
     for row in rows:
         position = _position(row)
+        evidence: bytes | None = None
+        assessment = None
+        if assessor is not None and position is not None:
+            evidence, assessment = assessor.assess(position)
         badge = badge_for(
             position,
             policy=policy,
             category=row["category"],
             store_newest_at=row["store_newest_at"],
             now=now,
+            assessment=assessment,
         )
         values = (
             row["store_id"], row["sku"], row["book"], row["base_source"], row["base_at"],
             row["snapshot_as_of"], row["last_event_at"], row["in_transit"], badge.state,
             badge.safety_buffer, badge.confidence, ",".join(r.value for r in badge.reasons),
-            badge.as_of,
+            badge.as_of, evidence,
         )  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)
@@ -128,15 +158,29 @@ async def pairs_to_refresh(
     lookahead: timedelta,
     due_lookback: timedelta = DUE_LOOKBACK,
 ) -> RefreshCandidates:
-    """The pairs to recompute at ``now`` so stored badges follow the clock (see the SQL)."""
+    """The pairs to recompute at ``now`` so stored badges follow the clock (see the SQL).
+
+    With a live engine bound, also every pair of a store whose tills went quiet
+    (``quiet``): its unreported sales grow with time, so its confidence falls.
+    """
     rows = await conn.fetch(Q.pairs_to_refresh, now, max_data_age, lookahead, due_lookback)
-    by_reason: dict[str, int] = {"aging": 0, "fresh_again": 0, "due": 0}
+    by_reason: dict[str, int] = {"aging": 0, "fresh_again": 0, "due": 0, "quiet": 0}
+    picked: dict[tuple[str, str], str | None] = {}
     for row in rows:
         by_reason[row["why"]] += 1
+        picked[(row["store_id"], row["sku"])] = row["badge_state"]
+    live = bound_engine()
+    quiet = [] if live is None else live.quiet_stores(now)
+    if quiet:
+        for row in await conn.fetch(Q.pairs_of_quiet_stores, quiet):
+            key = (row["store_id"], row["sku"])
+            if key not in picked:
+                by_reason["quiet"] += 1
+                picked[key] = row["badge_state"]
     return RefreshCandidates(
-        pairs=[(r["store_id"], r["sku"]) for r in rows],
+        pairs=list(picked),
         by_reason=by_reason,
-        promises=sum(1 for r in rows if r["badge_state"] in PROMISE_STATES),
+        promises=sum(1 for state in picked.values() if state in PROMISE_STATES),
     )
 
 

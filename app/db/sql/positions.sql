@@ -79,17 +79,19 @@ LEFT JOIN store_freshness f ON f.store_id = b.store_id;
 
 -- name: upsert_positions
 -- One statement for the whole batch; reasons arrive comma-joined (codes have none).
+-- evidence: the engine's record (NULL when no engine assessed the badge).
 INSERT INTO book_position AS bp (
     store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
-    badge_state, safety_buffer, confidence, reasons, badge_as_of, computed_at)
+    badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, computed_at)
 SELECT u.store_id, u.sku, u.book, u.base_source, u.base_at, u.snapshot_as_of,
        u.last_event_at, u.in_transit, u.badge_state, u.safety_buffer, u.confidence,
-       string_to_array(u.reasons, ','), u.badge_as_of, $14
+       string_to_array(u.reasons, ','), u.badge_as_of, u.evidence, $15
 FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::timestamptz[],
             $6::timestamptz[], $7::timestamptz[], $8::integer[], $9::text[],
-            $10::integer[], $11::double precision[], $12::text[], $13::timestamptz[])
+            $10::integer[], $11::double precision[], $12::text[], $13::timestamptz[],
+            $14::bytea[])
      AS u(store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at,
-          in_transit, badge_state, safety_buffer, confidence, reasons, badge_as_of)
+          in_transit, badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence)
 ON CONFLICT (store_id, sku) DO UPDATE SET
     book = EXCLUDED.book,
     base_source = EXCLUDED.base_source,
@@ -102,6 +104,7 @@ ON CONFLICT (store_id, sku) DO UPDATE SET
     confidence = EXCLUDED.confidence,
     reasons = EXCLUDED.reasons,
     badge_as_of = EXCLUDED.badge_as_of,
+    evidence = EXCLUDED.evidence,
     computed_at = EXCLUDED.computed_at;
 
 -- name: pairs_of_stores
@@ -174,3 +177,7 @@ FROM book_position bp
 JOIN unnest($1::text[], $2::text[]) AS u(store_id, sku)
   ON bp.store_id = u.store_id AND bp.sku = u.sku
 WHERE bp.badge_state IN ('in_stock', 'low_stock');
+
+-- name: pairs_of_quiet_stores
+-- Every stored pair of the given stores, with its badge.
+SELECT store_id, sku, badge_state FROM book_position WHERE store_id = ANY($1::text[]);

@@ -1,0 +1,227 @@
+"""The confidence engine of a running service, fed from what the database stores.
+
+A ``LiveEngine`` is owned by the process's ``Reconcilers`` (created in the app
+lifespan). It holds one ``app.domain.engine.Engine`` and keeps it level with the
+database by *catching up*: POS events and feedback by time of receipt, applied
+snapshots by id, merged in publication order (snapshot, then events, then feedback
+at one instant). Every recompute (``app.db.positions.recompute_pairs``) catches up
+inside its own transaction, after its store locks, so the engine has seen the very
+rows the recompute stores (including its own uncommitted page) and nothing older
+is assessed. Each process keeps its own engine and catches up on what the others
+stored too; whichever process holds a feed's lock writes its badges.
+
+Warm start: at start-up the engine is fed the snapshots in force (whatever their
+age), then the POS events and feedback received in the last ``window`` (default 14
+days, ``WARM_WINDOW``). Older events are not replayed: their learning (sales speed,
+loss, shelf fill, calibration) is lost at a restart; the book itself never is (it
+is PostgreSQL's). A warm restart reproduces the running engine's assessments when
+the running engine saw nothing older than the window.
+
+The recompute finds the engine through ``bound_engine()`` (a context variable the
+reconcilers bind around their runs, and the feedback endpoint around its write):
+the call chain (jobs, pullers) stays as it is, and nothing is global to the module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import hashlib
+import struct
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+import structlog
+
+from app.db import Connection
+from app.db.queries import Queries
+from app.domain.engine import QUIET_EVENTS, Engine
+from app.domain.live import Assessor, calibration_state
+from app.domain.model import Adjustment, Count, PosEvent, Receipt, Return, Sale, SnapshotRow
+from app.domain.policy import Policy
+from app.domain.reassess import CalibrationMap
+
+log = structlog.get_logger(__name__)
+Q = Queries("engine_state.sql")
+
+WARM_WINDOW = timedelta(days=14)
+# A run's first catch-up looks this far behind its mark: another process's page
+# committed after this one last looked, with an earlier time of receipt.
+CATCH_UP_OVERLAP = timedelta(minutes=5)
+
+_BOUND: contextvars.ContextVar[LiveEngine | None] = contextvars.ContextVar(
+    "live_engine", default=None
+)
+
+
+def bound_engine() -> LiveEngine | None:
+    """The live engine bound to the running task, if any."""
+    return _BOUND.get()
+
+
+@contextlib.contextmanager
+def binding(live: LiveEngine | None) -> Iterator[None]:
+    """Bind ``live`` for the code (and tasks created) inside the block."""
+    token = _BOUND.set(live)
+    try:
+        yield
+    finally:
+        _BOUND.reset(token)
+
+
+def _event(r: asyncpg.Record) -> PosEvent:
+    ident = f"{r['feed']}:{r['event_id']}"  # event_id is unique within a feed only
+    common: dict[str, Any] = {
+        "event_id": ident, "store_id": r["store_id"], "sku": r["sku"], "occurred_at": r["occurred_at"],
+    }  # fmt: skip
+    kind, qty = r["type"], r["qty"]
+    if kind == "count":
+        return Count(on_hand=r["on_hand"], **common)
+    if kind == "sale":
+        return Sale(qty=qty, **common)
+    if kind == "return":
+        return Return(qty=qty, **common)
+    if kind == "receipt":
+        return Receipt(qty=qty, **common)
+    return Adjustment(qty=qty, **common)
+
+
+class LiveEngine:
+    """One process's engine, its catch-up marks and the calibration map it persisted."""
+
+    def __init__(self, policy: Policy, *, window: timedelta = WARM_WINDOW) -> None:
+        self.policy = policy
+        self.window = window
+        self.categories: dict[str, str | None] = {}
+        self.engine = Engine(policy, self.categories)
+        self.events_mark: datetime | None = None
+        self.feedback_mark: datetime | None = None
+        self.snapshot_mark = 0
+        self._feedback_seen: set[tuple[str, str, str, datetime, int]] = set()
+        self._lock = asyncio.Lock()
+        self._calibration: CalibrationMap | None = None
+        self._calibration_digest: str | None = None
+        self.observed = {"events": 0, "feedback": 0, "snapshot_rows": 0}
+
+    async def warm_start(self, pool: asyncpg.Pool, now: datetime) -> None:
+        """Feed the engine the snapshots in force and the last ``window`` of events and feedback."""
+        self.events_mark = self.feedback_mark = now - self.window
+        async with pool.acquire() as conn, conn.transaction(readonly=True):
+            await self._catch_up(conn, overlap=timedelta(0), categories=True)
+        log.info("engine.warm_started", window_days=self.window.total_seconds() / 86400,
+                 since=self.events_mark.isoformat(), **self.observed)  # fmt: skip
+
+    async def catch_up(self, pool: asyncpg.Pool) -> None:
+        """A run's first look: what any process stored since (with ``CATCH_UP_OVERLAP``)."""
+        async with self._lock, pool.acquire() as conn, conn.transaction(readonly=True):
+            await self._catch_up(conn, overlap=CATCH_UP_OVERLAP, categories=True)
+
+    @contextlib.asynccontextmanager
+    async def assessor(self, conn: Connection, now: datetime) -> AsyncIterator[Assessor]:
+        """Catch up inside the caller's transaction, then assess at ``now`` (one at a time).
+
+        Take the stores' advisory locks before entering: a recompute waiting for
+        them must not hold this lock (another one holding them may need it).
+        """
+        async with self._lock:
+            await self._catch_up(conn, overlap=timedelta(0), categories=False)
+            calibration = await self._persisted_calibration(conn)
+            yield Assessor(self.engine, now, calibration)
+
+    def quiet_stores(self, now: datetime) -> list[str]:
+        """Stores whose tills went quiet for longer than usual (the ``pos_quiet`` reason)."""
+        return sorted(
+            s for s in self.engine.watermark if self.engine.store_quiet(s, now) >= QUIET_EVENTS
+        )
+
+    async def _persisted_calibration(self, conn: Connection) -> CalibrationMap | None:
+        state = calibration_state(self.engine)
+        if state is None:
+            return None
+        weights, table = state
+        digest = hashlib.sha256(
+            struct.pack(f"{len(weights) + len(table)}d", *weights, *table)
+        ).hexdigest()
+        if digest != self._calibration_digest:
+            cid = await conn.fetchval(
+                Q.save_calibration,
+                digest,
+                self.engine.calibration.labels,
+                list(weights),
+                list(table),
+            )
+            self._calibration = CalibrationMap(cid, weights, table)
+            self._calibration_digest = digest
+            log.info(
+                "engine.calibration_saved",
+                calibration_id=cid,
+                labels=self.engine.calibration.labels,
+            )
+        return self._calibration
+
+    async def _catch_up(self, conn: Connection, *, overlap: timedelta, categories: bool) -> None:
+        if categories:
+            for r in await conn.fetch(Q.categories):
+                self.categories[r["sku"]] = r["category"]
+        if self.events_mark is None or self.feedback_mark is None:
+            raise RuntimeError("the live engine must be warm-started before it catches up")
+        events = await conn.fetch(Q.events_since, self.events_mark - overlap)
+        feedback = await conn.fetch(Q.feedback_since, self.feedback_mark - overlap)
+        snaps = await conn.fetch(Q.snapshots_in_force_since, self.snapshot_mark)
+        # Publication order: time of receipt; at one instant snapshot, events, feedback.
+        items: list[tuple[datetime, int, int, asyncpg.Record]] = []
+        items += [(r["received_at"], 0, i, r) for i, r in enumerate(snaps)]
+        items += [(r["received_at"], 1, i, r) for i, r in enumerate(events)]
+        items += [(r["received_at"], 2, i, r) for i, r in enumerate(feedback)]
+        items.sort(key=lambda t: (t[0], t[1], t[2]))
+        engine = self.engine
+        for received_at, kind, _, r in items:
+            if kind == 1:
+                if engine.observe_event(_event(r)):
+                    self.observed["events"] += 1
+                if received_at > self.events_mark:
+                    self.events_mark = received_at
+            elif kind == 2:
+                key = (r["store_id"], r["sku"], r["kind"], r["observed_at"], r["qty"])
+                if key not in self._feedback_seen:
+                    self._feedback_seen.add(key)
+                    engine.observe_feedback(kind=r["kind"], store_id=r["store_id"], sku=r["sku"],
+                                            qty=r["qty"], observed_at=r["observed_at"],
+                                            now=received_at)  # fmt: skip
+                    self.observed["feedback"] += 1
+                if received_at > self.feedback_mark:
+                    self.feedback_mark = received_at
+            else:
+                await self._observe_snapshot(conn, r)
+
+    async def _observe_snapshot(self, conn: Connection, snap: asyncpg.Record) -> None:
+        """Feed one applied snapshot, location by location, streaming its rows."""
+        as_of = dict(zip(snap["locations"], snap["as_ofs"], strict=True))
+        location: str | None = None
+        rows: list[SnapshotRow] = []
+        skus: dict[str, str] = {}  # one string per sku across locations
+        async for r in conn.cursor(Q.snapshot_rows, snap["snapshot_id"], snap["locations"],
+                                   prefetch=20_000):  # fmt: skip
+            here: str = r["location_id"]
+            if here != location:
+                if location is not None:
+                    self.engine.observe_snapshot(as_of[location], rows)
+                location, rows = here, []
+            sku = skus.setdefault(r["sku"], r["sku"])
+            rows.append(SnapshotRow(here, sku, r["on_hand"], r["reserved"], r["in_transit"],
+                                    r["as_of"]))  # fmt: skip
+            self.observed["snapshot_rows"] += 1
+        if location is not None:
+            self.engine.observe_snapshot(as_of[location], rows)
+        self.snapshot_mark = max(self.snapshot_mark, snap["snapshot_id"])
+
+
+async def load_calibration(conn: Connection, calibration_id: int) -> CalibrationMap | None:
+    """A persisted calibration map (for ``reassess`` in API processes)."""
+    row = await conn.fetchrow(Q.load_calibration, calibration_id)
+    if row is None:
+        return None
+    return CalibrationMap(row["calibration_id"], tuple(row["weights"]), tuple(row["bins"]))

@@ -1,0 +1,53 @@
+-- What the live confidence engine reads to catch up (app/db/engine_state.py).
+
+-- name: categories
+SELECT sku, category FROM product;
+
+-- name: events_since
+-- POS events received at or after $1, in publication order.
+SELECT feed, event_id, type, store_id, sku, qty, on_hand, occurred_at, received_at
+FROM pos_event
+WHERE received_at >= $1
+ORDER BY received_at, occurred_at, feed, event_id;
+
+-- name: feedback_since
+-- Feedback received at or after $1, in publication order.
+SELECT store_id, sku, kind, observed_at, qty, received_at
+FROM feedback
+WHERE received_at >= $1
+ORDER BY received_at, observed_at, store_id, sku, kind, qty;
+
+-- name: snapshots_in_force_since
+-- Applied snapshots after $1 that still hold stock somewhere, with the locations
+-- whose stock they hold and each location's as_of.
+SELECT s.snapshot_id, s.received_at,
+       array_agg(l.location_id ORDER BY l.location_id) AS locations,
+       array_agg(l.as_of ORDER BY l.location_id) AS as_ofs
+FROM warehouse_location l
+JOIN warehouse_snapshot s ON s.snapshot_id = l.snapshot_id
+WHERE l.snapshot_id > $1
+GROUP BY s.snapshot_id, s.received_at
+ORDER BY s.received_at, s.snapshot_id;
+
+-- name: snapshot_rows
+-- The rows a snapshot holds in force at the given locations, location by location.
+SELECT location_id, sku, on_hand, reserved, in_transit, as_of
+FROM warehouse_stock
+WHERE location_id = ANY($2::text[]) AND snapshot_id = $1
+ORDER BY location_id, sku;
+
+-- name: save_calibration
+-- A calibration map the engine used; the same map again returns its existing id.
+WITH inserted AS (
+    INSERT INTO engine_calibration (digest, labels, weights, bins)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (digest) DO NOTHING
+    RETURNING calibration_id
+)
+SELECT calibration_id FROM inserted
+UNION ALL
+SELECT calibration_id FROM engine_calibration WHERE digest = $1
+LIMIT 1;
+
+-- name: load_calibration
+SELECT calibration_id, weights, bins FROM engine_calibration WHERE calibration_id = $1;
