@@ -20,18 +20,23 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 
 from app.domain.model import (
+    Adjustment,
+    Count,
     Identifier,
     NonNegative,
     PosEvent,
     PositiveQty,
     Product,
+    Receipt,
+    Return,
+    Sale,
     SnapshotRow,
     Store,
     Timestamp,
 )
 
 FORMAT = "availability-backtest/1"
-CHUNK_LINES = 65_536
+CHUNK_BYTES = 8 << 20  # POS lines decoded per msgspec call: ~60,000 at ~130 bytes a line
 FeedbackKind = Literal["shelf_count", "pick_found", "pick_short"]
 T = TypeVar("T")
 
@@ -73,6 +78,50 @@ class PublishedEvent(msgspec.Struct, frozen=True):
 
 class _PublishedAt(msgspec.Struct, frozen=True):
     published_at: Timestamp
+
+
+# One decode per line into each contract event type plus ``published_at`` (a subclass,
+# so the engine sees a ``Sale`` etc.). Identifiers are decoded as plain strings and their
+# pattern checked afterwards in one regex pass over the chunk (per-field pattern checks
+# were two thirds of the decode time); a chunk that fails is re-read strictly, line by line.
+class _Sale(Sale, frozen=True, tag="sale"):
+    event_id: str
+    store_id: str
+    sku: str
+    published_at: Timestamp
+
+
+class _Return(Return, frozen=True, tag="return"):
+    event_id: str
+    store_id: str
+    sku: str
+    published_at: Timestamp
+
+
+class _Receipt(Receipt, frozen=True, tag="receipt"):
+    event_id: str
+    store_id: str
+    sku: str
+    published_at: Timestamp
+
+
+class _Adjustment(Adjustment, frozen=True, tag="adjustment"):
+    event_id: str
+    store_id: str
+    sku: str
+    published_at: Timestamp
+
+
+class _Count(Count, frozen=True, tag="count"):
+    event_id: str
+    store_id: str
+    sku: str
+    published_at: Timestamp
+
+
+_Line = _Sale | _Return | _Receipt | _Adjustment | _Count
+_IDENTIFIERS = re.compile(r"(?:[A-Za-z0-9._:-]{1,64}\n)*")
+_LINES = msgspec.json.Decoder(list[_Line])
 
 
 class Feedback(msgspec.Struct, frozen=True, kw_only=True):
@@ -207,36 +256,37 @@ def read_pos_events(path: Path) -> Iterator[PublishedEvent]:
     with path.open("rb") as f:
         first_line = 1
         while True:
-            chunk = _take_lines(f, CHUNK_LINES)
+            chunk = f.readlines(CHUNK_BYTES)
             if not chunk:
                 return
             yield from _decode_pos_chunk(path, chunk, first_line)
             first_line += len(chunk)
 
 
-def _take_lines(f: Any, n: int) -> list[bytes]:
-    out: list[bytes] = []
-    for line in f:
-        out.append(line)
-        if len(out) >= n:
-            break
-    return out
+def _numbered(lines: list[bytes], first_line: int) -> list[tuple[int, bytes]]:
+    return [(first_line + i, ln) for i, ln in enumerate(lines) if ln.strip()]
 
 
-def _decode_pos_chunk(path: Path, lines: list[bytes], first_line: int) -> list[PublishedEvent]:
-    numbered = [(first_line + i, ln) for i, ln in enumerate(lines) if ln.strip()]
-    body = b"[" + b",".join(ln for _, ln in numbered) + b"]"
-    try:
-        events = msgspec.json.decode(body, type=list[PosEvent])
-        stamps = msgspec.json.decode(body, type=list[_PublishedAt])
+def _decode_pos_chunk(path: Path, chunk: list[bytes], first_line: int) -> list[PublishedEvent]:
+    try:  # the common case: no blank lines, every line valid
+        lines = _LINES.decode(b"[" + b",".join(chunk) + b"]")
+        numbered: list[tuple[int, bytes]] | None = None
     except (msgspec.ValidationError, msgspec.DecodeError):
-        _raise_first_bad_line(path, numbered)
-        raise  # unreachable: a chunk that fails has a line that fails
-    out = [PublishedEvent(e, p.published_at) for e, p in zip(events, stamps, strict=True)]
-    for (n, _), item in zip(numbered, out, strict=True):
-        if item.published_at < item.event.occurred_at:
-            raise DatasetError(f"{path.name}:{n}: published_at is before occurred_at")
-    return out
+        numbered = _numbered(chunk, first_line)  # blank lines are skipped, not errors
+        try:
+            lines = _LINES.decode(b"[" + b",".join(ln for _, ln in numbered) + b"]")
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            _raise_first_bad_line(path, numbered)
+            raise  # unreachable: a chunk that fails has a line that fails
+    names = {e.store_id for e in lines} | {e.sku for e in lines}
+    ids = "\n".join([*(e.event_id for e in lines), *names, ""])
+    if _IDENTIFIERS.fullmatch(ids) is None:
+        _raise_first_bad_line(path, numbered or _numbered(chunk, first_line))
+    if any(e.published_at < e.occurred_at for e in lines):
+        for (n, _), e in zip(numbered or _numbered(chunk, first_line), lines, strict=True):
+            if e.published_at < e.occurred_at:
+                raise DatasetError(f"{path.name}:{n}: published_at is before occurred_at")
+    return [PublishedEvent(e, e.published_at) for e in lines]
 
 
 def _raise_first_bad_line(path: Path, numbered: list[tuple[int, bytes]]) -> None:
