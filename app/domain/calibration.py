@@ -88,18 +88,26 @@ class Calibration:
 
     def logistic(self, e: Evidence, raw: float) -> float:
         """Stage one: P(enough) from the evidence's features."""
+        if self.rate == 0.0:  # the weights never leave START: the same sum, without the features
+            return _sigmoid(_logit(raw))
         x = features(e, raw)
         return _sigmoid(sum(w * v for w, v in zip(self.w, x, strict=True)))
 
     def observe(self, e: Evidence, raw: float, outcome: bool) -> None:
         """One labelled outcome for the evidence ``e`` (raw probability ``raw``)."""
-        x = features(e, raw)
-        p = _sigmoid(sum(w * v for w, v in zip(self.w, x, strict=True)))
+        p = self.logistic(e, raw)
         i = self._bin(p)
         self.n[i] += 1
         self.hits[i] += 1.0 if outcome else 0.0
         self.raw[i] += p
-        err = p - (1.0 if outcome else 0.0)
+        if self.rate != 0.0:  # at rate 0 every AdaGrad step is 0: skip the features
+            self._step(features(e, raw), p - (1.0 if outcome else 0.0))
+        self.labels += 1
+        if self.labels >= self._built_at * 1.02 + 20:
+            self._map = None  # rebuilt lazily; a map a few labels old is as good
+
+    def _step(self, x: tuple[float, ...], err: float) -> None:
+        """One AdaGrad step, each weight projected back onto its safe sign."""
         for k in range(N_FEATURES):
             g = err * x[k] + RIDGE * (self.w[k] - START[k])
             self.g2[k] += g * g
@@ -108,9 +116,6 @@ class Calibration:
             if (s > 0 and w < 0.0) or (s < 0 and w > 0.0):
                 w = 0.0
             self.w[k] = w
-        self.labels += 1
-        if self.labels >= self._built_at * 1.02 + 20:
-            self._map = None  # rebuilt lazily; a map a few labels old is as good
 
     def _build(self) -> list[float]:
         blocks: list[list[float]] = []  # [weighted sum, weight, bins]

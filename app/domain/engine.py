@@ -30,6 +30,7 @@ from app.domain.shelf import FILL_EDGES, PairEmptiness, PhantomRate, ShelfFill
 BACK_ROOM_WINDOW = timedelta(hours=FILL_EDGES[-1])
 QUIET_EVENTS = 4.6  # expected store events with none published: P(silence | normal) < 1%
 DISAGREE_DAYS = 7.0
+ZERO = timedelta(0)
 
 
 def _order(e: PosEvent) -> tuple[datetime, str]:
@@ -83,7 +84,7 @@ class Engine:
         if key not in self.ledger.pairs:
             self.sales.know(store, sku, category, e.occurred_at)
             self.loss.seen(store, sku, e.occurred_at)
-        if isinstance(e, Count | Receipt):
+        if isinstance(e, (Count, Receipt)):
             before = self.ledger.position(store, sku, e.occurred_at)
             if before is not None:
                 if isinstance(e, Count):
@@ -225,15 +226,20 @@ class Engine:
                 back_room = receipt.qty
                 hours = (now - receipt.occurred_at).total_seconds() / 3600
                 fill = self.fill.p_filled(hours)
+        # Trade-hour clock readings, each taken once (rhythm.hours(a, b) = clock(b) - clock(a)).
+        c_now = rhythm.clock(now)
+        c_wm = c_now if wm == now else rhythm.clock(wm)
+        c_end = rhythm.clock(now + horizon) if horizon > ZERO else c_now
+        c_since = rhythm.clock(since) if since < wm else c_wm
         return Evidence(
             book=pos.book,
             wanted=wanted,
-            expected_sales=speed * rhythm.hours(now, now + horizon),
-            unreported_sales=speed * rhythm.hours(wm, now),
+            expected_sales=speed * (c_end - c_now) if horizon > ZERO else 0.0,
+            unreported_sales=speed * (c_now - c_wm) if wm < now else 0.0,
             unrecorded_loss=self.loss.expected(store, sku, category, now),
             back_room=back_room,
             shelf_fill=fill,
-            silence=speed * rhythm.hours(since, wm),
+            silence=speed * (c_wm - c_since) if since < wm else 0.0,
             phantom_prior=self.emptiness.prior(store, sku, 24.0 * speed, self.phantom.prior(store)),
             shelf_bound=shelf_bound,
             into_day=rhythm.into_day(now),

@@ -15,6 +15,7 @@ WEEK_HOURS = 168
 # Pseudo-sales that keep an unseen hour or day from reading as "never trades".
 HOUR_PRIOR = 0.5
 DAY_PRIOR_SHARE = 0.2
+REBUILD_GROWTH = 1.04  # rebuild the profile after 4% more sales (a replay asks ~4 times a visit)
 QUIET_SHARE = 0.1  # an hour trading below a tenth of the average hour counts as closed
 
 
@@ -64,13 +65,18 @@ class Rhythm:
         self._built_at = n
 
     def _fresh(self) -> None:
-        if self.total > self._built_at * 1.01 + 1.0:
+        if self.total > self._built_at * REBUILD_GROWTH + 1.0:
             self._build()
 
     def _at(self, x: float) -> float:
         k = int(x // 1)
         weeks, i = divmod(k, WEEK_HOURS)
         return weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
+
+    def clock(self, at: datetime) -> float:
+        """Average trade hours from the epoch to ``at``: ``hours(a, b) = clock(b) - clock(a)``."""
+        self._fresh()
+        return self._at(at.timestamp() / 3600)
 
     def hours(self, start: datetime, end: datetime) -> float:
         """Average hours of trade between ``start`` and ``end`` (0 when end ≤ start)."""

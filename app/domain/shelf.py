@@ -104,6 +104,7 @@ class PairEmptiness:
         self.bin_empty = [0.0] * (len(SPEED_EDGES) + 1)
         self.bin_n = [0.0] * (len(SPEED_EDGES) + 1)
         self._curve: list[float] | None = None
+        self._chain: float | None = None
 
     @staticmethod
     def _bin(per_day: float) -> int:
@@ -118,11 +119,12 @@ class PairEmptiness:
         self.bin_empty[i] += e
         self.bin_n[i] += 1.0
         self._curve = None
+        self._chain = None
 
     def curve(self) -> list[float]:
         """Chain empty rate per speed bin, non-decreasing in speed (pool adjacent violators)."""
         if self._curve is None:
-            chain = (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
+            chain = self.chain()
             blocks: list[list[float]] = []
             for e, n in zip(self.bin_empty, self.bin_n, strict=True):
                 blocks.append([e + SPEED_PRIOR_N * chain, n + SPEED_PRIOR_N, 1.0])
@@ -141,7 +143,9 @@ class PairEmptiness:
         return self._curve
 
     def chain(self) -> float:
-        return (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
+        if self._chain is None:
+            self._chain = (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
+        return self._chain
 
     def prior(self, store_id: str, sku: str, per_day: float, store_rate: float) -> float:
         """Posterior mean P(empty shelf | positive book) for the pair."""
