@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -31,6 +32,10 @@ log = structlog.get_logger(__name__)
 
 MAX_PAGES_PER_RUN = 1000
 _INT4 = 2**31 - 1
+# An event dated further ahead of the service's clock than this comes from a wrong
+# device clock (or a local time sent as UTC): its page is rejected, not stored to
+# apply "later" (a sale that would move the book only days from now).
+MAX_AHEAD = timedelta(minutes=15)
 
 
 def page_url(base: str, cursor: str | None) -> str:
@@ -118,6 +123,21 @@ def decode_page(body: bytes, *, feed: str, where: str) -> PosPage:
     return page
 
 
+def ahead_problem(
+    events: Sequence[PosEvent], *, now: datetime, feed: str, where: str
+) -> FeedDataError | None:
+    """The error for the first event dated more than ``MAX_AHEAD`` after ``now``, if any."""
+    for i, event in enumerate(events):
+        ahead = event.occurred_at - now
+        if ahead > MAX_AHEAD:
+            return FeedDataError(
+                f"feed {feed}: {where}: invalid page: occurred_at "
+                f"{event.occurred_at.isoformat()} is {ahead} ahead of the service clock (more "
+                f"than {MAX_AHEAD}; a device clock is wrong?) - at `$.events[{i}].occurred_at`"
+            )
+    return None
+
+
 async def store_page(
     pool: asyncpg.Pool,
     feed: str,
@@ -179,6 +199,10 @@ async def pull_pos(
             client, page_url(feed.url, cursor), feed=feed, settings=settings, where=where
         )
         page = decode_page(response.content, feed=feed.name, where=where)
+        if (
+            skewed := ahead_problem(page.events, now=clock(), feed=feed.name, where=where)
+        ) is not None:
+            raise skewed
         if page.has_more and page.next_cursor == cursor:
             raise FeedDataError(
                 f"feed {feed.name}: {where}: has_more with an unchanged next_cursor"

@@ -501,3 +501,19 @@ async def test_a_cursor_that_goes_back_is_rejected_and_the_good_pages_stay(
     st = await state(db)
     assert st.last_error == outcome.detail and st.consecutive_failures == 1
     assert (await book_of(db, "SKU-A"))["book"] == 18
+
+
+def test_events_up_to_max_ahead_of_the_clock_pass_and_later_ones_are_named() -> None:
+    from reconcilers.pos import MAX_AHEAD, ahead_problem
+
+    events = [msgspec.convert(ev("X1", 0), PosEvent, strict=False),
+              msgspec.convert(ev("X2", 0), PosEvent, strict=False)]  # fmt: skip
+    now = T0 - MAX_AHEAD
+    assert ahead_problem(events, now=now, feed="f", where="page 1") is None
+    late = [events[0], msgspec.structs.replace(events[1], occurred_at=T0 + timedelta(seconds=1))]
+    problem = ahead_problem(late, now=now, feed="f", where="page 1")
+    assert problem is not None and str(problem) == (
+        "feed f: page 1: invalid page: occurred_at 2026-11-23T08:00:01+00:00 is 0:15:01 ahead "
+        "of the service clock (more than 0:15:00; a device clock is wrong?) - at "
+        "`$.events[1].occurred_at`"
+    )
