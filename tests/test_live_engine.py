@@ -1,0 +1,211 @@
+"""The confidence engine in the live service, against real PostgreSQL and real HTTP feeds:
+stored badges carry the engine's assessment, a quiet store loses confidence on the
+refresh, and a warm restart reproduces the running engine."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from app.db.engine_state import LiveEngine
+from app.domain.live import Assessor
+from app.domain.model import BookPosition
+from app.domain.policy import Policy
+from app.domain.reassess import decode_record, reassess
+from app.settings import Settings
+from reconcilers.scheduler import Reconcilers, start_reconcilers
+from tests.feedserver import FeedServer, json_reply, text_reply
+
+T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+POLICY = Policy()
+STORES = ("S1", "S2")
+SKUS = ("A", "B", "C", "D", "E")
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def snapshot(as_of: datetime) -> str:
+    stamp = as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
+    lines = ["location_id,sku,on_hand,reserved,in_transit,as_of"]
+    lines += [f"{s},{k},{82 + 2 * i},1,0,{stamp}" for s in STORES for i, k in enumerate(SKUS)]
+    return "\n".join(lines) + "\n"
+
+
+def sales(
+    start: datetime, end: datetime, stores: tuple[str, ...], tag: str
+) -> list[dict[str, Any]]:
+    """A sale every 5 minutes per store, round-robin over the skus."""
+    out, at, n = [], start, 0
+    while at < end:
+        for s in stores:
+            out.append({"event_id": f"{tag}-{s}-{n}", "type": "sale", "store_id": s,
+                        "sku": SKUS[n % len(SKUS)], "qty": 1,
+                        "occurred_at": at.strftime("%Y-%m-%dT%H:%M:%SZ")})  # fmt: skip
+        at += timedelta(minutes=5)
+        n += 1
+    return out
+
+
+def with_feeds(settings: Settings, tmp_path: Path, server: FeedServer) -> Settings:
+    path = tmp_path / "feeds.toml"
+    path.write_text(
+        f"""
+[[feeds]]
+name = "pos-main"
+kind = "pos"
+url = "{server.url("/events")}"
+
+[[feeds]]
+name = "wh"
+kind = "warehouse"
+url = "{server.url("/stock.csv")}"
+""",
+        encoding="utf-8",
+    )
+    return msgspec.structs.replace(settings, feeds_file=path, scheduler=False)
+
+
+async def rows(pool: asyncpg.Pool, store: str | None = None) -> list[asyncpg.Record]:
+    return await pool.fetch(
+        "SELECT * FROM book_position WHERE $1::text IS NULL OR store_id = $1 ORDER BY 1, 2", store
+    )
+
+
+def position(r: asyncpg.Record) -> BookPosition:
+    return BookPosition(store_id=r["store_id"], sku=r["sku"], book=r["book"],
+                        base_source=r["base_source"], base_at=r["base_at"],
+                        snapshot_as_of=r["snapshot_as_of"], last_event_at=r["last_event_at"],
+                        in_transit=r["in_transit"])  # fmt: skip
+
+
+async def trade(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, server: FeedServer, clock: Clock,
+    hours: int = 30,
+) -> Reconcilers:  # fmt: skip
+    """A snapshot, then one POS page every two hours of trade at both stores."""
+    pages = []
+    for k in range(0, hours, 2):
+        events = sales(T0 + timedelta(hours=k), T0 + timedelta(hours=k + 2), STORES, f"p{k}")
+        pages.append(json_reply({"events": events, "next_cursor": f"c{k}", "has_more": False}))
+    server.sequence("/events", *pages)
+    server.always("/stock.csv", text_reply(snapshot(T0)))
+    clock.now = T0 + timedelta(minutes=5)
+    recs = await start_reconcilers(pool, with_feeds(settings, tmp_path, server), POLICY, clock)
+    assert (await recs.run_now("wh")).outcome == "applied"
+    for k in range(0, hours, 2):
+        clock.now = T0 + timedelta(hours=k + 2, minutes=1)
+        assert (await recs.run_now("pos-main")).outcome == "applied"
+    return recs
+
+
+async def test_stored_badges_carry_the_engines_assessment(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    clock = Clock(T0)
+    recs = await trade(pool, settings, tmp_path, feed_server, clock)
+    try:
+        stored = await rows(pool)
+        assert len(stored) == len(STORES) * len(SKUS)
+        for r in stored:
+            assert r["confidence"] is not None and r["evidence"] is not None
+            record = decode_record(r["evidence"])
+            again = reassess(record, wanted=1, horizon=POLICY.arrival_horizon, policy=POLICY)
+            assert r["confidence"] == again.confidence
+            assert r["safety_buffer"] == (
+                POLICY.safety_buffer + again.held_for_sales + again.held_for_uncertainty
+            )
+            assert set(again.reasons) <= set(r["reasons"])
+            if r["badge_state"] in ("in_stock", "low_stock"):
+                assert r["book"] - r["safety_buffer"] >= 1
+                assert r["confidence"] >= POLICY.confidence_threshold
+        # The stored assessment is the running engine's at the time it was computed.
+        assert recs.live is not None
+        last = max(r["computed_at"] for r in stored)
+        for r in stored:
+            if r["computed_at"] == last:
+                assessment = recs.live.engine.assess(position(r), 1, last)
+                assert r["confidence"] == assessment.confidence
+    finally:
+        await recs.shutdown()
+
+
+async def test_a_quiet_store_loses_confidence_on_every_item_after_a_refresh(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    clock = Clock(T0)
+    recs = await trade(pool, settings, tmp_path, feed_server, clock)
+    try:
+        before = {(r["store_id"], r["sku"]): r["confidence"] for r in await rows(pool, "S1")}
+        clock.now += timedelta(hours=3)  # S1's tills say nothing for three trade hours
+        outcome = await recs.refresh_now()
+        assert outcome.recomputed >= len(SKUS)
+        after = await rows(pool, "S1")
+        assert len(after) == len(SKUS)
+        for r in after:
+            assert r["computed_at"] == clock.now
+            assert r["confidence"] < before[(r["store_id"], r["sku"])]
+            assert "pos_quiet" in r["reasons"]
+    finally:
+        await recs.shutdown()
+
+
+async def test_a_warm_restart_reproduces_the_running_engine(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    clock = Clock(T0)
+    recs = await trade(pool, settings, tmp_path, feed_server, clock)
+    try:
+        feedback = {"feedback": [
+            {"observed_at": "2026-11-24T05:30:00Z", "store_id": "S1", "sku": "A",
+             "kind": "shelf_count", "qty": 7},
+            {"observed_at": "2026-11-24T05:40:00Z", "store_id": "S2", "sku": "B",
+             "kind": "pick_short", "qty": 0},
+        ]}  # fmt: skip
+        from app.db.engine_state import binding
+        from app.db.feedback import Observation, store_feedback
+
+        clock.now = T0 + timedelta(hours=30, minutes=2)
+        items = [msgspec.convert(f, Observation) for f in feedback["feedback"]]
+        with binding(recs.live):
+            async with pool.acquire() as conn:
+                await store_feedback(conn, items, policy=POLICY, now=clock.now)
+        running = recs.live
+        assert running is not None
+        warm = LiveEngine(POLICY)
+        await warm.warm_start(pool, clock.now)
+        now = clock.now + timedelta(minutes=30)
+        one, two = Assessor(running.engine, now), Assessor(warm.engine, now)
+        stored = await rows(pool)
+        for r in stored:
+            pos = position(r)
+            assert one.assess(pos) == two.assess(pos)
+        assert warm.observed["events"] == running.observed["events"] > 0
+        assert warm.observed["feedback"] == running.observed["feedback"] == 2
+        counted = next(r for r in stored if (r["store_id"], r["sku"]) == ("S1", "A"))
+        assert counted["base_source"] == "count" and counted["evidence"] is not None
+    finally:
+        await recs.shutdown()
+
+
+async def test_without_an_engine_the_badge_is_book_only(pool: asyncpg.Pool) -> None:
+    """Callers with no engine bound keep the book-only badge (and no evidence)."""
+    from app.db.positions import recompute_pairs
+
+    await pool.execute("INSERT INTO warehouse_stock VALUES ('S1', 'A', 9, 0, 0, $1, 1)", T0)
+    await pool.execute(
+        "INSERT INTO store_freshness (store_id, snapshot_as_of) VALUES ('S1', $1)", T0
+    )
+    async with pool.acquire() as conn:
+        await recompute_pairs(conn, [("S1", "A")], policy=POLICY, now=T0)
+    (r,) = await rows(pool)
+    assert (r["confidence"], r["evidence"], r["badge_state"]) == (None, None, "in_stock")
