@@ -35,6 +35,15 @@ log = structlog.get_logger(__name__)
 
 FEED_LOCK_CLASS = 0x0FEED  # first key of the two-key advisory lock; the second is the feed's
 REFRESH_LOCK = (0x0BAD6E, 1)  # the badge refresh's two-key advisory lock
+# What a lost or restarting database raises: asyncpg's InternalClientError is what a
+# pooled connection whose server went away can raise ("another operation is in progress").
+DB_ERRORS: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 # Per-process counters for GET /metrics (they start at 0 with the process, as
@@ -94,7 +103,7 @@ async def run_feed(
     key = feed_lock_key(feed.name)
     try:
         lock_conn = await pool.acquire()
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+    except DB_ERRORS as exc:
         error = f"feed {feed.name}: database unavailable: {type(exc).__name__}: {exc}"
         outcome = PullOutcome(outcome="failed", detail=error)
         _log(feed, outcome, started, error=error)
@@ -111,17 +120,18 @@ async def run_feed(
                 pool, feed, client, settings=settings, policy=policy, clock=clock, started=started
             )
         finally:
-            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            with contextlib.suppress(*DB_ERRORS):
                 await lock_conn.execute("SELECT pg_advisory_unlock($1, $2)", FEED_LOCK_CLASS, key)
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        error = f"feed {feed.name}: cannot take the feed lock: {type(exc).__name__}: {exc}"
+    except DB_ERRORS as exc:
+        error = f"feed {feed.name}: database unavailable (feed lock): {type(exc).__name__}: {exc}"
         outcome = PullOutcome(outcome="failed", detail=error)
         _log(feed, outcome, started, error=error)
         return outcome
     finally:
         # Releasing resets the connection, which also drops session locks: even a
         # cancelled unlock cannot leave the feed locked.
-        await pool.release(lock_conn)
+        with contextlib.suppress(*DB_ERRORS):
+            await pool.release(lock_conn)
 
 
 async def _locked_run(
@@ -181,7 +191,7 @@ async def _locked_run(
                 await feed_state.record_failure(
                     conn, feed.name, at=clock(), error=error, duration_ms=duration_ms
                 )
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DB_ERRORS as exc:
         log.error("feed.state_not_recorded", feed=feed.name, error=f"{type(exc).__name__}: {exc}")
     _log(feed, outcome, started, error=error)
     return outcome
@@ -270,7 +280,7 @@ async def run_refresh(
     outcome = RefreshOutcome(outcome="refreshed")
     try:
         lock_conn = await pool.acquire()
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+    except DB_ERRORS as exc:
         outcome.outcome, outcome.detail = (
             "failed",
             f"database unavailable: {type(exc).__name__}: {exc}",
@@ -284,7 +294,7 @@ async def run_refresh(
             try:
                 await _refresh(pool, settings=settings, policy=policy, clock=clock, outcome=outcome)
             finally:
-                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                with contextlib.suppress(*DB_ERRORS):
                     await lock_conn.execute("SELECT pg_advisory_unlock($1, $2)", *REFRESH_LOCK)
     except asyncio.CancelledError:
         outcome.outcome, outcome.detail = "cancelled", "cancelled before the run ended"

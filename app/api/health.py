@@ -69,7 +69,13 @@ async def ready(
         async with pool.acquire(timeout=5) as conn:
             todo = await pending(conn)
             feeds = await metrics_db.feed_health(conn) if not todo else []
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+    except (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+    ) as exc:
         return Response(
             Readiness(
                 status="unavailable",
