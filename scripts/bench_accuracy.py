@@ -2,8 +2,11 @@
 
     .venv/bin/python scripts/bench_accuracy.py [--work DIR] [--threshold 0.9]
 
-Simulates (or reuses, in DIR) three default-profile datasets with different seeds
-and a high_shrink and a slow_shelf one (20 stores × 200 skus × 14 days), replays
+Simulates (or reuses, in DIR: the directory name carries a hash of the world's
+parameters, so a changed world is simulated afresh) three default-profile datasets
+with different seeds, and the harsher shelf_gap (the default world before it was
+checked against published out-of-stock causes), high_shrink and slow_shelf ones
+(20 stores × 200 skus × 14 days), replays
 each and prints false-promise rate, coverage, Brier and the worst calibration gap
 over bins with ≥ 500 visits. Targets: service FPR ≤ 2%, coverage ≥ 80%, better than
 static_buffer on both, every big bin within 0.03, Brier below both baselines.
@@ -12,18 +15,29 @@ static_buffer on both, every big bin within 0.03, Brier below both baselines.
 from __future__ import annotations
 
 import argparse
+import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
+
+import msgspec
 
 from app.backtest.params import profile
 from app.backtest.replay import replay
 from app.domain.policy import Policy
 
-RUNS = (("default", 1), ("default", 2), ("default", 3), ("high_shrink", 4), ("slow_shelf", 5))
+RUNS = (
+    ("default", 1),
+    ("default", 2),
+    ("default", 3),
+    ("shelf_gap", 1),
+    ("high_shrink", 4),
+    ("slow_shelf", 5),
+)
 
 
 def ensure(work: Path, name: str, seed: int) -> Path:
-    root = work / f"{name}-{seed}"
+    tag = hashlib.sha256(msgspec.json.encode(profile(name))).hexdigest()[:8]
+    root = work / f"{name}-{seed}-{tag}"
     if not (root / "manifest.json").exists():
         from app.backtest.simulator import simulate
         from app.backtest.writer import write_dataset

@@ -256,3 +256,33 @@ def test_cli_writes_a_dataset_and_prints_its_summary(
     assert manifest["start"] == "2026-03-28T00:00:00Z" and manifest["end"] == "2026-03-30T00:00:00Z"
     assert manifest["generator"] == {"name": "availability simulate", "profile": "tidy", "seed": 4}
     assert summary["visits"] == len((out / "visits.csv").read_text().splitlines()) - 1
+
+
+def test_a_distribution_centre_outage_ships_nothing_to_any_store_while_it_lasts() -> None:
+    params = WorldParams(dc_outage_share=1.0, dc_outage_days_min=4, dc_outage_days_max=6)
+    ds = simulate(stores=3, skus=12, days=10, seed=5, start=START, params=params)
+    t0 = int(START.timestamp()) - params.warmup_days * 86400
+    outage = {s.sku: s.dc_outage for s in ds.skus}
+    assert all(o is not None and 4 <= o[1] - o[0] <= 6 for o in outage.values())
+    receipts = [(sku, occurred) for _, _, kind, _, sku, _, occurred in ds.pos if kind == "receipt"]
+    assert receipts  # deliveries still land outside the outages
+    for sku, occurred in receipts:
+        first, end = outage[sku]  # type: ignore[misc]
+        assert not t0 + first * 86400 <= occurred < t0 + end * 86400
+
+
+def test_the_shelf_gap_world_is_the_default_before_it_was_checked_against_published_numbers() -> (
+    None
+):
+    old = profile("shelf_gap")
+    assert msgspec.structs.replace(
+        old,
+        shelf_max=120,
+        restock_hours_median=1.5,
+        forget_restock_share=0.03,
+        dc_outage_share=0.22,
+    ) == profile("default")
+    assert (old.shelf_max, old.restock_hours_median, old.forget_restock_share) == (40, 2.0, 0.05)
+    s_old, s_new = mid_world("shelf_gap").summary, mid_world("default").summary
+    assert s_old and s_new
+    assert s_new.false_promise_back_room_share < s_old.false_promise_back_room_share

@@ -48,6 +48,8 @@ class SkuTraits(msgspec.Struct, frozen=True):
     shoppers_per_day: float  # in an average store on an average weekday
     # (first local day, last local day, uplift), days counted from warm-up start
     promo: tuple[int, int, float] | None
+    # (first day, end day) from warm-up start: the distribution centre cannot ship it
+    dc_outage: tuple[int, int] | None = None
 
 
 class SummaryStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -137,12 +139,21 @@ def _sku_traits(seed: int, index: int, params: WorldParams, days: int) -> SkuTra
             params.promo_uplift_max - params.promo_uplift_min
         )
         promo = (first, first + length, uplift)
+    dc_outage: tuple[int, int] | None = None
+    dc = random.Random(f"{seed}/dc/{index}")  # its own stream: older worlds stay as they were
+    if params.dc_outage_share > 0 and dc.random() < params.dc_outage_share:
+        first = dc.randint(0, params.warmup_days + days - 1)
+        length = dc.randint(
+            params.dc_outage_days_min, max(params.dc_outage_days_min, params.dc_outage_days_max)
+        )
+        dc_outage = (first, first + length)
     return SkuTraits(
         sku=f"SKU-{index:05d}",
         name=f"{category.name.replace('_', ' ').title()} item {index}",
         category=category,
         shoppers_per_day=rate,
         promo=promo,
+        dc_outage=dc_outage,
     )
 
 
@@ -195,6 +206,9 @@ def _pair_setup(
         snapshot_times=snapshot_times,
         review_times=review_times,
         params=params,
+        dc_outage=None
+        if sku.dc_outage is None
+        else (calendar.t0 + sku.dc_outage[0] * DAY, calendar.t0 + sku.dc_outage[1] * DAY),
     )
 
 

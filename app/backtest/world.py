@@ -54,6 +54,7 @@ class PairSetup:
     snapshot_times: tuple[int, ...]
     review_times: tuple[int, ...]
     params: WorldParams
+    dc_outage: tuple[int, int] | None = None  # [from, to) epoch seconds: nothing ships
 
 
 @dataclass(slots=True)
@@ -340,6 +341,11 @@ class _Pair:
     def delivery(self, t: int, ordered: int) -> None:
         """Stock lands in the back room; the receipt records the shipped quantity."""
         self.on_order.remove(next(o for o in self.on_order if o[0] == t and o[1] == ordered))
+        out = self.s.dc_outage
+        if (out is not None and out[0] <= t < out[1]) or (
+            self.p.supplier_short_share > 0 and self.rng.random() < self.p.supplier_short_share
+        ):
+            return  # the DC could not ship: nothing is received; the next review reorders
         arrived = ordered
         if self.rng.random() < self.p.receiving_error_share:
             off = 1 + int(self.rng.random() * self.s.case_pack)

@@ -51,6 +51,8 @@ def negbin_cdf(m: int, mean: float, size: float = DEPLETION_SIZE) -> float:
         return 1.0
     p = size / (size + mean)
     q = 1.0 - p
+    if size == 2.0:  # closed form: P(D > m) = q^(m+1) (1 + (m+1) p), no sum over m terms
+        return max(0.0, min(1.0, 1.0 - q ** (m + 1) * (1.0 + (m + 1) * p)))
     pk = math.exp(size * math.log(p))
     total = pk
     for k in range(m):
