@@ -62,6 +62,7 @@ from app.domain.badge import Badge, BadgeState, badge_for, gate_staleness, newes
 from app.domain.model import Identifier
 from app.domain.policy import Policy
 from app.domain.reasons import PLAIN_WORDS, Reason
+from app.domain.reassess import MAX_HORIZON, badge_from_record
 from app.domain.wanted import for_wanted
 
 TAGS = ["availability"]
@@ -277,7 +278,29 @@ def _words(code: str) -> str:
 
 
 def _answered(stored: availability_db.StoredBadge, ask: Ask, policy: Policy) -> Badge:
-    """The stored badge narrowed to the question (before the staleness gate)."""
+    """The badge for the question, as computed while the data is fresh (the staleness
+    gate comes after): the stored badge for the question it was stored for; with the
+    engine's evidence record, the engine's answer for the question
+    (``app.domain.reassess``); without one, the stored badge narrowed by ``for_wanted``."""
+    if ask.qty == stored.badge.wanted and ask.horizon == policy.arrival_horizon:
+        return stored.badge
+    position, record = stored.position, stored.record
+    if position is not None and record is not None and ask.horizon <= MAX_HORIZON:
+        try:
+            # ``now`` at the position's own data time: the badge as while fresh.
+            return badge_from_record(
+                position,
+                record,
+                policy=policy,
+                category=stored.category,
+                store_newest_at=None,
+                now=newest(position.base_at, position.last_event_at) or position.base_at,
+                wanted=ask.qty,
+                horizon=ask.horizon,
+                calibration=stored.calibration,
+            )
+        except ValueError:
+            pass  # a record this version cannot reassess: the conservative answer
     return for_wanted(
         stored.badge, wanted=ask.qty, horizon=ask.horizon, computed_for=policy.arrival_horizon
     )

@@ -104,7 +104,8 @@ Qty = Annotated[
         le=MAX_QTY,
         description=(
             f"Units wanted (default 1, max {MAX_QTY}): a promise needs that many units on record "
-            "beyond the safety buffer."
+            "beyond the safety buffer (and, with the engine's evidence, confidence that many "
+            "will be on the shelf)."
         ),
         examples=[Example(summary="one unit", value=1), Example(summary="a set of four", value=4)],
     ),
@@ -117,8 +118,10 @@ PickupWithin = Annotated[
         le=MAX_PICKUP_MINUTES,
         description=(
             "Minutes until the shopper picks the item up (default: the policy's arrival "
-            f"horizon, 120 unless configured; max {MAX_PICKUP_MINUTES}). A window longer than "
-            "the one the stored badge was computed for gets no promise (low_confidence)."
+            f"horizon, 120 unless configured; max {MAX_PICKUP_MINUTES}). With the engine's "
+            "evidence for the pair, the engine's answer for that window (sales expected "
+            "before pickup are held back); without it, a window longer than the one the "
+            "stored badge was computed for gets no promise (low_confidence)."
         ),
         examples=[Example(summary="within the hour", value=60)],
     ),

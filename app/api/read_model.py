@@ -37,6 +37,7 @@ import structlog
 
 from app.db import availability as availability_db
 from app.domain.geo import distance_km
+from app.domain.reassess import CalibrationMap
 
 log = structlog.get_logger(__name__)
 
@@ -207,6 +208,7 @@ class ReadModel:
         self.max_skus = max_skus
         self.max_answer_bytes = max_answer_bytes
         self._answers: dict[Any, Answer] = {}
+        self._calibrations: dict[int, CalibrationMap] = {}  # immutable once stored
         self._answer_bytes = 0
         self._mono = monotonic
         # How often the listener makes a round trip to confirm no notification was missed.
@@ -365,7 +367,9 @@ class ReadModel:
         gen, at = self._gen, self._mono()
         self.db_loads += 1
         async with self._pool.acquire() as conn:
-            found = await availability_db.stored_badges(conn, skus, store_ids)
+            found = await availability_db.stored_badges(
+                conn, skus, store_ids, self._calibrations
+            )
         caching = self.caching
         out: dict[str, SkuBadges] = {}
         for sku in skus:

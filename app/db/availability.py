@@ -1,4 +1,4 @@
-"""Stored badges as the read path needs them, one round trip per request.
+"""Stored badges as the read path needs them, one round trip per load.
 
 The reconcilers compute badges when data arrives and store them in
 ``book_position``; this module reads them back as domain :class:`Badge` values
@@ -15,9 +15,12 @@ import msgspec
 import structlog
 
 from app.db import Connection
+from app.db.engine_state import load_calibration
 from app.db.queries import Queries
 from app.domain.badge import Badge, BadgeState, newest
+from app.domain.model import BookPosition
 from app.domain.reasons import Reason
+from app.domain.reassess import CalibrationMap, EvidenceRecord, decode_record
 
 Q = Queries("availability.sql")
 log = structlog.get_logger(__name__)
@@ -29,35 +32,54 @@ class StoredBadge(msgspec.Struct, frozen=True, kw_only=True):
     """A badge as the reconcilers stored it.
 
     ``other_reasons`` keeps codes this version does not know (a newer writer), so
-    nothing the writer said is lost on the way out.
+    nothing the writer said is lost on the way out. ``position``, ``record``,
+    ``category`` and ``calibration`` are what ``app.domain.reassess`` needs to answer
+    another qty or pickup time as the engine would (``record`` None: the badge was
+    computed without the engine, or its record could not be read).
     """
 
     badge: Badge
     other_reasons: tuple[str, ...] = ()
     computed_at: datetime
+    position: BookPosition | None = None
+    record: EvidenceRecord | None = None
+    category: str | None = None
+    calibration: CalibrationMap | None = None
 
 
-class BadgeLookup(msgspec.Struct, frozen=True, kw_only=True):
-    """Everything the single-store read needs."""
-
-    store_known: bool
-    sku_known: bool
-    stored: StoredBadge | None
-    store_newest_at: datetime | None
-
-
-class NearbyCandidate(msgspec.Struct, frozen=True, kw_only=True):
-    """A store inside the bounding box, with its stored badge for the sku if any."""
-
-    store_id: str
-    name: str
-    lat: float
-    lon: float
-    stored: StoredBadge | None
-    store_newest_at: datetime | None
+def _record(row: asyncpg.Record) -> EvidenceRecord | None:
+    raw = row["evidence"]
+    if raw is None:
+        return None
+    try:
+        return decode_record(bytes(raw))
+    except ValueError as exc:
+        log.warning(
+            "availability.unreadable_evidence",
+            store_id=row["store_id"],
+            sku=row["sku"],
+            error=str(exc),
+        )
+        return None
 
 
-def _stored(row: asyncpg.Record) -> StoredBadge | None:
+def _position(row: asyncpg.Record) -> BookPosition | None:
+    if row["book"] is None or row["base_source"] is None or row["base_at"] is None:
+        return None
+    return BookPosition(
+        store_id=row["store_id"],
+        sku=row["sku"],
+        book=row["book"],
+        base_source=row["base_source"],
+        base_at=row["base_at"],
+        snapshot_as_of=row["snapshot_as_of"],
+        last_event_at=row["last_event_at"],
+    )
+
+
+def _stored(
+    row: asyncpg.Record, calibrations: dict[int, CalibrationMap] | None = None
+) -> StoredBadge | None:
     if not row["has_position"]:
         return None
     codes: list[str] = list(row["reasons"] or ())
@@ -73,74 +95,25 @@ def _stored(row: asyncpg.Record) -> StoredBadge | None:
         as_of=row["badge_as_of"] or newest(row["base_at"], row["last_event_at"]),
         reasons=tuple(Reason(c) for c in codes if c in _KNOWN_REASONS),
     )
-    return StoredBadge(badge=badge, other_reasons=other, computed_at=row["computed_at"])
+    record = _record(row)
+    calibration = None
+    if record is not None and record.calibration_id is not None:
+        calibration = (calibrations or {}).get(record.calibration_id)
+        if calibration is None:
+            record = None  # assessed with a map this process cannot have: the stored badge only
+    return StoredBadge(
+        badge=badge,
+        other_reasons=other,
+        computed_at=row["computed_at"],
+        position=_position(row) if record is not None else None,
+        record=record,
+        category=row["category"],
+        calibration=calibration,
+    )
 
 
 def _store_newest(row: asyncpg.Record) -> datetime | None:
     return newest(row["last_pos_event_at"], row["store_snapshot_as_of"])
-
-
-async def badge_at_store(conn: Connection, store_id: str, sku: str) -> BadgeLookup:
-    """The stored badge for (store_id, sku), whether both are known, and store freshness."""
-    row = await conn.fetchrow(Q.badge_at_store, store_id, sku)
-    assert row is not None  # the query always yields one row
-    return BadgeLookup(
-        store_known=row["store_known"],
-        sku_known=row["sku_known"],
-        stored=_stored(row),
-        store_newest_at=_store_newest(row),
-    )
-
-
-class SkuNearby(msgspec.Struct, frozen=True, kw_only=True):
-    """One asked-for sku: whether it is known, and the stores in the box."""
-
-    sku: str
-    sku_known: bool
-    candidates: list[NearbyCandidate]
-
-
-class NearLookup(msgspec.Struct, frozen=True, kw_only=True):
-    """The centre actually used (null when a postal code matched no store), and
-    per asked-for sku, in the order asked, the stores in the box."""
-
-    centre: tuple[float, float] | None
-    skus: list[SkuNearby]
-
-
-async def badges_near(
-    conn: Connection,
-    skus: list[str],
-    *,
-    radius_km: float,
-    lat: float | None = None,
-    lon: float | None = None,
-    postal_code: str | None = None,
-) -> NearLookup:
-    """Stores near (lat, lon) or near the stores of ``postal_code``, with their badge
-    for each of ``skus``: one query, one round trip, whatever the number of skus."""
-    if postal_code is None and (lat is None or lon is None):
-        raise ValueError("badges_near needs lat and lon, or a postal code")
-    rows = await conn.fetch(Q.badges_near, skus, postal_code, lat, lon, radius_km)
-    centre: tuple[float, float] | None = None
-    out: list[SkuNearby] = []
-    for r in rows:
-        if centre is None and r["centre_lat"] is not None:
-            centre = (r["centre_lat"], r["centre_lon"])
-        if len(out) < r["ord"]:  # rows come in the order asked, one sku after another
-            out.append(SkuNearby(sku=r["sku"], sku_known=bool(r["sku_known"]), candidates=[]))
-        if r["store_id"] is not None:
-            out[-1].candidates.append(
-                NearbyCandidate(
-                    store_id=r["store_id"],
-                    name=r["name"],
-                    lat=r["lat"],
-                    lon=r["lon"],
-                    stored=_stored(r),
-                    store_newest_at=_store_newest(r),
-                )
-            )
-    return NearLookup(centre=centre, skus=out)
 
 
 class StoreRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,14 +144,29 @@ async def all_stores(conn: Connection) -> list[StoreRow]:
 
 
 async def stored_badges(
-    conn: Connection, skus: list[str], store_ids: list[str]
+    conn: Connection,
+    skus: list[str],
+    store_ids: list[str],
+    calibrations: dict[int, CalibrationMap] | None = None,
 ) -> dict[str, tuple[bool, dict[str, StoredBadge]]]:
     """Per sku: whether it is known, and its stored badges at ``store_ids`` (a store
-    with no position is absent). One query whatever the numbers of skus and stores."""
+    with no position is absent). One query whatever the numbers of skus and stores,
+    plus one per calibration map not yet in ``calibrations`` (the caller's cache,
+    filled here; maps never change once stored, and a new one is rare)."""
+    cache = calibrations if calibrations is not None else {}
+    rows = await conn.fetch(Q.stored_badges, skus, store_ids)
+    for r in rows:
+        if r["evidence"] is not None:
+            record = _record(r)
+            cid = None if record is None else record.calibration_id
+            if cid is not None and cid not in cache:
+                found = await load_calibration(conn, cid)
+                if found is not None:
+                    cache[cid] = found
     out: dict[str, tuple[bool, dict[str, StoredBadge]]] = {}
-    for r in await conn.fetch(Q.stored_badges, skus, store_ids):
+    for r in rows:
         _, stored = out.setdefault(r["sku"], (bool(r["sku_known"]), {}))
-        badge = _stored(r)
+        badge = _stored(r, cache)
         if badge is not None:
             stored[r["store_id"]] = badge
     return out
