@@ -27,7 +27,7 @@ from app.domain.reconciliation import iso
 
 log = structlog.get_logger(__name__)
 TAGS = ["managers"]
-CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
+CSV_MEDIA_TYPE = "text/csv"  # Litestar adds "; charset=utf-8"
 require_store_access = require_role("store_manager", store_param="store_id")
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from app.api.admin import admin_handlers
 from app.api.availability import nearby_availability, store_availability
+from app.api.counts import upload_counts
 from app.api.exports import google_local_inventory
 from app.api.feedback import post_feedback
 from app.api.health import health, ready
@@ -34,4 +35,5 @@ def route_handlers() -> list[Any]:
         *admin_handlers(),
         reconciliation_csv,
         reconciliation_summary,
+        upload_counts,
     ]
