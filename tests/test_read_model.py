@@ -12,6 +12,7 @@ import pytest
 from litestar import Litestar
 
 from app.api.read_model import CHANNEL, ReadModel
+from app.db.availability import notify_badges_changed
 from app.db.positions import recompute_pairs
 from app.domain.model import SnapshotRow
 from tests.conftest import serve_in_loop
@@ -242,3 +243,49 @@ async def test_a_notification_for_the_store_or_for_all_invalidates(
         assert await _book(reads) == 5
     finally:
         await reads.stop()
+
+
+async def test_kept_answers_survive_notifications_about_other_stores_only(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+) -> None:
+    """A nearby answer rests on its stores: a notification naming another store keeps
+    it (revalidated, no reload), one naming its store, one for everything, or a change
+    to its store's freshness drops it."""
+    await _seed(pool)
+    await add_store(pool, "S900", lat=LAT + 5, lon=LON)  # far away: never in the answer
+    app = make_app(clock=lambda: NOW, policy=POLICY)
+    params = {"lat": LAT, "lon": LON}
+    async with serve_in_loop(app) as client:
+        reads: ReadModel = app.state.read_model
+
+        async def notify(ids: list[str] | None, sql: str | None = None) -> None:
+            seen = reads.notifications
+            async with pool.acquire() as conn, conn.transaction():
+                if sql:
+                    await conn.execute(sql)
+                await notify_badges_changed(conn, ids)
+            await wait_for_notification(app, seen)
+
+        async def book() -> int:
+            r = await client.get("/v1/availability/SKU-1", params=params)
+            value: int = r.json()["stores"][0]["book"]
+            return value
+
+        assert await book() == 10
+        loads, kept = reads.db_loads, reads.revalidations
+        await notify(["S900"], "UPDATE book_position SET book = 8")  # the wrong store named
+        assert await book() == 10  # (as the notification said: S001 did not change)
+        assert (reads.db_loads, reads.revalidations) == (loads, kept + 1)
+        await notify(["S001"])
+        assert await book() == 8
+        assert (reads.db_loads, reads.revalidations) == (loads + 1, kept + 1)
+        await notify(None, "UPDATE book_position SET book = 7")
+        assert await book() == 7
+        # Fresher data at S001 though the payload names S900: the answer's store changed,
+        # so the answer is made again (from the cached row, which nothing invalidated).
+        await notify(
+            ["S900"],
+            "UPDATE store_freshness SET last_pos_event_at = last_pos_event_at + interval '1 s'",
+        )
+        assert await book() == 7
+        assert (reads.db_loads, reads.revalidations) == (loads + 2, kept + 1)

@@ -482,17 +482,24 @@ class SkuNear:
 
 
 def _compose(
-    sku: str, one: SkuBadges, chosen: list[InRange], now: datetime, policy: Policy, ask: Ask
+    sku: str,
+    one: SkuBadges,
+    chosen: list[InRange],
+    stores: Stores,
+    now: datetime,
+    policy: Policy,
+    ask: Ask,
 ) -> SkuNear:
     window = Window()
     if not one.known:
         return SkuNear(sku, False, b"[]", window)
     parts: list[bytes] = []
     for i in chosen:
-        row = one.rows[i.store.store_id]
+        row = one.rows[i.store_id]
+        newest_at = stores.by_id[i.store_id].newest_at
         if row.stored is not None:
-            window.add(i.store.newest_at, row.stored.badge, now, policy)
-        fields = _badge_json(row, i.store.newest_at, now, policy, ask)
+            window.add(newest_at, row.stored.badge, now, policy)
+        fields = _badge_json(row, newest_at, now, policy, ask)
         parts.append(b'{"store":' + i.ref_json + b"," + fields[1:])
     return SkuNear(sku, True, b"[" + b",".join(parts) + b"]", window)
 
@@ -535,7 +542,8 @@ async def _answers(
     centre: tuple[float, float] | None = None
     missing: list[str] = []
     for sku in skus:
-        kept = reads.answer(_key(sku, where, limit, ask))
+        key = _key(sku, where, limit, ask)
+        kept = reads.answer(key) or await reads.revalidated(key)
         if kept is not None and kept.parts[1].window.holds(now):
             centre, out[sku] = kept.parts
         else:
@@ -546,14 +554,24 @@ async def _answers(
         located = _near(stores, where)
         centre = located.centre
         chosen = located.stores[:limit]
-        found = await reads.badges(missing, [i.store.store_id for i in chosen])
+        ids = [i.store_id for i in chosen]
+        infos = tuple(stores.by_id[s] for s in ids)
+        found = await reads.badges(missing, ids)
         for sku in missing:
             one = found[sku]
-            made = out[sku] = _compose(sku, one, chosen, now, policy, ask)
+            made = out[sku] = _compose(sku, one, chosen, stores, now, policy, ask)
             loaded_at = min([stores.loaded_at, *(r.loaded_at for r in one.rows.values())])
-            size = 2 * len(made.stores_json) + 256
             reads.keep_answer(
-                _key(sku, where, limit, ask), Answer(gen, loaded_at, (centre, made), size)
+                _key(sku, where, limit, ask),
+                Answer(
+                    gen,
+                    loaded_at,
+                    (centre, made),
+                    2 * len(made.stores_json) + 256,
+                    infos=infos,
+                    geometry_version=stores.geometry_version,
+                    known=one.known,
+                ),
             )
     assert centre is not None
     return centre, [out[sku] for sku in skus]

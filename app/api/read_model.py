@@ -58,10 +58,11 @@ class StoreInfo(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class InRange(msgspec.Struct, frozen=True, kw_only=True):
-    """A store within the radius of a location, with its distance (km, unrounded)."""
+    """A store within the radius of a location, with its distance (km, unrounded).
+    Its freshness is the current ``Stores.by_id[store_id].newest_at``."""
 
     distance: float
-    store: StoreInfo
+    store_id: str
     ref_json: bytes  # the encoded StoreRef, made once per location and store
 
 
@@ -88,17 +89,31 @@ class Row:
 
 class Answer:
     """An encoded answer the API made from this model (its bytes are the API's
-    business), with what it rests on: the model's generation when it started (any
-    notification since makes it stale) and the oldest load time of the stores and
-    rows it read (bounded by ``max_age`` like them)."""
+    business), with what it rests on: the model's generation when it started, the
+    stores it read (their ``StoreInfo`` as then, and the stores' geometry version),
+    whether its sku was known, and the oldest load time of the stores and rows it
+    read (bounded by ``max_age`` like them)."""
 
-    __slots__ = ("gen", "loaded_at", "parts", "size")
+    __slots__ = ("gen", "geometry_version", "infos", "known", "loaded_at", "parts", "size")
 
-    def __init__(self, gen: int, loaded_at: float, parts: Any, size: int) -> None:
+    def __init__(
+        self,
+        gen: int,
+        loaded_at: float,
+        parts: Any,
+        size: int,
+        *,
+        infos: tuple[StoreInfo, ...] = (),
+        geometry_version: int = -1,
+        known: bool = True,
+    ) -> None:
         self.gen = gen
         self.loaded_at = loaded_at
         self.parts = parts
         self.size = size
+        self.infos = infos
+        self.geometry_version = geometry_version
+        self.known = known
 
 
 class _SkuEntry:
@@ -124,6 +139,7 @@ class Stores:
         self.gen = gen
         self.loaded_at = loaded_at
         self.geometry = tuple((s.store_id, s.name, s.lat, s.lon, s.postal_key) for s in stores)
+        self.geometry_version = 0  # the same while ``geometry`` is (set by the model)
         self.locations: dict[tuple[Any, ...], Located | None] = {}
 
     def near(
@@ -170,7 +186,7 @@ class Stores:
             stores=[
                 InRange(
                     distance=d,
-                    store=s,
+                    store_id=s.store_id,
                     ref_json=_ENCODER.encode(
                         {"store_id": s.store_id, "name": s.name, "distance_km": round(d, 3)}
                     ),
@@ -230,6 +246,8 @@ class ReadModel:
         self.confirmations = 0
         self.listener_pid: int | None = None
         self.db_loads = 0  # sku loads that went to the database (for tests and metrics)
+        self.revalidations = 0  # answers kept across notifications that did not concern them
+        self._geometry_version = 0
 
     # -- invalidation --------------------------------------------------------
 
@@ -298,21 +316,12 @@ class ReadModel:
                 at,
             )
             if current is not None and current.geometry == loaded.geometry:
-                # only freshness changed: keep the locations, with the new StoreInfo
-                loaded.locations = {
-                    k: (
-                        None
-                        if v is None
-                        else Located(
-                            centre=v.centre,
-                            stores=[
-                                msgspec.structs.replace(i, store=loaded.by_id[i.store.store_id])
-                                for i in v.stores
-                            ],
-                        )
-                    )
-                    for k, v in current.locations.items()
-                }
+                # only freshness changed: the locations still hold
+                loaded.locations = current.locations
+                loaded.geometry_version = current.geometry_version
+            else:
+                self._geometry_version += 1
+                loaded.geometry_version = self._geometry_version
             if self.caching:
                 self._stores = loaded
             return loaded
@@ -367,9 +376,7 @@ class ReadModel:
         gen, at = self._gen, self._mono()
         self.db_loads += 1
         async with self._pool.acquire() as conn:
-            found = await availability_db.stored_badges(
-                conn, skus, store_ids, self._calibrations
-            )
+            found = await availability_db.stored_badges(conn, skus, store_ids, self._calibrations)
         caching = self.caching
         out: dict[str, SkuBadges] = {}
         for sku in skus:
@@ -397,9 +404,10 @@ class ReadModel:
         return self._gen
 
     def answer(self, key: Any) -> Answer | None:
-        """The answer kept under ``key`` if nothing it rests on was notified since it
-        was made and it is within ``max_age`` of its loads (or of the listener's latest
-        confirmation); None otherwise. The hot path: two comparisons and a clock read."""
+        """The answer kept under ``key`` if nothing at all was notified since it was
+        made and it is within ``max_age`` of its loads (or of the listener's latest
+        confirmation); None otherwise (then try :meth:`revalidated`). The hot path:
+        a dictionary lookup, two comparisons and a clock read."""
         found = self._answers.get(key)
         if (
             found is None
@@ -408,6 +416,37 @@ class ReadModel:
             or self._mono() - max(found.loaded_at, self._confirmed_at) > self.max_age
         ):
             return None
+        return found
+
+    async def revalidated(self, key: Any) -> Answer | None:
+        """The answer kept under ``key`` when notifications came since it was made but
+        none of them concerns it: none for everything, none for a store it read, no
+        change to those stores' rows (freshness, name) or to the stores' geometry, and
+        its sku was known (a sku not known may become known at any store). It is then
+        current again (re-stamped, so the next read takes :meth:`answer`'s path)."""
+        found = self._answers.get(key)
+        if (
+            found is None
+            or not found.known
+            or found.gen < self._all_gen
+            or not self._listening
+            or self._mono() - max(found.loaded_at, self._confirmed_at) > self.max_age
+        ):
+            return None
+        if found.gen == self._gen:
+            return found
+        gen = self._gen
+        stores = await self.stores()
+        if stores.geometry_version != found.geometry_version or found.gen < self._all_gen:
+            return None
+        for info in found.infos:
+            if (
+                self._store_gen.get(info.store_id, -1) > found.gen
+                or stores.by_id.get(info.store_id) != info
+            ):
+                return None
+        found.gen = gen
+        self.revalidations += 1
         return found
 
     def keep_answer(self, key: Any, answer: Answer) -> None:
