@@ -18,12 +18,14 @@ job (``reconcilers/jobs.py``) recomputes them.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Literal
 
 import asyncpg
 import msgspec
+import structlog
 
 from app.db import Connection
 from app.db.availability import notify_badges_changed
@@ -35,6 +37,7 @@ from app.domain.model import BookPosition
 from app.domain.policy import Policy
 
 Q = Queries("positions.sql")
+log = structlog.get_logger(__name__)
 
 # Pairs per round trip: bounds memory and statement size for very large recomputes.
 BATCH = 20_000
@@ -60,41 +63,56 @@ async def recompute_pairs(
     policy: Policy,
     now: datetime,
     engine: LiveEngine | None = None,
+    only_changed: bool = False,
 ) -> int:
     """Recompute and store the position and badge of each pair; return how many were written.
 
     ``engine`` (default: the one bound to the task, if any) assesses every badge.
+    ``only_changed`` (a snapshot's recompute): a pair whose book, base source and
+    units in transit come out as stored, with a badge that is not ``unknown`` and was
+    assessed as this one would be, is left as stored: its badge was computed from the
+    very same inputs, like any pair no feed touched (the store's freshness, which
+    the read path gates on, moved with the snapshot).
     """
     unique = sorted(set(pairs))
     if not unique:
         return 0
     live = engine if engine is not None else bound_engine()
     written = 0
+    timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0, "skipped": 0}
+    started = time.perf_counter()
     async with conn.transaction():
         await conn.fetchval(Q.lock_stores, sorted({store for store, _ in unique}))
         async with contextlib.AsyncExitStack() as stack:
             assessor = None
             if live is not None:
                 assessor = await stack.enter_async_context(live.assessor(conn, now))
+            caught_up = time.perf_counter()
             for start in range(0, len(unique), BATCH):
                 written += await _recompute_batch(
-                    conn, unique[start : start + BATCH], policy=policy, now=now, assessor=assessor
-                )
+                    conn, unique[start : start + BATCH], policy=policy, now=now,
+                    assessor=assessor, only_changed=only_changed, timing=timing,
+                )  # fmt: skip
         # API processes drop their cached badges for these stores when this commits.
         await notify_badges_changed(conn, sorted({store for store, _ in unique}))
+    if len(unique) >= 1000:
+        log.info("positions.recomputed", pairs=len(unique), written=written, engine=live is not None,
+                 catch_up_ms=round((caught_up - started) * 1000, 1),
+                 **{k: round(v, 1) for k, v in timing.items()})  # fmt: skip
     return written
 
 
 async def recompute_stores(
     conn: Connection, store_ids: Iterable[str], *, policy: Policy, now: datetime
 ) -> int:
-    """Recompute every pair the stores have warehouse rows, POS events or positions for."""
+    """Recompute the pairs the stores have warehouse rows, POS events or positions for
+    (those a snapshot left as they were are skipped, see ``only_changed``)."""
     stores = sorted(set(store_ids))
     if not stores:
         return 0
     rows = await conn.fetch(Q.pairs_of_stores, stores)
     return await recompute_pairs(
-        conn, [(r["store_id"], r["sku"]) for r in rows], policy=policy, now=now
+        conn, [(r["store_id"], r["sku"]) for r in rows], policy=policy, now=now, only_changed=True
     )
 
 
@@ -105,10 +123,26 @@ async def _recompute_batch(
     policy: Policy,
     now: datetime,
     assessor: Assessor | None = None,
+    only_changed: bool = False,
+    timing: dict[str, float] | None = None,
 ) -> int:
+    t0 = time.perf_counter()
     rows = await conn.fetch(Q.book_inputs, [p[0] for p in pairs], [p[1] for p in pairs], now)
+    t1 = time.perf_counter()
     columns: tuple[list[object], ...] = tuple([] for _ in range(14))
+    assessed = assessor is not None
+    skipped = 0
     for row in rows:
+        if (
+            only_changed
+            and row["stored_book"] == row["book"]
+            and row["stored_source"] == row["base_source"]
+            and row["stored_in_transit"] == row["in_transit"]
+            and row["stored_state"] not in (None, "unknown")
+            and row["stored_assessed"] == assessed
+        ):
+            skipped += 1
+            continue
         position = _position(row)
         evidence: bytes | None = None
         assessment = None
@@ -130,8 +164,15 @@ async def _recompute_batch(
         )  # fmt: skip
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    await conn.execute(Q.upsert_positions, *columns, now)
-    return len(rows)
+    t2 = time.perf_counter()
+    if columns[0]:
+        await conn.execute(Q.upsert_positions, *columns, now)
+    if timing is not None:
+        timing["inputs_ms"] += (t1 - t0) * 1000
+        timing["assess_ms"] += (t2 - t1) * 1000
+        timing["write_ms"] += (time.perf_counter() - t2) * 1000
+        timing["skipped"] += skipped
+    return len(rows) - skipped
 
 
 def _position(row: asyncpg.Record) -> BookPosition | None:

@@ -17,7 +17,8 @@ FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($1::text[]) AS s ORDER BY 1) 
 -- count beats a POS count (a person looked at the shelf), the smaller of two shelf
 -- counts wins (no promise on the higher guess), and between POS counts the larger
 -- event_id (then feed) wins. Then every movement strictly after the base time and
--- <= now. last_event_at is the newest POS event or count <= now.
+-- <= now. last_event_at is the newest POS event or count <= now. stored_*: what
+-- book_position holds now (a snapshot's recompute skips pairs that come out the same).
 WITH pairs AS (
     SELECT DISTINCT u.store_id, u.sku
     FROM unnest($1::text[], $2::text[]) AS u(store_id, sku)
@@ -71,11 +72,15 @@ SELECT b.store_id, b.sku,
        b.base_source, b.base_at, b.snapshot_as_of,
        greatest(m.last_event_at, b.count_at) AS last_event_at, b.in_transit,
        pr.category,
-       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at
+       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at,
+       bp.book AS stored_book, bp.base_source AS stored_source,
+       bp.in_transit AS stored_in_transit, bp.badge_state AS stored_state,
+       bp.evidence IS NOT NULL AS stored_assessed
 FROM based b
 LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
 LEFT JOIN product pr ON pr.sku = b.sku
-LEFT JOIN store_freshness f ON f.store_id = b.store_id;
+LEFT JOIN store_freshness f ON f.store_id = b.store_id
+LEFT JOIN book_position bp ON bp.store_id = b.store_id AND bp.sku = b.sku;
 
 -- name: upsert_positions
 -- One statement for the whole batch; reasons arrive comma-joined (codes have none).
