@@ -3,6 +3,10 @@
 A ``Retry-After`` header on a retryable answer (429, 503; seconds, as a number, or an
 HTTP date) sets the wait instead of the backoff. One longer than
 ``settings.retry_timeout`` is not waited for: the run fails and the next one tries again.
+
+Each scheduled retry is logged once (``feed.retry_scheduled``) by our own stamina hook:
+stamina's default one logs ``repr`` of the exception, whose URL carries a feed's
+credentials and query (tokens, cursors). Ours logs the URL without them.
 """
 
 from __future__ import annotations
@@ -14,8 +18,44 @@ from typing import Any
 
 import httpx
 import stamina
+import structlog
+from stamina.instrumentation import RetryDetails, set_on_retry_hooks
 
 from app.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+def redacted_url(url: httpx.URL) -> str:
+    """The URL without credentials or query (what may be logged or stored)."""
+    return str(url.copy_with(query=None, userinfo=b"", fragment=None))
+
+
+def describe(exc: BaseException) -> str:
+    """An HTTP failure in words that hold no credentials, query or header values."""
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code} from {redacted_url(exc.request.url)}"
+    if isinstance(exc, httpx.RequestError):
+        try:
+            url = exc.request.url
+        except RuntimeError:  # no request attached
+            return type(exc).__name__
+        text = str(exc).replace(str(url), redacted_url(url))
+        return f"{type(exc).__name__} talking to {redacted_url(url)}: {text or 'no detail'}"
+    return type(exc).__name__
+
+
+def _log_retry(details: RetryDetails) -> None:
+    log.warning(
+        "feed.retry_scheduled",
+        retry=details.retry_num,
+        wait_s=round(details.wait_for, 3),
+        waited_s=round(details.waited_so_far, 3),
+        cause=describe(details.caused_by),
+    )
+
+
+set_on_retry_hooks([_log_retry])
 
 
 def is_retryable(exc: Exception) -> bool:

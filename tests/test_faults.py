@@ -320,3 +320,34 @@ async def test_duplicate_and_late_events_across_pages_count_once_in_time_order(
     # snapshot as_of 07:50 holds 20; E2 (07:52, 3) and E3 (08:20, 1) and E1 (07:55, 1) after it
     assert await w.badge() == ("in_stock", ["margin_ok"], 20 - 3 - 1 - 1)
     assert await w.pool.fetchval("SELECT count(*) FROM pos_event") == 3
+
+
+async def test_secrets_never_reach_logs_feed_state_or_the_admin_view(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The auth header's value, a password in the URL and a token in its query stay
+    out of every log line and the feed row, on success and on failure alike."""
+    from structlog.testing import capture_logs
+
+    from app.api.admin import redacted_url
+
+    monkeypatch.setenv("FAULTS_POS_TOKEN", "Bearer tok-SECRET-1")
+    url = w_url = world.server.url("/events").replace("http://", "http://user:pw-SECRET-2@")
+    feed = msgspec.structs.replace(
+        world.pos, url=f"{w_url}?key=q-SECRET-3", auth_header="Authorization",
+        auth_env="FAULTS_POS_TOKEN",
+    )  # fmt: skip
+    world.events.pages.append([sale("E2", START)])
+    with capture_logs() as logs:
+        ok = await world.run(feed)
+        world.events.faults[2] = [Reply(status=500)] * 10
+        world.events.pages.append([sale("E3", START)])
+        failed = await world.run(feed)
+    assert (ok.outcome, failed.outcome) == ("applied", "failed")
+    sent = world.server.requests_to("/events")[-1]
+    assert sent.param("key") == "q-SECRET-3" and sent.headers["authorization"]  # they were used
+    state = await world.state("pos")
+    seen = repr(logs) + repr(state) + repr(failed) + redacted_url(feed.url)
+    assert "HTTP 500" in seen and url.split("@")[1] in seen
+    for secret in ("SECRET-1", "SECRET-2", "SECRET-3", sent.headers["authorization"]):
+        assert secret not in seen, secret
