@@ -196,6 +196,9 @@ async def start_reconcilers(
                 max_instances=1,
                 misfire_grace_time=None,
             )
+        from reconcilers.report_export import schedule_report_export  # nightly reports
+
+        schedule_report_export(scheduler, pool, settings, clock)
         scheduler.start()
         reconcilers.scheduler = scheduler
     log.info(

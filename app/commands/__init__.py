@@ -17,6 +17,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "app.commands.demo",
     "app.commands.feed_simulator",
     "app.commands.export",
+    "app.commands.keys",
+    "app.commands.report",
 )
 
 
