@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -187,6 +188,28 @@ end
 """
 
 
+def _notifier(dsn: str, every: float, stop: threading.Event) -> None:
+    """NOTIFY availability_changed with 10 random store ids every ``every`` seconds."""
+    import random
+
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(dsn)
+        try:
+            ids = [s for s, _, _ in _grid()]
+            while not stop.is_set():
+                await conn.execute(
+                    "SELECT pg_notify('availability_changed', $1)",
+                    ",".join(random.sample(ids, 10)),
+                )
+                await asyncio.sleep(every)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 def wrk(url: str, lua: str | None, seconds: int, connections: int) -> tuple[float, float, int]:
     """(requests/s, p99 ms, non-2xx count) from one wrk run."""
     cmd = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
@@ -215,6 +238,12 @@ def main() -> int:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument(
         "--rounds", type=int, default=3, help="constant/nearby/batch rounds; medians (default 3)"
+    )
+    p.add_argument(
+        "--notify-every",
+        type=float,
+        default=0.0,
+        help="also run nearby while NOTIFYing 10 random stores every this many seconds",
     )
     p.add_argument("--serve", nargs=2, metavar=("DSN", "PORT"), help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -345,6 +374,26 @@ def main() -> int:
         print(
             f"batch = {b_rps:.0f} req/s   (target >= 1,000: {'met' if b_rps >= 1000 else 'NOT met'})"
         )
+        if args.notify_every > 0:
+            # Reconciler churn: NOTIFY availability_changed naming 10 random stores every
+            # --notify-every seconds while nearby runs (answers resting on a named store are
+            # made again; the others are revalidated), then the bare route again.
+            stop = threading.Event()
+            thread = threading.Thread(
+                target=_notifier, args=(dsn, args.notify_every, stop), daemon=True
+            )
+            thread.start()
+            try:
+                churn = wrk(origin, lua(_LUA_NEARBY), args.duration, args.connections)
+            finally:
+                stop.set()
+                thread.join()
+            bare = wrk(f"{origin}/__bench/constant", None, args.duration, args.connections)
+            print(
+                f"\nwith a NOTIFY of 10 stores every {args.notify_every:g} s: nearby "
+                f"{churn[0]:.0f} req/s (p99 {churn[1]:.1f} ms, non-2xx {churn[2]}), "
+                f"constant after it {bare[0]:.0f} req/s: {churn[0] / bare[0]:.0%}"
+            )
     finally:
         if proc:
             proc.terminate()

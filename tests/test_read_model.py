@@ -94,7 +94,7 @@ async def test_reconciler_write_invalidates_the_cached_badge_by_notify(
         assert reads.db_loads == loads + 1
 
 
-async def test_recompute_notifies_the_changed_stores_on_commit_only(
+async def test_recompute_notifies_the_changed_pairs_on_commit_only(
     pool: asyncpg.Pool, db_dsn: str
 ) -> None:
     await _seed(pool)
@@ -114,7 +114,7 @@ async def test_recompute_notifies_the_changed_stores_on_commit_only(
         await listener.execute("SELECT 1")  # anything else queued has arrived by now
     finally:
         await listener.close()
-    assert got == ["S001,S002"]  # the rolled-back recompute said nothing
+    assert got == ["S001/SKU-1,S002/SKU-1"]  # the rolled-back recompute said nothing
 
 
 async def test_entries_older_than_the_bound_are_never_served(pool: asyncpg.Pool) -> None:
@@ -289,3 +289,53 @@ async def test_kept_answers_survive_notifications_about_other_stores_only(
         )
         assert await book() == 7
         assert (reads.db_loads, reads.revalidations) == (loads + 2, kept + 1)
+
+
+async def test_a_pair_notification_drops_that_sku_only(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+) -> None:
+    """``store/sku`` items drop the answers and rows of those skus; the other skus'
+    answers at the same store are revalidated, not made again."""
+    await _seed(pool)
+    await add_product(pool, "SKU-2")
+    await add_position(pool, "S001", "SKU-2", book=5)
+    app = make_app(clock=lambda: NOW, policy=POLICY)
+    params = {"lat": LAT, "lon": LON}
+    async with serve_in_loop(app) as client:
+        reads: ReadModel = app.state.read_model
+
+        async def book(sku: str) -> int:
+            r = await client.get(f"/v1/availability/{sku}", params=params)
+            value: int = r.json()["stores"][0]["book"]
+            return value
+
+        assert (await book("SKU-1"), await book("SKU-2")) == (10, 5)
+        loads, kept = reads.db_loads, reads.revalidations
+        seen = reads.notifications
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE book_position SET book = book - 1")
+            await notify_badges_changed(conn, pairs=[("S001", "SKU-2")])
+        await wait_for_notification(app, seen)
+        assert (await book("SKU-1"), await book("SKU-2")) == (10, 4)
+        assert (reads.db_loads, reads.revalidations) == (loads + 1, kept + 1)
+
+
+async def test_notification_payloads_fall_back_to_stores_then_everything(
+    pool: asyncpg.Pool, db_dsn: str
+) -> None:
+    got: list[str] = []
+    listener = await asyncpg.connect(db_dsn)
+    try:
+        await listener.add_listener(CHANNEL, lambda _c, _p, _ch, payload: got.append(payload))
+        many = [(f"S{i % 3}", f"SKU-{i:05d}") for i in range(1000)]  # ~11 kB as pairs
+        async with pool.acquire() as conn:
+            await notify_badges_changed(conn, pairs=[("S1", "A"), ("S1", "A"), ("S0", "B")])
+            await notify_badges_changed(conn, pairs=many)
+            await notify_badges_changed(conn, [f"STORE-{i:060d}" for i in range(200)])
+            await notify_badges_changed(conn, pairs=[])  # nothing changed: nothing sent
+            await notify_badges_changed(conn, ["S9"])
+        await wait_until(lambda: len(got) >= 4)
+        await listener.execute("SELECT 1")
+    finally:
+        await listener.close()
+    assert got == ["S0/B,S1/A", "S0,S1,S2", "", "S9"]

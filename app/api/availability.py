@@ -568,6 +568,7 @@ async def _answers(
                     loaded_at,
                     (centre, made),
                     2 * len(made.stores_json) + 256,
+                    sku=sku,
                     infos=infos,
                     geometry_version=stores.geometry_version,
                     known=one.known,

@@ -91,10 +91,10 @@ class Answer:
     """An encoded answer the API made from this model (its bytes are the API's
     business), with what it rests on: the model's generation when it started, the
     stores it read (their ``StoreInfo`` as then, and the stores' geometry version),
-    whether its sku was known, and the oldest load time of the stores and rows it
+    its sku and whether it was known, and the oldest load time of the stores and rows it
     read (bounded by ``max_age`` like them)."""
 
-    __slots__ = ("gen", "geometry_version", "infos", "known", "loaded_at", "parts", "size")
+    __slots__ = ("gen", "geometry_version", "infos", "known", "loaded_at", "parts", "size", "sku")
 
     def __init__(
         self,
@@ -103,6 +103,7 @@ class Answer:
         parts: Any,
         size: int,
         *,
+        sku: str = "",
         infos: tuple[StoreInfo, ...] = (),
         geometry_version: int = -1,
         known: bool = True,
@@ -111,6 +112,7 @@ class Answer:
         self.loaded_at = loaded_at
         self.parts = parts
         self.size = size
+        self.sku = sku
         self.infos = infos
         self.geometry_version = geometry_version
         self.known = known
@@ -235,6 +237,8 @@ class ReadModel:
         self._gen = 0  # bumped by every notification and every (re)connect
         self._all_gen = 0  # the last notification or reconnect that touched everything
         self._store_gen: dict[str, int] = {}
+        self._sku_gen: dict[str, int] = {}  # the last notification naming a pair of the sku
+        self._max_sku_gens = 4 * max(max_skus, 1_000)  # beyond: start again from empty
         self._skus: OrderedDict[str, _SkuEntry] = OrderedDict()
         self._stores: Stores | None = None
         self._stores_lock = asyncio.Lock()
@@ -260,23 +264,36 @@ class ReadModel:
         """Serving from memory: listening for changes, with a positive ``max_age``."""
         return self._listening and self.max_age > 0
 
-    def invalidate(self, store_ids: Iterable[str] | None = None) -> None:
-        """Drop what depends on ``store_ids`` (None or empty: everything)."""
+    def invalidate(
+        self, store_ids: Iterable[str] | None = None, pairs: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        """Drop what depends on ``store_ids`` (every sku there) or on the skus of
+        ``pairs`` (every store of each: loads are per sku); neither: everything."""
         self._gen += 1
         ids = [s for s in (store_ids or ()) if s]
-        if not ids:
+        skus = {k for _, k in pairs if k}
+        if (not ids and not skus) or len(self._sku_gen) + len(skus) > self._max_sku_gens:
             self._all_gen = self._gen
             self._skus.clear()
+            self._sku_gen.clear()
             self._answers.clear()
             self._answer_bytes = 0
             return
         for s in ids:
             self._store_gen[s] = self._gen
+        for k in skus:
+            self._sku_gen[k] = self._gen
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        """Payload (``app.db.availability.notify_badges_changed``): comma-separated
+        ``store/sku`` (that pair changed) or ``store`` (anything there) items; empty:
+        everything."""
         self.notifications += 1
         text = payload if isinstance(payload, str) else ""
-        self.invalidate(text.split(",") if text else None)
+        items = [i for i in text.split(",") if i]
+        stores = [i for i in items if "/" not in i]
+        pairs = [(s, k) for s, _, k in (i.partition("/") for i in items if "/" in i)]
+        self.invalidate(stores, pairs)
 
     # -- stores --------------------------------------------------------------
 
@@ -328,10 +345,11 @@ class ReadModel:
 
     # -- badges --------------------------------------------------------------
 
-    def _row_fresh(self, row: Row, store_id: str, now: float) -> bool:
+    def _row_fresh(self, row: Row, store_id: str, sku: str, now: float) -> bool:
         return (
             row.gen >= self._all_gen
             and row.gen >= self._store_gen.get(store_id, 0)
+            and row.gen >= self._sku_gen.get(sku, 0)
             and now - max(row.loaded_at, self._confirmed_at) <= self.max_age
         )
 
@@ -357,7 +375,7 @@ class ReadModel:
                 rows: dict[str, Row] = {}
                 for s in store_ids:
                     row = entry.rows.get(s)
-                    if row is None or not self._row_fresh(row, s, now):
+                    if row is None or not self._row_fresh(row, s, sku, now):
                         missing.append(sku)
                         break
                     rows[s] = row
@@ -420,8 +438,8 @@ class ReadModel:
 
     async def revalidated(self, key: Any) -> Answer | None:
         """The answer kept under ``key`` when notifications came since it was made but
-        none of them concerns it: none for everything, none for a store it read, no
-        change to those stores' rows (freshness, name) or to the stores' geometry, and
+        none of them concerns it: none for everything, none for a store it read or a
+        pair of its sku, no change to those stores' rows (freshness, name) or to the stores' geometry, and
         its sku was known (a sku not known may become known at any store). It is then
         current again (re-stamped, so the next read takes :meth:`answer`'s path)."""
         found = self._answers.get(key)
@@ -429,6 +447,7 @@ class ReadModel:
             found is None
             or not found.known
             or found.gen < self._all_gen
+            or found.gen < self._sku_gen.get(found.sku, -1)
             or not self._listening
             or self._mono() - max(found.loaded_at, self._confirmed_at) > self.max_age
         ):
@@ -437,7 +456,11 @@ class ReadModel:
             return found
         gen = self._gen
         stores = await self.stores()
-        if stores.geometry_version != found.geometry_version or found.gen < self._all_gen:
+        if (
+            stores.geometry_version != found.geometry_version
+            or found.gen < self._all_gen
+            or found.gen < self._sku_gen.get(found.sku, -1)
+        ):
             return None
         for info in found.infos:
             if (

@@ -7,6 +7,7 @@ with the store's freshness, so the API can apply the staleness gate at read time
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import cast
 
@@ -172,12 +173,31 @@ async def stored_badges(
     return out
 
 
-async def notify_badges_changed(conn: Connection, store_ids: list[str] | None = None) -> None:
+NOTIFY_LIMIT = 7000  # NOTIFY payloads are capped at 8000 bytes
+
+
+async def notify_badges_changed(
+    conn: Connection,
+    store_ids: list[str] | None = None,
+    *,
+    pairs: Iterable[tuple[str, str]] | None = None,
+) -> None:
     """Tell every API process that stored badges changed (PostgreSQL NOTIFY on
-    ``availability_changed``; payload: comma-separated store ids, empty for all).
-    Reconcilers call it after committing new positions; it is transactional, so
-    calling it inside the publishing transaction delivers only on commit."""
-    payload = ",".join(store_ids or [])
-    if len(payload) > 7000:  # NOTIFY payloads are capped at 8000 bytes
+    ``availability_changed``). Payload: comma-separated items, ``store/sku`` for a pair
+    that changed (``pairs``; ``/`` is not an identifier character) or ``store`` for
+    anything at that store (``store_ids``); empty for everything. Pairs that do not
+    fit are sent as their stores, stores that do not fit as everything. Reconcilers
+    call it in the publishing transaction: it is delivered only on commit."""
+    if pairs is not None:
+        unique = sorted(set(pairs))
+        if not unique and not store_ids:
+            return  # nothing changed
+        items = [f"{s}/{k}" for s, k in unique] + sorted(set(store_ids or ()))
+        payload = ",".join(items)
+        if len(payload) > NOTIFY_LIMIT:
+            payload = ",".join(sorted({s for s, _ in unique} | set(store_ids or ())))
+    else:
+        payload = ",".join(store_ids or [])
+    if len(payload) > NOTIFY_LIMIT:
         payload = ""
     await conn.execute(Q.notify_badges_changed, payload)

@@ -93,8 +93,8 @@ async def recompute_pairs(
                     conn, unique[start : start + BATCH], policy=policy, now=now,
                     assessor=assessor, only_changed=only_changed, timing=timing,
                 )  # fmt: skip
-        # API processes drop their cached badges for these stores when this commits.
-        await notify_badges_changed(conn, sorted({store for store, _ in unique}))
+        # API processes drop their cached badges for these pairs when this commits.
+        await notify_badges_changed(conn, pairs=unique)
     if len(unique) >= 1000:
         log.info("positions.recomputed", pairs=len(unique), written=written, engine=live is not None,
                  catch_up_ms=round((caught_up - started) * 1000, 1),

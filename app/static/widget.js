@@ -3,7 +3,7 @@
  * an HTTP error, a timeout, or data older than max-data-age shows no badge at all.
  * Attributes: sku (required), api (base URL; default: this page's origin),
  * postal-code (prefill and look up at once), radius-km (25), timeout-ms (3000),
- * max-data-age (seconds, 21600). Theme with --sa-* custom properties or ::part().
+ * max-data-age (seconds, 21600), qty (units wanted, 1). Theme with --sa-* custom properties or ::part().
  */
 (() => {
   "use strict";
@@ -104,6 +104,7 @@ button{font:inherit;padding:.3em .7em;cursor:pointer;border:1px solid var(--sa-a
         const url = new URL(base + "/v1/availability/" + encodeURIComponent(sku));
         for (const [k, v] of Object.entries(where)) url.searchParams.set(k, String(v));
         url.searchParams.set("radius_km", String(this._num("radius-km", 25)));
+        if (this.hasAttribute("qty")) url.searchParams.set("qty", String(this._num("qty", 1)));
         const r = await fetch(url, { signal: abort.signal, headers: { Accept: "application/json" } });
         const body = await r.json();
         if (r.ok) shown = this._answer(body);
