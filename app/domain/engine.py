@@ -227,10 +227,7 @@ class Engine:
                 hours = (now - receipt.occurred_at).total_seconds() / 3600
                 fill = self.fill.p_filled(hours)
         # Trade-hour clock readings, each taken once (rhythm.hours(a, b) = clock(b) - clock(a)).
-        c_now = rhythm.clock(now)
-        c_wm = c_now if wm == now else rhythm.clock(wm)
-        c_end = rhythm.clock(now + horizon) if horizon > ZERO else c_now
-        c_since = rhythm.clock(since) if since < wm else c_wm
+        c_now, c_wm, c_end, c_since = rhythm.clocks(now, wm, now + horizon, min(since, wm))
         return Evidence(
             book=pos.book,
             wanted=wanted,
@@ -264,11 +261,12 @@ class Engine:
         if wm is None or opened is None:
             return 0.0
         rhythm = self.sales.store_rhythm(store_id)
-        exposure = rhythm.hours(opened, wm)
+        c_opened, c_wm, c_now = rhythm.clocks(opened, wm, max(wm, now))
+        exposure = c_wm - c_opened if wm > opened else 0.0
         if exposure <= 1.0:
             return 0.0
         rate = self.events_seen.get(store_id, 0) / exposure
-        return rate * rhythm.hours(wm, now)
+        return rate * (c_now - c_wm) if now > wm else 0.0
 
     def assess(self, pos: BookPosition, wanted: int, now: datetime) -> Assessment:
         """Confidence, held-back units and the reasons behind them."""

@@ -78,6 +78,12 @@ class Rhythm:
         self._fresh()
         return self._at(at.timestamp() / 3600)
 
+    def clocks(self, *ats: datetime) -> list[float]:
+        """``clock`` of several moments at once (one freshness check)."""
+        self._fresh()
+        at = self._at
+        return [at(t.timestamp() / 3600) for t in ats]
+
     def hours(self, start: datetime, end: datetime) -> float:
         """Average hours of trade between ``start`` and ``end`` (0 when end ≤ start)."""
         if end <= start:
