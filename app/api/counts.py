@@ -27,6 +27,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_422_UNPROCESSABLE_ENTITY
 from app.api.auth import ADMIN_SECURITY, check_store, principal_of, require_role
 from app.api.csv_body import csv_operation, csv_text, rejected
 from app.api.errors import error_responses
+from app.api.params import StoreIdPath
 from app.clock import Clock
 from app.db import counts as counts_db
 from app.domain.model import Timestamp
@@ -229,11 +230,11 @@ def _rejected(exc: CsvRejected, request: Request[Any, Any, Any]) -> HTTPExceptio
         "after."
     ),
     operation_class=csv_operation("sku,counted_qty,counted_at[,note]", EXAMPLE),
-    responses=error_responses(401, 403, 415, 422),
+    responses=error_responses(400, 401, 403, 415, 422),
     status_code=HTTP_200_OK,
 )
 async def upload_counts(
-    store_id: str,
+    store_id: StoreIdPath,
     request: Request[Any, Any, Any],
     pool: NamedDependency[asyncpg.Pool],
     policy: NamedDependency[Policy],
