@@ -33,7 +33,8 @@ RATE = 0.0  # 0: the logistic stage stays the identity (0.05 measured worse, doc
 RIDGE = 1e-4  # pull toward the starting weights (the identity map)
 
 # Feature signs: +1 weight ≥ 0, −1 weight ≤ 0, 0 free.
-SIGNS = (0, 1, -1, -1, -1, -1, -1, 1, -1, 0, 0, -1)  # last: into_day × log sales, ≤ 0 keeps more sales from raising
+# Last: into_day × log sales, ≤ 0 keeps more sales from raising confidence.
+SIGNS = (0, 1, -1, -1, -1, -1, -1, 1, -1, 0, 0, -1)
 START = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 N_FEATURES = len(SIGNS)
 
