@@ -4,6 +4,7 @@ reconciler writes, the max-age bound, and the listener's reconnect."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -339,3 +340,23 @@ async def test_notification_payloads_fall_back_to_stores_then_everything(
     finally:
         await listener.close()
     assert got == ["S0/B,S1/A", "S0,S1,S2", "", "S9"]
+
+
+async def test_what_the_model_keeps_is_not_tracked_by_the_garbage_collector(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+) -> None:
+    """Rows, stored badges, badges and kept answers hold no reference cycles and are many:
+    untracked, so the collector's full passes stay short as the cache turns over."""
+    await _seed(pool)
+    app = make_app(clock=lambda: NOW, policy=POLICY)
+    async with serve_in_loop(app) as client:
+        r = await client.get("/v1/availability/SKU-1", params={"lat": LAT, "lon": LON, "qty": 2})
+        assert r.status_code == 200
+        reads: ReadModel = app.state.read_model
+        entry = reads._skus["SKU-1"]
+        row = entry.rows["S001"]
+        assert row.stored is not None and row.views
+        (answer,) = reads._answers.values()
+        kept = [entry, entry.rows, row, row.views, *row.views, row.stored, row.stored.badge]
+        kept += [answer, answer.parts[1], answer.parts[1].window, *answer.infos]
+        assert [type(o).__name__ for o in kept if gc.is_tracked(o)] == []

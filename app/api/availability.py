@@ -254,7 +254,7 @@ class BatchAvailability(msgspec.Struct, frozen=True, kw_only=True):
 # -- one badge -----------------------------------------------------------------
 
 
-class Ask(msgspec.Struct, frozen=True):
+class Ask(msgspec.Struct, frozen=True, gc=False):
     """The question a badge answers: ``qty`` units picked up within ``horizon``."""
 
     qty: int
@@ -438,7 +438,7 @@ def _badge_json(
     return _enc(badge_view(stored, store_newest_at, now=now, policy=policy, ask=ask))
 
 
-class Window(msgspec.Struct, kw_only=True):
+class Window(msgspec.Struct, kw_only=True, gc=False):
     """The clock times over which the staleness gate gives these badges: after
     ``after`` (exclusive) and up to ``until`` (inclusive)."""
 
@@ -466,19 +466,17 @@ class Window(msgspec.Struct, kw_only=True):
             self.until = min(self.until, edge)
 
 
-class SkuNear:
+class SkuNear(msgspec.Struct, gc=False):
     """One sku's encoded stores near one location for one question, and where it holds.
-    The nearby and batch bodies around it are made on first use."""
+    The nearby and batch bodies around it are made on first use. Kept by the read
+    model, untracked by the garbage collector like its rows (no reference cycles)."""
 
-    __slots__ = ("item", "known", "nearby", "sku", "stores_json", "window")
-
-    def __init__(self, sku: str, known: bool, stores_json: bytes, window: Window) -> None:
-        self.sku = sku
-        self.known = known
-        self.stores_json = stores_json
-        self.window = window
-        self.nearby: tuple[bytes, bytes, str] | None = None  # head, tail, ETag
-        self.item: bytes | None = None  # the batch's {"sku", "known", "stores"}
+    sku: str
+    known: bool
+    stores_json: bytes
+    window: Window
+    nearby: tuple[bytes, bytes, str] | None = None  # head, tail, ETag
+    item: bytes | None = None  # the batch's {"sku", "known", "stores"}
 
 
 def _compose(

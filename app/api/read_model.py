@@ -48,7 +48,7 @@ DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024  # encoded answers kept, oldest drop
 _RECONNECT_WAIT = (0.05, 5.0)  # first and longest wait between listener reconnects
 
 
-class StoreInfo(msgspec.Struct, frozen=True, kw_only=True):
+class StoreInfo(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     store_id: str
     name: str
     lat: float
@@ -71,61 +71,45 @@ class Located(msgspec.Struct, frozen=True, kw_only=True):
     stores: list[InRange]  # nearest first, ties by store_id
 
 
-class Row:
+# The cached objects below are many (a row per (store, sku) read) and hold no
+# reference cycles, so they are not tracked by the cyclic garbage collector
+# (``gc=False``): otherwise its full passes over them pause the process for a large
+# fraction of a second whenever the cache turns over.
+
+
+class Row(msgspec.Struct, gc=False):
     """One (store, sku) stored badge as cached; ``views`` is the API's to fill (the
     encoded badge fields per question asked, reused while the staleness gate leaves
-    the badge be)."""
+    the badge be; its keys must be untracked by the garbage collector too)."""
 
-    __slots__ = ("gen", "loaded_at", "stored", "views")
-
-    def __init__(
-        self, stored: availability_db.StoredBadge | None, gen: int, loaded_at: float
-    ) -> None:
-        self.stored = stored
-        self.gen = gen
-        self.loaded_at = loaded_at
-        self.views: dict[Any, bytes] = {}
+    stored: availability_db.StoredBadge | None
+    gen: int
+    loaded_at: float
+    views: dict[Any, bytes] = {}
 
 
-class Answer:
+class Answer(msgspec.Struct, gc=False):
     """An encoded answer the API made from this model (its bytes are the API's
-    business), with what it rests on: the model's generation when it started, the
-    stores it read (their ``StoreInfo`` as then, and the stores' geometry version),
-    its sku and whether it was known, and the oldest load time of the stores and rows it
-    read (bounded by ``max_age`` like them)."""
+    business; ``parts`` must hold no reference cycle), with what it rests on: the
+    model's generation when it started, the stores it read (their ``StoreInfo`` as
+    then, and the stores' geometry version), its sku and whether it was known, and the
+    oldest load time of the stores and rows it read (bounded by ``max_age`` like them)."""
 
-    __slots__ = ("gen", "geometry_version", "infos", "known", "loaded_at", "parts", "size", "sku")
-
-    def __init__(
-        self,
-        gen: int,
-        loaded_at: float,
-        parts: Any,
-        size: int,
-        *,
-        sku: str = "",
-        infos: tuple[StoreInfo, ...] = (),
-        geometry_version: int = -1,
-        known: bool = True,
-    ) -> None:
-        self.gen = gen
-        self.loaded_at = loaded_at
-        self.parts = parts
-        self.size = size
-        self.sku = sku
-        self.infos = infos
-        self.geometry_version = geometry_version
-        self.known = known
+    gen: int
+    loaded_at: float
+    parts: Any
+    size: int
+    sku: str = ""
+    infos: tuple[StoreInfo, ...] = ()
+    geometry_version: int = -1
+    known: bool = True
 
 
-class _SkuEntry:
-    __slots__ = ("known", "known_at", "known_gen", "rows")
-
-    def __init__(self) -> None:
-        self.known = False
-        self.known_gen = -1
-        self.known_at = float("-inf")
-        self.rows: dict[str, Row] = {}
+class _SkuEntry(msgspec.Struct, gc=False):
+    known: bool = False
+    known_gen: int = -1
+    known_at: float = float("-inf")
+    rows: dict[str, Row] = {}
 
 
 class SkuBadges(msgspec.Struct, frozen=True, kw_only=True):

@@ -29,7 +29,7 @@ _KNOWN_REASONS = frozenset(r.value for r in Reason)
 STORED_WANTED = 1  # stored badges answer "is at least one unit there?"
 
 
-class StoredBadge(msgspec.Struct, frozen=True, kw_only=True):
+class StoredBadge(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A badge as the reconcilers stored it.
 
     ``other_reasons`` keeps codes this version does not know (a newer writer), so
@@ -46,6 +46,21 @@ class StoredBadge(msgspec.Struct, frozen=True, kw_only=True):
     record: EvidenceRecord | None = None
     category: str | None = None
     calibration: CalibrationMap | None = None
+
+
+_REASON_TUPLES: dict[tuple[str, ...], tuple[Reason, ...]] = {}
+
+
+def _reasons(codes: list[str]) -> tuple[Reason, ...]:
+    """The known codes as Reasons; one shared tuple per combination (there are few), so
+    a million cached badges do not hold a million tuples for the garbage collector."""
+    key = tuple(codes)
+    found = _REASON_TUPLES.get(key)
+    if found is None:
+        found = tuple(Reason(c) for c in codes if c in _KNOWN_REASONS)
+        if len(_REASON_TUPLES) < 10_000:
+            _REASON_TUPLES[key] = found
+    return found
 
 
 def _record(row: asyncpg.Record) -> EvidenceRecord | None:
@@ -94,7 +109,7 @@ def _stored(
         wanted=STORED_WANTED,
         confidence=row["confidence"],
         as_of=row["badge_as_of"] or newest(row["base_at"], row["last_event_at"]),
-        reasons=tuple(Reason(c) for c in codes if c in _KNOWN_REASONS),
+        reasons=_reasons(codes),
     )
     record = _record(row)
     calibration = None

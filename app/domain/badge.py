@@ -23,8 +23,9 @@ BadgeState = Literal["in_stock", "low_stock", "unavailable", "unknown"]
 PROMISES: frozenset[str] = frozenset({"in_stock", "low_stock"})
 
 
-class Badge(msgspec.Struct, frozen=True, kw_only=True):
-    """A badge and why. ``promise`` is true only for in_stock and low_stock."""
+class Badge(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A badge and why. ``promise`` is true only for in_stock and low_stock. Not tracked
+    by the cyclic garbage collector (it holds no cycles; readers cache many)."""
 
     state: BadgeState
     book: int | None
