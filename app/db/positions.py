@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -41,6 +41,15 @@ log = structlog.get_logger(__name__)
 
 # Pairs per round trip: bounds memory and statement size for very large recomputes.
 BATCH = 20_000
+# Stores per round trip of a whole-store recompute (a snapshot's: ~5,000 pairs a store).
+STORES_PER_BATCH = 4
+# From this many rows a batch is written by binary COPY into a temporary table.
+COPY_FROM = 2_000
+WRITE_COLUMNS = (
+    "store_id", "sku", "book", "base_source", "base_at", "snapshot_as_of", "last_event_at",
+    "in_transit", "badge_state", "safety_buffer", "confidence", "reasons", "badge_as_of",
+    "evidence",
+)  # fmt: skip
 # How far back the refresh looks for future-dated inputs that came due (bounds the scan).
 DUE_LOOKBACK = timedelta(days=1)
 PROMISE_STATES = ("in_stock", "low_stock")
@@ -77,102 +86,162 @@ async def recompute_pairs(
     unique = sorted(set(pairs))
     if not unique:
         return 0
-    live = engine if engine is not None else bound_engine()
-    written = 0
-    timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0, "skipped": 0}
-    started = time.perf_counter()
-    async with conn.transaction():
-        await conn.fetchval(Q.lock_stores, sorted({store for store, _ in unique}))
-        async with contextlib.AsyncExitStack() as stack:
-            assessor = None
-            if live is not None:
-                assessor = await stack.enter_async_context(live.assessor(conn, now))
-            caught_up = time.perf_counter()
-            for start in range(0, len(unique), BATCH):
-                written += await _recompute_batch(
-                    conn, unique[start : start + BATCH], policy=policy, now=now,
-                    assessor=assessor, only_changed=only_changed, timing=timing,
-                )  # fmt: skip
-        # API processes drop their cached badges for these pairs when this commits.
-        await notify_badges_changed(conn, pairs=unique)
-    if len(unique) >= 1000:
-        log.info("positions.recomputed", pairs=len(unique), written=written, engine=live is not None,
-                 catch_up_ms=round((caught_up - started) * 1000, 1),
-                 **{k: round(v, 1) for k, v in timing.items()})  # fmt: skip
-    return written
+    batches = [
+        (Q.book_inputs, ([p[0] for p in chunk], [p[1] for p in chunk]))
+        for chunk in (unique[i : i + BATCH] for i in range(0, len(unique), BATCH))
+    ]
+    stores = sorted({store for store, _ in unique})
+    return await _recompute(conn, stores, batches, policy=policy, now=now, engine=engine,
+                            only_changed=only_changed)  # fmt: skip
 
 
 async def recompute_stores(
     conn: Connection, store_ids: Iterable[str], *, policy: Policy, now: datetime
 ) -> int:
     """Recompute the pairs the stores have warehouse rows, POS events or positions for
-    (those a snapshot left as they were are skipped, see ``only_changed``)."""
+    (those a snapshot left as they were are skipped, see ``only_changed``).
+
+    The pairs are found and compared with what is stored in SQL, a few stores per
+    round trip: only the pairs whose inputs changed come back to be assessed.
+    """
     stores = sorted(set(store_ids))
     if not stores:
         return 0
-    rows = await conn.fetch(Q.pairs_of_stores, stores)
-    return await recompute_pairs(
-        conn, [(r["store_id"], r["sku"]) for r in rows], policy=policy, now=now, only_changed=True
-    )
+    batches = [
+        (Q.book_inputs_of_stores, (stores[i : i + STORES_PER_BATCH],))
+        for i in range(0, len(stores), STORES_PER_BATCH)
+    ]
+    return await _recompute(conn, stores, batches, policy=policy, now=now, engine=None,
+                            only_changed=True)  # fmt: skip
 
 
-async def _recompute_batch(
+async def _recompute(
     conn: Connection,
-    pairs: list[tuple[str, str]],
+    stores: list[str],
+    batches: Sequence[tuple[str, tuple[object, ...]]],
     *,
     policy: Policy,
     now: datetime,
-    assessor: Assessor | None = None,
-    only_changed: bool = False,
-    timing: dict[str, float] | None = None,
+    engine: LiveEngine | None,
+    only_changed: bool,
 ) -> int:
-    t0 = time.perf_counter()
-    rows = await conn.fetch(Q.book_inputs, [p[0] for p in pairs], [p[1] for p in pairs], now)
-    t1 = time.perf_counter()
-    columns: tuple[list[object], ...] = tuple([] for _ in range(14))
-    assessed = assessor is not None
-    skipped = 0
-    for row in rows:
-        if (
-            only_changed
-            and row["stored_book"] == row["book"]
-            and row["stored_source"] == row["base_source"]
-            and row["stored_in_transit"] == row["in_transit"]
-            and row["stored_state"] not in (None, "unknown")
-            and row["stored_assessed"] == assessed
-        ):
-            skipped += 1
-            continue
+    live = engine if engine is not None else bound_engine()
+    timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
+    started = time.perf_counter()
+    changed: list[tuple[str, str]] = []
+    async with conn.transaction():
+        await conn.fetchval(Q.lock_stores, stores)
+        async with contextlib.AsyncExitStack() as stack:
+            assessor = None
+            if live is not None:
+                assessor = await stack.enter_async_context(live.assessor(conn, now))
+            caught_up = time.perf_counter()
+            derive = _Deriver(policy, now, assessor)
+            for query, args in batches:
+                t0 = time.perf_counter()
+                rows = await conn.fetch(query, *args, now, only_changed, assessor is not None)
+                t1 = time.perf_counter()
+                values = [derive(row) for row in rows]
+                t2 = time.perf_counter()
+                await _write(conn, values, now)
+                timing["inputs_ms"] += (t1 - t0) * 1000
+                timing["assess_ms"] += (t2 - t1) * 1000
+                timing["write_ms"] += (time.perf_counter() - t2) * 1000
+                changed.extend((v[0], v[1]) for v in values)
+                del rows, values
+        # API processes drop their cached badges for these pairs when this commits.
+        await notify_badges_changed(conn, pairs=changed)
+    if len(changed) >= 1000:
+        log.info("positions.recomputed", written=len(changed),
+                 engine=live is not None, stores=len(stores),
+                 catch_up_ms=round((caught_up - started) * 1000, 1),
+                 engine_calls=0 if assessor is None else assessor.engine_calls,
+                 **{k: round(v, 1) for k, v in timing.items()})  # fmt: skip
+    return len(changed)
+
+
+Row = tuple[
+    str, str, int | None, str | None, datetime | None, datetime | None, datetime | None, int,
+    str, int, float | None, list[str], datetime | None, bytes | None,
+]  # fmt: skip
+
+
+Tail = tuple[str, int, float | None, list[str], datetime | None, bytes | None]
+
+
+class _Deriver:
+    """Turns one computed book row into the stored row (position, badge, evidence).
+
+    Pairs the engine holds nothing particular about (``Assessor.shared_key``) share
+    their record and assessment with every pair of the same key, so their badge
+    depends on that key, the row's event time, the store's newest data and the
+    buffer rule alone: it is derived once per distinct combination, not per pair.
+    """
+
+    def __init__(self, policy: Policy, now: datetime, assessor: Assessor | None) -> None:
+        self.policy = policy
+        self.now = now
+        self.assessor = assessor
+        self._memo: dict[tuple[object, ...], Tail] = {}
+        self._buffers: dict[tuple[str, str | None], int] = {}
+        self._per_sku = any(rule.sku is not None for rule in policy.buffers)
+
+    def _buffer(self, store_id: str, sku: str, category: str | None) -> int:
+        if self._per_sku:
+            return self.policy.buffer_for(store_id, sku, category)
+        key = (store_id, category)
+        units = self._buffers.get(key)
+        if units is None:
+            units = self._buffers[key] = self.policy.buffer_for(store_id, sku, category)
+        return units
+
+    def __call__(self, row: asyncpg.Record) -> Row:
+        store_id, sku, book = row["store_id"], row["sku"], row["book"]
+        base_source, base_at, category = row["base_source"], row["base_at"], row["category"]
+        last_event_at, store_newest_at = row["last_event_at"], row["store_newest_at"]
+        head = (store_id, sku, book, base_source, base_at, row["snapshot_as_of"], last_event_at,
+                row["in_transit"])  # fmt: skip
+        memo_key: tuple[object, ...] | None = None
+        if book is not None:
+            shared: tuple[object, ...] | None
+            if self.assessor is None:
+                shared = (store_id, category, base_at, base_source, book)
+            else:
+                shared = self.assessor.shared_key(store_id, sku, base_at, base_source, book)
+            if shared is not None:
+                buffer = self._buffer(store_id, sku, category)
+                memo_key = (shared, last_event_at, store_newest_at, buffer)
+                hit = self._memo.get(memo_key)
+                if hit is not None:
+                    return head + hit
         position = _position(row)
         evidence: bytes | None = None
         assessment = None
-        if assessor is not None and position is not None:
-            evidence, assessment = assessor.assess(position)
-        badge = badge_for(
-            position,
-            policy=policy,
-            category=row["category"],
-            store_newest_at=row["store_newest_at"],
-            now=now,
-            assessment=assessment,
-        )
-        values = (
-            row["store_id"], row["sku"], row["book"], row["base_source"], row["base_at"],
-            row["snapshot_as_of"], row["last_event_at"], row["in_transit"], badge.state,
-            badge.safety_buffer, badge.confidence, ",".join(r.value for r in badge.reasons),
-            badge.as_of, evidence,
-        )  # fmt: skip
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-    t2 = time.perf_counter()
-    if columns[0]:
+        if self.assessor is not None and position is not None:
+            evidence, assessment = self.assessor.assess(position)
+        badge = badge_for(position, policy=self.policy, category=category,
+                          store_newest_at=store_newest_at, now=self.now,
+                          assessment=assessment)  # fmt: skip
+        tail = (badge.state, badge.safety_buffer, badge.confidence,
+                [r.value for r in badge.reasons], badge.as_of, evidence)  # fmt: skip
+        if memo_key is not None:
+            self._memo[memo_key] = tail
+        return head + tail
+
+
+async def _write(conn: Connection, values: list[Row], now: datetime) -> None:
+    """Upsert the rows: one statement of arrays for a few, binary COPY + one statement for many."""
+    if not values:
+        return
+    if len(values) < COPY_FROM:
+        columns = [list(c) for c in zip(*values, strict=True)]
+        columns[11] = [",".join(r) for r in columns[11]]
         await conn.execute(Q.upsert_positions, *columns, now)
-    if timing is not None:
-        timing["inputs_ms"] += (t1 - t0) * 1000
-        timing["assess_ms"] += (t2 - t1) * 1000
-        timing["write_ms"] += (time.perf_counter() - t2) * 1000
-        timing["skipped"] += skipped
-    return len(rows) - skipped
+        return
+    await conn.execute(Q.create_position_write)
+    await conn.copy_records_to_table("position_write", records=values, columns=WRITE_COLUMNS)
+    await conn.execute(Q.upsert_from_position_write, now)
+    await conn.execute(Q.truncate_position_write)
 
 
 def _position(row: asyncpg.Record) -> BookPosition | None:

@@ -125,21 +125,26 @@ class Assessor:
             calibration=self.calibration,
         )
 
+    def shared_key(
+        self, store_id: str, sku: str, base_at: datetime, base_source: str, book: int
+    ) -> tuple[object, ...] | None:
+        """The key under which this position's record is shared with others (``None``
+        when the engine holds something particular about the pair): equal keys give
+        equal records and assessments. Lets a bulk caller memoise what it derives."""
+        key = (store_id, sku)
+        if self._particular(key):
+            return None
+        e = self.engine
+        return (store_id, e.categories.get(sku), base_at, base_source,
+                e.loss.first_seen.get(key), book)  # fmt: skip
+
     def assess(self, pos: BookPosition) -> tuple[bytes, Assessment]:
         """The encoded record and the stored (one unit, default horizon) assessment."""
-        key = (pos.store_id, pos.sku)
-        if self._particular(key):
+        memo_key = self.shared_key(pos.store_id, pos.sku, pos.base_at, pos.base_source, pos.book)
+        if memo_key is None:
             record = self.record(pos)
             return encode_record(record), self._assessed(record)
-        e = self.engine
-        group = (
-            pos.store_id,
-            e.categories.get(pos.sku),
-            pos.base_at,
-            pos.base_source,
-            e.loss.first_seen.get(key),
-        )
-        memo_key = (*group, pos.book)
+        group = memo_key[:-1]
         hit = self._memo.get(memo_key)
         if hit is not None:
             return hit

@@ -17,8 +17,10 @@ FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($1::text[]) AS s ORDER BY 1) 
 -- count beats a POS count (a person looked at the shelf), the smaller of two shelf
 -- counts wins (no promise on the higher guess), and between POS counts the larger
 -- event_id (then feed) wins. Then every movement strictly after the base time and
--- <= now. last_event_at is the newest POS event or count <= now. stored_*: what
--- book_position holds now (a snapshot's recompute skips pairs that come out the same).
+-- <= now. last_event_at is the newest POS event or count <= now.
+-- $4 only_changed: leave out pairs whose book, base source and units in transit come
+-- out as stored, with a stored badge that is not unknown and was assessed ($5: an
+-- engine assesses this recompute) as this one would be (a snapshot's recompute).
 WITH pairs AS (
     SELECT DISTINCT u.store_id, u.sku
     FROM unnest($1::text[], $2::text[]) AS u(store_id, sku)
@@ -72,15 +74,93 @@ SELECT b.store_id, b.sku,
        b.base_source, b.base_at, b.snapshot_as_of,
        greatest(m.last_event_at, b.count_at) AS last_event_at, b.in_transit,
        pr.category,
-       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at,
-       bp.book AS stored_book, bp.base_source AS stored_source,
-       bp.in_transit AS stored_in_transit, bp.badge_state AS stored_state,
-       bp.evidence IS NOT NULL AS stored_assessed
+       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at
 FROM based b
 LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
 LEFT JOIN product pr ON pr.sku = b.sku
 LEFT JOIN store_freshness f ON f.store_id = b.store_id
-LEFT JOIN book_position bp ON bp.store_id = b.store_id AND bp.sku = b.sku;
+LEFT JOIN book_position bp ON bp.store_id = b.store_id AND bp.sku = b.sku
+WHERE NOT ($4::boolean AND bp.store_id IS NOT NULL
+           AND bp.book IS NOT DISTINCT FROM (b.base_qty + COALESCE(m.moved, 0))
+           AND bp.base_source IS NOT DISTINCT FROM b.base_source
+           AND bp.in_transit = b.in_transit
+           AND bp.badge_state <> 'unknown'
+           AND (bp.evidence IS NOT NULL) = $5::boolean);
+
+-- name: book_inputs_of_stores
+-- book_inputs for every pair the stores $1 have anything for (warehouse rows, POS
+-- events, shelf counts, positions); $2 now, $3 only_changed, $4 assessed. The pairs
+-- are found here, so a whole-store recompute sends and receives only changed pairs.
+WITH pairs AS (
+    SELECT location_id AS store_id, sku FROM warehouse_stock WHERE location_id = ANY($1::text[])
+    UNION
+    SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
+    UNION
+    SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = 'shelf_count'
+    UNION
+    SELECT store_id, sku FROM book_position WHERE store_id = ANY($1::text[])
+), snap AS (
+    SELECT p.store_id, p.sku,
+           CASE WHEN ws.location_id IS NOT NULL THEN ws.on_hand - ws.reserved
+                WHEN wl.location_id IS NOT NULL THEN 0 END AS snap_qty,
+           CASE WHEN ws.location_id IS NOT NULL THEN ws.as_of ELSE wl.as_of END AS snap_at,
+           COALESCE(ws.in_transit, 0) AS in_transit
+    FROM pairs p
+    LEFT JOIN warehouse_stock ws ON ws.location_id = p.store_id AND ws.sku = p.sku
+    LEFT JOIN warehouse_location wl ON wl.location_id = p.store_id
+), counts AS (
+    SELECT e.store_id, e.sku, e.on_hand, e.occurred_at, false AS shelf, e.event_id, e.feed
+    FROM pos_event e
+    JOIN pairs p ON p.store_id = e.store_id AND p.sku = e.sku
+    WHERE e.type = 'count' AND e.occurred_at <= $2
+    UNION ALL
+    SELECT f.store_id, f.sku, f.qty, f.observed_at, true, NULL, NULL
+    FROM feedback f
+    JOIN pairs p ON p.store_id = f.store_id AND p.sku = f.sku
+    WHERE f.kind = 'shelf_count' AND f.observed_at <= $2
+), latest_count AS (
+    SELECT DISTINCT ON (c.store_id, c.sku) c.store_id, c.sku, c.on_hand, c.occurred_at
+    FROM counts c
+    ORDER BY c.store_id, c.sku, c.occurred_at DESC, c.shelf DESC,
+             CASE WHEN c.shelf THEN c.on_hand END ASC, c.event_id DESC, c.feed DESC
+), base AS (
+    SELECT s.store_id, s.sku, s.in_transit, s.snap_at AS snapshot_as_of,
+           (c.occurred_at IS NOT NULL AND (s.snap_at IS NULL OR c.occurred_at > s.snap_at)) AS counted,
+           s.snap_qty, s.snap_at, c.on_hand AS count_qty, c.occurred_at AS count_at
+    FROM snap s
+    LEFT JOIN latest_count c ON c.store_id = s.store_id AND c.sku = s.sku
+), based AS (
+    SELECT store_id, sku, in_transit, snapshot_as_of, count_at,
+           CASE WHEN counted THEN 'count' WHEN snap_at IS NOT NULL THEN 'snapshot' END AS base_source,
+           CASE WHEN counted THEN count_qty ELSE snap_qty END AS base_qty,
+           CASE WHEN counted THEN count_at ELSE snap_at END AS base_at
+    FROM base
+), moved AS (
+    SELECT e.store_id, e.sku,
+           sum(e.delta) FILTER (WHERE e.type <> 'count' AND e.occurred_at > b.base_at) AS moved,
+           max(e.occurred_at) AS last_event_at
+    FROM based b
+    JOIN pos_event e ON e.store_id = b.store_id AND e.sku = b.sku
+    WHERE e.occurred_at <= $2
+    GROUP BY e.store_id, e.sku
+)
+SELECT b.store_id, b.sku,
+       (b.base_qty + COALESCE(m.moved, 0))::integer AS book,
+       b.base_source, b.base_at, b.snapshot_as_of,
+       greatest(m.last_event_at, b.count_at) AS last_event_at, b.in_transit,
+       pr.category,
+       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at
+FROM based b
+LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
+LEFT JOIN product pr ON pr.sku = b.sku
+LEFT JOIN store_freshness f ON f.store_id = b.store_id
+LEFT JOIN book_position bp ON bp.store_id = b.store_id AND bp.sku = b.sku
+WHERE NOT ($3::boolean AND bp.store_id IS NOT NULL
+           AND bp.book IS NOT DISTINCT FROM (b.base_qty + COALESCE(m.moved, 0))
+           AND bp.base_source IS NOT DISTINCT FROM b.base_source
+           AND bp.in_transit = b.in_transit
+           AND bp.badge_state <> 'unknown'
+           AND (bp.evidence IS NOT NULL) = $4::boolean);
 
 -- name: upsert_positions
 -- One statement for the whole batch; reasons arrive comma-joined (codes have none).
@@ -111,6 +191,41 @@ ON CONFLICT (store_id, sku) DO UPDATE SET
     badge_as_of = EXCLUDED.badge_as_of,
     evidence = EXCLUDED.evidence,
     computed_at = EXCLUDED.computed_at;
+
+-- name: create_position_write
+-- A large batch of computed rows arrives here by binary COPY, then one upsert.
+CREATE TEMP TABLE IF NOT EXISTS position_write (
+    store_id text, sku text, book integer, base_source text, base_at timestamptz,
+    snapshot_as_of timestamptz, last_event_at timestamptz, in_transit integer,
+    badge_state text, safety_buffer integer, confidence double precision, reasons text[],
+    badge_as_of timestamptz, evidence bytea
+) ON COMMIT DROP;
+
+-- name: upsert_from_position_write
+-- $1 computed_at.
+INSERT INTO book_position AS bp (
+    store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
+    badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, computed_at)
+SELECT store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
+       badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, $1
+FROM position_write
+ON CONFLICT (store_id, sku) DO UPDATE SET
+    book = EXCLUDED.book,
+    base_source = EXCLUDED.base_source,
+    base_at = EXCLUDED.base_at,
+    snapshot_as_of = EXCLUDED.snapshot_as_of,
+    last_event_at = EXCLUDED.last_event_at,
+    in_transit = EXCLUDED.in_transit,
+    badge_state = EXCLUDED.badge_state,
+    safety_buffer = EXCLUDED.safety_buffer,
+    confidence = EXCLUDED.confidence,
+    reasons = EXCLUDED.reasons,
+    badge_as_of = EXCLUDED.badge_as_of,
+    evidence = EXCLUDED.evidence,
+    computed_at = EXCLUDED.computed_at;
+
+-- name: truncate_position_write
+TRUNCATE position_write;
 
 -- name: pairs_of_stores
 -- Every pair the stores have anything for: warehouse rows, POS events, shelf counts,
