@@ -221,8 +221,12 @@ class ReadModel:
         self._gen = 0  # bumped by every notification and every (re)connect
         self._all_gen = 0  # the last notification or reconnect that touched everything
         self._store_gen: dict[str, int] = {}
-        self._sku_gen: dict[str, int] = {}  # the last notification naming a pair of the sku
-        self._max_sku_gens = 4 * max(max_skus, 1_000)  # beyond: start again from empty
+        # The last notification naming each (store, sku) pair; beyond the bound: start
+        # again from empty (as for a notification about everything).
+        self._pair_gen: dict[tuple[str, str], int] = {}
+        self._max_pair_gens = 100 * max(max_skus, 1_000)
+        self._refreshes: set[asyncio.Task[None]] = set()
+        self.refreshed_rows = 0  # rows reloaded in the background after a pair notification
         self._skus: OrderedDict[str, _SkuEntry] = OrderedDict()
         self._stores: Stores | None = None
         self._stores_lock = asyncio.Lock()
@@ -251,22 +255,22 @@ class ReadModel:
     def invalidate(
         self, store_ids: Iterable[str] | None = None, pairs: Iterable[tuple[str, str]] = ()
     ) -> None:
-        """Drop what depends on ``store_ids`` (every sku there) or on the skus of
-        ``pairs`` (every store of each: loads are per sku); neither: everything."""
+        """Drop what depends on ``store_ids`` (every sku there) or on ``pairs`` (those
+        (store, sku) badges only); neither: everything."""
         self._gen += 1
         ids = [s for s in (store_ids or ()) if s]
-        skus = {k for _, k in pairs if k}
-        if (not ids and not skus) or len(self._sku_gen) + len(skus) > self._max_sku_gens:
+        named = [(s, k) for s, k in pairs if s and k]
+        if (not ids and not named) or len(self._pair_gen) + len(named) > self._max_pair_gens:
             self._all_gen = self._gen
             self._skus.clear()
-            self._sku_gen.clear()
+            self._pair_gen.clear()
             self._answers.clear()
             self._answer_bytes = 0
             return
         for s in ids:
             self._store_gen[s] = self._gen
-        for k in skus:
-            self._sku_gen[k] = self._gen
+        for pair in named:
+            self._pair_gen[pair] = self._gen
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         """Payload (``app.db.availability.notify_badges_changed``): comma-separated
@@ -278,6 +282,32 @@ class ReadModel:
         stores = [i for i in items if "/" not in i]
         pairs = [(s, k) for s, _, k in (i.partition("/") for i in items if "/" in i)]
         self.invalidate(stores, pairs)
+        if pairs and self.caching:
+            # Reload the named pairs this process holds, in one query, so reads after
+            # it find them current instead of each going to the database.
+            task = asyncio.get_running_loop().create_task(self._refresh(pairs))
+            self._refreshes.add(task)
+            task.add_done_callback(self._refreshes.discard)
+
+    async def _refresh(self, pairs: list[tuple[str, str]]) -> None:
+        held = [(s, k) for s, k in pairs if (e := self._skus.get(k)) is not None and s in e.rows]
+        if not held:
+            return
+        gen, at = self._gen, self._mono()
+        try:
+            async with self._pool.acquire() as conn:
+                found = await availability_db.stored_pairs(conn, held, self._calibrations)
+        except Exception as exc:  # the reads load what they need themselves
+            log.warning("read_model.refresh_failed", error=repr(exc))
+            return
+        if not self.caching:
+            return
+        for store, sku in held:
+            entry = self._skus.get(sku)
+            row = None if entry is None else entry.rows.get(store)
+            if entry is not None and row is not None and row.gen < gen:
+                entry.rows[store] = Row(found.get((store, sku)), gen, at)
+                self.refreshed_rows += 1
 
     # -- stores --------------------------------------------------------------
 
@@ -333,7 +363,7 @@ class ReadModel:
         return (
             row.gen >= self._all_gen
             and row.gen >= self._store_gen.get(store_id, 0)
-            and row.gen >= self._sku_gen.get(sku, 0)
+            and row.gen >= self._pair_gen.get((store_id, sku), 0)
             and now - max(row.loaded_at, self._confirmed_at) <= self.max_age
         )
 
@@ -431,7 +461,6 @@ class ReadModel:
             found is None
             or not found.known
             or found.gen < self._all_gen
-            or found.gen < self._sku_gen.get(found.sku, -1)
             or not self._listening
             or self._mono() - max(found.loaded_at, self._confirmed_at) > self.max_age
         ):
@@ -440,15 +469,12 @@ class ReadModel:
             return found
         gen = self._gen
         stores = await self.stores()
-        if (
-            stores.geometry_version != found.geometry_version
-            or found.gen < self._all_gen
-            or found.gen < self._sku_gen.get(found.sku, -1)
-        ):
+        if stores.geometry_version != found.geometry_version or found.gen < self._all_gen:
             return None
         for info in found.infos:
             if (
                 self._store_gen.get(info.store_id, -1) > found.gen
+                or self._pair_gen.get((info.store_id, found.sku), -1) > found.gen
                 or stores.by_id.get(info.store_id) != info
             ):
                 return None
@@ -498,6 +524,8 @@ class ReadModel:
                 await asyncio.wait_for(self.wait_listening(True), timeout=10)
 
     async def stop(self) -> None:
+        for refresh in list(self._refreshes):
+            refresh.cancel()
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -171,6 +171,38 @@ async def stored_badges(
     filled here; maps never change once stored, and a new one is rare)."""
     cache = calibrations if calibrations is not None else {}
     rows = await conn.fetch(Q.stored_badges, skus, store_ids)
+    await _load_calibrations(conn, rows, cache)
+    out: dict[str, tuple[bool, dict[str, StoredBadge]]] = {}
+    for r in rows:
+        _, stored = out.setdefault(r["sku"], (bool(r["sku_known"]), {}))
+        badge = _stored(r, cache)
+        if badge is not None:
+            stored[r["store_id"]] = badge
+    return out
+
+
+async def stored_pairs(
+    conn: Connection,
+    pairs: list[tuple[str, str]],
+    calibrations: dict[int, CalibrationMap] | None = None,
+) -> dict[tuple[str, str], StoredBadge]:
+    """The stored badges of exactly ``pairs`` (a pair with no position is absent), in
+    one query (plus one per calibration map not yet in ``calibrations``)."""
+    cache = calibrations if calibrations is not None else {}
+    rows = await conn.fetch(Q.stored_pairs, [s for s, _ in pairs], [k for _, k in pairs])
+    await _load_calibrations(conn, rows, cache)
+    out: dict[tuple[str, str], StoredBadge] = {}
+    for r in rows:
+        badge = _stored(r, cache)
+        if badge is not None:
+            out[(r["asked_store_id"], r["sku"])] = badge
+    return out
+
+
+async def _load_calibrations(
+    conn: Connection, rows: list[asyncpg.Record], cache: dict[int, CalibrationMap]
+) -> None:
+    """Load the calibration maps the rows' evidence records name that ``cache`` lacks."""
     for r in rows:
         if r["evidence"] is not None:
             record = _record(r)
@@ -179,13 +211,6 @@ async def stored_badges(
                 found = await load_calibration(conn, cid)
                 if found is not None:
                     cache[cid] = found
-    out: dict[str, tuple[bool, dict[str, StoredBadge]]] = {}
-    for r in rows:
-        _, stored = out.setdefault(r["sku"], (bool(r["sku_known"]), {}))
-        badge = _stored(r, cache)
-        if badge is not None:
-            stored[r["store_id"]] = badge
-    return out
 
 
 NOTIFY_LIMIT = 7000  # NOTIFY payloads are capped at 8000 bytes

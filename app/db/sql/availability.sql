@@ -29,3 +29,15 @@ SELECT w.sku,
 FROM unnest($1::text[]) AS w(sku)
 LEFT JOIN product p ON p.sku = w.sku
 LEFT JOIN book_position bp ON bp.sku = w.sku AND bp.store_id = ANY ($2::text[]);
+
+-- name: stored_pairs
+-- The stored badges of exactly the (store, sku) pairs ($1 text[] store ids, $2 text[]
+-- skus, in step), as stored_badges reads them: one row per pair asked for.
+SELECT w.sku, p.category, w.store_id AS asked_store_id,
+       bp.store_id, bp.store_id IS NOT NULL AS has_position,
+       bp.book, bp.base_source, bp.base_at, bp.snapshot_as_of, bp.last_event_at,
+       bp.badge_state, bp.safety_buffer, bp.confidence, bp.reasons, bp.badge_as_of,
+       bp.computed_at, bp.evidence
+FROM unnest($1::text[], $2::text[]) AS w(store_id, sku)
+LEFT JOIN product p ON p.sku = w.sku
+LEFT JOIN book_position bp ON bp.store_id = w.store_id AND bp.sku = w.sku;
