@@ -203,6 +203,7 @@ class LiveEngine:
         location: str | None = None
         rows: list[SnapshotRow] = []
         skus: dict[str, str] = {}  # one string per sku across locations
+        times: dict[datetime, datetime] = {}  # one object per as_of (most rows share it)
         async for r in conn.cursor(Q.snapshot_rows, snap["snapshot_id"], snap["locations"],
                                    prefetch=20_000):  # fmt: skip
             here: str = r["location_id"]
@@ -211,8 +212,8 @@ class LiveEngine:
                     self.engine.observe_snapshot(as_of[location], rows)
                 location, rows = here, []
             sku = skus.setdefault(r["sku"], r["sku"])
-            rows.append(SnapshotRow(here, sku, r["on_hand"], r["reserved"], r["in_transit"],
-                                    r["as_of"]))  # fmt: skip
+            at = times.setdefault(r["as_of"], r["as_of"])
+            rows.append(SnapshotRow(here, sku, r["on_hand"], r["reserved"], r["in_transit"], at))
             self.observed["snapshot_rows"] += 1
         if location is not None:
             self.engine.observe_snapshot(as_of[location], rows)

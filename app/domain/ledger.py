@@ -86,10 +86,11 @@ class Ledger:
 
     def __init__(self) -> None:
         self.pairs: dict[tuple[str, str], PairBook] = {}
-        self.rows: dict[tuple[str, str], SnapshotRow] = {}
+        # Snapshot rows in force, per location then sku: a snapshot replaces a
+        # location's dict whole (no per-row deletes, no (store, sku) key per row).
+        self.rows_at: dict[str, dict[str, SnapshotRow]] = {}
         self.location_as_of: dict[str, datetime] = {}
         self.generation: dict[str, int] = {}
-        self.skus_at: dict[str, set[str]] = {}
         self._seen: set[str] = set()
 
     def pair(self, store_id: str, sku: str) -> PairBook:
@@ -113,21 +114,18 @@ class Ledger:
 
     def apply_snapshot(self, as_of: datetime, rows: Iterable[SnapshotRow]) -> set[str]:
         """Apply one parsed snapshot whole; return the locations it replaced."""
-        named: dict[str, list[SnapshotRow]] = {}
+        named: dict[str, dict[str, SnapshotRow]] = {}
         for r in rows:
-            named.setdefault(r.location_id, []).append(r)
+            at = named.get(r.location_id)
+            if at is None:
+                at = named[r.location_id] = {}
+            at[r.sku] = r
         applied: set[str] = set()
         for location, new_rows in named.items():
             current = self.location_as_of.get(location)
             if current is not None and current >= as_of:
                 continue  # an older snapshot published late does not roll the book back
-            for sku in self.skus_at.pop(location, set()):
-                del self.rows[(location, sku)]
-            skus: set[str] = set()
-            for r in new_rows:
-                self.rows[(location, r.sku)] = r
-                skus.add(r.sku)
-            self.skus_at[location] = skus
+            self.rows_at[location] = new_rows
             self.location_as_of[location] = as_of
             self.generation[location] = self.generation.get(location, 0) + 1
             applied.add(location)
@@ -137,7 +135,8 @@ class Ledger:
         """The contract book position at ``at`` from everything recorded so far."""
         key = (store_id, sku)
         pb = self.pairs.get(key)
-        row = self.rows.get(key)
+        at_location = self.rows_at.get(store_id)
+        row = None if at_location is None else at_location.get(sku)
         loc_as_of = self.location_as_of.get(store_id)
         if pb is None:
             if row is None and loc_as_of is None:

@@ -91,6 +91,7 @@ WHERE NOT ($4::boolean AND bp.store_id IS NOT NULL
 -- book_inputs for every pair the stores $1 have anything for (warehouse rows, POS
 -- events, shelf counts, positions); $2 now, $3 only_changed, $4 assessed. The pairs
 -- are found here, so a whole-store recompute sends and receives only changed pairs.
+-- Every table is also filtered by the stores, so no join scans the whole table.
 WITH pairs AS (
     SELECT location_id AS store_id, sku FROM warehouse_stock WHERE location_id = ANY($1::text[])
     UNION
@@ -106,18 +107,19 @@ WITH pairs AS (
            CASE WHEN ws.location_id IS NOT NULL THEN ws.as_of ELSE wl.as_of END AS snap_at,
            COALESCE(ws.in_transit, 0) AS in_transit
     FROM pairs p
-    LEFT JOIN warehouse_stock ws ON ws.location_id = p.store_id AND ws.sku = p.sku
+    LEFT JOIN warehouse_stock ws
+        ON ws.location_id = p.store_id AND ws.sku = p.sku AND ws.location_id = ANY($1::text[])
     LEFT JOIN warehouse_location wl ON wl.location_id = p.store_id
 ), counts AS (
     SELECT e.store_id, e.sku, e.on_hand, e.occurred_at, false AS shelf, e.event_id, e.feed
     FROM pos_event e
     JOIN pairs p ON p.store_id = e.store_id AND p.sku = e.sku
-    WHERE e.type = 'count' AND e.occurred_at <= $2
+    WHERE e.type = 'count' AND e.store_id = ANY($1::text[]) AND e.occurred_at <= $2
     UNION ALL
     SELECT f.store_id, f.sku, f.qty, f.observed_at, true, NULL, NULL
     FROM feedback f
     JOIN pairs p ON p.store_id = f.store_id AND p.sku = f.sku
-    WHERE f.kind = 'shelf_count' AND f.observed_at <= $2
+    WHERE f.kind = 'shelf_count' AND f.store_id = ANY($1::text[]) AND f.observed_at <= $2
 ), latest_count AS (
     SELECT DISTINCT ON (c.store_id, c.sku) c.store_id, c.sku, c.on_hand, c.occurred_at
     FROM counts c
@@ -141,7 +143,7 @@ WITH pairs AS (
            max(e.occurred_at) AS last_event_at
     FROM based b
     JOIN pos_event e ON e.store_id = b.store_id AND e.sku = b.sku
-    WHERE e.occurred_at <= $2
+    WHERE e.occurred_at <= $2 AND e.store_id = ANY($1::text[])
     GROUP BY e.store_id, e.sku
 )
 SELECT b.store_id, b.sku,
@@ -154,7 +156,8 @@ FROM based b
 LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
 LEFT JOIN product pr ON pr.sku = b.sku
 LEFT JOIN store_freshness f ON f.store_id = b.store_id
-LEFT JOIN book_position bp ON bp.store_id = b.store_id AND bp.sku = b.sku
+LEFT JOIN book_position bp
+    ON bp.store_id = b.store_id AND bp.sku = b.sku AND bp.store_id = ANY($1::text[])
 WHERE NOT ($3::boolean AND bp.store_id IS NOT NULL
            AND bp.book IS NOT DISTINCT FROM (b.base_qty + COALESCE(m.moved, 0))
            AND bp.base_source IS NOT DISTINCT FROM b.base_source
