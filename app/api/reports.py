@@ -21,6 +21,7 @@ from litestar.response import Stream
 
 from app.api.auth import ADMIN_SECURITY, require_role
 from app.api.errors import error_responses
+from app.api.params import StoreIdPath
 from app.clock import Clock
 from app.db import reports as reports_db
 from app.domain.reconciliation import iso
@@ -71,7 +72,7 @@ def report_filename(store_id: str, now: datetime) -> str:
     responses=error_responses(401, 403, 404),
 )
 async def reconciliation_csv(
-    store_id: str, pool: NamedDependency[asyncpg.Pool], clock: NamedDependency[Clock]
+    store_id: StoreIdPath, pool: NamedDependency[asyncpg.Pool], clock: NamedDependency[Clock]
 ) -> Stream:
     await _known(pool, store_id)
     now = clock()
@@ -103,7 +104,7 @@ async def reconciliation_csv(
     responses=error_responses(401, 403, 404),
 )
 async def reconciliation_summary(
-    store_id: str, pool: NamedDependency[asyncpg.Pool], clock: NamedDependency[Clock]
+    store_id: StoreIdPath, pool: NamedDependency[asyncpg.Pool], clock: NamedDependency[Clock]
 ) -> ReportSummary:
     await _known(pool, store_id)
     now = clock()
