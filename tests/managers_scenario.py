@@ -26,7 +26,7 @@ FEED = FeedConfig(name="pos-test", kind="pos", url="http://127.0.0.1:1/events")
 # sku -> (name, category, warehouse on_hand, reserved)
 PRODUCTS: dict[str, tuple[str | None, str | None, int, int]] = {
     "SKU-OK": ("Marteau", "tools", 20, 0),
-    "SKU-DIS": ("Tournevis, plat \"pro\"", "tools", 10, 0),
+    "SKU-DIS": ('Tournevis, plat "pro"', "tools", 10, 0),
     "SKU-PH": ("Scie égoïne", "tools", 6, 0),
     "SKU-SP": ("Niveau", None, 5, 1),
     "SKU-FAST": ('=HYPERLINK("http://evil.example","click")', "+cat", 30, 0),
