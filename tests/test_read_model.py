@@ -268,6 +268,8 @@ async def test_kept_answers_survive_notifications_about_other_stores_only(
                     await conn.execute(sql)
                 await notify_badges_changed(conn, ids)
             await wait_for_notification(app, seen)
+            await reads.stores()  # superseded: starts the reload in the background
+            await reads.settled()
 
         async def book() -> int:
             r = await client.get("/v1/availability/SKU-1", params=params)
@@ -292,6 +294,36 @@ async def test_kept_answers_survive_notifications_about_other_stores_only(
         )
         assert await book() == 7
         assert (reads.db_loads, reads.revalidations) == (loads + 2, kept + 1)
+
+
+async def test_reads_after_a_notification_do_not_wait_for_the_stores_reload(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+) -> None:
+    """Right after a notification the stores as loaded before it answer (their freshness
+    can only be older: the gate only stricter) while they reload in the background;
+    once the reload lands, answers resting on a changed store are made again."""
+    await _seed(pool)
+    await add_product(pool, "SKU-2")  # known, no position at S001: no_data, as_of the store's
+    app = make_app(clock=lambda: NOW, policy=POLICY)
+    params = {"lat": LAT, "lon": LON}
+    async with serve_in_loop(app) as client:
+        reads: ReadModel = app.state.read_model
+        first = (await client.get("/v1/availability/SKU-2", params=params)).json()
+        assert first["stores"][0]["as_of"] == "2026-11-23T11:55:00Z"
+        before = await reads.stores()
+        seen = reads.notifications
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE store_freshness SET last_pos_event_at = $1", NOW)
+            await notify_badges_changed(conn, ["S900"])
+        await wait_for_notification(app, seen)
+        async with asyncio.timeout(20), reads._stores_lock:  # hold the reload back
+            assert await reads.stores() is before
+            held = (await client.get("/v1/availability/SKU-2", params=params)).json()
+            assert held["stores"] == first["stores"]
+        await reads.settled()
+        assert await reads.stores() is not before
+        after = (await client.get("/v1/availability/SKU-2", params=params)).json()
+        assert after["stores"][0]["as_of"] == "2026-11-23T12:00:00Z"
 
 
 async def test_a_pair_notification_drops_that_sku_only(

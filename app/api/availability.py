@@ -567,6 +567,7 @@ async def _answers(
                     (centre, made),
                     2 * len(made.stores_json) + 256,
                     sku=sku,
+                    stores_version=stores.version,
                     infos=infos,
                     geometry_version=stores.geometry_version,
                     known=one.known,

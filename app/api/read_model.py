@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -100,6 +101,7 @@ class Answer(msgspec.Struct, gc=False):
     parts: Any
     size: int
     sku: str = ""
+    stores_version: int = -1  # the Stores it was made from (current while it is the model's)
     infos: tuple[StoreInfo, ...] = ()
     geometry_version: int = -1
     known: bool = True
@@ -127,6 +129,8 @@ class Stores:
         self.geometry = tuple((s.store_id, s.name, s.lat, s.lon, s.postal_key) for s in stores)
         self.geometry_version = 0  # the same while ``geometry`` is (set by the model)
         self.locations: dict[tuple[Any, ...], Located | None] = {}
+        self.superseded_at: float | None = None  # the first notification after the load
+        self.version = next(_STORES_VERSIONS)  # told apart without holding on to them
 
     def near(
         self, *, lat: float | None, lon: float | None, postal_code: str | None, radius_km: float
@@ -183,6 +187,7 @@ class Stores:
 
 
 _ENCODER = msgspec.json.Encoder()
+_STORES_VERSIONS = itertools.count()
 
 
 def postal_key(code: str | None) -> str | None:
@@ -230,6 +235,7 @@ class ReadModel:
         self._skus: OrderedDict[str, _SkuEntry] = OrderedDict()
         self._stores: Stores | None = None
         self._stores_lock = asyncio.Lock()
+        self._stores_task: asyncio.Task[Stores] | None = None
         self._listening = False
         self._task: asyncio.Task[None] | None = None
         self.listening_changed = asyncio.Condition()
@@ -258,6 +264,8 @@ class ReadModel:
         """Drop what depends on ``store_ids`` (every sku there) or on ``pairs`` (those
         (store, sku) badges only); neither: everything."""
         self._gen += 1
+        if self._stores is not None and self._stores.superseded_at is None:
+            self._stores.superseded_at = self._mono()
         ids = [s for s in (store_ids or ()) if s]
         named = [(s, k) for s, k in pairs if s and k]
         if (not ids and not named) or len(self._pair_gen) + len(named) > self._max_pair_gens:
@@ -319,11 +327,41 @@ class ReadModel:
             and self._mono() - max(stores.loaded_at, self._confirmed_at) <= self.max_age
         )
 
+    def _stores_usable(self, stores: Stores) -> bool:
+        """Superseded by a notification less than ``max_age`` ago, and within ``max_age``
+        of its load or of the listener's latest round trip."""
+        now = self._mono()
+        return (
+            self.caching
+            and stores.superseded_at is not None
+            and now - stores.superseded_at <= self.max_age
+            and now - max(stores.loaded_at, self._confirmed_at) <= self.max_age
+        )
+
     async def stores(self) -> Stores:
-        """The stores and their freshness: cached while nothing was notified."""
+        """The stores and their freshness: cached while nothing was notified. After a
+        notification the stores as loaded before it are served, for at most ``max_age``,
+        while one reload runs in the background (the reads do not queue behind it). Their
+        freshness can only be older than the truth, so the staleness gate can only be
+        stricter; answers made from them are made again once the reload lands (an
+        answer is current only with the stores object it was made from)."""
         current = self._stores
-        if current is not None and self._stores_fresh(current):
-            return current
+        if current is not None:
+            if self._stores_fresh(current):
+                return current
+            if self._stores_usable(current):
+                if self._stores_task is None or self._stores_task.done():
+                    self._stores_task = asyncio.get_running_loop().create_task(self._load_stores())
+                return current
+        return await self._load_stores()
+
+    async def settled(self) -> None:
+        """Until the background reload of the stores, if one runs, has landed (tests)."""
+        task = self._stores_task
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def _load_stores(self) -> Stores:
         async with self._stores_lock:
             current = self._stores
             if current is not None and self._stores_fresh(current):
@@ -444,6 +482,8 @@ class ReadModel:
         if (
             found is None
             or found.gen != self._gen
+            or self._stores is None
+            or found.stores_version != self._stores.version
             or not self._listening
             or self._mono() - max(found.loaded_at, self._confirmed_at) > self.max_age
         ):
@@ -465,7 +505,11 @@ class ReadModel:
             or self._mono() - max(found.loaded_at, self._confirmed_at) > self.max_age
         ):
             return None
-        if found.gen == self._gen:
+        if (
+            found.gen == self._gen
+            and self._stores is not None
+            and found.stores_version == self._stores.version
+        ):
             return found
         gen = self._gen
         stores = await self.stores()
@@ -478,7 +522,7 @@ class ReadModel:
                 or stores.by_id.get(info.store_id) != info
             ):
                 return None
-        found.gen = gen
+        found.gen, found.stores_version = gen, stores.version
         self.revalidations += 1
         return found
 
@@ -526,6 +570,11 @@ class ReadModel:
     async def stop(self) -> None:
         for refresh in list(self._refreshes):
             refresh.cancel()
+        if self._stores_task is not None:
+            self._stores_task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._stores_task
+            self._stores_task = None
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
