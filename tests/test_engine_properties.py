@@ -200,3 +200,23 @@ def test_a_faster_seller_never_gets_a_lower_empty_shelf_prior(
     slow, fast = min(a, b), max(a, b)
     assert model.prior(store, sku, slow, store_rate) <= model.prior(store, sku, fast, store_rate)
     assert 0.0 <= model.prior(store, sku, fast, store_rate) <= 1.0
+
+
+@given(st.integers(-3, 400), st.floats(0.0, 300.0, allow_nan=False))
+def test_the_closed_form_negbin_cdf_equals_the_summed_series(m: int, mean: float) -> None:
+    """Size 2 is summed in closed form; it must be the same distribution as the series."""
+    import math
+
+    from app.domain.confidence import negbin_cdf
+
+    if m < 0 or mean <= 1e-12:
+        expected = 0.0 if m < 0 else 1.0
+    else:
+        p = 2.0 / (2.0 + mean)
+        term = p * p
+        expected = term
+        for k in range(m):
+            term *= (k + 2.0) / (k + 1) * (1.0 - p)
+            expected += term
+        expected = min(1.0, expected)
+    assert math.isclose(negbin_cdf(m, mean), expected, abs_tol=1e-9)

@@ -22,7 +22,7 @@ from app.backtest.dataset import (
 from app.backtest.params import profile
 from app.backtest.simulator import SimulatedDataset, simulate
 from app.backtest.writer import write_dataset
-from app.domain.model import Count
+from app.domain.model import Count, PosEvent
 
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
@@ -108,6 +108,11 @@ def _replace_line(path: Path, line_no: int, text: str) -> None:
         ('{"event_id":"P-1","type":"sale","store_id":"S001","sku":"K","qty":1,'
          '"occurred_at":"2026-11-02T10:00:00Z","published_at":"2026-11-02T09:00:00Z"}',
          "before occurred_at"),
+        ('{"event_id":"P-1","type":"sale","store_id":"S 001","sku":"K","qty":1,'
+         '"occurred_at":"2026-11-02T10:00:00Z","published_at":"2026-11-02T10:01:00Z"}', "store_id"),
+        ('{"event_id":"P-1","type":"count","store_id":"S001","sku":"' + "K" * 65 + '",'
+         '"on_hand":1,"occurred_at":"2026-11-02T10:00:00Z","published_at":"2026-11-02T10:01:00Z"}',
+         "sku"),
         ('{"event_id":"P-1","type":"theft","store_id":"S001","sku":"K","qty":1}', "theft"),
         ('{"event_id": "P-1", "type": "sale",', "truncated"),
     ],
@@ -117,6 +122,21 @@ def test_a_bad_pos_line_is_reported_with_file_and_line(
 ) -> None:
     _replace_line(dataset_dir / "pos_events.jsonl", 57, bad)
     with pytest.raises(DatasetError, match=rf"^pos_events\.jsonl:57: .*{message}"):
+        list(open_dataset(dataset_dir).pos_events())
+
+
+def test_blank_pos_lines_are_skipped_and_later_lines_keep_their_numbers(dataset_dir: Path) -> None:
+    path = dataset_dir / "pos_events.jsonl"
+    before = list(open_dataset(dataset_dir).pos_events())
+    _replace_line(path, 10, "   ")
+    after = list(open_dataset(dataset_dir).pos_events())
+    assert len(after) == len(before) - 1
+    assert [e.event.event_id for e in after] == [
+        e.event.event_id for i, e in enumerate(before) if i != 9
+    ]
+    assert all(isinstance(e.event, PosEvent) for e in after)  # contract types, for the engine
+    _replace_line(path, 20, '{"event_id": "P-1"')
+    with pytest.raises(DatasetError, match=r"^pos_events\.jsonl:20: "):
         list(open_dataset(dataset_dir).pos_events())
 
 
