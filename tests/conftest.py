@@ -114,12 +114,17 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def serve_in_loop(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+async def serve_in_loop(
+    app: Litestar, *, headers: dict[str, str] | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
     """Run the app's lifespan and talk to it over ASGI in the test's own event loop,
-    so the test and the app can share one asyncpg pool."""
+    so the test and the app can share one asyncpg pool. ``headers`` go with every
+    request (``headers=admin_auth`` for a client with an admin key)."""
     async with app.lifespan():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver", headers=headers
+        ) as client:
             yield client
 
 
@@ -132,6 +137,25 @@ def make_app(pool: asyncpg.Pool, settings: Settings) -> Callable[..., Litestar]:
         return create_app(kwargs.pop("settings", settings), **kwargs)
 
     return build
+
+
+async def create_api_key(pool: asyncpg.Pool, role: str, *stores: str) -> dict[str, str]:
+    """A new API key of ``role`` in the test's database, as request headers."""
+    from app.clock import utc_now
+    from app.db import keys as keys_db
+
+    async with pool.acquire() as conn:
+        new = await keys_db.create_key(
+            conn, name=f"test {role}", role=role, store_ids=stores, now=utc_now()
+        )
+    return {"authorization": f"Bearer {new.secret}"}
+
+
+@pytest.fixture
+async def admin_auth(pool: asyncpg.Pool) -> dict[str, str]:
+    """Headers carrying a fresh admin API key: access control is always on, so tests of
+    guarded endpoints send one (``serve_in_loop(app, headers=admin_auth)``)."""
+    return await create_api_key(pool, "admin")
 
 
 @pytest.fixture

@@ -27,9 +27,9 @@ async def _store_ids(pool: asyncpg.Pool) -> list[str]:
 
 
 async def test_put_get_and_list_stores(
-    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool, admin_auth: dict[str, str]
 ) -> None:
-    async with serve_in_loop(make_app()) as client:
+    async with serve_in_loop(make_app(), headers=admin_auth) as client:
         r = await client.put(
             "/v1/stores/S001", json={"name": "Main Street", "lat": 48.85, "lon": 2.35}
         )
@@ -57,9 +57,9 @@ async def test_put_get_and_list_stores(
 
 
 async def test_store_errors_say_where_and_why(
-    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool, admin_auth: dict[str, str]
 ) -> None:
-    async with serve_in_loop(make_app()) as client:
+    async with serve_in_loop(make_app(), headers=admin_auth) as client:
         r = await client.get("/v1/stores/NOPE")
         assert r.status_code == 404
         assert r.json() == {"status": 404, "error": "unknown store 'NOPE'"}
@@ -127,13 +127,13 @@ async def test_nearby_store_list_is_nearest_first_within_radius(
 
 
 async def test_csv_upload_with_bad_rows_is_rejected_whole(
-    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool, admin_auth: dict[str, str]
 ) -> None:
     text = (
         HEADER
         + "S001,One,48.0,2.0,,\nS002,Two,95,2.0,,\nS003,Three,48.0,2.0,,\nS001,Dup,48.0,2.0,,\n"
     )
-    async with serve_in_loop(make_app()) as client:
+    async with serve_in_loop(make_app(), headers=admin_auth) as client:
         r = await client.post("/v1/stores", content=text, headers=CSV)
         assert r.status_code == 422
         body = r.json()
@@ -165,7 +165,9 @@ async def test_csv_upload_with_bad_rows_is_rejected_whole(
     assert await _store_ids(pool) == []
 
 
-async def test_csv_upload_upserts(make_app: Callable[..., Litestar], pool: asyncpg.Pool) -> None:
+async def test_csv_upload_upserts(
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool, admin_auth: dict[str, str]
+) -> None:
     await pool.execute(
         "INSERT INTO store (store_id, name, lat, lon) VALUES ('S001', 'Old name', 48, 2)"
     )
@@ -173,7 +175,7 @@ async def test_csv_upload_upserts(make_app: Callable[..., Litestar], pool: async
         "INSERT INTO store (store_id, name, lat, lon) VALUES ('S003', 'Same', 40, 3)"
     )
     text = HEADER + "S001,New name,48,2,,\nS002,Two,48.1,2.1,75002,Europe/Paris\nS003,Same,40,3,,\n"
-    async with serve_in_loop(make_app()) as client:
+    async with serve_in_loop(make_app(), headers=admin_auth) as client:
         r = await client.post("/v1/stores", content=text, headers=CSV)
         assert r.status_code == 200
         assert r.json() == {"received": 3, "created": 1, "updated": 1, "unchanged": 1}
@@ -186,9 +188,9 @@ async def test_csv_upload_upserts(make_app: Callable[..., Litestar], pool: async
 
 
 async def test_products_put_get_and_csv(
-    make_app: Callable[..., Litestar], pool: asyncpg.Pool
+    make_app: Callable[..., Litestar], pool: asyncpg.Pool, admin_auth: dict[str, str]
 ) -> None:
-    async with serve_in_loop(make_app()) as client:
+    async with serve_in_loop(make_app(), headers=admin_auth) as client:
         r = await client.put("/v1/products/SKU-1", json={"name": "Drill", "category": "tools"})
         assert r.status_code == 201 and r.json()["category"] == "tools"
         r = await client.put("/v1/products/SKU-1", json={"sku": "SKU-2", "name": "Drill"})
@@ -229,7 +231,9 @@ async def test_admin_token_guards_writes_only(
         r = await client.put("/v1/stores/S001", json=body)
         assert r.status_code == 401
         assert r.headers["www-authenticate"].startswith("Bearer")
-        assert r.json()["error"] == "admin token required: send 'Authorization: Bearer <token>'"
+        assert r.json()["error"] == (
+            "API key required (role admin): send 'Authorization: Bearer <key>'"
+        )
         r = await client.put(
             "/v1/stores/S001", json=body, headers={"authorization": "Bearer wrong"}
         )

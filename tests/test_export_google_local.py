@@ -88,13 +88,18 @@ async def test_endpoint_streams_the_feed_to_the_export_token(
 
 
 async def test_pickup_settings_add_their_columns(
-    pool: asyncpg.Pool, make_app: Callable[..., Litestar], settings: Settings
+    pool: asyncpg.Pool,
+    make_app: Callable[..., Litestar],
+    settings: Settings,
+    admin_auth: dict[str, str],
 ) -> None:
     await seed(pool)
     configured = msgspec.structs.replace(
         settings, google_pickup_method="reserve", google_pickup_sla="next day"
     )
-    async with serve_in_loop(make_app(settings=configured, clock=lambda: NOW)) as client:
+    async with serve_in_loop(
+        make_app(settings=configured, clock=lambda: NOW), headers=admin_auth
+    ) as client:
         response = await client.get(URL)
     lines = response.text.splitlines()
     assert lines[0].split("\t")[-2:] == ["pickup_method", "pickup_sla"]

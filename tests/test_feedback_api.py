@@ -91,7 +91,7 @@ async def feedback_rows(pool: asyncpg.Pool) -> list[tuple[str, str, str, datetim
 
 
 async def test_a_shelf_count_replaces_the_base_and_recomputes_the_badge(
-    app: Litestar, pool: asyncpg.Pool
+    app: Litestar, pool: asyncpg.Pool, admin_auth: dict[str, str]
 ) -> None:
     await snapshot(pool, SnapshotRow("S1", "SKU-A", 12, 0, 0, NOW - timedelta(hours=2)))
     batch = {
@@ -101,7 +101,7 @@ async def test_a_shelf_count_replaces_the_base_and_recomputes_the_badge(
             item("pick_short", 0, minutes_ago=10, sku="SKU-B"),
         ]
     }
-    async with serve_in_loop(app) as client:
+    async with serve_in_loop(app, headers=admin_auth) as client:
         r = await client.post("/v1/feedback", json=batch)
     assert r.status_code == 200, r.text
     assert r.json() == {
@@ -131,10 +131,12 @@ async def test_a_shelf_count_replaces_the_base_and_recomputes_the_badge(
     assert [tuple(p.values()) for p in picks] == [(True, 2, 2, NOW), (False, 0, None, NOW)]
 
 
-async def test_reposting_a_batch_changes_nothing(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_reposting_a_batch_changes_nothing(
+    app: Litestar, pool: asyncpg.Pool, admin_auth: dict[str, str]
+) -> None:
     await snapshot(pool, SnapshotRow("S1", "SKU-A", 12, 0, 0, NOW - timedelta(hours=2)))
     batch = {"feedback": [item("shelf_count", 5), item("pick_short", 1, sku="SKU-B")]}
-    async with serve_in_loop(app) as client:
+    async with serve_in_loop(app, headers=admin_auth) as client:
         first = await client.post("/v1/feedback", json=batch)
         before = await feedback_rows(pool)
         computed = (await position(pool))["computed_at"]
@@ -153,7 +155,7 @@ async def test_reposting_a_batch_changes_nothing(app: Litestar, pool: asyncpg.Po
 
 
 async def test_the_latest_count_wins_whether_pos_or_shelf(
-    app: Litestar, pool: asyncpg.Pool
+    app: Litestar, pool: asyncpg.Pool, admin_auth: dict[str, str]
 ) -> None:
     """POS counts and shelf counts compete by time; at one instant the shelf count
     wins, and of two shelf counts the smaller."""
@@ -167,7 +169,7 @@ async def test_the_latest_count_wins_whether_pos_or_shelf(
                    occurred_at=NOW - timedelta(minutes=20))],
             received_at=NOW,
         )  # fmt: skip
-    async with serve_in_loop(app) as client:
+    async with serve_in_loop(app, headers=admin_auth) as client:
         r = await client.post(
             "/v1/feedback", json={"feedback": [item("shelf_count", 3, minutes_ago=40)]}
         )
@@ -190,7 +192,7 @@ async def test_the_latest_count_wins_whether_pos_or_shelf(
 
 
 async def test_a_bad_item_rejects_the_batch_with_every_reason(
-    app: Litestar, pool: asyncpg.Pool
+    app: Litestar, pool: asyncpg.Pool, admin_auth: dict[str, str]
 ) -> None:
     batch = {
         "feedback": [
@@ -205,7 +207,7 @@ async def test_a_bad_item_rejects_the_batch_with_every_reason(
         ]
     }
     with capture_logs() as logs:
-        async with serve_in_loop(app) as client:
+        async with serve_in_loop(app, headers=admin_auth) as client:
             r = await client.post("/v1/feedback", json=batch)
     assert r.status_code == 422
     body = r.json()
@@ -243,9 +245,9 @@ async def test_a_bad_item_rejects_the_batch_with_every_reason(
     ],
 )
 async def test_a_body_that_is_not_a_batch_is_422(
-    app: Litestar, pool: asyncpg.Pool, body: bytes, error: str
+    app: Litestar, pool: asyncpg.Pool, body: bytes, error: str, admin_auth: dict[str, str]
 ) -> None:
-    async with serve_in_loop(app) as client:
+    async with serve_in_loop(app, headers=admin_auth) as client:
         r = await client.post(
             "/v1/feedback", content=body, headers={"content-type": "application/json"}
         )
@@ -254,11 +256,13 @@ async def test_a_body_that_is_not_a_batch_is_422(
     assert await feedback_rows(pool) == []
 
 
-async def test_too_many_items_and_wrong_media_type(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_too_many_items_and_wrong_media_type(
+    app: Litestar, pool: asyncpg.Pool, admin_auth: dict[str, str]
+) -> None:
     too_many = {
         "feedback": [item("pick_found", 1 + i % 7, minutes_ago=i % 600) for i in range(10_001)]
     }
-    async with serve_in_loop(app) as client:
+    async with serve_in_loop(app, headers=admin_auth) as client:
         r = await client.post("/v1/feedback", json=too_many)
         assert r.status_code == 422
         assert r.json()["error"] == (
@@ -282,7 +286,9 @@ async def test_too_many_items_and_wrong_media_type(app: Litestar, pool: asyncpg.
 # -- CSV ----------------------------------------------------------------------------------
 
 
-async def test_csv_with_and_without_published_at(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_csv_with_and_without_published_at(
+    app: Litestar, pool: asyncpg.Pool, admin_auth: dict[str, str]
+) -> None:
     await snapshot(pool, SnapshotRow("S1", "SKU-A", 12, 0, 0, NOW - timedelta(hours=2)))
     plain = (
         "observed_at,store_id,sku,kind,qty\r\n"
@@ -295,7 +301,7 @@ async def test_csv_with_and_without_published_at(app: Litestar, pool: asyncpg.Po
         "2026-11-23T11:00:00Z,S1,SKU-A,shelf_count,8,2026-11-23T11:02:00Z\n"
         "2026-11-23T11:30:00Z,S2,SKU-A,pick_found,3,not-even-a-time\n"
     )
-    async with serve_in_loop(app) as client:
+    async with serve_in_loop(app, headers=admin_auth) as client:
         r1 = await client.post("/v1/feedback", content=plain, headers=CSV)
         r2 = await client.post("/v1/feedback", content=published.encode(), headers=CSV)
     assert r1.status_code == 200, r1.text
@@ -310,7 +316,7 @@ async def test_csv_with_and_without_published_at(app: Litestar, pool: asyncpg.Po
 
 
 async def test_bad_csv_lists_every_line_and_stores_nothing(
-    app: Litestar, pool: asyncpg.Pool
+    app: Litestar, pool: asyncpg.Pool, admin_auth: dict[str, str]
 ) -> None:
     text = (
         "observed_at,store_id,sku,kind,qty\n"
@@ -320,7 +326,7 @@ async def test_bad_csv_lists_every_line_and_stores_nothing(
         "2026-11-23T11:00:00Z,S1,SKU-A,pick_short,1.5\n"
         "2026-11-23T11:00:00Z,S1,SKU-A,pick_short,\n"
     )
-    async with serve_in_loop(app) as client:
+    async with serve_in_loop(app, headers=admin_auth) as client:
         r = await client.post("/v1/feedback", content=text, headers=CSV)
         header = await client.post("/v1/feedback", content="when,store,sku,kind,qty\n", headers=CSV)
     assert r.status_code == 422
@@ -368,11 +374,13 @@ async def test_feedback_needs_the_admin_token_when_one_is_set(
     assert len(await feedback_rows(pool)) == 1
 
 
-async def test_one_feedback_received_event_per_batch(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_one_feedback_received_event_per_batch(
+    app: Litestar, pool: asyncpg.Pool, admin_auth: dict[str, str]
+) -> None:
     await snapshot(pool, SnapshotRow("S1", "SKU-A", 12, 0, 0, NOW - timedelta(hours=2)))
     batch = {"feedback": [item("shelf_count", 4), item("shelf_count", 4), item("pick_short", 0, store="S2")]}  # fmt: skip
     with capture_logs() as logs:
-        async with serve_in_loop(app) as client:
+        async with serve_in_loop(app, headers=admin_auth) as client:
             await client.post("/v1/feedback", json=batch)
     received = [e for e in logs if e["event"] == "feedback.received"]
     assert len(received) == 1
@@ -406,11 +414,16 @@ async def serve_http(app: Litestar) -> AsyncIterator[str]:
         await task
 
 
-async def test_feedback_over_real_http(app: Litestar, pool: asyncpg.Pool) -> None:
+async def test_feedback_over_real_http(
+    app: Litestar, pool: asyncpg.Pool, admin_auth: dict[str, str]
+) -> None:
     await snapshot(pool, SnapshotRow("S1", "SKU-A", 12, 0, 0, NOW - timedelta(hours=2)))
     await pool.execute("INSERT INTO store (store_id, name, lat, lon) VALUES ('S1', 'One', 48, 2)")
     await pool.execute("INSERT INTO product (sku) VALUES ('SKU-A')")
-    async with serve_http(app) as base, httpx.AsyncClient(base_url=base) as client:
+    async with (
+        serve_http(app) as base,
+        httpx.AsyncClient(base_url=base, headers=admin_auth) as client,
+    ):
         r = await client.post(
             "/v1/feedback",
             content="observed_at,store_id,sku,kind,qty\n2026-11-23T11:50:00Z,S1,SKU-A,shelf_count,0\n",

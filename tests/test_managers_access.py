@@ -174,19 +174,19 @@ async def test_store_ids_in_the_body_must_be_the_urls(app: Litestar, pool: async
     assert await state(pool) == before
 
 
-async def test_open_until_a_token_or_key_exists(
+async def test_closed_on_a_fresh_install_until_a_credential_is_sent(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool, settings: Settings
 ) -> None:
     await seed(pool)
     url = "/v1/stores/S1/reconciliation/summary"
     async with serve_in_loop(make_app(clock=lambda: NOW, policy=POLICY)) as client:
-        assert (await client.get(url)).status_code == 200  # fresh install on 127.0.0.1
-    await make_key(pool, "ingest")
-    async with serve_in_loop(make_app(clock=lambda: NOW, policy=POLICY)) as client:
-        assert (await client.get(url)).status_code == 401
+        assert (await client.get(url)).status_code == 401  # no token, no key: still closed
+        admin = await make_key(pool, "admin")  # what `availability keys create` does
+        assert (await client.get(url, headers=admin)).status_code == 200
     await pool.execute("UPDATE api_key SET revoked_at = $1", NOW)
     async with serve_in_loop(make_app(clock=lambda: NOW, policy=POLICY)) as client:
         assert (await client.get(url)).status_code == 401  # revoking all keys opens nothing
+        assert (await client.get(url, headers=admin)).status_code == 403
     booted = msgspec.structs.replace(settings, admin_token="boot")
     async with serve_in_loop(make_app(settings=booted, clock=lambda: NOW, policy=POLICY)) as c:
         assert (await c.get(url, headers={"authorization": "Bearer boot"})).status_code == 200

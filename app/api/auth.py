@@ -5,11 +5,12 @@ counts of the stores the key is bound to, nothing else), ``ingest`` (feedback an
 pushed data), ``app`` (the public reads with a higher rate limit). Keys are sent as
 ``Authorization: Bearer sak_…`` and checked against their stored SHA-256
 (``app/db/keys.py``). ``settings.admin_token``, when set, is accepted as an admin
-credential so a fresh install can create its first keys.
+credential so a fresh install can be used before its first key exists; the other
+way to bootstrap is ``availability keys create --role admin`` (the CLI talks to the
+database directly).
 
-Access control is **on** as soon as an admin token is configured or any key was
-ever created; before that (a fresh install on 127.0.0.1) the guarded endpoints are
-open, as they always were. Public badge reads are never guarded.
+Access control is always on: every guarded endpoint needs a live credential, on a
+fresh install too (there is no open mode). Public badge reads are never guarded.
 
 No credentials: 401. A token that is no live key: 403. A live key of the wrong role,
 or of a store manager for another store: 403. Every refusal is a JSON message.
@@ -68,9 +69,6 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
         return self.role == "admin" or (self.role == "store_manager" and store_id in self.store_ids)
 
 
-OPEN = Principal(role="admin", name="open (no admin token, no keys)")
-
-
 class Authenticator:
     """Resolves bearer tokens to principals; verified keys are cached briefly."""
 
@@ -85,19 +83,6 @@ class Authenticator:
         self._ttl = ttl
         self._monotonic = monotonic
         self._keys: dict[bytes, tuple[float, Principal]] = {}
-        self._enforced_until = 0.0  # keys were seen: enforced for good
-        self._enforced = bool(self._admin_token)
-
-    async def enforced(self, pool: asyncpg.Pool) -> bool:
-        """Whether access control is on (an admin token is set or keys exist)."""
-        if self._enforced:
-            return True
-        now = self._monotonic()
-        if now >= self._enforced_until:
-            async with pool.acquire() as conn:
-                self._enforced = await keys_db.any_key(conn)
-            self._enforced_until = now + self._ttl
-        return self._enforced
 
     async def resolve(self, pool: asyncpg.Pool, token: str) -> Principal | None:
         """The principal of a bearer token, or ``None`` when it is no live credential."""
@@ -124,7 +109,6 @@ class Authenticator:
         if len(self._keys) >= _CACHE_MAX:
             self._keys = {k: v for k, v in self._keys.items() if v[0] > now}
         self._keys[cache_key] = (now + self._ttl, principal)
-        self._enforced = True
         return principal
 
 
@@ -144,7 +128,7 @@ def bearer_token(authorization: str) -> str | None:
 
 
 async def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
-    """The caller's principal; ``OPEN`` when access control is off; ``None``: no credential."""
+    """The caller's principal; ``None`` when it sent no credential; 403 for a bad one."""
     cached: Principal | None = connection.state.get("principal")
     if cached is not None:
         return cached
@@ -152,13 +136,9 @@ async def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Princi
     auth = authenticator_of(state)
     token = bearer_token(connection.headers.get("authorization", ""))
     if token is None:
-        if not await auth.enforced(state.pool):
-            return OPEN
         return None
     principal = await auth.resolve(state.pool, token)
     if principal is None:
-        if not await auth.enforced(state.pool):
-            return OPEN
         log.info("auth.refused", path=connection.url.path, why="unknown or revoked key")
         raise PermissionDeniedException(
             "API key not accepted: unknown, revoked or not a key (keys look like sak_…)"
@@ -222,11 +202,12 @@ def _refuse(
 async def require_admin(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
-    """Admin keys and the admin token; open while access control is off."""
+    """Admin keys and the bootstrap admin token."""
     principal = await principal_of(connection)
     if principal is None:
         raise NotAuthorizedException(
-            "admin token required: send 'Authorization: Bearer <token>'", headers=CHALLENGE
+            "API key required (role admin): send 'Authorization: Bearer <key>'",
+            headers=CHALLENGE,
         )
     if principal.role != "admin":
         _refuse(connection, principal, f"a {principal.role} key may not use this endpoint "

@@ -24,8 +24,10 @@ class ErrorBody(msgspec.Struct, frozen=True):
 
 _WHEN = {
     400: "A parameter or body field is invalid; the message names it.",
-    401: "The admin token is missing (Authorization: Bearer <token>).",
-    403: "The admin token is not the configured one.",
+    401: "No credential: this endpoint needs an API key with one of its roles "
+    "(Authorization: Bearer sak_…).",
+    403: "The credential is refused: no live key or token (unknown, revoked), a key of "
+    "another role, or a store manager's key for another store.",
     404: "The store or sku is not known.",
     415: "The body is not of the media type this endpoint takes.",
     422: "The CSV has bad rows; every line and reason is listed and nothing was applied.",

@@ -2,7 +2,7 @@
 
 Guarded by ``settings.export_token``, an admin API key or the admin token, sent as a
 bearer token or as the password of HTTP Basic (what Merchant Center's scheduled fetch
-can send). Open while access control is off and no export token is set.
+can send). Always guarded: a fresh install has no open mode (docs/managers.md).
 """
 
 from __future__ import annotations
@@ -53,8 +53,6 @@ async def require_export(
     settings: Settings = connection.app.state.settings
     state = connection.app.state
     auth = authenticator_of(state)
-    if not settings.export_token and not await auth.enforced(state.pool):
-        return
     given = given_token(connection.headers.get("authorization", ""))
     if given is None:
         raise NotAuthorizedException(
