@@ -13,11 +13,13 @@ from collections.abc import Callable
 
 import asyncpg
 import httpx
+import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
 
 from app.api.auth import ADMIN_SCHEME
+from app.settings import Settings
 from tests.conftest import create_api_key, serve_in_loop
 
 # (method, path template): the routes anyone may call. Public badge and catalogue reads
@@ -154,3 +156,24 @@ async def test_openapi_marks_every_guarded_route_as_needing_a_key(
         assert operation.get("security") == [{ADMIN_SCHEME: []}], (method, path)
         assert {"401", "403"} <= set(operation["responses"]), (method, path)
         assert "admin token" not in operation["responses"]["401"]["description"].lower()
+
+
+async def test_the_demo_prints_a_fresh_admin_token_that_opens_the_guarded_routes(
+    make_app: Callable[..., Litestar], settings: Settings
+) -> None:
+    from app.commands.demo import _banner, with_admin_token
+
+    demo_settings, token = with_admin_token(settings)
+    assert token and demo_settings.admin_token == token
+    assert with_admin_token(settings)[1] != token  # a new one each run
+    banner = _banner(demo_settings, "http://127.0.0.1:8001", "SKU-1", "demo", new_token=token)
+    assert banner.count(token) == 2  # the token, and a curl with it
+    url = "/v1/admin/feeds"
+    async with serve_in_loop(make_app(settings=demo_settings)) as client:
+        assert (await client.get(url)).status_code == 401
+        assert (
+            await client.get(url, headers={"authorization": f"Bearer {token}"})
+        ).status_code == 200
+    configured = msgspec.structs.replace(settings, admin_token="mine")
+    assert with_admin_token(configured) == (configured, None)
+    assert "mine" not in _banner(configured, "http://127.0.0.1:8001", "SKU-1", "demo")

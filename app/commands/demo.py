@@ -4,12 +4,17 @@ Starts the feed simulator (a thread, 127.0.0.1), writes the demo folder, then ru
 the service exactly as ``availability serve`` would, with the feeds, stores,
 products and policy files pointing into that folder. Ctrl-C stops the service,
 the embedded PostgreSQL and the simulator, in that order.
+
+Access control is on in the demo as everywhere: the badge reads need nothing, the
+rest needs a key. Unless ``admin_token`` is configured, the demo makes a random admin
+token for this run only and prints it once in its banner (docs/demo.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import secrets
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -89,8 +94,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         files = write_demo_folder(
             folder, feed_base_url=simulator.url(), products=demo_products(args.seed)
         )
+        demo_settings, new_token = with_admin_token(settings)
         demo_settings = msgspec.structs.replace(
-            settings,
+            demo_settings,
             data_dir=folder,
             feeds_file=files.feeds,
             stores_file=files.stores,
@@ -98,10 +104,26 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             policy_file=settings.policy_file or files.policy,
         )
         banner = _banner(
-            demo_settings, simulator.url(), feed.simulation.best_sellers(1)[0], files.folder
+            demo_settings,
+            simulator.url(),
+            feed.simulation.best_sellers(1)[0],
+            files.folder,
+            new_token=new_token,
         )
         _serve(demo_settings, banner)
     return 0
+
+
+def with_admin_token(settings: Settings) -> tuple[Settings, str | None]:
+    """The demo's settings with an admin credential, and the token when it is new.
+
+    A configured ``admin_token`` is kept (and never printed); otherwise a random one
+    is made for this run: it lives only in this process, so it dies with the demo.
+    """
+    if settings.admin_token:
+        return settings, None
+    token = secrets.token_urlsafe(24)
+    return msgspec.structs.replace(settings, admin_token=token), token
 
 
 def _serve(settings: Settings, banner: str) -> None:
@@ -125,12 +147,19 @@ def _serve(settings: Settings, banner: str) -> None:
             BannerServer(config).run()
 
 
-def _banner(settings: Settings, feeds_url: str, sku: str, folder: Any) -> str:
+def _banner(
+    settings: Settings, feeds_url: str, sku: str, folder: Any, *, new_token: str | None = None
+) -> str:
     from app.demo.catalog import SHOPPER_LAT, SHOPPER_LON, STORES
 
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     api = f"http://{host}:{settings.port}"
     store = STORES[0].store_id
+    if new_token is not None:
+        token = new_token
+        told = f"Admin token for this run only (new each run, not stored): {new_token}"
+    else:
+        token, told = "$AVAILABILITY_ADMIN_TOKEN", "Admin token: your AVAILABILITY_ADMIN_TOKEN"
     return f"""
   store-availability demo: {len(STORES)} simulated stores in Lyon, feeds at {feeds_url}
   demo files in {folder}/  (stores.csv, products.csv, feeds.toml, policy.toml)
@@ -145,6 +174,11 @@ def _banner(settings: Settings, feeds_url: str, sku: str, folder: Any) -> str:
   What is really on that shelf (the simulator's secret):
     {feeds_url}/shelf/{store}/{sku}
   API docs: {api}/schema    health: {api}/health
+
+  Everything else (admin API, reconciliation report, counts, feedback, export) needs a key.
+  {told}
+  The reconciliation summary of {store} with it:
+    curl -H "Authorization: Bearer {token}" {api}/v1/stores/{store}/reconciliation/summary
 
   Badges follow the feeds: POS every 5 s, warehouse snapshot every 60 s. Ctrl-C stops everything.
 """
