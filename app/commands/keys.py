@@ -15,7 +15,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "keys",
         help="create, list or revoke API keys (roles admin, store_manager, ingest, app)",
-        description="API keys with roles. A new key is printed once; only its hash is stored.",
+        description="API keys with roles. A new key is printed once; only its hash is stored. "
+        "Access control is always on: bootstrap a fresh install with "
+        "'availability keys create --role admin --name NAME' (this talks to the database "
+        "directly) or the admin_token setting.",
     )
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = actions.add_parser("create", help="create a key and print it (once)")
