@@ -9,10 +9,9 @@ spreadsheet-safe cells (:func:`cell`, CSV injection neutralised).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -176,11 +175,17 @@ COLUMNS: tuple[str, ...] = (
 Cell = str | int | float
 
 
+class RowLike(Protocol):
+    """A row read by column name (an asyncpg record, a dict)."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
 def _number(value: float | None, digits: int) -> Cell:
     return "" if value is None else round(float(value), digits)
 
 
-def row_cells(row: Mapping[str, Any], *, rules: ReviewRules = DEFAULT_RULES) -> list[Cell]:
+def row_cells(row: RowLike, *, rules: ReviewRules = DEFAULT_RULES) -> list[Cell]:
     """One report line from one ``review_rows`` row: numbers stay numbers, times are ISO
     8601 UTC, every text cell is neutralised (:func:`cell`)."""
     codes = tuple(row["codes"])
