@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from litestar import Litestar
 
-from app.api.read_model import CHANNEL, ReadModel
+from app.api.read_model import CHANNEL, PAIR_GENS_PRUNE, ReadModel
 from app.db.availability import notify_badges_changed
 from app.db.positions import recompute_pairs
 from app.domain.model import SnapshotRow
@@ -417,5 +417,28 @@ async def test_a_named_pair_is_never_served_from_memory_again(pool: asyncpg.Pool
         named = (await reads.badges(["SKU-1"], ["S002"]))["SKU-1"].rows["S002"]
         assert reads.db_loads == 2
         assert named.stored is not None and named.stored.badge.book == 4
+    finally:
+        await reads.stop()
+
+
+async def test_pair_generations_stay_bounded_and_named_rows_go_at_once(
+    pool: asyncpg.Pool,
+) -> None:
+    """Rows a pair notification names leave the cache at once, so the model keeps the
+    notifications' generations only while a load that began before them is in flight."""
+    await _seed(pool)
+    reads = ReadModel(pool, max_age=60.0)
+    await reads.start()
+    try:
+        row = (await reads.badges(["SKU-1"], ["S001"]))["SKU-1"].rows["S001"]
+        many = [(f"S{i:05d}", f"SKU-{i:05d}") for i in range(PAIR_GENS_PRUNE + 5)]
+        assert reads.invalidate([], many) == []  # none of them held
+        assert len(reads._pair_gen) == 0  # no load in flight: none needed
+        assert (await reads.badges(["SKU-1"], ["S001"]))["SKU-1"].rows["S001"] is row
+        assert reads.db_loads == 1
+        assert reads.invalidate([], [("S001", "SKU-1")]) == [("S001", "SKU-1")]
+        assert "S001" not in reads._skus["SKU-1"].rows
+        await reads.badges(["SKU-1"], ["S001"])
+        assert reads.db_loads == 2
     finally:
         await reads.stop()

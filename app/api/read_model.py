@@ -46,6 +46,7 @@ CHANNEL = "availability_changed"
 DEFAULT_MAX_SKUS = 10_000
 MAX_LOCATIONS = 4_096
 DEFAULT_MAX_ANSWER_BYTES = 64 * 1024 * 1024  # encoded answers kept, oldest dropped first
+PAIR_GENS_PRUNE = 10_000  # pair generations kept before those no load needs are dropped
 _RECONNECT_WAIT = (0.05, 5.0)  # first and longest wait between listener reconnects
 
 
@@ -226,10 +227,12 @@ class ReadModel:
         self._gen = 0  # bumped by every notification and every (re)connect
         self._all_gen = 0  # the last notification or reconnect that touched everything
         self._store_gen: dict[str, int] = {}
-        # The last notification naming each (store, sku) pair; beyond the bound: start
-        # again from empty (as for a notification about everything).
+        # The last notification naming each (store, sku) pair. Rows and answers a pair
+        # notification concerns are dropped at once; the generations are kept only for the
+        # loads in flight that started before them (pruned beyond PAIR_GENS_PRUNE).
         self._pair_gen: dict[tuple[str, str], int] = {}
-        self._max_pair_gens = 100 * max(max_skus, 1_000)
+        self._writers: list[int] = []  # the generations the loads in flight started at
+        self._answer_keys: dict[str, set[Any]] = {}  # sku -> keys of its kept answers
         self._refreshes: set[asyncio.Task[None]] = set()
         self.refreshed_rows = 0  # rows reloaded in the background after a pair notification
         self._skus: OrderedDict[str, _SkuEntry] = OrderedDict()
@@ -260,25 +263,55 @@ class ReadModel:
 
     def invalidate(
         self, store_ids: Iterable[str] | None = None, pairs: Iterable[tuple[str, str]] = ()
-    ) -> None:
+    ) -> list[tuple[str, str]]:
         """Drop what depends on ``store_ids`` (every sku there) or on ``pairs`` (those
-        (store, sku) badges only); neither: everything."""
+        (store, sku) badges only); neither: everything. Returns the named pairs whose
+        rows were held (for a background reload)."""
         self._gen += 1
         if self._stores is not None and self._stores.superseded_at is None:
             self._stores.superseded_at = self._mono()
         ids = [s for s in (store_ids or ()) if s]
         named = [(s, k) for s, k in pairs if s and k]
-        if (not ids and not named) or len(self._pair_gen) + len(named) > self._max_pair_gens:
+        if not ids and not named:
             self._all_gen = self._gen
             self._skus.clear()
             self._pair_gen.clear()
             self._answers.clear()
+            self._answer_keys.clear()
             self._answer_bytes = 0
-            return
+            return []
         for s in ids:
             self._store_gen[s] = self._gen
-        for pair in named:
-            self._pair_gen[pair] = self._gen
+        held: list[tuple[str, str]] = []
+        for store, sku in named:
+            self._pair_gen[(store, sku)] = self._gen
+            entry = self._skus.get(sku)
+            if entry is not None and entry.rows.pop(store, None) is not None:
+                held.append((store, sku))
+            for key in self._answer_keys.pop(sku, ()):
+                dropped = self._answers.pop(key, None)
+                if dropped is not None:
+                    self._answer_bytes -= dropped.size
+        if len(self._pair_gen) > PAIR_GENS_PRUNE:
+            self._prune_pair_gens()
+        return held
+
+    def _prune_pair_gens(self) -> None:
+        """Keep the pair generations a load in flight may still need: those after the
+        oldest in flight began (what was cached before them was dropped at once)."""
+        if not self._writers:
+            self._pair_gen.clear()
+            return
+        oldest = min(self._writers)
+        self._pair_gen = {p: g for p, g in self._pair_gen.items() if g > oldest}
+
+    def _superseded(self, store: str, sku: str, gen: int) -> bool:
+        """Whether a row of (store, sku) read at ``gen`` was notified about since."""
+        return (
+            self._all_gen > gen
+            or self._store_gen.get(store, -1) > gen
+            or self._pair_gen.get((store, sku), -1) > gen
+        )
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         """Payload (``app.db.availability.notify_badges_changed``): comma-separated
@@ -289,33 +322,36 @@ class ReadModel:
         items = [i for i in text.split(",") if i]
         stores = [i for i in items if "/" not in i]
         pairs = [(s, k) for s, _, k in (i.partition("/") for i in items if "/" in i)]
-        self.invalidate(stores, pairs)
-        if pairs and self.caching:
-            # Reload the named pairs this process holds, in one query, so reads after
+        held = self.invalidate(stores, pairs)
+        if held and self.caching:
+            # Reload the named pairs this process held, in one query, so reads after
             # it find them current instead of each going to the database.
-            task = asyncio.get_running_loop().create_task(self._refresh(pairs))
+            task = asyncio.get_running_loop().create_task(self._refresh(held))
             self._refreshes.add(task)
             task.add_done_callback(self._refreshes.discard)
 
-    async def _refresh(self, pairs: list[tuple[str, str]]) -> None:
-        held = [(s, k) for s, k in pairs if (e := self._skus.get(k)) is not None and s in e.rows]
-        if not held:
-            return
+    async def _refresh(self, held: list[tuple[str, str]]) -> None:
         gen, at = self._gen, self._mono()
+        self._writers.append(gen)
         try:
             async with self._pool.acquire() as conn:
                 found = await availability_db.stored_pairs(conn, held, self._calibrations)
+            if not self.caching:
+                return
+            for store, sku in held:
+                entry = self._skus.get(sku)
+                row = None if entry is None else entry.rows.get(store)
+                if (
+                    entry is not None
+                    and (row is None or row.gen < gen)
+                    and not self._superseded(store, sku, gen)
+                ):
+                    entry.rows[store] = Row(found.get((store, sku)), gen, at)
+                    self.refreshed_rows += 1
         except Exception as exc:  # the reads load what they need themselves
             log.warning("read_model.refresh_failed", error=repr(exc))
-            return
-        if not self.caching:
-            return
-        for store, sku in held:
-            entry = self._skus.get(sku)
-            row = None if entry is None else entry.rows.get(store)
-            if entry is not None and row is not None and row.gen < gen:
-                entry.rows[store] = Row(found.get((store, sku)), gen, at)
-                self.refreshed_rows += 1
+        finally:
+            self._writers.remove(gen)
 
     # -- stores --------------------------------------------------------------
 
@@ -445,8 +481,24 @@ class ReadModel:
     async def _load(self, skus: list[str], store_ids: list[str]) -> dict[str, SkuBadges]:
         gen, at = self._gen, self._mono()
         self.db_loads += 1
-        async with self._pool.acquire() as conn:
-            found = await availability_db.stored_badges(conn, skus, store_ids, self._calibrations)
+        self._writers.append(gen)
+        try:
+            async with self._pool.acquire() as conn:
+                found = await availability_db.stored_badges(
+                    conn, skus, store_ids, self._calibrations
+                )
+            return self._keep_loaded(found, skus, store_ids, gen, at)
+        finally:
+            self._writers.remove(gen)
+
+    def _keep_loaded(
+        self,
+        found: dict[str, tuple[bool, dict[str, availability_db.StoredBadge]]],
+        skus: list[str],
+        store_ids: list[str],
+        gen: int,
+        at: float,
+    ) -> dict[str, SkuBadges]:
         caching = self.caching
         out: dict[str, SkuBadges] = {}
         for sku in skus:
@@ -461,7 +513,10 @@ class ReadModel:
             else:
                 self._skus.move_to_end(sku)
             entry.known, entry.known_gen, entry.known_at = known, gen, at
-            entry.rows.update(rows)
+            # not what a notification since the query began superseded (it was dropped)
+            entry.rows.update(
+                (s, row) for s, row in rows.items() if not self._superseded(s, sku, gen)
+            )
         while len(self._skus) > self.max_skus:
             self._skus.popitem(last=False)
         return out
@@ -534,10 +589,17 @@ class ReadModel:
         if old is not None:
             self._answer_bytes -= old.size
         self._answers[key] = answer
+        self._answer_keys.setdefault(answer.sku, set()).add(key)
         self._answer_bytes += answer.size
         while self._answer_bytes > self.max_answer_bytes and self._answers:
-            dropped = self._answers.pop(next(iter(self._answers)))
+            first = next(iter(self._answers))
+            dropped = self._answers.pop(first)
             self._answer_bytes -= dropped.size
+            keys = self._answer_keys.get(dropped.sku)
+            if keys is not None:
+                keys.discard(first)
+                if not keys:
+                    del self._answer_keys[dropped.sku]
 
     # -- the listener ----------------------------------------------------------
 
