@@ -191,6 +191,11 @@ _ENCODER = msgspec.json.Encoder()
 _STORES_VERSIONS = itertools.count()
 
 
+def _log_failed_reload(task: asyncio.Task[Stores]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("read_model.stores_reload_failed", error=repr(exc))
+
+
 def postal_key(code: str | None) -> str | None:
     return None if code is None else code.replace(" ", "").upper()
 
@@ -388,6 +393,7 @@ class ReadModel:
             if self._stores_usable(current):
                 if self._stores_task is None or self._stores_task.done():
                     self._stores_task = asyncio.get_running_loop().create_task(self._load_stores())
+                    self._stores_task.add_done_callback(_log_failed_reload)
                 return current
         return await self._load_stores()
 
