@@ -14,6 +14,8 @@ and engine, warm-started from the database); its peak RSS is read after each ste
 PostgreSQL comes from pgserver (or ``BENCH_DATABASE_URL``'s server).
 
     .venv/bin/python scripts/bench_reconcile.py [--stores 200] [--skus 5000]
+
+``BENCH_PROFILE=file`` runs the service under cProfile and writes its stats there.
 """
 
 from __future__ import annotations
@@ -210,6 +212,12 @@ def main() -> int:
     p.add_argument("--service", nargs=2, metavar=("DSN", "FEEDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.service:
+        profile = os.environ.get("BENCH_PROFILE")  # a file: cProfile the service into it
+        if profile:
+            import cProfile
+
+            cProfile.runctx("asyncio.run(service(*args.service))", globals(), locals(), profile)
+            return 0
         asyncio.run(service(*args.service))
         return 0
 

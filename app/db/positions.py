@@ -108,11 +108,11 @@ async def recompute_stores(
     if not stores:
         return 0
     batches = [
-        (Q.book_inputs_of_stores, (stores[i : i + STORES_PER_BATCH],))
+        (_KEPT_BOOKS_OF_STORES, (stores[i : i + STORES_PER_BATCH],))
         for i in range(0, len(stores), STORES_PER_BATCH)
     ]
     return await _recompute(conn, stores, batches, policy=policy, now=now, engine=None,
-                            only_changed=True)  # fmt: skip
+                            only_changed=True, kept=True)  # fmt: skip
 
 
 async def _recompute(
@@ -124,7 +124,10 @@ async def _recompute(
     now: datetime,
     engine: LiveEngine | None,
     only_changed: bool,
+    kept: bool = False,
 ) -> int:
+    """``kept``: the batches' queries keep their rows in ``book_batch`` (numbered ``n``)
+    and the write joins them with the distinct badges derived (``_write_kept``)."""
     live = engine if engine is not None else bound_engine()
     timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
     started = time.perf_counter()
@@ -137,18 +140,27 @@ async def _recompute(
                 assessor = await stack.enter_async_context(live.assessor(conn, now))
             caught_up = time.perf_counter()
             derive = _Deriver(policy, now, assessor)
+            if kept:
+                await conn.execute(Q.create_book_batch)
             for query, args in batches:
                 t0 = time.perf_counter()
                 rows = await conn.fetch(query, *args, now, only_changed, assessor is not None)
                 t1 = time.perf_counter()
-                values = [derive(row) for row in rows]
-                t2 = time.perf_counter()
-                await _write(conn, values, now)
+                if kept:
+                    badges = _kept_badges(derive, rows)
+                    t2 = time.perf_counter()
+                    await _write_kept(conn, badges, args[0], now)
+                    changed.extend((r["store_id"], r["sku"]) for r in rows)
+                else:
+                    values = [derive(row) for row in rows]
+                    t2 = time.perf_counter()
+                    await _write(conn, values, now)
+                    changed.extend((v[0], v[1]) for v in values)
+                    del values
                 timing["inputs_ms"] += (t1 - t0) * 1000
                 timing["assess_ms"] += (t2 - t1) * 1000
                 timing["write_ms"] += (time.perf_counter() - t2) * 1000
-                changed.extend((v[0], v[1]) for v in values)
-                del rows, values
+                del rows
         # API processes drop their cached badges for these pairs when this commits.
         await notify_badges_changed(conn, pairs=changed)
     if len(changed) >= 1000:
@@ -196,11 +208,15 @@ class _Deriver:
         return units
 
     def __call__(self, row: asyncpg.Record) -> Row:
+        head = (row["store_id"], row["sku"], row["book"], row["base_source"], row["base_at"],
+                row["snapshot_as_of"], row["last_event_at"], row["in_transit"])  # fmt: skip
+        return head + self.tail(row)
+
+    def tail(self, row: asyncpg.Record) -> Tail:
+        """The badge columns of one row; rows of one shared key get the same tuple object."""
         store_id, sku, book = row["store_id"], row["sku"], row["book"]
         base_source, base_at, category = row["base_source"], row["base_at"], row["category"]
         last_event_at, store_newest_at = row["last_event_at"], row["store_newest_at"]
-        head = (store_id, sku, book, base_source, base_at, row["snapshot_as_of"], last_event_at,
-                row["in_transit"])  # fmt: skip
         memo_key: tuple[object, ...] | None = None
         if book is not None:
             shared: tuple[object, ...] | None
@@ -213,7 +229,7 @@ class _Deriver:
                 memo_key = (shared, last_event_at, store_newest_at, buffer)
                 hit = self._memo.get(memo_key)
                 if hit is not None:
-                    return head + hit
+                    return hit
         position = _position(row)
         evidence: bytes | None = None
         assessment = None
@@ -226,7 +242,45 @@ class _Deriver:
                 [r.value for r in badge.reasons], badge.as_of, evidence)  # fmt: skip
         if memo_key is not None:
             self._memo[memo_key] = tail
-        return head + tail
+        return tail
+
+
+# A whole-store batch's book query, its rows kept numbered in ``book_batch`` too.
+_KEPT_BOOKS_OF_STORES = (
+    "WITH computed AS (" + Q.book_inputs_of_stores.rstrip().rstrip(";") + "), kept AS ("
+    " INSERT INTO book_batch SELECT (row_number() OVER ())::integer, c.* FROM computed c"
+    " RETURNING *) SELECT * FROM kept"
+)
+
+
+class _KeptBadges(msgspec.Struct):
+    """Per kept row (by ``n``) the index of its badge, and the distinct badges."""
+
+    index: list[int]
+    tails: list[Tail]
+
+
+def _kept_badges(derive: _Deriver, rows: list[asyncpg.Record]) -> _KeptBadges:
+    index = [0] * len(rows)
+    tails: list[Tail] = []
+    seen: dict[int, int] = {}  # id of a derived tail -> its number (memo keeps it alive)
+    for row in rows:
+        tail = derive.tail(row)
+        number = seen.get(id(tail))
+        if number is None:
+            tails.append(tail)
+            number = seen[id(tail)] = len(tails)
+        index[row["n"] - 1] = number
+    return _KeptBadges(index, tails)
+
+
+async def _write_kept(conn: Connection, badges: _KeptBadges, stores: object, now: datetime) -> None:
+    """Write the kept rows with their badges; only the distinct badges are sent."""
+    if badges.index:
+        columns = [list(c) for c in zip(*badges.tails, strict=True)]
+        columns[3] = [",".join(r) for r in columns[3]]
+        await conn.execute(Q.insert_from_book_batch, badges.index, *columns, now, stores)
+    await conn.execute(Q.truncate_book_batch)
 
 
 async def _write(conn: Connection, values: list[Row], now: datetime) -> None:
