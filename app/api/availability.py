@@ -6,18 +6,20 @@ clock and the store's newest data time. A promise never outlives the policy's
 ``max_data_age``.
 
 A shopper may ask for ``qty`` units and say when they will come (``pickup_within``
-minutes); the stored badge (one unit, the policy's arrival horizon) is narrowed to
-that question by :func:`app.domain.wanted.for_wanted`, never widened.
+minutes). With the engine's evidence record for the pair the answer is the engine's
+(:func:`app.domain.reassess.badge_from_record`); without one the stored badge (one
+unit, the policy's arrival horizon) is only narrowed (:func:`app.domain.wanted.for_wanted`).
 
 The hot path (nearby and batch): the encoded answer for one (sku, location, radius,
-limit, qty, window) is kept in the read model (:class:`ReadModel.answer`), dropped by
-any notification and bounded by its ``max_age`` like the rows it was made from, and
-served while the clock stays inside the window where the staleness gate gives the
-same badges (checked on every request). A request then costs a dictionary lookup,
-two comparisons and the encoding of ``generated_at``; its ETag was computed with
-the answer. These handlers read the model, policy and clock from ``app.state``
-rather than by dependency injection (Litestar resolves several dependencies in a
-task group per request, which cost more than the whole answer).
+limit, qty, window) is kept in the read model (:meth:`ReadModel.answer`), dropped by
+the notifications that concern it and bounded by ``max_age`` like the rows it was made
+from, and served while the request's clock stays inside the window where the staleness
+gate gives the same badges. A request then costs a dictionary lookup, a few
+comparisons and the encoding of ``generated_at``; its ETag was computed with the
+answer. These handlers read the model, policy and clock from ``app.state`` rather than
+by dependency injection (Litestar resolves several dependencies in a task group per
+request, which cost more than the whole answer) and answer conditional requests
+themselves (:func:`app.api.caching.conditional_json`).
 """
 
 from __future__ import annotations
