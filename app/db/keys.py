@@ -136,9 +136,3 @@ async def verify_key(conn: Connection, key: str, *, now: datetime) -> ApiKey | N
         return None
     await conn.execute(Q.touch_key, key_id, now)
     return _record(row)
-
-
-async def any_key(conn: Connection) -> bool:
-    """Whether any key was ever created (revoked ones included)."""
-    found: bool = await conn.fetchval(Q.any_key)
-    return found

@@ -22,7 +22,3 @@ RETURNING key_id, name, role, store_ids, created_at, last_used_at, revoked_at;
 -- Record a use, at most once a minute per key (a write per request would be waste).
 UPDATE api_key SET last_used_at = $2::timestamptz
 WHERE key_id = $1 AND (last_used_at IS NULL OR last_used_at < $2::timestamptz - interval '1 minute');
-
--- name: any_key
--- Whether keys were ever created: from then on every non-public endpoint needs one.
-SELECT EXISTS (SELECT 1 FROM api_key);
