@@ -31,6 +31,7 @@ import hashlib
 import struct
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Any
 
 import asyncpg
@@ -198,25 +199,20 @@ class LiveEngine:
                 await self._observe_snapshot(conn, r)
 
     async def _observe_snapshot(self, conn: Connection, snap: asyncpg.Record) -> None:
-        """Feed one applied snapshot, location by location, streaming its rows."""
+        """Feed one applied snapshot, location by location (a few locations per fetch)."""
         as_of = dict(zip(snap["locations"], snap["as_ofs"], strict=True))
-        location: str | None = None
-        rows: list[SnapshotRow] = []
         skus: dict[str, str] = {}  # one string per sku across locations
         times: dict[datetime, datetime] = {}  # one object per as_of (most rows share it)
         async for r in conn.cursor(Q.snapshot_rows, snap["snapshot_id"], snap["locations"],
-                                   prefetch=20_000):  # fmt: skip
+                                   prefetch=4):  # fmt: skip
             here: str = r["location_id"]
-            if here != location:
-                if location is not None:
-                    self.engine.observe_snapshot(as_of[location], rows)
-                location, rows = here, []
-            sku = skus.setdefault(r["sku"], r["sku"])
-            at = times.setdefault(r["as_of"], r["as_of"])
-            rows.append(SnapshotRow(here, sku, r["on_hand"], r["reserved"], r["in_transit"], at))
-            self.observed["snapshot_rows"] += 1
-        if location is not None:
-            self.engine.observe_snapshot(as_of[location], rows)
+            names, ats = r["skus"], r["as_ofs"]
+            rows = list(map(SnapshotRow, repeat(here, len(names)), map(skus.setdefault, names, names),
+                            r["on_hands"], r["reserveds"], r["in_transits"],
+                            map(times.setdefault, ats, ats)))  # fmt: skip
+            self.observed["snapshot_rows"] += len(rows)
+            self.engine.observe_snapshot(as_of[here], rows)
+            del rows, names, ats
         self.snapshot_mark = max(self.snapshot_mark, snap["snapshot_id"])
 
 
