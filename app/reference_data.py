@@ -12,10 +12,10 @@ import csv
 import io
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 from zoneinfo import available_timezones
 
 import asyncpg
@@ -157,21 +157,28 @@ def _read_rows(
         )
     rows: list[tuple[int, list[str]]] = []
     problems: list[LineProblem] = []
+    for line, fields in csv_lines(reader, problems):
+        if len(fields) == len(header):
+            rows.append((line, fields))
+        elif fields:  # a blank line carries nothing
+            problems.append(LineProblem(line, f"expected {len(header)} fields, got {len(fields)}"))
+    return rows, problems
+
+
+def csv_lines(reader: Any, problems: list[LineProblem]) -> Iterator[tuple[int, list[str]]]:
+    """The rows after the header with the line each starts on (quoted fields may span
+    lines). Text that is not CSV ends the file with a problem on its line."""
     line = reader.line_num + 1
     while True:
         try:
             fields = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as exc:
             problems.append(LineProblem(line, f"not valid CSV: {exc}"))
-            break
-        if len(fields) == len(header):
-            rows.append((line, fields))
-        elif fields:  # a blank line carries nothing
-            problems.append(LineProblem(line, f"expected {len(header)} fields, got {len(fields)}"))
+            return
+        yield line, fields
         line = reader.line_num + 1
-    return rows, problems
 
 
 def _parse(

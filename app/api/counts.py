@@ -33,7 +33,7 @@ from app.db import counts as counts_db
 from app.domain.model import Timestamp
 from app.domain.policy import Policy
 from app.domain.reconciliation import uncell
-from app.reference_data import CsvRejected, LineProblem, identifier_problem
+from app.reference_data import CsvRejected, LineProblem, csv_lines, identifier_problem
 
 log = structlog.get_logger(__name__)
 
@@ -97,16 +97,8 @@ def parse_counts_csv(
     counts: dict[tuple[str, datetime], tuple[int, counts_db.ManagerCount]] = {}
     problems_at: list[LineProblem] = []
     stores: set[str] = set()
-    line = reader.line_num + 1
     rows = 0
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems_at.append(LineProblem(line, f"not valid CSV: {exc}"))
-            break
+    for line, fields in csv_lines(reader, problems_at):
         if any(f.strip() for f in fields):
             rows += 1
             if rows > MAX_ROWS:
@@ -132,7 +124,6 @@ def parse_counts_csv(
                 elif seen is None:
                     counts[key] = (line, count)
             problems_at.extend(LineProblem(line, r) for r in reasons)
-        line = reader.line_num + 1
     if not problems_at and not counts:
         problems_at.append(LineProblem(1, "no counts in the file (only a header)"))
     if problems_at:

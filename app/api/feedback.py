@@ -49,6 +49,7 @@ from app.domain.policy import Policy
 from app.reference_data import (
     CsvRejected,
     LineProblem,
+    csv_lines,
     decode_csv_bytes,
     identifier_problem,
 )
@@ -236,16 +237,8 @@ def parse_feedback_csv(
     width = len(header)
     items: list[feedback_db.Observation] = []
     problems: list[LineProblem] = []
-    line = reader.line_num + 1
     rows = 0
-    while True:
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(LineProblem(line, f"not valid CSV: {exc}"))
-            break
+    for line, fields in csv_lines(reader, problems):
         if fields:  # a blank line carries nothing
             rows += 1
             _check_size(rows)
@@ -258,7 +251,6 @@ def parse_feedback_csv(
                 problems.extend(LineProblem(line, r) for r in [*reasons, *more])
                 if item is not None:
                     items.append(item)
-        line = reader.line_num + 1
     if problems:
         raise CsvRejected(source, problems)
     return items
