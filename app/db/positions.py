@@ -21,6 +21,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Literal
 
 import asyncpg
@@ -150,7 +151,8 @@ async def _recompute(
                     badges = _kept_badges(derive, rows)
                     t2 = time.perf_counter()
                     await _write_kept(conn, badges, args[0], now)
-                    changed.extend((r["store_id"], r["sku"]) for r in rows)
+                    for group in rows:
+                        changed.extend(zip(repeat(group["store_id"]), group["skus"]))
                 else:
                     values = [derive(row) for row in rows]
                     t2 = time.perf_counter()
@@ -198,7 +200,7 @@ class _Deriver:
         self._buffers: dict[tuple[str, str | None], int] = {}
         self._per_sku = any(rule.sku is not None for rule in policy.buffers)
 
-    def _buffer(self, store_id: str, sku: str, category: str | None) -> int:
+    def buffer(self, store_id: str, sku: str, category: str | None) -> int:
         if self._per_sku:
             return self.policy.buffer_for(store_id, sku, category)
         key = (store_id, category)
@@ -225,7 +227,7 @@ class _Deriver:
             else:
                 shared = self.assessor.shared_key(store_id, sku, base_at, base_source, book)
             if shared is not None:
-                buffer = self._buffer(store_id, sku, category)
+                buffer = self.buffer(store_id, sku, category)
                 memo_key = (shared, last_event_at, store_newest_at, buffer)
                 hit = self._memo.get(memo_key)
                 if hit is not None:
@@ -245,11 +247,17 @@ class _Deriver:
         return tail
 
 
-# A whole-store batch's book query, its rows kept numbered in ``book_batch`` too.
+# A whole-store batch's book query, its rows kept numbered in ``book_batch`` too and
+# returned grouped: the pairs of one group share every computed column but the sku.
+_GROUP_COLUMNS = (
+    "store_id, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit, "
+    "category, store_newest_at"
+)
 _KEPT_BOOKS_OF_STORES = (
     "WITH computed AS (" + Q.book_inputs_of_stores.rstrip().rstrip(";") + "), kept AS ("
     " INSERT INTO book_batch SELECT (row_number() OVER ())::integer, c.* FROM computed c"
-    " RETURNING *) SELECT * FROM kept"
+    f" RETURNING *) SELECT {_GROUP_COLUMNS}, array_agg(sku) AS skus, array_agg(n) AS ns"
+    f" FROM kept GROUP BY {_GROUP_COLUMNS}"
 )
 
 
@@ -260,17 +268,53 @@ class _KeptBadges(msgspec.Struct):
     tails: list[Tail]
 
 
-def _kept_badges(derive: _Deriver, rows: list[asyncpg.Record]) -> _KeptBadges:
-    index = [0] * len(rows)
+class _PairOfGroup:
+    """One pair of a group, read like a computed row (``row["book"]``)."""
+
+    __slots__ = ("group", "sku")
+
+    def __init__(self, group: asyncpg.Record, sku: str) -> None:
+        self.group = group
+        self.sku = sku
+
+    def __getitem__(self, name: str) -> object:
+        return self.sku if name == "sku" else self.group[name]
+
+
+def _kept_badges(derive: _Deriver, groups: list[asyncpg.Record]) -> _KeptBadges:
+    """The badge of every kept pair, derived once per distinct badge input.
+
+    Within a group only the sku varies, so a pair's memo key (``_Deriver``) comes
+    down to its shared engine key and buffer; pairs the engine holds something
+    particular about are derived one by one, as always.
+    """
+    index = [0] * sum(len(g["ns"]) for g in groups)
     tails: list[Tail] = []
     seen: dict[int, int] = {}  # id of a derived tail -> its number (memo keeps it alive)
-    for row in rows:
-        tail = derive.tail(row)
-        number = seen.get(id(tail))
-        if number is None:
-            tails.append(tail)
-            number = seen[id(tail)] = len(tails)
-        index[row["n"] - 1] = number
+    assessor = derive.assessor
+    for group in groups:
+        store_id, book, category = group["store_id"], group["book"], group["category"]
+        base_at, base_source = group["base_at"], group["base_source"]
+        local: dict[tuple[object, ...], Tail] = {}
+        for sku, n in zip(group["skus"], group["ns"], strict=True):
+            key: tuple[object, ...] | None = None
+            if book is not None:
+                if assessor is None:
+                    shared: tuple[object, ...] | None = (store_id, category, base_at, base_source)
+                else:
+                    shared = assessor.shared_key(store_id, sku, base_at, base_source, book)
+                if shared is not None:
+                    key = (shared, derive.buffer(store_id, sku, category))
+            tail = None if key is None else local.get(key)
+            if tail is None:
+                tail = derive.tail(_PairOfGroup(group, sku))  # type: ignore[arg-type]
+                if key is not None:
+                    local[key] = tail
+            number = seen.get(id(tail))
+            if number is None:
+                tails.append(tail)
+                number = seen[id(tail)] = len(tails)
+            index[n - 1] = number
     return _KeptBadges(index, tails)
 
 
@@ -279,7 +323,8 @@ async def _write_kept(conn: Connection, badges: _KeptBadges, stores: object, now
     if badges.index:
         columns = [list(c) for c in zip(*badges.tails, strict=True)]
         columns[3] = [",".join(r) for r in columns[3]]
-        await conn.execute(Q.insert_from_book_batch, badges.index, *columns, now, stores)
+        await conn.execute(Q.update_from_book_batch, badges.index, *columns, now, stores)
+        await conn.execute(Q.insert_from_book_batch, badges.index, *columns, now)
     await conn.execute(Q.truncate_book_batch)
 
 

@@ -317,44 +317,45 @@ CREATE TEMP TABLE IF NOT EXISTS book_batch (
 -- name: truncate_book_batch
 TRUNCATE book_batch;
 
--- name: insert_from_book_batch
+-- name: update_from_book_batch
 -- $1 the badge of each numbered row (an index into the badges $2..$7, from 1),
 -- $8 computed_at, $9 the batch's stores (the update reads only their positions).
--- Rows the store locks keep to this transaction: the pairs that
--- exist are updated, the others inserted (no speculative insertion per row).
-WITH badges AS (
-    SELECT b.store_id, b.sku, b.book, b.base_source, b.base_at, b.snapshot_as_of,
-           b.last_event_at, b.in_transit, t.badge_state, t.safety_buffer, t.confidence,
-           string_to_array(t.reasons, ',') AS reasons, t.badge_as_of, t.evidence
-    FROM book_batch b
-    JOIN unnest($2::text[], $3::integer[], $4::double precision[], $5::text[],
-                $6::timestamptz[], $7::bytea[]) WITH ORDINALITY
-         AS t(badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, id)
-      ON t.id = ($1::integer[])[b.n]
-), updated AS (
-    UPDATE book_position AS bp SET
-        book = w.book,
-        base_source = w.base_source,
-        base_at = w.base_at,
-        snapshot_as_of = w.snapshot_as_of,
-        last_event_at = w.last_event_at,
-        in_transit = w.in_transit,
-        badge_state = w.badge_state,
-        safety_buffer = w.safety_buffer,
-        confidence = w.confidence,
-        reasons = w.reasons,
-        badge_as_of = w.badge_as_of,
-        evidence = w.evidence,
-        computed_at = $8
-    FROM badges w
-    WHERE bp.store_id = ANY($9::text[]) AND bp.store_id = w.store_id AND bp.sku = w.sku
-    RETURNING bp.store_id, bp.sku
-)
+-- The pairs already stored are updated here, the others inserted by
+-- insert_from_book_batch right after (the store locks keep both to this transaction).
+UPDATE book_position AS bp SET
+    book = b.book,
+    base_source = b.base_source,
+    base_at = b.base_at,
+    snapshot_as_of = b.snapshot_as_of,
+    last_event_at = b.last_event_at,
+    in_transit = b.in_transit,
+    badge_state = t.badge_state,
+    safety_buffer = t.safety_buffer,
+    confidence = t.confidence,
+    reasons = string_to_array(t.reasons, ','),
+    badge_as_of = t.badge_as_of,
+    evidence = t.evidence,
+    computed_at = $8
+FROM book_batch b
+JOIN unnest($2::text[], $3::integer[], $4::double precision[], $5::text[],
+            $6::timestamptz[], $7::bytea[]) WITH ORDINALITY
+     AS t(badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, id)
+  ON t.id = ($1::integer[])[b.n]
+WHERE bp.store_id = ANY($9::text[]) AND bp.store_id = b.store_id AND bp.sku = b.sku;
+
+-- name: insert_from_book_batch
+-- The kept rows not stored yet (arguments as update_from_book_batch, less $9): a
+-- plain insert, no speculative insertion per row.
 INSERT INTO book_position (
     store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
     badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, computed_at)
-SELECT w.store_id, w.sku, w.book, w.base_source, w.base_at, w.snapshot_as_of,
-       w.last_event_at, w.in_transit, w.badge_state, w.safety_buffer, w.confidence,
-       w.reasons, w.badge_as_of, w.evidence, $8
-FROM badges w
-WHERE NOT EXISTS (SELECT 1 FROM updated u WHERE u.store_id = w.store_id AND u.sku = w.sku);
+SELECT b.store_id, b.sku, b.book, b.base_source, b.base_at, b.snapshot_as_of,
+       b.last_event_at, b.in_transit, t.badge_state, t.safety_buffer, t.confidence,
+       string_to_array(t.reasons, ','), t.badge_as_of, t.evidence, $8
+FROM book_batch b
+JOIN unnest($2::text[], $3::integer[], $4::double precision[], $5::text[],
+            $6::timestamptz[], $7::bytea[]) WITH ORDINALITY
+     AS t(badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, id)
+  ON t.id = ($1::integer[])[b.n]
+WHERE NOT EXISTS (SELECT 1 FROM book_position bp
+                  WHERE bp.store_id = b.store_id AND bp.sku = b.sku);
