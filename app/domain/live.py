@@ -61,6 +61,7 @@ class Assessor:
         self._store: dict[str, tuple[tuple[float, ...], bool]] = {}
         self._templates: dict[tuple[object, ...], EvidenceRecord] = {}
         self._memo: dict[tuple[object, ...], tuple[bytes, Assessment]] = {}
+        self._by_record: dict[bytes, Assessment] = {}
         self.engine_calls = 0
 
     def _store_terms(self, store_id: str) -> tuple[tuple[float, ...], bool]:
@@ -152,5 +153,11 @@ class Assessor:
         if template is None:
             template = self._templates[group] = self.record(pos)
         record = msgspec.structs.replace(template, book=pos.book)
-        hit = self._memo[memo_key] = (encode_record(record), self._assessed(record))
+        encoded = encode_record(record)
+        # Equal records give equal assessments: stores and categories whose terms
+        # came out alike share one (the assessment is a function of the record alone).
+        assessment = self._by_record.get(encoded)
+        if assessment is None:
+            assessment = self._by_record[encoded] = self._assessed(record)
+        hit = self._memo[memo_key] = (encoded, assessment)
         return hit
