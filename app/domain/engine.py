@@ -76,34 +76,42 @@ class Engine:
 
     def observe_event(self, e: PosEvent) -> bool:
         """One published POS event; False for a redelivery (nothing changes)."""
-        if self.ledger.knows(e.event_id):
+        ledger = self.ledger
+        if ledger.knows(e.event_id):
             return False
-        store, sku = e.store_id, e.sku
+        store, sku, at = e.store_id, e.sku, e.occurred_at
         key = (store, sku)
         category = self.categories.get(sku)
-        if key not in self.ledger.pairs:
-            self.sales.know(store, sku, category, e.occurred_at)
-            self.loss.seen(store, sku, e.occurred_at)
-        if isinstance(e, (Count, Receipt)):
-            before = self.ledger.position(store, sku, e.occurred_at)
+        if key not in ledger.pairs:
+            self.sales.know(store, sku, category, at)
+            self.loss.seen(store, sku, at)
+        if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
+            self.sales.sold(store, sku, category, e.qty, at)
+            sig = self.signals.get(key)
+            if sig is None:
+                sig = self.signals[key] = PairSignals()
+            last = sig.last_sale
+            if (
+                last is None
+                or last.occurred_at < at
+                or (last.occurred_at == at and last.event_id < e.event_id)
+            ):
+                sig.last_sale = e
+        elif isinstance(e, (Count, Receipt)):
+            before = ledger.position(store, sku, at)
             if before is not None:
                 if isinstance(e, Count):
-                    self.loss.counted(store, sku, category, before.book, e.on_hand, e.occurred_at)
+                    self.loss.counted(store, sku, category, before.book, e.on_hand, at)
                 else:
                     self._signals(key).receipt_before[e.event_id] = before.book
-        if isinstance(e, Sale):
-            self.sales.sold(store, sku, category, e.qty, e.occurred_at)
-            sig = self._signals(key)
-            if sig.last_sale is None or _order(sig.last_sale) < _order(e):
-                sig.last_sale = e
-        elif isinstance(e, Receipt):
-            sig = self._signals(key)
-            if sig.last_receipt is None or _order(sig.last_receipt) < _order(e):
-                sig.last_receipt = e
-        self.ledger.add_event(e)
+            if isinstance(e, Receipt):
+                sig = self._signals(key)
+                if sig.last_receipt is None or _order(sig.last_receipt) < _order(e):
+                    sig.last_receipt = e
+        ledger.add_event(e)
         wm = self.watermark.get(store)
-        if wm is None or e.occurred_at > wm:
-            self.watermark[store] = e.occurred_at
+        if wm is None or at > wm:
+            self.watermark[store] = at
         self.events_seen[store] = self.events_seen.get(store, 0) + 1
         return True
 
@@ -192,28 +200,45 @@ class Engine:
     def _evidence(
         self, pos: BookPosition, wanted: int, now: datetime, horizon: timedelta
     ) -> Evidence:
+        return self._evidence_h(pos, wanted, now, horizon, now.timestamp() / 3600)
+
+    def _evidence_h(
+        self, pos: BookPosition, wanted: int, now: datetime, horizon: timedelta, x_now: float
+    ) -> Evidence:
+        """``_evidence`` with ``now`` also given as epoch hours (read once per visit)."""
         store, sku = pos.store_id, pos.sku
         category = self.categories.get(sku)
-        speed = self.sales.speed(store, sku, category, now)
-        rhythm = self.sales.store_rhythm(store)
+        sales = self.sales
+        speed = sales.speed(store, sku, category, now)
+        rhythm = sales.store_rhythm(store)
         wm = min(now, self.watermark.get(store, pos.base_at))
         sig = self.signals.get((store, sku))
-        last_sale = self._last(store, sku, now, Sale)
-        receipt = self._last(store, sku, now, Receipt)
-        marks = [self.sales.opened.get(store, pos.base_at)]
-        if last_sale is not None:
-            marks.append(last_sale.occurred_at)
-        if receipt is not None:
-            marks.append(receipt.occurred_at)
-        if pos.base_source == "count":
-            marks.append(pos.base_at)
+        last_sale: Sale | Receipt | None
+        receipt: Sale | Receipt | None
+        if sig is not None:  # the newest ones, kept as events arrive, usually answer
+            last_sale, receipt = sig.last_sale, sig.last_receipt
+            if last_sale is not None and last_sale.occurred_at > now:
+                last_sale = self._last(store, sku, now, Sale)
+            if receipt is not None and receipt.occurred_at > now:
+                receipt = self._last(store, sku, now, Receipt)
+        else:
+            last_sale = self._last(store, sku, now, Sale)
+            receipt = self._last(store, sku, now, Receipt)
+        # The last sign of life: the newest of these marks.
+        since = sales.opened.get(store, pos.base_at)
+        if last_sale is not None and last_sale.occurred_at > since:
+            since = last_sale.occurred_at
+        if receipt is not None and receipt.occurred_at > since:
+            since = receipt.occurred_at
+        if pos.base_source == "count" and pos.base_at > since:
+            since = pos.base_at
         shelf_bound: int | None = None
         if sig is not None:
-            if sig.found_at is not None and sig.found_at <= now:
-                marks.append(sig.found_at)
+            found = sig.found_at
+            if found is not None and found <= now and found > since:
+                since = found
             if sig.shelf_obs is not None and pos.base_at < sig.shelf_obs[0] <= now:
                 shelf_bound = self._rolled_forward(store, sku, *sig.shelf_obs, now)
-        since = max(marks)
         back_room, fill = 0, 1.0
         if (
             receipt is not None
@@ -227,11 +252,20 @@ class Engine:
                 hours = (now - receipt.occurred_at).total_seconds() / 3600
                 fill = self.fill.p_filled(hours)
         # Trade-hour clock readings, each taken once (rhythm.hours(a, b) = clock(b) - clock(a)).
-        c_now, c_wm, c_end, c_since = rhythm.clocks(now, wm, now + horizon, min(since, wm))
+        x_wm = x_now if wm == now else wm.timestamp() / 3600
+        since_wm = min(since, wm)
+        x_since = x_wm if since_wm == wm else since_wm.timestamp() / 3600
+        if horizon > ZERO:
+            x_end = (now + horizon).timestamp() / 3600
+            c_now, c_wm, c_end, c_since = rhythm.clocks_h(x_now, x_wm, x_end, x_since)
+            expected = speed * (c_end - c_now)
+        else:
+            c_now, c_wm, c_since = rhythm.clocks_h(x_now, x_wm, x_since)
+            expected = 0.0
         return Evidence(
             book=pos.book,
             wanted=wanted,
-            expected_sales=speed * (c_end - c_now) if horizon > ZERO else 0.0,
+            expected_sales=expected,
             unreported_sales=speed * (c_now - c_wm) if wm < now else 0.0,
             unrecorded_loss=self.loss.expected(store, sku, category, now),
             back_room=back_room,
@@ -239,7 +273,7 @@ class Engine:
             silence=speed * (c_wm - c_since) if since < wm else 0.0,
             phantom_prior=self.emptiness.prior(store, sku, 24.0 * speed, self.phantom.prior(store)),
             shelf_bound=shelf_bound,
-            into_day=rhythm.into_day(now),
+            into_day=rhythm.into_day_h(x_now),
         )
 
     def _rolled_forward(self, store: str, sku: str, at: datetime, qty: int, now: datetime) -> int:
@@ -256,12 +290,18 @@ class Engine:
 
     def store_quiet(self, store_id: str, now: datetime) -> float:
         """Expected store events since the newest one published (high: the POS went quiet)."""
+        return self._quiet(store_id, now, now.timestamp() / 3600)
+
+    def _quiet(self, store_id: str, now: datetime, x_now: float) -> float:
         wm = self.watermark.get(store_id)
         opened = self.sales.opened.get(store_id)
         if wm is None or opened is None:
             return 0.0
         rhythm = self.sales.store_rhythm(store_id)
-        c_opened, c_wm, c_now = rhythm.clocks(opened, wm, max(wm, now))
+        x_wm = wm.timestamp() / 3600
+        c_opened, c_wm, c_now = rhythm.clocks_h(
+            opened.timestamp() / 3600, x_wm, x_wm if wm >= now else x_now
+        )
         exposure = c_wm - c_opened if wm > opened else 0.0
         if exposure <= 1.0:
             return 0.0
@@ -270,11 +310,14 @@ class Engine:
 
     def assess(self, pos: BookPosition, wanted: int, now: datetime) -> Assessment:
         """Confidence, held-back units and the reasons behind them."""
-        ev = self._evidence(pos, wanted, now, self.policy.arrival_horizon)
+        return self._assess(pos, wanted, now, now.timestamp() / 3600)
+
+    def _assess(self, pos: BookPosition, wanted: int, now: datetime, x_now: float) -> Assessment:
+        ev = self._evidence_h(pos, wanted, now, self.policy.arrival_horizon, x_now)
         conf = confidence(ev, self.calibration if self.calibration.labels >= MIN_LABELS else None)
         for_sales, for_uncertainty = held_back(ev, self.policy.confidence_threshold)
         reasons: list[Reason] = []
-        if self.store_quiet(pos.store_id, now) >= QUIET_EVENTS:
+        if self._quiet(pos.store_id, now, x_now) >= QUIET_EVENTS:
             reasons.append(Reason.POS_QUIET)
         phantom = p_phantom(ev)
         if phantom >= 0.2 and phantom >= 2 * ev.phantom_prior:
@@ -302,6 +345,7 @@ class Engine:
     def answer(self, store_id: str, sku: str, wanted: int, now: datetime) -> Badge:
         """The badge the live API would give at ``now``, with the default arrival horizon."""
         pos = self.ledger.position(store_id, sku, now)
+        x_now = now.timestamp() / 3600
         store_newest = newest(
             self.watermark.get(store_id), self.ledger.location_as_of.get(store_id)
         )
@@ -312,5 +356,5 @@ class Engine:
             store_newest_at=store_newest,
             now=now,
             wanted=wanted,
-            assessment=None if pos is None else self.assess(pos, wanted, now),
+            assessment=None if pos is None else self._assess(pos, wanted, now, x_now),
         )

@@ -35,7 +35,10 @@ class Rhythm:
 
     def add(self, at: datetime, units: float) -> None:
         """Count ``units`` sold at ``at``."""
-        h = int(at.timestamp() // 3600)
+        self.add_hour(int(at.timestamp() // 3600), units)
+
+    def add_hour(self, h: int, units: float) -> None:
+        """Count ``units`` sold in epoch hour ``h`` (``int(timestamp // 3600)``)."""
         self.hour[h % 24] += units
         self.day[(h // 24) % 7] += units
         self.total += units
@@ -80,9 +83,19 @@ class Rhythm:
 
     def clocks(self, *ats: datetime) -> list[float]:
         """``clock`` of several moments at once (one freshness check)."""
-        self._fresh()
-        at = self._at
-        return [at(t.timestamp() / 3600) for t in ats]
+        return self.clocks_h(*[t.timestamp() / 3600 for t in ats])
+
+    def clocks_h(self, *xs: float) -> list[float]:
+        """``clocks`` of moments given as epoch hours (``timestamp() / 3600``), inlined ``_at``."""
+        if self.total > self._built_at * REBUILD_GROWTH + 1.0:
+            self._build()
+        cum, w = self._cum, self._w
+        out = []
+        for x in xs:
+            k = int(x // 1)
+            weeks, i = divmod(k, WEEK_HOURS)
+            out.append(weeks * WEEK_HOURS + cum[i] + (x - k) * w[i])
+        return out
 
     def hours(self, start: datetime, end: datetime) -> float:
         """Average hours of trade between ``start`` and ``end`` (0 when end ≤ start)."""
@@ -93,8 +106,11 @@ class Rhythm:
 
     def into_day(self, at: datetime) -> float:
         """Average trade hours since the store last went quiet (its trading day so far)."""
+        return self.into_day_h(at.timestamp() / 3600)
+
+    def into_day_h(self, x: float) -> float:
+        """``into_day`` of a moment given as epoch hours."""
         self._fresh()
-        x = at.timestamp() / 3600
         i = int(x // 1) % WEEK_HOURS
         w = self._w[i]
         if w < QUIET_SHARE:
