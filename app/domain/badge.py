@@ -42,8 +42,11 @@ class Badge(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 def newest(*times: datetime | None) -> datetime | None:
     """Latest of the given times, ignoring missing ones."""
-    present = [t for t in times if t is not None]
-    return max(present) if present else None
+    best: datetime | None = None
+    for t in times:  # the first of equal maxima, as max() would
+        if t is not None and (best is None or t > best):
+            best = t
+    return best
 
 
 def is_stale(store_newest_at: datetime | None, now: datetime, policy: Policy) -> bool:

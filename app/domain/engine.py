@@ -65,6 +65,8 @@ class Engine:
         self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
         self.events_seen: dict[str, int] = {}
         self._feedback_ids = 0
+        # Per store: (watermark, opened, rhythm builds, their clock readings) for ``_quiet``.
+        self._quiet_clocks: dict[str, tuple[datetime, datetime, int, float, float]] = {}
 
     # ---- feeding -------------------------------------------------------------------
 
@@ -298,15 +300,17 @@ class Engine:
         if wm is None or opened is None:
             return 0.0
         rhythm = self.sales.store_rhythm(store_id)
-        x_wm = wm.timestamp() / 3600
-        c_opened, c_wm, c_now = rhythm.clocks_h(
-            opened.timestamp() / 3600, x_wm, x_wm if wm >= now else x_now
-        )
+        builds = rhythm.fresh_builds()
+        cached = self._quiet_clocks.get(store_id)
+        if cached is None or cached[0] is not wm or cached[1] is not opened or cached[2] != builds:
+            c_opened, c_wm = rhythm.clocks_h(opened.timestamp() / 3600, wm.timestamp() / 3600)
+            cached = self._quiet_clocks[store_id] = (wm, opened, builds, c_opened, c_wm)
+        _, _, _, c_opened, c_wm = cached
         exposure = c_wm - c_opened if wm > opened else 0.0
         if exposure <= 1.0:
             return 0.0
         rate = self.events_seen.get(store_id, 0) / exposure
-        return rate * (c_now - c_wm) if now > wm else 0.0
+        return rate * (rhythm.clocks_h(x_now)[0] - c_wm) if now > wm else 0.0
 
     def assess(self, pos: BookPosition, wanted: int, now: datetime) -> Assessment:
         """Confidence, held-back units and the reasons behind them."""

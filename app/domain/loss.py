@@ -24,6 +24,7 @@ class LossRate:
         self.verified: dict[tuple[str, str], datetime] = {}
         self.first_seen: dict[tuple[str, str], datetime] = {}
         self.last_gap: dict[tuple[str, str], tuple[datetime, int]] = {}
+        self._rates: dict[tuple[str, str | None], float] = {}  # ``rate``, until the next count
 
     def seen(self, store_id: str, sku: str, at: datetime) -> None:
         self.first_seen.setdefault((store_id, sku), at)
@@ -50,6 +51,7 @@ class LossRate:
         self.days[g] = self.days.get(g, 0.0) + days
         self.chain_gone += gap
         self.chain_days += days
+        self._rates.clear()  # the chain moved: every group's rate did
         self.verified[key] = max(at, self.verified.get(key, at))
         self.last_gap[key] = (at, gap)
 
@@ -68,6 +70,8 @@ class LossRate:
 
     def expected(self, store_id: str, sku: str, category: str | None, now: datetime) -> float:
         """Expected units lost without a record since the last verification."""
-        return self.rate(store_id, category) * min(
-            MAX_DAYS, self.days_unverified(store_id, sku, now)
-        )
+        g = (store_id, category)
+        rate = self._rates.get(g)
+        if rate is None:
+            rate = self._rates[g] = self.rate(store_id, category)
+        return rate * min(MAX_DAYS, self.days_unverified(store_id, sku, now))

@@ -10,6 +10,7 @@ in UTC: the profile is per store, so the store's offset is learned, not needed.
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import accumulate
 
 WEEK_HOURS = 168
 # Pseudo-sales that keep an unseen hour or day from reading as "never trades".
@@ -22,7 +23,7 @@ QUIET_SHARE = 0.1  # an hour trading below a tenth of the average hour counts as
 class Rhythm:
     """Hour-of-week intensity (mean 1 over the week) and its running integral."""
 
-    __slots__ = ("_built_at", "_cum", "_since_quiet", "_w", "day", "hour", "total")
+    __slots__ = ("_built_at", "_cum", "_since_quiet", "_w", "builds", "day", "hour", "total")
 
     def __init__(self) -> None:
         self.hour = [0.0] * 24
@@ -32,6 +33,7 @@ class Rhythm:
         self._cum: list[float] = [float(i) for i in range(WEEK_HOURS + 1)]
         self._built_at = 0.0
         self._since_quiet: list[float] = [0.0] * WEEK_HOURS
+        self.builds = 0  # profile rebuilds so far: clock readings taken since then still hold
 
     def add(self, at: datetime, units: float) -> None:
         """Count ``units`` sold at ``at``."""
@@ -48,28 +50,32 @@ class Rhythm:
         hs = [(c + HOUR_PRIOR) for c in self.hour]
         day_prior = DAY_PRIOR_SHARE * n / 7 + 1.0
         ds = [(c + day_prior) for c in self.day]
-        w = [hs[i % 24] * ds[i // 24] for i in range(WEEK_HOURS)]
+        w = [h * d for d in ds for h in hs]  # cell i = day i // 24, hour i % 24
         scale = WEEK_HOURS / sum(w)
-        self._w = [x * scale for x in w]
-        cum = [0.0] * (WEEK_HOURS + 1)
-        for i, x in enumerate(self._w):
-            cum[i + 1] = cum[i] + x
-        self._cum = cum
+        self._w = ws = [x * scale for x in w]
+        self._cum = list(accumulate(ws, initial=0.0))  # cum[i + 1] = cum[i] + w[i]
         # Trade (average hours) since the last quiet hour (intensity < QUIET_SHARE): the
         # "how far into its trading day is the store" clock, per hour-of-week cell.
         since = [0.0] * WEEK_HOURS
-        start = min(range(WEEK_HOURS), key=lambda i: self._w[i])
+        start = min(range(WEEK_HOURS), key=ws.__getitem__)
         acc = 0.0
-        for j in range(1, WEEK_HOURS + 1):
-            i = (start + j) % WEEK_HOURS
-            acc = 0.0 if self._w[i] < QUIET_SHARE else acc + self._w[i]
+        for i in [*range(start + 1, WEEK_HOURS), *range(start + 1)]:  # a week from start + 1
+            x = ws[i]
+            acc = 0.0 if x < QUIET_SHARE else acc + x
             since[i] = acc
         self._since_quiet = since
         self._built_at = n
+        self.builds += 1
 
     def _fresh(self) -> None:
         if self.total > self._built_at * REBUILD_GROWTH + 1.0:
             self._build()
+
+    def fresh_builds(self) -> int:
+        """Rebuild if due (as any reading would), then the count of builds so far."""
+        if self.total > self._built_at * REBUILD_GROWTH + 1.0:
+            self._build()
+        return self.builds
 
     def _at(self, x: float) -> float:
         k = int(x // 1)

@@ -43,7 +43,10 @@ class SalesSpeed:
         self.units[key] = self.units.get(key, 0.0) + qty
         g = (store_id, category)
         self.group_units[g] = self.group_units.get(g, 0.0) + qty
-        self.store_rhythm(store_id).add(at, qty)
+        r = self.rhythm.get(store_id)
+        if r is None:
+            r = self.rhythm[store_id] = Rhythm()
+        r.add_hour(int(at.timestamp() // 3600), qty)
 
     def speed(self, store_id: str, sku: str, category: str | None, now: datetime) -> float:
         """Posterior mean units per average trade hour."""

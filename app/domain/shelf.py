@@ -150,8 +150,10 @@ class PairEmptiness:
     def prior(self, store_id: str, sku: str, per_day: float, store_rate: float) -> float:
         """Posterior mean P(empty shelf | positive book) for the pair."""
         lo, hi = STORE_FACTOR
-        factor = min(hi, max(lo, store_rate / self.chain()))
-        base = min(0.95, self.curve()[self._bin(per_day)] * factor)
+        chain = self._chain if self._chain is not None else self.chain()
+        curve = self._curve if self._curve is not None else self.curve()
+        factor = min(hi, max(lo, store_rate / chain))
+        base = min(0.95, curve[bisect_right(SPEED_EDGES, max(0.0, per_day))] * factor)
         key = (store_id, sku)
         return (self.empty.get(key, 0.0) + PAIR_PRIOR_N * base) / (
             self.n.get(key, 0.0) + PAIR_PRIOR_N
