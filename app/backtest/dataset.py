@@ -387,15 +387,18 @@ class Dataset:
         Ties keep snapshots first and visits last, then file order, so a visit
         sees all data published at or before its ``viewed_at``.
         """
-        keyed: list[tuple[datetime, int, int, StreamItem]] = []
-        for i, snap in enumerate(self.snapshots()):
-            keyed.append((snap.published_at, _RANK_SNAPSHOT, i, snap))
-        keyed.extend((e.published_at, _RANK_POS, i, e) for i, e in enumerate(self.pos_events()))
-        keyed.extend((f.published_at, _RANK_FEEDBACK, i, f) for i, f in enumerate(self.feedback()))
-        keyed.extend((v.viewed_at, _RANK_VISIT, i, v) for i, v in enumerate(self.visits()))
+        return iter(self.ordered())
+
+    def ordered(self) -> list[tuple[datetime, StreamItem]]:
+        """``stream()`` as one list, built without a generator step per item."""
+        keyed: list[tuple[datetime, int, int, StreamItem]] = [
+            (snap.published_at, _RANK_SNAPSHOT, i, snap) for i, snap in enumerate(self.snapshots())
+        ]
+        keyed += [(e.published_at, _RANK_POS, i, e) for i, e in enumerate(self.pos_events())]
+        keyed += [(f.published_at, _RANK_FEEDBACK, i, f) for i, f in enumerate(self.feedback())]
+        keyed += [(v.viewed_at, _RANK_VISIT, i, v) for i, v in enumerate(self.visits())]
         keyed.sort()  # (time, rank, index) is unique, items are never compared
-        for at, _, _, item in keyed:
-            yield at, item
+        return [(at, item) for at, _, _, item in keyed]
 
 
 def open_dataset(root: Path | str) -> Dataset:

@@ -47,7 +47,7 @@ def replay(
     engine = Engine(policy or Policy(), {p.sku: p.category for p in ds.products})
     report = ReportBuilder()
     stats = ReplayStats()
-    items = list(ds.stream())
+    items = ds.ordered()
     total = len(items)
     step = max(1, total // 200)
     observe_event = engine.observe_event
