@@ -243,6 +243,12 @@ def main() -> int:
             await c.close()
 
     asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    # BENCH_PG_SETTINGS="max_wal_size=8GB,checkpoint_timeout=30min": server settings a
+    # reload applies (ALTER SYSTEM), to see what the server's configuration costs.
+    for setting in filter(None, os.environ.get("BENCH_PG_SETTINGS", "").split(",")):
+        key, value = setting.split("=", 1)
+        asyncio.run(admin(f"ALTER SYSTEM SET {key} = '{value}'"))
+        asyncio.run(admin("SELECT pg_reload_conf()"))
     now = datetime.now(UTC)
     rows = args.stores * args.skus
     print(
