@@ -147,11 +147,12 @@ class ReportBuilder:
         available = on_shelf_qty >= qty_wanted
         self.visits += 1
         self.service.add(available=available, promise=promise, confidence=confidence)
-        for score, promised in (
-            (self.naive, naive_promise(book, qty_wanted)),
-            (self.static_buffer, static_buffer_promise(book, qty_wanted)),
-        ):
-            score.add(available=available, promise=promised, confidence=1.0 if promised else 0.0)
+        promised = naive_promise(book, qty_wanted)
+        self.naive.add(available=available, promise=promised, confidence=1.0 if promised else 0.0)
+        promised = static_buffer_promise(book, qty_wanted)
+        self.static_buffer.add(
+            available=available, promise=promised, confidence=1.0 if promised else 0.0
+        )
 
     def finish(self) -> BacktestReport:
         return BacktestReport(

@@ -52,8 +52,9 @@ class SalesSpeed:
         """Posterior mean units per average trade hour."""
         opened = self.opened.get(store_id)
         exposure = 0.0 if opened is None else max(0.0, (now - opened).total_seconds() / 3600)
-        items = max(1, len(self.group_items.get((store_id, category), ())))
-        group = self.group_units.get((store_id, category), 0.0)
+        g = (store_id, category)
+        items = max(1, len(self.group_items.get(g, ())))
+        group = self.group_units.get(g, 0.0)
         prior = (group + 1.0) / (items * exposure + PRIOR_HOURS * items)
         return (self.units.get((store_id, sku), 0.0) + PRIOR_HOURS * prior) / (
             exposure + PRIOR_HOURS
