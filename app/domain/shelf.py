@@ -125,20 +125,21 @@ class PairEmptiness:
         """Chain empty rate per speed bin, non-decreasing in speed (pool adjacent violators)."""
         if self._curve is None:
             chain = self.chain()
-            blocks: list[list[float]] = []
+            sums: list[float] = []  # pooled blocks as three parallel stacks
+            weights: list[float] = []
+            cells: list[int] = []
             for e, n in zip(self.bin_empty, self.bin_n, strict=True):
-                blocks.append([e + SPEED_PRIOR_N * chain, n + SPEED_PRIOR_N, 1.0])
-                while (
-                    len(blocks) > 1
-                    and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]
-                ):
-                    s, w, c = blocks.pop()
-                    blocks[-1][0] += s
-                    blocks[-1][1] += w
-                    blocks[-1][2] += c
+                s, w, c = e + SPEED_PRIOR_N * chain, n + SPEED_PRIOR_N, 1
+                while sums and sums[-1] / weights[-1] > s / w:  # pool with the block before
+                    s += sums.pop()
+                    w += weights.pop()
+                    c += cells.pop()
+                sums.append(s)
+                weights.append(w)
+                cells.append(c)
             out: list[float] = []
-            for s, w, c in blocks:
-                out.extend([s / w] * int(c))
+            for s, w, c in zip(sums, weights, cells, strict=True):
+                out.extend([s / w] * c)
             self._curve = out
         return self._curve
 
