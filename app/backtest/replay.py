@@ -46,26 +46,28 @@ def replay(
     ds = open_dataset(root)
     engine = Engine(policy or Policy(), {p.sku: p.category for p in ds.products})
     report = ReportBuilder()
-    stats = ReplayStats()
     items = ds.ordered()
     total = len(items)
     step = max(1, total // 200)
     observe_event = engine.observe_event
+    answer = engine.answer
+    add = report.add
+    pos_lines = pos_events = visits = feedback = snapshots = quarantined = 0  # locals in the loop
     for i, (at, item) in enumerate(items):
         if isinstance(item, PublishedEvent):
-            stats.pos_lines += 1
+            pos_lines += 1
             if observe_event(item.event):
-                stats.pos_events += 1
+                pos_events += 1
         elif isinstance(item, Visit):
-            badge = engine.answer(item.store_id, item.sku, item.qty_wanted, at)
-            report.add(
+            badge = answer(item.store_id, item.sku, item.qty_wanted, at)
+            add(
                 qty_wanted=item.qty_wanted,
                 on_shelf_qty=item.on_shelf_qty,
                 book=badge.book,
                 promise=badge.promise,
                 confidence=0.0 if badge.confidence is None else badge.confidence,
             )
-            stats.visits += 1
+            visits += 1
         elif isinstance(item, Feedback):
             engine.observe_feedback(
                 kind=item.kind,
@@ -75,17 +77,25 @@ def replay(
                 observed_at=item.observed_at,
                 now=at,
             )
-            stats.feedback += 1
+            feedback += 1
         elif isinstance(item, WarehouseSnapshot):
-            stats.snapshots += 1
+            snapshots += 1
             if item.rows is None:
-                stats.quarantined += 1
+                quarantined += 1
             else:
                 engine.observe_snapshot(item.as_of, item.rows)
         if progress is not None and i % step == 0:
             progress(i, total)
     if progress is not None:
         progress(total, total)
+    stats = ReplayStats(
+        pos_lines=pos_lines,
+        pos_events=pos_events,
+        snapshots=snapshots,
+        quarantined=quarantined,
+        feedback=feedback,
+        visits=visits,
+    )
     stats.seconds = time.perf_counter() - began
     return report.finish(), stats
 
