@@ -1,7 +1,9 @@
 """Recompute book positions and their badges for a set of (store, sku) pairs.
 
 The book is computed set-wise in SQL (``sql/positions.sql``), the badge in Python by
-the domain's ``badge_for``, and the batch is written back in one upsert. When a live
+the domain's ``badge_for``, and the batch is written back in one upsert (a
+whole-store batch keeps its books on the server and receives only its distinct
+badges, see ``_kept_badges``). When a live
 engine is bound (``app.db.engine_state``), it catches up on the stored inputs first
 and every badge carries its assessment (confidence, held-back units, reasons) and
 the evidence record ``reassess`` answers other quantities and pickup times from. Callers
