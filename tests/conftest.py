@@ -14,6 +14,7 @@ import tempfile
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -101,11 +102,15 @@ async def pool(db_dsn: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    """Settings for tests: no scheduler unless a test asks, fast retries."""
+    """Settings for tests: no scheduler unless a test asks, fast retries, and a read-model
+    bound long enough that a loaded CI box does not expire cached badges mid-test (tests
+    that count database loads would otherwise depend on timing; expiry itself is tested
+    with a fake monotonic clock in tests/test_read_model.py)."""
     return load_settings(
         {},
         data_dir=tmp_path / "data",
         scheduler=False,
+        badge_cache_max_age=timedelta(seconds=120),
         retry_attempts=3,
         retry_initial_wait=0.01,
         retry_timeout=2,
