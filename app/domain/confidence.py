@@ -132,3 +132,37 @@ class Assessment(msgspec.Struct, frozen=True, kw_only=True):
     held_for_sales: int  # units held back for expected sales and loss before arrival
     held_for_uncertainty: int  # further units so that depletion stays within them at the threshold
     reasons: tuple[Reason, ...] = ()
+
+
+def assessment(
+    ev: Evidence,
+    *,
+    threshold: float,
+    calibrate: Calibrate | None,
+    pos_quiet: bool,
+    sources_disagree: bool,
+) -> Assessment:
+    """The Assessment for evidence ``ev``: one place for the confidence, the held-back
+    units and the reason rules, shared by the engine and by ``reassess`` (stored records)."""
+    conf = confidence(ev, calibrate)
+    for_sales, for_uncertainty = held_back(ev, threshold)
+    reasons: list[Reason] = []
+    if pos_quiet:
+        reasons.append(Reason.POS_QUIET)
+    phantom = p_phantom(ev)
+    if phantom >= 0.2 and phantom >= 2 * ev.phantom_prior:
+        reasons.append(Reason.SILENT_SHELF)
+    if ev.back_room > 0 and ev.shelf_fill < 0.9 and ev.book - ev.back_room < ev.wanted + 1:
+        reasons.append(Reason.LIKELY_IN_BACK_ROOM)
+    if ev.unrecorded_loss >= 1.0:
+        reasons.append(Reason.RECENT_LOSS)
+    if sources_disagree:
+        reasons.append(Reason.SOURCES_DISAGREE)
+    if ev.expected_sales >= 1.0:
+        reasons.append(Reason.SELLING_FAST)
+    return Assessment(
+        confidence=conf,
+        held_for_sales=for_sales,
+        held_for_uncertainty=for_uncertainty,
+        reasons=tuple(reasons),
+    )

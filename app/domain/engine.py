@@ -17,13 +17,12 @@ from datetime import datetime, timedelta
 
 from app.domain.badge import Badge, badge_for, newest
 from app.domain.calibration import MIN_LABELS, Calibration
-from app.domain.confidence import Assessment, Evidence, confidence, held_back, p_phantom
+from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.confidence import raw_confidence as raw_of
 from app.domain.ledger import Ledger
 from app.domain.loss import LossRate
 from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, SnapshotRow
 from app.domain.policy import Policy
-from app.domain.reasons import Reason
 from app.domain.sales import SalesSpeed
 from app.domain.shelf import FILL_EDGES, PairEmptiness, PhantomRate, ShelfFill
 
@@ -318,32 +317,17 @@ class Engine:
 
     def _assess(self, pos: BookPosition, wanted: int, now: datetime, x_now: float) -> Assessment:
         ev = self._evidence_h(pos, wanted, now, self.policy.arrival_horizon, x_now)
-        conf = confidence(ev, self.calibration if self.calibration.labels >= MIN_LABELS else None)
-        for_sales, for_uncertainty = held_back(ev, self.policy.confidence_threshold)
-        reasons: list[Reason] = []
-        if self._quiet(pos.store_id, now, x_now) >= QUIET_EVENTS:
-            reasons.append(Reason.POS_QUIET)
-        phantom = p_phantom(ev)
-        if phantom >= 0.2 and phantom >= 2 * ev.phantom_prior:
-            reasons.append(Reason.SILENT_SHELF)
-        if ev.back_room > 0 and ev.shelf_fill < 0.9 and pos.book - ev.back_room < wanted + 1:
-            reasons.append(Reason.LIKELY_IN_BACK_ROOM)
-        if ev.unrecorded_loss >= 1.0:
-            reasons.append(Reason.RECENT_LOSS)
         gap = self.loss.last_gap.get((pos.store_id, pos.sku))
-        if (
-            gap is not None
-            and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400
-            and abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1))
-        ):
-            reasons.append(Reason.SOURCES_DISAGREE)
-        if ev.expected_sales >= 1.0:
-            reasons.append(Reason.SELLING_FAST)
-        return Assessment(
-            confidence=conf,
-            held_for_sales=for_sales,
-            held_for_uncertainty=for_uncertainty,
-            reasons=tuple(reasons),
+        return assessment(
+            ev,
+            threshold=self.policy.confidence_threshold,
+            calibrate=self.calibration if self.calibration.labels >= MIN_LABELS else None,
+            pos_quiet=self._quiet(pos.store_id, now, x_now) >= QUIET_EVENTS,
+            sources_disagree=(
+                gap is not None
+                and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400
+                and abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1))
+            ),
         )
 
     def answer(self, store_id: str, sku: str, wanted: int, now: datetime) -> Badge:

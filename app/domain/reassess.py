@@ -27,10 +27,9 @@ import msgspec
 
 from app.domain.badge import Badge, badge_for
 from app.domain.calibration import BINS, features
-from app.domain.confidence import Assessment, Evidence, confidence, held_back, p_phantom
+from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
-from app.domain.reasons import Reason
 
 RECORD_VERSION = 1
 # Pickup horizons (minutes) whose store trade hours every record carries.
@@ -160,28 +159,12 @@ def reassess(
             f"book_position.evidence: assessed with calibration {record.calibration_id}, given {have}"
         )
     ev = evidence(record, wanted=wanted, horizon=horizon)
-    conf = confidence(ev, calibration if record.calibration_id is not None else None)
-    for_sales, for_uncertainty = held_back(ev, policy.confidence_threshold)
-    # The reasons, in the engine's order (Engine.assess).
-    reasons: list[Reason] = []
-    if record.pos_quiet:
-        reasons.append(Reason.POS_QUIET)
-    phantom = p_phantom(ev)
-    if phantom >= 0.2 and phantom >= 2 * ev.phantom_prior:
-        reasons.append(Reason.SILENT_SHELF)
-    if ev.back_room > 0 and ev.shelf_fill < 0.9 and ev.book - ev.back_room < wanted + 1:
-        reasons.append(Reason.LIKELY_IN_BACK_ROOM)
-    if ev.unrecorded_loss >= 1.0:
-        reasons.append(Reason.RECENT_LOSS)
-    if record.sources_disagree:
-        reasons.append(Reason.SOURCES_DISAGREE)
-    if ev.expected_sales >= 1.0:
-        reasons.append(Reason.SELLING_FAST)
-    return Assessment(
-        confidence=conf,
-        held_for_sales=for_sales,
-        held_for_uncertainty=for_uncertainty,
-        reasons=tuple(reasons),
+    return assessment(
+        ev,
+        threshold=policy.confidence_threshold,
+        calibrate=calibration if record.calibration_id is not None else None,
+        pos_quiet=record.pos_quiet,
+        sources_disagree=record.sources_disagree,
     )
 
 
