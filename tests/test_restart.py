@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -68,12 +69,13 @@ def private_pg() -> Iterator[Any]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
-    server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="availability-restart-")) / "pg",
-                                 cleanup_mode="delete")  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="availability-restart-"))
+    server = pgserver.get_server(tmp / "pg", cleanup_mode="delete")
     try:
         yield server
     finally:
         server.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def restart(server: Any) -> None:
