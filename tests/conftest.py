@@ -11,7 +11,10 @@ import asyncio
 import contextlib
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from litestar import Litestar
 
 from app.api.app import create_app
@@ -188,3 +192,26 @@ def _restore_logging_config() -> Iterator[None]:
     structlog.configure(**saved)
     root.handlers[:] = handlers
     root.setLevel(level)
+
+
+@contextlib.contextmanager
+def uvicorn_in_thread(app: Litestar, *, start_timeout: float = 30) -> Iterator[str]:
+    """The app under uvicorn on an ephemeral port of 127.0.0.1, in a thread of its own
+    (for clients that block: a browser, schemathesis); yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -23,14 +20,13 @@ from typing import Any
 import asyncpg
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, Phase
 from hypothesis import settings as hsettings
 from schemathesis.checks import not_a_server_error
 
 from app.api.app import create_app
 from app.settings import Settings, load_settings
-from tests.conftest import _admin, with_database
+from tests.conftest import _admin, uvicorn_in_thread, with_database
 
 EXAMPLES = int(os.environ.get("SCHEMATHESIS_EXAMPLES", "12"))
 TOKEN = "schemathesis-admin"
@@ -74,27 +70,10 @@ def api_url(
         {}, data_dir=data, scheduler=False, log_format="console", log_level="error",
         rate_limit_per_minute=0, admin_token=TOKEN, max_request_body_bytes=64 * 1024,
     )  # fmt: skip
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, dsn=dsn), log_config=None, access_log=False, lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        with uvicorn_in_thread(create_app(settings, dsn=dsn)) as base:
+            yield base
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         asyncio.run(_admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 

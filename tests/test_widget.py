@@ -16,10 +16,8 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -28,12 +26,12 @@ from typing import Any
 
 import asyncpg
 import pytest
-import uvicorn
 from websockets.sync.client import ClientConnection, connect
 
 from app.api.app import create_app
 from app.domain.geo import distance_km
 from app.settings import Settings
+from tests.conftest import uvicorn_in_thread
 from tests.feedserver import FeedServer, json_reply
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -216,27 +214,8 @@ async def _seed(dsn: str, now: datetime) -> None:
 def live_app(db_dsn: str, settings: Settings) -> Iterator[str]:
     """The real app under uvicorn on an ephemeral port of 127.0.0.1; yields its base URL."""
     asyncio.run(_seed(db_dsn, datetime.now(UTC)))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, dsn=db_dsn), log_config=None, access_log=False, lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with uvicorn_in_thread(create_app(settings, dsn=db_dsn), start_timeout=20) as base:
+        yield base
 
 
 def _km(a: tuple[str, str, float, float, str], lat: float, lon: float) -> str:
