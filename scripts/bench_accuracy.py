@@ -1,11 +1,12 @@
 """Accuracy on several simulated datasets: service vs the book-only baselines.
 
-    .venv/bin/python scripts/bench_accuracy.py [--work DIR] [--threshold 0.9]
+    .venv/bin/python scripts/bench_accuracy.py [--work DIR] [--threshold 0.9] [--buffer 2]
 
 Simulates (or reuses, in DIR: the directory name carries a hash of the world's
 parameters, so a changed world is simulated afresh) three default-profile datasets
 with different seeds, and the harsher shelf_gap (the default world before it was
-checked against published out-of-stock causes), high_shrink and slow_shelf ones
+checked against published out-of-stock causes), high_shrink and slow_shelf ones,
+and lean_stock (slow sellers on little cover: many books within a 2-unit buffer)
 (20 stores × 200 skus × 14 days), replays
 each and prints false-promise rate, coverage, Brier and the worst calibration gap
 over bins with ≥ 500 visits. Targets: service FPR ≤ 2%, coverage ≥ 80%, better than
@@ -32,6 +33,7 @@ RUNS = (
     ("shelf_gap", 1),
     ("high_shrink", 4),
     ("slow_shelf", 5),
+    ("lean_stock", 6),
 )
 
 
@@ -52,9 +54,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_accuracy"))
     ap.add_argument("--threshold", type=float, default=Policy().confidence_threshold)
+    ap.add_argument("--buffer", type=int, default=Policy().safety_buffer, help="minimum buffer")
     args = ap.parse_args()
-    policy = Policy(confidence_threshold=args.threshold)
-    print(f"confidence_threshold {args.threshold}")
+    policy = Policy(confidence_threshold=args.threshold, safety_buffer=args.buffer)
+    print(f"confidence_threshold {args.threshold} safety_buffer {args.buffer}")
     print(
         f"{'dataset':<15} {'policy':<14} {'FPR':>7} {'coverage':>9} {'brier':>7} {'worst gap':>10}"
     )

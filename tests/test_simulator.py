@@ -286,3 +286,15 @@ def test_the_shelf_gap_world_is_the_default_before_it_was_checked_against_publis
     s_old, s_new = mid_world("shelf_gap").summary, mid_world("default").summary
     assert s_old and s_new
     assert s_new.false_promise_back_room_share < s_old.false_promise_back_room_share
+
+
+def test_lean_stock_is_the_default_world_on_little_cover() -> None:
+    lean, default = profile("lean_stock"), profile("default")
+    changed = {
+        f.name for f in msgspec.structs.fields(WorldParams)
+        if getattr(lean, f.name) != getattr(default, f.name)
+    }  # fmt: skip
+    assert changed == {"sale_rate_median", "safety_days", "cover_days"}
+    s_lean, s_default = mid_world("lean_stock").summary, mid_world("default").summary
+    assert s_lean and s_default
+    assert s_lean.available_share < s_default.available_share  # less stock, more empty shelves

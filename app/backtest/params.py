@@ -158,6 +158,13 @@ PROFILES: dict[str, WorldParams] = {
         shelf_max=40,  # reported as it was
         dc_outage_share=0.0,
     ),
+    # Lean stock (for evaluation, issue 3): a long-tail assortment of slow sellers
+    # (median 0.3 shoppers a day against 0.9) kept on little cover (reorder at 0.5
+    # safety days, order up to 3 days of demand against 1.5 and 6), as in small
+    # formats and long-tail ranges where most items sit at 1–4 units. Most books
+    # are then within a fixed 2-unit buffer, where the book-only rule withholds
+    # in-stock items; everything else is the default world.
+    "lean_stock": WorldParams(sale_rate_median=0.3, safety_days=0.5, cover_days=3.0),
     # A well-run chain: accurate records, quick shelf filling, frequent counts.
     "tidy": WorldParams(
         shrink_per_sale=0.008,
