@@ -1,0 +1,281 @@
+"""Offline probe of the engine's ranking and of calibration-map variants (diagnosis only).
+
+    .venv/bin/python scripts/accuracy_probe.py DATASET_DIR [DATASET_DIR ...]
+
+One replay per dataset records each visit's evidence (as ``Engine.answer`` builds it)
+and each feedback label's evidence, at horizon 0 as the engine scores it and as a
+pseudo-visit looked up 0.5 / 1 / 2 h before with the policy's arrival horizon. The
+online calibration is then re-run over the recorded stream in publication order
+(the first line, ``engine``, reproduces the service's report), so map variants are
+scored without re-running the engine. Also prints the ranking: the false-promise
+rate at fixed coverage when the visits that pass the margin rule are promised in
+order of raw confidence. ``on_shelf_qty`` is read only to score, never to learn.
+docs/engine.md ("Issue 3, second pass") has the numbers this printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
+from app.domain import calibration as C
+from app.domain.confidence import Evidence, held_back, negbin_quantile, raw_confidence
+from app.domain.engine import Engine
+from app.domain.policy import Policy
+
+LEADS = (0.5, 1.0, 2.0)  # hours before a label at which its pseudo-visit looked the item up
+
+
+@dataclass
+class VisitRec:
+    t: float
+    wanted: int
+    available: bool
+    book: int | None
+    stale: bool
+    ev: Evidence | None
+    raw: float
+    conf: float
+
+
+@dataclass
+class LabelRec:
+    pub: float
+    kind: str
+    outcome: bool
+    wanted: int
+    per_day: float
+    ev0: Evidence | None  # at observed_at, horizon 0 (what the engine learns from)
+    leads: list[Evidence | None] = field(default_factory=list)
+
+
+class _Recorder(Engine):
+    def __init__(self, policy: Policy, categories: dict[str, str | None]) -> None:
+        super().__init__(policy, categories)
+        self.labels: list[LabelRec] = []
+
+    def observe_feedback(
+        self, *, kind: str, store_id: str, sku: str, qty: int, observed_at: datetime,
+        now: datetime,
+    ) -> None:  # fmt: skip
+        pos = self.ledger.position(store_id, sku, observed_at)
+        if pos is not None:
+            wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
+            rec = LabelRec(
+                pub=now.timestamp(),
+                kind=kind,
+                outcome=kind == "pick_found" or (kind == "shelf_count" and qty >= 1),
+                wanted=wanted,
+                per_day=24.0 * self.sales.speed(store_id, sku, self.categories.get(sku), now),
+                ev0=self._evidence(pos, wanted, observed_at, timedelta(0)),
+            )
+            for lead in LEADS:
+                t = observed_at - timedelta(hours=lead)
+                p = self.ledger.position(store_id, sku, t)
+                horizon = self.policy.arrival_horizon
+                rec.leads.append(None if p is None else self._evidence(p, wanted, t, horizon))
+            self.labels.append(rec)
+        super().observe_feedback(
+            kind=kind, store_id=store_id, sku=sku, qty=qty, observed_at=observed_at, now=now
+        )
+
+
+def record(root: Path) -> tuple[list[VisitRec], list[LabelRec]]:
+    ds = open_dataset(root)
+    policy = Policy()
+    eng = _Recorder(policy, {p.sku: p.category for p in ds.products})
+    visits: list[VisitRec] = []
+    for at, item in ds.ordered():
+        if isinstance(item, PublishedEvent):
+            eng.observe_event(item.event)
+        elif isinstance(item, Visit):
+            badge = eng.answer(item.store_id, item.sku, item.qty_wanted, at)
+            pos = eng.ledger.position(item.store_id, item.sku, at)
+            ev = (
+                None
+                if pos is None
+                else eng._evidence(pos, item.qty_wanted, at, policy.arrival_horizon)
+            )
+            visits.append(VisitRec(
+                t=at.timestamp(), wanted=item.qty_wanted,
+                available=item.on_shelf_qty >= item.qty_wanted,
+                book=None if pos is None else pos.book, stale=badge.state == "unknown", ev=ev,
+                raw=0.0 if ev is None else raw_confidence(ev),
+                conf=0.0 if badge.confidence is None else badge.confidence,
+            ))  # fmt: skip
+        elif isinstance(item, Feedback):
+            eng.observe_feedback(kind=item.kind, store_id=item.store_id, sku=item.sku,
+                                 qty=item.qty, observed_at=item.observed_at, now=at)  # fmt: skip
+        elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
+            eng.observe_snapshot(item.as_of, item.rows)
+    return visits, eng.labels
+
+
+class IsoMap:
+    """``Calibration`` with the identity logistic stage, weighted labels and knobs."""
+
+    def __init__(self, prior_n: float = C.PRIOR_N, decay: float = 0.0, platt: bool = False):
+        self.prior_n, self.decay, self.platt = prior_n, decay, platt
+        self.n, self.hits, self.raw = [0.0] * C.BINS, [0.0] * C.BINS, [0.0] * C.BINS
+        self.labels, self._built_at = 0, 0
+        self._map: list[float] | None = None
+
+    @staticmethod
+    def _bin(p: float) -> int:
+        return min(C.BINS - 1, max(0, math.floor(p * C.BINS)))
+
+    def observe(self, raw: float, outcome: bool, w: float) -> None:
+        if self.decay:
+            keep = 1.0 - self.decay
+            self.n = [x * keep for x in self.n]
+            self.hits = [x * keep for x in self.hits]
+            self.raw = [x * keep for x in self.raw]
+        i = self._bin(raw)
+        self.n[i] += w
+        self.hits[i] += w if outcome else 0.0
+        self.raw[i] += w * raw
+        self.labels += 1
+        if self.labels >= self._built_at * 1.02 + 20:
+            self._map = None
+
+    def _priors(self) -> list[float]:
+        mids = [self.raw[i] / self.n[i] if self.n[i] else (i + 0.5) / C.BINS for i in range(C.BINS)]
+        if not self.platt:
+            return mids
+        xs = [C._logit(m) for m in mids]
+        a, b = 0.0, 1.0  # weighted logistic fit of hits / n on logit(raw), b >= 0 (Newton)
+        for _ in range(25):
+            g0 = g1 = h00 = h01 = h11 = 0.0
+            for x, n, h in zip(xs, self.n, self.hits, strict=True):
+                p = C._sigmoid(a + b * x)
+                r, w = h - n * p, n * p * (1 - p) + 1e-9
+                g0, g1, h00, h01, h11 = g0 + r, g1 + r * x, h00 + w, h01 + w * x, h11 + w * x * x
+            det = h00 * h11 - h01 * h01
+            if det <= 1e-12:
+                break
+            a, b = a + (h11 * g0 - h01 * g1) / det, b + (h00 * g1 - h01 * g0) / det
+            b = max(b, 0.0)
+        return [C._sigmoid(a + b * x) for x in xs]
+
+    def __call__(self, raw: float) -> float:
+        if self._map is None:
+            blocks: list[list[float]] = []
+            for i, prior in enumerate(self._priors()):
+                blocks.append([self.hits[i] + self.prior_n * prior, self.n[i] + self.prior_n, 1])
+                while (
+                    len(blocks) > 1
+                    and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]
+                ):
+                    s, w, c = blocks.pop()
+                    blocks[-1][0] += s
+                    blocks[-1][1] += w
+                    blocks[-1][2] += c
+            self._map = [s / w for s, w, c in blocks for _ in range(int(c))]
+            self._built_at = self.labels
+        return self._map[self._bin(raw)]
+
+
+Stream = list[tuple[float, float, bool, float]]  # (published, raw, outcome, weight)
+
+
+def stream(
+    labels: list[LabelRec], lead: int | None = None, kinds: frozenset[str] | None = None,
+    weight: Callable[[LabelRec], float] | None = None,
+) -> Stream:  # fmt: skip
+    """Labels as the map sees them: with the engine's filter (book covers the request)."""
+    out: Stream = []
+    for lab in labels:
+        ev = lab.ev0 if lead is None else lab.leads[lead]
+        if ev is None or ev.book < lab.wanted or (kinds is not None and lab.kind not in kinds):
+            continue
+        out.append(
+            (lab.pub, raw_confidence(ev), lab.outcome, 1.0 if weight is None else weight(lab))
+        )
+    return sorted(out, key=lambda x: x[0])
+
+
+def rescore(
+    visits: list[VisitRec], labels: Stream, cal: IsoMap, threshold: float = 0.9, buffer: int = 2
+) -> tuple[float, float, float, float]:
+    """FPR, coverage, Brier and the worst gap over bins of 500+ visits, as the report."""
+    li = promises = false = kept = available = 0
+    brier = 0.0
+    bins = [[0, 0.0, 0] for _ in range(10)]
+    for v in visits:
+        while li < len(labels) and labels[li][0] <= v.t:
+            cal.observe(labels[li][1], labels[li][2], labels[li][3])
+            li += 1
+        conf, promise = 0.0, False
+        if v.ev is not None and v.book is not None:
+            conf = max(0.0, min(1.0, cal(v.raw))) if cal.labels >= C.MIN_LABELS else v.raw
+            held = sum(held_back(v.ev, threshold))
+            margin = v.book - buffer - held >= v.wanted
+            promise = not v.stale and v.book > 0 and margin and conf >= threshold
+        available += v.available
+        promises += promise
+        false += promise and not v.available
+        kept += promise and v.available
+        brier += (conf - v.available) ** 2
+        b = bins[min(9, math.floor(conf * 10 + 1e-9))]
+        b[0], b[1], b[2] = b[0] + 1, b[1] + conf, b[2] + v.available
+    gap = max((abs(c - o) / n for n, c, o in bins if n >= 500), default=0.0)
+    return false / max(1, promises), kept / max(1, available), brier / len(visits), gap
+
+
+def ranking(visits: list[VisitRec], buffer: int = 2, level: float = 0.9) -> str:
+    """FPR at 78 / 80 / 82% coverage, promising margin-passing visits by raw confidence."""
+    available = sum(v.available for v in visits)
+    cand = []
+    for v in visits:
+        if v.ev is None or v.book is None or v.stale or v.book <= 0:
+            continue
+        ev = v.ev
+        mean = ev.expected_sales + ev.unreported_sales + ev.unrecorded_loss
+        if v.book - buffer - negbin_quantile(level, mean) >= v.wanted:
+            cand.append((v.raw, v.available))
+    cand.sort(key=lambda x: -x[0])
+    out, kept, false, covs = [], 0, 0, [0.78, 0.80, 0.82]
+    for _, ok in cand:
+        kept, false = kept + ok, false + (not ok)
+        while covs and kept / available >= covs[0]:
+            out.append(f"{covs.pop(0):.0%}: {false / (kept + false):.2%}")
+    return "  ".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("datasets", type=Path, nargs="+")
+    args = ap.parse_args()
+    shelf = frozenset({"shelf_count"})
+    variants: list[tuple[str, Callable[[list[LabelRec]], Stream], Callable[[], IsoMap]]] = [
+        ("engine (20 pseudo-labels a bin)", stream, IsoMap),
+        ("10 pseudo-labels", stream, lambda: IsoMap(prior_n=10)),
+        ("2 pseudo-labels", stream, lambda: IsoMap(prior_n=2)),
+        ("40 pseudo-labels", stream, lambda: IsoMap(prior_n=40)),
+        ("shrunk toward a Platt fit", stream, lambda: IsoMap(platt=True)),
+        ("forget 1/3000 a label", stream, lambda: IsoMap(decay=1 / 3000)),
+        *(
+            (f"pseudo-visit {lead} h before", lambda ls, k=k: stream(ls, k), IsoMap)
+            for k, lead in enumerate(LEADS)
+        ),
+        ("shelf counts by speed, 5", lambda ls: stream(ls, 1, shelf, lambda lab: lab.per_day + 0.1),
+         lambda: IsoMap(prior_n=5)),
+    ]  # fmt: skip
+    for root in args.datasets:
+        visits, labels = record(root)
+        print(f"{root.name}: {len(visits)} visits, {len(labels)} labels")
+        print(f"  ranking (buffer 2, quantile 0.9): {ranking(visits)}")
+        for name, make_stream, make_map in variants:
+            fpr, cov, brier, gap = rescore(visits, make_stream(labels), make_map())
+            print(
+                f"  {name:<34} FPR {fpr:6.2%} coverage {cov:6.2%} Brier {brier:.4f} gap {gap:.3f}"
+            )
+
+
+if __name__ == "__main__":
+    main()
