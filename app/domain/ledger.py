@@ -112,6 +112,13 @@ class Ledger:
         self.pair(e.store_id, e.sku).add(e)
         return True
 
+    def record(self, e: PosEvent) -> PairBook:
+        """``add_event`` for an event the caller checked is new (``knows``): its pair."""
+        self._seen.add(e.event_id)
+        pb = self.pair(e.store_id, e.sku)
+        pb.add(e)
+        return pb
+
     def apply_snapshot(self, as_of: datetime, rows: Iterable[SnapshotRow]) -> set[str]:
         """Apply one parsed snapshot whole; return the locations it replaced."""
         named: dict[str, dict[str, SnapshotRow]] = {}
