@@ -148,7 +148,7 @@ class Engine:
                 p.last_receipt is None or _order(p.last_receipt) < _order(e)
             ):
                 p.last_receipt = e
-        p.book = ledger.record(e)
+        p.book = ledger.record(e, p.book)
         wm = self.watermark.get(store)
         if wm is None or at > wm:
             self.watermark[store] = at
@@ -253,13 +253,14 @@ class Engine:
         self, pos: BookPosition, wanted: int, now: datetime, horizon: timedelta
     ) -> Evidence:
         p = self.pairs.get((pos.store_id, pos.sku))
-        return self._evidence_h(pos, p, wanted, now, horizon, now.timestamp() / 3600)
+        return self._evidence_h(pos, p, wanted, now, horizon, now.timestamp() / 3600)[0]
 
     def _evidence_h(
         self, pos: BookPosition, p: Pair | None, wanted: int, now: datetime, horizon: timedelta,
         x_now: float,
-    ) -> Evidence:  # fmt: skip
-        """``_evidence`` with the pair's state and ``now`` as epoch hours (read once per visit)."""
+    ) -> tuple[Evidence, float]:  # fmt: skip
+        """``_evidence`` with the pair's state and ``now`` as epoch hours (read once per
+        visit); also the store's trade clock at ``now``, which ``_quiet`` reads too."""
         store, sku = pos.store_id, pos.sku
         category = self.categories.get(sku)
         sales = self.sales
@@ -313,13 +314,14 @@ class Engine:
         x_since = x_wm if since_wm == wm else since_wm.timestamp() / 3600
         if horizon > ZERO:
             x_end = (now + horizon).timestamp() / 3600
-            c_now, c_wm, c_end, c_since = rhythm.clocks_h(x_now, x_wm, x_end, x_since)
+            c_now, c_wm, c_end, c_since, into_day = rhythm.visit_clocks(x_now, x_wm, x_end, x_since)
             expected = speed * (c_end - c_now)
         else:
             c_now, c_wm, c_since = rhythm.clocks_h(x_now, x_wm, x_since)
+            into_day = rhythm.into_day_h(x_now)
             expected = 0.0
         days = days_unverified(verified, self.loss.first_seen_at(store, sku), now)
-        return Evidence(
+        ev = Evidence(
             book=pos.book,
             wanted=wanted,
             expected_sales=expected,
@@ -332,8 +334,9 @@ class Engine:
                 empty, n, 24.0 * speed, self.phantom.prior(store)
             ),
             shelf_bound=shelf_bound,
-            into_day=rhythm.into_day_h(x_now),
+            into_day=into_day,
         )
+        return ev, c_now
 
     def _rolled_forward(self, p: Pair, at: datetime, qty: int, now: datetime) -> int:
         """A shelf observation plus the movements recorded after it."""
@@ -350,7 +353,10 @@ class Engine:
         """Expected store events since the newest one published (high: the POS went quiet)."""
         return self._quiet(store_id, now, now.timestamp() / 3600)
 
-    def _quiet(self, store_id: str, now: datetime, x_now: float) -> float:
+    def _quiet(
+        self, store_id: str, now: datetime, x_now: float, c_now: float | None = None
+    ) -> float:
+        """``store_quiet``; ``c_now`` is the store's clock at ``now`` when already read."""
         wm = self.watermark.get(store_id)
         opened = self.sales.opened.get(store_id)
         if wm is None or opened is None:
@@ -366,7 +372,11 @@ class Engine:
         if exposure <= 1.0:
             return 0.0
         rate = self.events_seen.get(store_id, 0) / exposure
-        return rate * (rhythm.clocks_h(x_now)[0] - c_wm) if now > wm else 0.0
+        if now <= wm:
+            return 0.0
+        if c_now is None:
+            c_now = rhythm.clocks_h(x_now)[0]
+        return rate * (c_now - c_wm)
 
     def last_gap(self, store_id: str, sku: str) -> tuple[datetime, int] | None:
         """(at, book − count) of the pair's last POS count, if any."""
@@ -381,13 +391,13 @@ class Engine:
     def _assess(
         self, pos: BookPosition, p: Pair | None, wanted: int, now: datetime, x_now: float
     ) -> Assessment:
-        ev = self._evidence_h(pos, p, wanted, now, self.policy.arrival_horizon, x_now)
+        ev, c_now = self._evidence_h(pos, p, wanted, now, self.policy.arrival_horizon, x_now)
         gap = None if p is None else p.last_gap
         return assessment(
             ev,
             threshold=self.policy.confidence_threshold,
             calibrate=self.calibration if self.calibration.labels >= MIN_LABELS else None,
-            pos_quiet=self._quiet(pos.store_id, now, x_now) >= QUIET_EVENTS,
+            pos_quiet=self._quiet(pos.store_id, now, x_now, c_now) >= QUIET_EVENTS,
             sources_disagree=(
                 gap is not None
                 and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400
@@ -398,7 +408,7 @@ class Engine:
     def answer(self, store_id: str, sku: str, wanted: int, now: datetime) -> Badge:
         """The badge the live API would give at ``now``, with the default arrival horizon."""
         p = self.pairs.get((store_id, sku))
-        pos = self.ledger.position(store_id, sku, now)
+        pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
         x_now = now.timestamp() / 3600
         store_newest = newest(
             self.watermark.get(store_id), self.ledger.location_as_of.get(store_id)

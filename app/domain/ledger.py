@@ -50,13 +50,19 @@ class PairBook:
         self.base_generation = -1
 
     def add(self, e: PosEvent) -> None:
-        item = (e.occurred_at, e.event_id, e)
-        if not self.events or _key(self.events[-1][2]) < _key(e):
-            self.events.append(item)
+        at, eid = e.occurred_at, e.event_id
+        item = (at, eid, e)
+        events = self.events
+        if not events:
+            events.append(item)
         else:
-            insort(self.events, item, key=lambda t: (t[0], t[1]))
-        if self.max_occurred is None or e.occurred_at > self.max_occurred:
-            self.max_occurred = e.occurred_at
+            last_at, last_id, _ = events[-1]  # (at, id) order, as comparing _key tuples
+            if last_at < at or (last_at == at and last_id < eid):
+                events.append(item)
+            else:
+                insort(events, item, key=lambda t: (t[0], t[1]))
+        if self.max_occurred is None or at > self.max_occurred:
+            self.max_occurred = at
         if isinstance(e, Count):
             if self.latest_count is None or _key(self.latest_count) < _key(e):
                 self.latest_count = e
@@ -112,10 +118,12 @@ class Ledger:
         self.pair(e.store_id, e.sku).add(e)
         return True
 
-    def record(self, e: PosEvent) -> PairBook:
-        """``add_event`` for an event the caller checked is new (``knows``): its pair."""
+    def record(self, e: PosEvent, pb: PairBook | None = None) -> PairBook:
+        """``add_event`` for an event the caller checked is new (``knows``); ``pb`` its
+        pair's book when the caller holds it. Returns the pair's book."""
         self._seen.add(e.event_id)
-        pb = self.pair(e.store_id, e.sku)
+        if pb is None:
+            pb = self.pair(e.store_id, e.sku)
         pb.add(e)
         return pb
 
@@ -140,8 +148,12 @@ class Ledger:
 
     def position(self, store_id: str, sku: str, at: datetime) -> BookPosition | None:
         """The contract book position at ``at`` from everything recorded so far."""
-        key = (store_id, sku)
-        pb = self.pairs.get(key)
+        return self.position_in(self.pairs.get((store_id, sku)), store_id, sku, at)
+
+    def position_in(
+        self, pb: PairBook | None, store_id: str, sku: str, at: datetime
+    ) -> BookPosition | None:
+        """``position`` given the pair's book (``None``: no events), as its holder has it."""
         at_location = self.rows_at.get(store_id)
         row = None if at_location is None else at_location.get(sku)
         loc_as_of = self.location_as_of.get(store_id)
