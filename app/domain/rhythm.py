@@ -57,7 +57,7 @@ class Rhythm:
         # Trade (average hours) since the last quiet hour (intensity < QUIET_SHARE): the
         # "how far into its trading day is the store" clock, per hour-of-week cell.
         since = [0.0] * WEEK_HOURS
-        start = min(range(WEEK_HOURS), key=ws.__getitem__)
+        start = ws.index(min(ws))  # the first quietest cell, as min(range, key=...) gives
         acc = 0.0
         for i in [*range(start + 1, WEEK_HOURS), *range(start + 1)]:  # a week from start + 1
             x = ws[i]
