@@ -126,8 +126,9 @@ class Engine:
         if p.book is None:
             self._sighted(store, sku, category, at)
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
-            p.units += e.qty
-            self.sales.sold(store, category, e.qty, at)
+            qty = e.qty
+            p.units += qty
+            self.sales.sold(store, category, qty, at)
             last = p.last_sale
             if (
                 last is None
@@ -149,10 +150,11 @@ class Engine:
             ):
                 p.last_receipt = e
         p.book = ledger.record(e, p.book)
-        wm = self.watermark.get(store)
+        watermark, seen = self.watermark, self.events_seen
+        wm = watermark.get(store)
         if wm is None or at > wm:
-            self.watermark[store] = at
-        self.events_seen[store] = self.events_seen.get(store, 0) + 1
+            watermark[store] = at
+        seen[store] = seen.get(store, 0) + 1
         return True
 
     def _counted(
@@ -320,7 +322,8 @@ class Engine:
             c_now, c_wm, c_since = rhythm.clocks_h(x_now, x_wm, x_since)
             into_day = rhythm.into_day_h(x_now)
             expected = 0.0
-        days = days_unverified(verified, self.loss.first_seen_at(store, sku), now)
+        first = None if verified is not None else self.loss.first_seen_at(store, sku)
+        days = days_unverified(verified, first, now)  # first sighting: read only if unverified
         ev = Evidence(
             book=pos.book,
             wanted=wanted,
