@@ -1,6 +1,7 @@
 """Replay speed: POS events per second through the whole backtest replay, on one core.
 
-    .venv/bin/python scripts/bench_replay.py [DATASET_DIR] [--repeat 3]
+    .venv/bin/python scripts/bench_replay.py [DATASET_DIR] [--repeat 3] [--where]
+    .venv/bin/python scripts/bench_replay.py --memory
 
 Without a dataset it simulates one (20 stores × 200 skus × 14 days, seed 1) into a
 temporary directory first. Target: the whole replay (``app.backtest.replay.replay``:
@@ -14,17 +15,25 @@ wall time would measure the neighbours) of:
 - the whole ``replay()``, which is what the target is about.
 
 Stages are timed as whole loops, never per item (a clock read per item costs
-about as much as the item).
+about as much as the item). ``--where`` instead runs ``replay()`` once under a
+sampling profiler (a CPU-time timer signal every 0.5 ms recording the stack) and
+prints each function's share of the samples, itself and below it: cProfile's per-call
+overhead inflates the many small calls a replay makes, the sampler does not.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
+import signal
 import tempfile
 import time
+import tracemalloc
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 from app.backtest.dataset import (
     Feedback,
@@ -36,6 +45,7 @@ from app.backtest.dataset import (
 )
 from app.backtest.replay import replay
 from app.domain.engine import Engine
+from app.domain.model import SnapshotRow
 from app.domain.policy import Policy
 
 
@@ -85,12 +95,85 @@ def main(root: Path, repeat: int) -> None:
           f"(target 50,000)")  # fmt: skip
 
 
+def where(root: Path, top: int = 40) -> None:
+    """Share of CPU-time samples per function (inclusive, then self) over one ``replay()``."""
+    inclusive: Counter[str] = Counter()
+    itself: Counter[str] = Counter()
+
+    def name(f: FrameType) -> str:
+        return f"{Path(f.f_code.co_filename).name}:{f.f_code.co_name}"
+
+    def sample(_signum: int, frame: FrameType | None) -> None:
+        if frame is None:
+            return
+        itself[name(frame)] += 1
+        on_stack = set()
+        f: FrameType | None = frame
+        while f is not None:
+            on_stack.add(name(f))
+            f = f.f_back
+        inclusive.update(on_stack)
+
+    signal.signal(signal.SIGPROF, sample)
+    signal.setitimer(signal.ITIMER_PROF, 0.0005, 0.0005)
+    try:
+        replay(root)
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+    n = max(1, sum(itself.values()))
+    print(f"{n} samples; share with the function on the stack (inclusive) / running (self)")
+    for key, count in inclusive.most_common(top):
+        print(f"{100 * count / n:5.1f}% {100 * itself[key] / n:5.1f}%  {key}")
+
+
+def memory(stores: int = 200, skus: int = 5000) -> None:
+    """RSS and tracemalloc growth of a fresh Engine fed one snapshot of stores × skus rows
+    (the live engine's pairs are mostly seen only in snapshots: they must stay cheap)."""
+
+    def rss_mb() -> float:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    names = [f"SKU-{i:05d}" for i in range(skus)]
+    categories: dict[str, str | None] = {s: f"c{i % 20}" for i, s in enumerate(names)}
+    as_of = datetime(2026, 11, 1, 4, tzinfo=UTC)
+    for traced in (False, True):
+        gc.collect()
+        before = rss_mb()
+        if traced:
+            tracemalloc.start()
+        engine = Engine(Policy(), categories)
+        for n in range(stores):
+            store = f"S{n:04d}"
+            engine.observe_snapshot(
+                as_of,
+                [SnapshotRow(store, s, 10 + i % 7, i % 3, 0, as_of) for i, s in enumerate(names)],
+            )
+        gc.collect()
+        if traced:
+            current, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            print(f"tracemalloc: {current / 2**20:.0f} MB held, peak {peak / 2**20:.0f} MB")
+        else:
+            print(f"{stores * skus:,} snapshot rows: RSS +{rss_mb() - before:.0f} MB")
+        del engine
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", nargs="?", type=Path)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--where", action="store_true", help="sample where replay() spends its time")
+    ap.add_argument("--memory", action="store_true",
+                    help="memory of a fresh engine fed 1M snapshot rows (no dataset)")  # fmt: skip
     args = ap.parse_args()
-    if args.dataset is not None:
+    if args.memory:
+        memory()
+    elif args.dataset is not None and args.where:
+        where(args.dataset)
+    elif args.dataset is not None:
         main(args.dataset, args.repeat)
     else:
         from app.backtest.params import profile

@@ -226,3 +226,18 @@ def test_baseline_replay_scores_the_naive_badge_from_published_data_only(dataset
     # Lagged feeds change a few answers, not the picture, versus the no-lag book.
     assert abs(naive.false_promise_rate - sim.summary.naive_false_promise_rate) < 0.03
     assert naive.false_promises > 0 and buffer.promises < naive.promises
+
+
+def test_csv_rows_read_the_same_in_any_column_order_quoted_or_with_crlf(dataset_dir: Path) -> None:
+    plain = open_dataset(dataset_dir).visits()
+    path = dataset_dir / "visits.csv"
+    lines = path.read_text().splitlines()
+    order = [5, 2, 0, 4, 1, 3]
+    cells = [ln.split(",") for ln in lines]
+    path.write_text("\n".join(",".join(c[i] for i in order) for c in cells) + "\n")
+    assert open_dataset(dataset_dir).visits() == plain
+    path.write_text("\r\n".join(",".join(f'"{x}"' for x in c) for c in cells) + "\r\n")
+    assert open_dataset(dataset_dir).visits() == plain
+    path.write_text("\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + "\n")
+    with pytest.raises(DatasetError, match=r"^visits\.csv:4: empty line"):
+        open_dataset(dataset_dir).visits()

@@ -14,6 +14,7 @@ import csv
 import re
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -124,8 +125,12 @@ _IDENTIFIERS = re.compile(r"(?:[A-Za-z0-9._:-]{1,64}\n)*")
 _LINES = msgspec.json.Decoder(list[_Line])
 
 
-class Feedback(msgspec.Struct, frozen=True, kw_only=True):
-    """A ``feedback.csv`` row (contract columns plus ``published_at``)."""
+class Feedback(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """A ``feedback.csv`` row (contract columns plus ``published_at``).
+
+    ``array_like``: rows are converted from split CSV lines in the file's column order
+    (no dict per row); ``_ByName`` gives the same checks by column name for messages.
+    """
 
     observed_at: Timestamp
     store_id: Identifier
@@ -135,8 +140,9 @@ class Feedback(msgspec.Struct, frozen=True, kw_only=True):
     published_at: Timestamp
 
 
-class Visit(msgspec.Struct, frozen=True, kw_only=True):
-    """A ``visits.csv`` row: the ground truth a policy is scored against."""
+class Visit(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+    """A ``visits.csv`` row: the ground truth a policy is scored against (``array_like``
+    as ``Feedback``)."""
 
     viewed_at: Timestamp
     arrived_at: Timestamp
@@ -155,6 +161,18 @@ class Visit(msgspec.Struct, frozen=True, kw_only=True):
         return self.on_shelf_qty >= self.qty_wanted
 
 
+class _FeedbackByName(Feedback, frozen=True, kw_only=True, array_like=False):
+    """``Feedback`` from a dict per row: only to name the column in an error message."""
+
+
+class _VisitByName(Visit, frozen=True, kw_only=True, array_like=False):
+    """``Visit`` from a dict per row: only to name the column in an error message."""
+
+
+class _SnapshotLine(SnapshotRow, frozen=True, array_like=True):
+    """A snapshot row converted from a split CSV line (a ``SnapshotRow`` for the engine)."""
+
+
 class WarehouseSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """One snapshot file; ``rows`` is ``None`` and ``error`` says why when it is unreadable."""
 
@@ -168,7 +186,7 @@ class WarehouseSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 StreamItem = WarehouseSnapshot | PublishedEvent | Feedback | Visit
 # At equal times a snapshot lands first and a visit last: a visit at t may use
 # everything published at or before t.
-_RANK_SNAPSHOT, _RANK_POS, _RANK_FEEDBACK, _RANK_VISIT = 0, 1, 2, 3
+_time = itemgetter(0)
 
 
 def _safe_path(root: Path, name: str, what: str) -> Path:
@@ -237,6 +255,61 @@ def _read_csv(
     return rows
 
 
+def _read_lines(path: Path, columns: Sequence[str]) -> list[list[str]]:
+    """CSV rows as lists in ``columns`` order, without a dict per row.
+
+    Plain files (no quotes, no carriage returns: what the writer produces) are split
+    on newlines and commas; anything else goes through the ``csv`` module. The same
+    errors as ``_read_csv`` (first wrong-width line, else first blank line).
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{path.name}: not UTF-8 ({exc.reason})") from None
+    if '"' in text or "\r" in text:
+        records: list[list[str]] = list(csv.reader(text.splitlines(keepends=True)))
+    else:
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        records = [ln.split(",") if ln else [] for ln in lines]
+    if not records:
+        raise DatasetError(f"{path.name}: empty file, expected header {','.join(columns)}")
+    header = [h.strip() for h in records[0]]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DatasetError(f"{path.name}:1: missing column(s) {', '.join(missing)}")
+    width = len(header)
+    rows = records[1:]
+    if any(len(rec) != width for rec in rows):
+        blank = None
+        for n, rec in enumerate(rows, start=2):
+            if not rec:
+                blank = n if blank is None else blank
+            elif len(rec) != width:
+                raise DatasetError(f"{path.name}:{n}: expected {width} fields, found {len(rec)}")
+        raise DatasetError(f"{path.name}:{blank}: empty line")
+    if header != list(columns):
+        where = {h: i for i, h in enumerate(header)}  # the last of repeated names, as a dict
+        pick = [where[c] for c in columns]
+        rows = [[rec[i] for i in pick] for rec in rows]
+    return rows
+
+
+def _convert_lines(
+    rows: list[list[str]], type_: type[T], by_name: type[Any], columns: Sequence[str], path: Path
+) -> list[T]:
+    """Rows from ``_read_lines`` into an ``array_like`` Struct; on a bad row, the error
+    comes from ``by_name`` (the same Struct from dicts) so it names the column."""
+    try:
+        return msgspec.convert(rows, list[type_], strict=False)  # type: ignore[valid-type]
+    except msgspec.ValidationError as exc:
+        _convert_rows([dict(zip(columns, r, strict=True)) for r in rows], by_name, path, 2)
+        index, message = _where(exc)  # not reached: the same checks fail by name
+        line = f":{2 + index}" if index is not None else ""
+        raise DatasetError(f"{path.name}{line}: {message}") from None
+
+
 def read_manifest(root: Path) -> Manifest:
     path = root / "manifest.json"
     try:
@@ -303,9 +376,9 @@ def read_snapshot(root: Path, ref: SnapshotRef) -> WarehouseSnapshot:
     path = _safe_path(root, ref.path, "warehouse snapshot")
     rows: list[SnapshotRow] | None = None
     error: str | None = None
+    columns = ("location_id", "sku", "on_hand", "reserved", "in_transit", "as_of")
     try:
-        raw = _read_csv(path, ("location_id", "sku", "on_hand", "reserved", "in_transit", "as_of"))
-        rows = _convert_rows(raw, SnapshotRow, path, 2)
+        rows = _convert_lines(_read_lines(path, columns), _SnapshotLine, SnapshotRow, columns, path)
     except DatasetError as exc:
         error = str(exc)
     return WarehouseSnapshot(
@@ -373,13 +446,13 @@ class Dataset:
         if self.feedback_path is None:
             return []
         columns = ("observed_at", "store_id", "sku", "kind", "qty", "published_at")
-        return _convert_rows(
-            _read_csv(self.feedback_path, columns), Feedback, self.feedback_path, 2
-        )
+        path = self.feedback_path
+        return _convert_lines(_read_lines(path, columns), Feedback, _FeedbackByName, columns, path)
 
     def visits(self) -> list[Visit]:
         columns = ("viewed_at", "arrived_at", "store_id", "sku", "qty_wanted", "on_shelf_qty")
-        return _convert_rows(_read_csv(self.visits_path, columns), Visit, self.visits_path, 2)
+        path = self.visits_path
+        return _convert_lines(_read_lines(path, columns), Visit, _VisitByName, columns, path)
 
     def stream(self) -> Iterator[tuple[datetime, StreamItem]]:
         """Everything as ``(time, item)`` in time order: ``published_at`` (visits: ``viewed_at``).
@@ -391,14 +464,14 @@ class Dataset:
 
     def ordered(self) -> list[tuple[datetime, StreamItem]]:
         """``stream()`` as one list, built without a generator step per item."""
-        keyed: list[tuple[datetime, int, int, StreamItem]] = [
-            (snap.published_at, _RANK_SNAPSHOT, i, snap) for i, snap in enumerate(self.snapshots())
-        ]
-        keyed += [(e.published_at, _RANK_POS, i, e) for i, e in enumerate(self.pos_events())]
-        keyed += [(f.published_at, _RANK_FEEDBACK, i, f) for i, f in enumerate(self.feedback())]
-        keyed += [(v.viewed_at, _RANK_VISIT, i, v) for i, v in enumerate(self.visits())]
-        keyed.sort()  # (time, rank, index) is unique, items are never compared
-        return [(at, item) for at, _, _, item in keyed]
+        # Concatenated in rank order, each source in file order, then a stable sort on
+        # the time alone: the same order as sorting on (time, rank, index).
+        items: list[tuple[datetime, StreamItem]] = [(s.published_at, s) for s in self.snapshots()]
+        items += [(e.published_at, e) for e in self.pos_events()]
+        items += [(f.published_at, f) for f in self.feedback()]
+        items += [(v.viewed_at, v) for v in self.visits()]
+        items.sort(key=_time)
+        return items
 
 
 def open_dataset(root: Path | str) -> Dataset:

@@ -19,6 +19,7 @@ import msgspec
 
 from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
 from app.backtest.report import BacktestReport, ReportBuilder
+from app.domain.badge import PROMISES
 from app.domain.engine import Engine
 from app.domain.policy import Policy
 
@@ -59,14 +60,12 @@ def replay(
             if observe_event(item.event):
                 pos_events += 1
         elif isinstance(item, Visit):
-            badge = answer(item.store_id, item.sku, item.qty_wanted, at)
-            add(
-                qty_wanted=item.qty_wanted,
-                on_shelf_qty=item.on_shelf_qty,
-                book=badge.book,
-                promise=badge.promise,
-                confidence=0.0 if badge.confidence is None else badge.confidence,
-            )
+            wanted = item.qty_wanted
+            badge = answer(item.store_id, item.sku, wanted, at)
+            conf = badge.confidence
+            # add(qty_wanted, on_shelf_qty, book, promise, confidence), positional: hot loop
+            add(wanted, item.on_shelf_qty, badge.book, badge.state in PROMISES,
+                0.0 if conf is None else conf)  # fmt: skip
             visits += 1
         elif isinstance(item, Feedback):
             engine.observe_feedback(

@@ -113,7 +113,9 @@ def badge_for(
     if assessment is not None:
         if state in PROMISES:
             reasons.append(Reason.CONFIDENT)
-        reasons.extend(r for r in assessment.reasons if r not in reasons)
+        for r in assessment.reasons:  # a loop, not a generator: this runs per visit
+            if r not in reasons:
+                reasons.append(r)
     return Badge(
         state=state,
         book=position.book,

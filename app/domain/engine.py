@@ -19,8 +19,8 @@ from app.domain.badge import Badge, badge_for, newest
 from app.domain.calibration import MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.confidence import raw_confidence as raw_of
-from app.domain.ledger import Ledger
-from app.domain.loss import LossRate
+from app.domain.ledger import Ledger, PairBook
+from app.domain.loss import MAX_DAYS, LossRate, days_unverified
 from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, SnapshotRow
 from app.domain.policy import Policy
 from app.domain.sales import SalesSpeed
@@ -36,15 +36,38 @@ def _order(e: PosEvent) -> tuple[datetime, str]:
     return (e.occurred_at, e.event_id)
 
 
-class PairSignals:
-    """Per-pair facts beyond the book: receipts' book-before, shelf observations."""
+class Pair:
+    """What the engine keeps about one (store, sku) that saw a POS event or feedback.
 
-    __slots__ = ("found_at", "last_receipt", "last_sale", "receipt_before", "shelf_obs")
+    One object, one dict lookup per event or visit, in place of a ``(store, sku)`` key
+    in each learner (ledger, sales, loss, emptiness, signals). A pair only ever seen
+    in warehouse snapshots has none (most of the ~1M pairs in production).
+    """
+
+    __slots__ = (
+        "book",
+        "empty",
+        "found_at",
+        "last_gap",
+        "last_receipt",
+        "last_sale",
+        "n",
+        "receipt_before",
+        "shelf_obs",
+        "units",
+        "verified",
+    )
 
     def __init__(self) -> None:
+        self.book: PairBook | None = None  # the ledger's events and running book
+        self.units = 0.0  # units sold (``SalesSpeed``)
+        self.verified: datetime | None = None  # last count or shelf count (``loss``)
+        self.last_gap: tuple[datetime, int] | None = None  # (at, book − count) of the last count
+        self.empty = 0.0  # shelf observations that found it empty (``PairEmptiness``)
+        self.n = 0.0  # shelf observations
         self.last_sale: Sale | None = None  # newest by (occurred_at, event_id)
         self.last_receipt: Receipt | None = None
-        self.receipt_before: dict[str, int] = {}  # receipt event_id → book just before it
+        self.receipt_before: dict[str, int] | None = None  # receipt event_id → book before it
         self.found_at: datetime | None = None  # last pick that found what it wanted
         self.shelf_obs: tuple[datetime, int] | None = None  # last pick_short (at, qty)
 
@@ -60,7 +83,7 @@ class Engine:
         self.phantom = PhantomRate()
         self.emptiness = PairEmptiness()
         self.calibration = Calibration()
-        self.signals: dict[tuple[str, str], PairSignals] = {}
+        self.pairs: dict[tuple[str, str], Pair] = {}
         self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
         self.events_seen: dict[str, int] = {}
         self._feedback_ids = 0
@@ -69,11 +92,25 @@ class Engine:
 
     # ---- feeding -------------------------------------------------------------------
 
-    def _signals(self, key: tuple[str, str]) -> PairSignals:
-        s = self.signals.get(key)
-        if s is None:
-            s = self.signals[key] = PairSignals()
-        return s
+    def _pair(self, key: tuple[str, str]) -> Pair:
+        p = self.pairs.get(key)
+        if p is None:
+            p = self.pairs[key] = Pair()
+        return p
+
+    def _sighted(self, store: str, sku: str, category: str | None, at: datetime) -> None:
+        """A pair without ledger events seen at ``at`` (an event or a snapshot row)."""
+        self.sales.know(store, category, at, self.loss.seen(store, sku, at))
+
+    def first_seen(self, store_id: str, sku: str) -> datetime | None:
+        """When the pair was first seen (event or snapshot row), for unverified loss."""
+        return self.loss.first_seen_at(store_id, sku)
+
+    def speed(self, store_id: str, sku: str, now: datetime) -> float:
+        """The pair's sales speed (units per average trade hour) at ``now``."""
+        p = self.pairs.get((store_id, sku))
+        units = 0.0 if p is None else p.units
+        return self.sales.speed(store_id, units, self.categories.get(sku), now)
 
     def observe_event(self, e: PosEvent) -> bool:
         """One published POS event; False for a redelivery (nothing changes)."""
@@ -83,46 +120,63 @@ class Engine:
         store, sku, at = e.store_id, e.sku, e.occurred_at
         key = (store, sku)
         category = self.categories.get(sku)
-        if key not in ledger.pairs:
-            self.sales.know(store, sku, category, at)
-            self.loss.seen(store, sku, at)
+        p = self.pairs.get(key)
+        if p is None:
+            p = self.pairs[key] = Pair()
+        if p.book is None:
+            self._sighted(store, sku, category, at)
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
-            self.sales.sold(store, sku, category, e.qty, at)
-            sig = self.signals.get(key)
-            if sig is None:
-                sig = self.signals[key] = PairSignals()
-            last = sig.last_sale
+            qty = e.qty
+            p.units += qty
+            self.sales.sold(store, category, qty, at)
+            last = p.last_sale
             if (
                 last is None
                 or last.occurred_at < at
                 or (last.occurred_at == at and last.event_id < e.event_id)
             ):
-                sig.last_sale = e
+                p.last_sale = e
         elif isinstance(e, (Count, Receipt)):
             before = ledger.position(store, sku, at)
             if before is not None:
                 if isinstance(e, Count):
-                    self.loss.counted(store, sku, category, before.book, e.on_hand, at)
+                    self._counted(store, sku, p, category, before.book, e.on_hand, at)
                 else:
-                    self._signals(key).receipt_before[e.event_id] = before.book
-            if isinstance(e, Receipt):
-                sig = self._signals(key)
-                if sig.last_receipt is None or _order(sig.last_receipt) < _order(e):
-                    sig.last_receipt = e
-        ledger.add_event(e)
-        wm = self.watermark.get(store)
+                    if p.receipt_before is None:
+                        p.receipt_before = {}
+                    p.receipt_before[e.event_id] = before.book
+            if isinstance(e, Receipt) and (
+                p.last_receipt is None or _order(p.last_receipt) < _order(e)
+            ):
+                p.last_receipt = e
+        p.book = ledger.record(e, p.book)
+        watermark, seen = self.watermark, self.events_seen
+        wm = watermark.get(store)
         if wm is None or at > wm:
-            self.watermark[store] = at
-        self.events_seen[store] = self.events_seen.get(store, 0) + 1
+            watermark[store] = at
+        seen[store] = seen.get(store, 0) + 1
         return True
+
+    def _counted(
+        self, store: str, sku: str, p: Pair, category: str | None, book_before: int,
+        on_hand: int, at: datetime,
+    ) -> None:  # fmt: skip
+        """A count found ``on_hand`` where the book said ``book_before``: loss learns."""
+        days = min(MAX_DAYS, days_unverified(p.verified, self.first_seen(store, sku), at))
+        gap = book_before - on_hand
+        self.loss.counted(store, category, days, gap)
+        p.verified = at if p.verified is None else max(at, p.verified)
+        p.last_gap = (at, gap)
 
     def observe_snapshot(self, as_of: datetime, rows: Iterable[SnapshotRow]) -> None:
         """A parsed warehouse snapshot (quarantined ones never reach here)."""
         rows = list(rows)
+        pairs = self.pairs
+        categories = self.categories
         for r in rows:
-            if (r.location_id, r.sku) not in self.ledger.pairs:
-                self.sales.know(r.location_id, r.sku, self.categories.get(r.sku), as_of)
-                self.loss.seen(r.location_id, r.sku, as_of)
+            p = pairs.get((r.location_id, r.sku))
+            if p is None or p.book is None:
+                self._sighted(r.location_id, r.sku, categories.get(r.sku), as_of)
         self.ledger.apply_snapshot(as_of, rows)
 
     def observe_feedback(
@@ -131,6 +185,7 @@ class Engine:
     ) -> None:  # fmt: skip
         """Staff or a pick saw the shelf: learn from it, then let it act (a shelf count is a count)."""
         key = (store_id, sku)
+        p = self._pair(key)
         pos = self.ledger.position(store_id, sku, observed_at)
         if pos is not None:
             wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
@@ -141,35 +196,36 @@ class Engine:
             if pos.book >= 1:
                 empty = kind != "pick_found" and qty == 0
                 self.phantom.observe(store_id, empty)
-                per_day = 24.0 * self.sales.speed(store_id, sku, self.categories.get(sku), now)
-                self.emptiness.observe(store_id, sku, per_day, empty)
-            self._learn_fill(pos, kind, qty, observed_at)
-        sig = self._signals(key)
+                category = self.categories.get(sku)
+                per_day = 24.0 * self.sales.speed(store_id, p.units, category, now)
+                p.empty += 1.0 if empty else 0.0
+                p.n += 1.0
+                self.emptiness.observe_bin(per_day, empty)
+            self._learn_fill(pos, p, kind, qty, observed_at)
         if kind == "shelf_count":
             self._feedback_ids += 1
-            self.loss.verified_at(store_id, sku, observed_at)
-            self.ledger.add_event(
-                Count(
-                    event_id=f"feedback:{self._feedback_ids}",
-                    store_id=store_id,
-                    sku=sku,
-                    occurred_at=observed_at,
-                    on_hand=qty,
-                )
+            p.verified = observed_at if p.verified is None else max(observed_at, p.verified)
+            count = Count(
+                event_id=f"feedback:{self._feedback_ids}",
+                store_id=store_id,
+                sku=sku,
+                occurred_at=observed_at,
+                on_hand=qty,
             )
+            if self.ledger.add_event(count):
+                p.book = self.ledger.pairs[key]
         elif kind == "pick_found":
-            if sig.found_at is None or observed_at > sig.found_at:
-                sig.found_at = observed_at
-        elif sig.shelf_obs is None or observed_at > sig.shelf_obs[0]:
-            sig.shelf_obs = (observed_at, qty)
+            if p.found_at is None or observed_at > p.found_at:
+                p.found_at = observed_at
+        elif p.shelf_obs is None or observed_at > p.shelf_obs[0]:
+            p.shelf_obs = (observed_at, qty)
 
-    def _learn_fill(self, pos: BookPosition, kind: str, qty: int, at: datetime) -> None:
+    def _learn_fill(self, pos: BookPosition, p: Pair, kind: str, qty: int, at: datetime) -> None:
         """After a receipt into a near-empty book, did the shelf show the new units?"""
-        receipt = self._last(pos.store_id, pos.sku, at, Receipt)
+        receipt = self._last(p, at, Receipt)
         if receipt is None:
             return
-        before = self.signals.get((pos.store_id, pos.sku))
-        pre = None if before is None else before.receipt_before.get(receipt.event_id)
+        pre = None if p.receipt_before is None else p.receipt_before.get(receipt.event_id)
         if pre is None or pre > 2:
             return
         hours = (at - receipt.occurred_at).total_seconds() / 3600
@@ -181,19 +237,16 @@ class Engine:
     # ---- asking --------------------------------------------------------------------
 
     def _last(
-        self, store_id: str, sku: str, at: datetime, kind: type[Sale] | type[Receipt]
+        self, p: Pair, at: datetime, kind: type[Sale] | type[Receipt]
     ) -> Sale | Receipt | None:
-        sig = self.signals.get((store_id, sku))
-        if sig is not None:  # the newest one, kept as events arrive, usually answers
-            cached = sig.last_sale if kind is Sale else sig.last_receipt
-            if cached is None:
-                return None
-            if cached.occurred_at <= at:
-                return cached
-        pb = self.ledger.pairs.get((store_id, sku))
-        if pb is None:
+        cached = p.last_sale if kind is Sale else p.last_receipt
+        if cached is None:
             return None
-        for occurred, _, e in reversed(pb.events):
+        if cached.occurred_at <= at:  # the newest one, kept as events arrive, usually answers
+            return cached
+        if p.book is None:
+            return None
+        for occurred, _, e in reversed(p.book.events):
             if occurred <= at and isinstance(e, kind):
                 return e
         return None
@@ -201,88 +254,98 @@ class Engine:
     def _evidence(
         self, pos: BookPosition, wanted: int, now: datetime, horizon: timedelta
     ) -> Evidence:
-        return self._evidence_h(pos, wanted, now, horizon, now.timestamp() / 3600)
+        p = self.pairs.get((pos.store_id, pos.sku))
+        return self._evidence_h(pos, p, wanted, now, horizon, now.timestamp() / 3600)[0]
 
     def _evidence_h(
-        self, pos: BookPosition, wanted: int, now: datetime, horizon: timedelta, x_now: float
-    ) -> Evidence:
-        """``_evidence`` with ``now`` also given as epoch hours (read once per visit)."""
+        self, pos: BookPosition, p: Pair | None, wanted: int, now: datetime, horizon: timedelta,
+        x_now: float,
+    ) -> tuple[Evidence, float]:  # fmt: skip
+        """``_evidence`` with the pair's state and ``now`` as epoch hours (read once per
+        visit); also the store's trade clock at ``now``, which ``_quiet`` reads too."""
         store, sku = pos.store_id, pos.sku
         category = self.categories.get(sku)
         sales = self.sales
-        speed = sales.speed(store, sku, category, now)
+        speed = sales.speed(store, 0.0 if p is None else p.units, category, now)
         rhythm = sales.store_rhythm(store)
         wm = min(now, self.watermark.get(store, pos.base_at))
-        sig = self.signals.get((store, sku))
-        last_sale: Sale | Receipt | None
-        receipt: Sale | Receipt | None
-        if sig is not None:  # the newest ones, kept as events arrive, usually answer
-            last_sale, receipt = sig.last_sale, sig.last_receipt
-            if last_sale is not None and last_sale.occurred_at > now:
-                last_sale = self._last(store, sku, now, Sale)
-            if receipt is not None and receipt.occurred_at > now:
-                receipt = self._last(store, sku, now, Receipt)
-        else:
-            last_sale = self._last(store, sku, now, Sale)
-            receipt = self._last(store, sku, now, Receipt)
         # The last sign of life: the newest of these marks.
         since = sales.opened.get(store, pos.base_at)
-        if last_sale is not None and last_sale.occurred_at > since:
-            since = last_sale.occurred_at
-        if receipt is not None and receipt.occurred_at > since:
-            since = receipt.occurred_at
-        if pos.base_source == "count" and pos.base_at > since:
-            since = pos.base_at
         shelf_bound: int | None = None
-        if sig is not None:
-            found = sig.found_at
+        back_room, fill = 0, 1.0
+        empty = n = 0.0
+        if p is not None:
+            last_sale: Sale | Receipt | None = p.last_sale
+            receipt: Sale | Receipt | None = p.last_receipt
+            if last_sale is not None and last_sale.occurred_at > now:
+                last_sale = self._last(p, now, Sale)
+            if receipt is not None and receipt.occurred_at > now:
+                receipt = self._last(p, now, Receipt)
+            if last_sale is not None and last_sale.occurred_at > since:
+                since = last_sale.occurred_at
+            if receipt is not None and receipt.occurred_at > since:
+                since = receipt.occurred_at
+            if pos.base_source == "count" and pos.base_at > since:
+                since = pos.base_at
+            found = p.found_at
             if found is not None and found <= now and found > since:
                 since = found
-            if sig.shelf_obs is not None and pos.base_at < sig.shelf_obs[0] <= now:
-                shelf_bound = self._rolled_forward(store, sku, *sig.shelf_obs, now)
-        back_room, fill = 0, 1.0
-        if (
-            receipt is not None
-            and now - receipt.occurred_at < BACK_ROOM_WINDOW
-            and (pos.base_source != "count" or pos.base_at < receipt.occurred_at)
-        ):
-            pre = None if sig is None else sig.receipt_before.get(receipt.event_id)
-            sold_since = last_sale is not None and last_sale.occurred_at > receipt.occurred_at
-            if not (sold_since and pre is not None and pre <= 0):
-                back_room = receipt.qty
-                hours = (now - receipt.occurred_at).total_seconds() / 3600
-                fill = self.fill.p_filled(hours)
+            if p.shelf_obs is not None and pos.base_at < p.shelf_obs[0] <= now:
+                shelf_bound = self._rolled_forward(p, *p.shelf_obs, now)
+            if (
+                receipt is not None
+                and now - receipt.occurred_at < BACK_ROOM_WINDOW
+                and (pos.base_source != "count" or pos.base_at < receipt.occurred_at)
+            ):
+                before = p.receipt_before
+                pre = None if before is None else before.get(receipt.event_id)
+                sold_since = last_sale is not None and last_sale.occurred_at > receipt.occurred_at
+                if not (sold_since and pre is not None and pre <= 0):
+                    back_room = receipt.qty
+                    hours = (now - receipt.occurred_at).total_seconds() / 3600
+                    fill = self.fill.p_filled(hours)
+            verified = p.verified
+            empty, n = p.empty, p.n
+        else:
+            if pos.base_source == "count" and pos.base_at > since:
+                since = pos.base_at
+            verified = None
         # Trade-hour clock readings, each taken once (rhythm.hours(a, b) = clock(b) - clock(a)).
         x_wm = x_now if wm == now else wm.timestamp() / 3600
         since_wm = min(since, wm)
         x_since = x_wm if since_wm == wm else since_wm.timestamp() / 3600
         if horizon > ZERO:
             x_end = (now + horizon).timestamp() / 3600
-            c_now, c_wm, c_end, c_since = rhythm.clocks_h(x_now, x_wm, x_end, x_since)
+            c_now, c_wm, c_end, c_since, into_day = rhythm.visit_clocks(x_now, x_wm, x_end, x_since)
             expected = speed * (c_end - c_now)
         else:
             c_now, c_wm, c_since = rhythm.clocks_h(x_now, x_wm, x_since)
+            into_day = rhythm.into_day_h(x_now)
             expected = 0.0
-        return Evidence(
+        first = None if verified is not None else self.loss.first_seen_at(store, sku)
+        days = days_unverified(verified, first, now)  # first sighting: read only if unverified
+        ev = Evidence(
             book=pos.book,
             wanted=wanted,
             expected_sales=expected,
             unreported_sales=speed * (c_now - c_wm) if wm < now else 0.0,
-            unrecorded_loss=self.loss.expected(store, sku, category, now),
+            unrecorded_loss=self.loss.cached_rate(store, category) * min(MAX_DAYS, days),
             back_room=back_room,
             shelf_fill=fill,
             silence=speed * (c_wm - c_since) if since < wm else 0.0,
-            phantom_prior=self.emptiness.prior(store, sku, 24.0 * speed, self.phantom.prior(store)),
+            phantom_prior=self.emptiness.prior_of(
+                empty, n, 24.0 * speed, self.phantom.prior(store)
+            ),
             shelf_bound=shelf_bound,
-            into_day=rhythm.into_day_h(x_now),
+            into_day=into_day,
         )
+        return ev, c_now
 
-    def _rolled_forward(self, store: str, sku: str, at: datetime, qty: int, now: datetime) -> int:
+    def _rolled_forward(self, p: Pair, at: datetime, qty: int, now: datetime) -> int:
         """A shelf observation plus the movements recorded after it."""
-        pb = self.ledger.pairs.get((store, sku))
         units = qty
-        if pb is not None:
-            for occurred, _, e in reversed(pb.events):
+        if p.book is not None:
+            for occurred, _, e in reversed(p.book.events):
                 if occurred <= at:
                     break
                 if occurred <= now and not isinstance(e, Count):
@@ -293,7 +356,10 @@ class Engine:
         """Expected store events since the newest one published (high: the POS went quiet)."""
         return self._quiet(store_id, now, now.timestamp() / 3600)
 
-    def _quiet(self, store_id: str, now: datetime, x_now: float) -> float:
+    def _quiet(
+        self, store_id: str, now: datetime, x_now: float, c_now: float | None = None
+    ) -> float:
+        """``store_quiet``; ``c_now`` is the store's clock at ``now`` when already read."""
         wm = self.watermark.get(store_id)
         opened = self.sales.opened.get(store_id)
         if wm is None or opened is None:
@@ -309,20 +375,32 @@ class Engine:
         if exposure <= 1.0:
             return 0.0
         rate = self.events_seen.get(store_id, 0) / exposure
-        return rate * (rhythm.clocks_h(x_now)[0] - c_wm) if now > wm else 0.0
+        if now <= wm:
+            return 0.0
+        if c_now is None:
+            c_now = rhythm.clocks_h(x_now)[0]
+        return rate * (c_now - c_wm)
+
+    def last_gap(self, store_id: str, sku: str) -> tuple[datetime, int] | None:
+        """(at, book − count) of the pair's last POS count, if any."""
+        p = self.pairs.get((store_id, sku))
+        return None if p is None else p.last_gap
 
     def assess(self, pos: BookPosition, wanted: int, now: datetime) -> Assessment:
         """Confidence, held-back units and the reasons behind them."""
-        return self._assess(pos, wanted, now, now.timestamp() / 3600)
+        p = self.pairs.get((pos.store_id, pos.sku))
+        return self._assess(pos, p, wanted, now, now.timestamp() / 3600)
 
-    def _assess(self, pos: BookPosition, wanted: int, now: datetime, x_now: float) -> Assessment:
-        ev = self._evidence_h(pos, wanted, now, self.policy.arrival_horizon, x_now)
-        gap = self.loss.last_gap.get((pos.store_id, pos.sku))
+    def _assess(
+        self, pos: BookPosition, p: Pair | None, wanted: int, now: datetime, x_now: float
+    ) -> Assessment:
+        ev, c_now = self._evidence_h(pos, p, wanted, now, self.policy.arrival_horizon, x_now)
+        gap = None if p is None else p.last_gap
         return assessment(
             ev,
             threshold=self.policy.confidence_threshold,
             calibrate=self.calibration if self.calibration.labels >= MIN_LABELS else None,
-            pos_quiet=self._quiet(pos.store_id, now, x_now) >= QUIET_EVENTS,
+            pos_quiet=self._quiet(pos.store_id, now, x_now, c_now) >= QUIET_EVENTS,
             sources_disagree=(
                 gap is not None
                 and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400
@@ -332,7 +410,8 @@ class Engine:
 
     def answer(self, store_id: str, sku: str, wanted: int, now: datetime) -> Badge:
         """The badge the live API would give at ``now``, with the default arrival horizon."""
-        pos = self.ledger.position(store_id, sku, now)
+        p = self.pairs.get((store_id, sku))
+        pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
         x_now = now.timestamp() / 3600
         store_newest = newest(
             self.watermark.get(store_id), self.ledger.location_as_of.get(store_id)
@@ -344,5 +423,5 @@ class Engine:
             store_newest_at=store_newest,
             now=now,
             wanted=wanted,
-            assessment=None if pos is None else self._assess(pos, wanted, now, x_now),
+            assessment=None if pos is None else self._assess(pos, p, wanted, now, x_now),
         )

@@ -12,6 +12,7 @@ and late streams. Pure: no I/O, no clock.
 
 from __future__ import annotations
 
+from array import array
 from bisect import insort
 from collections.abc import Iterable
 from datetime import datetime
@@ -50,13 +51,19 @@ class PairBook:
         self.base_generation = -1
 
     def add(self, e: PosEvent) -> None:
-        item = (e.occurred_at, e.event_id, e)
-        if not self.events or _key(self.events[-1][2]) < _key(e):
-            self.events.append(item)
+        at, eid = e.occurred_at, e.event_id
+        item = (at, eid, e)
+        events = self.events
+        if not events:
+            events.append(item)
         else:
-            insort(self.events, item, key=lambda t: (t[0], t[1]))
-        if self.max_occurred is None or e.occurred_at > self.max_occurred:
-            self.max_occurred = e.occurred_at
+            last_at, last_id, _ = events[-1]  # (at, id) order, as comparing _key tuples
+            if last_at < at or (last_at == at and last_id < eid):
+                events.append(item)
+            else:
+                insort(events, item, key=lambda t: (t[0], t[1]))
+        if self.max_occurred is None or at > self.max_occurred:
+            self.max_occurred = at
         if isinstance(e, Count):
             if self.latest_count is None or _key(self.latest_count) < _key(e):
                 self.latest_count = e
@@ -75,6 +82,62 @@ class PairBook:
         self.moved, self.moved_base_at = total, base_at
 
 
+_ROW_NUMBERS: list[int] = []  # shared int objects for row numbers (above 256 each is an object)
+
+
+def _row_number(i: int) -> int:
+    if i >= len(_ROW_NUMBERS):
+        _ROW_NUMBERS.extend(range(len(_ROW_NUMBERS), max(i + 1, 2 * len(_ROW_NUMBERS))))
+    return _ROW_NUMBERS[i]
+
+
+class LocationRows:
+    """One location's snapshot rows in force, column-wise.
+
+    The live engine holds ~1M (store, sku) rows, most never touched by an event: a
+    dict entry and three machine ints per row (row numbers shared across locations)
+    instead of a ``SnapshotRow`` object each. ``row`` rebuilds one when asked.
+    """
+
+    __slots__ = ("as_of", "in_transit", "index", "on_hand", "reserved")
+
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+        self.on_hand = array("q")
+        self.reserved = array("q")
+        self.in_transit = array("q")
+        self.as_of: list[datetime] = []
+
+    def add(self, r: SnapshotRow) -> None:
+        """A row; a later row for the same sku replaces the earlier one."""
+        i = self.index.get(r.sku)
+        at = r.as_of
+        if self.as_of:  # one datetime object for the run of rows that share it
+            prev = self.as_of[-1]
+            if prev is not at and prev == at and prev.tzinfo is at.tzinfo:
+                at = prev
+        if i is None:
+            self.index[r.sku] = _row_number(len(self.as_of))
+            self.on_hand.append(r.on_hand)
+            self.reserved.append(r.reserved)
+            self.in_transit.append(r.in_transit)
+            self.as_of.append(at)
+        else:
+            self.on_hand[i], self.reserved[i], self.in_transit[i] = (
+                r.on_hand,
+                r.reserved,
+                r.in_transit,
+            )
+            self.as_of[i] = at
+
+    def row(self, location_id: str, sku: str) -> SnapshotRow | None:
+        i = self.index.get(sku)
+        if i is None:
+            return None
+        return SnapshotRow(location_id, sku, self.on_hand[i], self.reserved[i],
+                           self.in_transit[i], self.as_of[i])  # fmt: skip
+
+
 class Ledger:
     """Book positions for every pair, from snapshots and POS events as they are published.
 
@@ -86,9 +149,9 @@ class Ledger:
 
     def __init__(self) -> None:
         self.pairs: dict[tuple[str, str], PairBook] = {}
-        # Snapshot rows in force, per location then sku: a snapshot replaces a
-        # location's dict whole (no per-row deletes, no (store, sku) key per row).
-        self.rows_at: dict[str, dict[str, SnapshotRow]] = {}
+        # Snapshot rows in force, per location: a snapshot replaces a location's
+        # rows whole (no per-row deletes, no (store, sku) key per row).
+        self.rows_at: dict[str, LocationRows] = {}
         self.location_as_of: dict[str, datetime] = {}
         self.generation: dict[str, int] = {}
         self._seen: set[str] = set()
@@ -112,14 +175,23 @@ class Ledger:
         self.pair(e.store_id, e.sku).add(e)
         return True
 
+    def record(self, e: PosEvent, pb: PairBook | None = None) -> PairBook:
+        """``add_event`` for an event the caller checked is new (``knows``); ``pb`` its
+        pair's book when the caller holds it. Returns the pair's book."""
+        self._seen.add(e.event_id)
+        if pb is None:
+            pb = self.pair(e.store_id, e.sku)
+        pb.add(e)
+        return pb
+
     def apply_snapshot(self, as_of: datetime, rows: Iterable[SnapshotRow]) -> set[str]:
         """Apply one parsed snapshot whole; return the locations it replaced."""
-        named: dict[str, dict[str, SnapshotRow]] = {}
+        named: dict[str, LocationRows] = {}
         for r in rows:
             at = named.get(r.location_id)
             if at is None:
-                at = named[r.location_id] = {}
-            at[r.sku] = r
+                at = named[r.location_id] = LocationRows()
+            at.add(r)
         applied: set[str] = set()
         for location, new_rows in named.items():
             current = self.location_as_of.get(location)
@@ -133,24 +205,24 @@ class Ledger:
 
     def position(self, store_id: str, sku: str, at: datetime) -> BookPosition | None:
         """The contract book position at ``at`` from everything recorded so far."""
-        key = (store_id, sku)
-        pb = self.pairs.get(key)
-        at_location = self.rows_at.get(store_id)
-        row = None if at_location is None else at_location.get(sku)
+        return self.position_in(self.pairs.get((store_id, sku)), store_id, sku, at)
+
+    def position_in(
+        self, pb: PairBook | None, store_id: str, sku: str, at: datetime
+    ) -> BookPosition | None:
+        """``position`` given the pair's book (``None``: no events), as its holder has it."""
+        rows = self.rows_at.get(store_id)
+        i = None if rows is None else rows.index.get(sku)
         loc_as_of = self.location_as_of.get(store_id)
-        if pb is None:
-            if row is None and loc_as_of is None:
+        if pb is None or (pb.max_occurred is not None and at < pb.max_occurred):
+            if pb is None and i is None and loc_as_of is None:
                 return None
-            return book_position(
-                store_id, sku, snapshot_row=row, location_as_of=loc_as_of, events=(), at=at
-            )
-        if pb.max_occurred is not None and at < pb.max_occurred:
             return book_position(
                 store_id,
                 sku,
-                snapshot_row=row,
+                snapshot_row=None if rows is None else rows.row(store_id, sku),
                 location_as_of=loc_as_of,
-                events=[e for _, _, e in pb.events],
+                events=() if pb is None else [e for _, _, e in pb.events],
                 at=at,
             )
         # Fast path: every kept event is at or before ``at``.
@@ -158,13 +230,10 @@ class Ledger:
         base_at: datetime | None = None
         in_transit = 0
         snap_as_of: datetime | None = None
-        if row is not None:
-            base_qty, base_at, in_transit, snap_as_of = (
-                row.on_hand - row.reserved,
-                row.as_of,
-                row.in_transit,
-                row.as_of,
-            )
+        if rows is not None and i is not None:
+            base_qty = rows.on_hand[i] - rows.reserved[i]
+            base_at = snap_as_of = rows.as_of[i]
+            in_transit = rows.in_transit[i]
         elif loc_as_of is not None:
             base_qty, base_at, snap_as_of = 0, loc_as_of, loc_as_of
         source = "snapshot"

@@ -75,15 +75,7 @@ class Assessor:
 
     def _particular(self, key: tuple[str, str]) -> bool:
         """True when the engine holds anything about this pair beyond snapshot rows."""
-        e = self.engine
-        return (
-            key in e.ledger.pairs
-            or key in e.signals
-            or key in e.sales.units
-            or key in e.emptiness.n
-            or key in e.loss.verified
-            or key in e.loss.last_gap
-        )
+        return key in self.engine.pairs  # a POS event or feedback gave the pair its state
 
     def record(self, pos: BookPosition) -> EvidenceRecord:
         """The engine's evidence record for one position at ``now`` (one wanted unit)."""
@@ -91,7 +83,7 @@ class Assessor:
         self.engine_calls += 1
         ev = e._evidence(pos, 1, self.now, self.horizon)
         hours, quiet = self._store_terms(pos.store_id)
-        gap = e.loss.last_gap.get((pos.store_id, pos.sku))
+        gap = e.last_gap(pos.store_id, pos.sku)
         disagree = (
             gap is not None
             and (self.now - gap[0]).total_seconds() < _DISAGREE_SECONDS
@@ -101,7 +93,7 @@ class Assessor:
             version=RECORD_VERSION,
             book=pos.book,
             shelf_bound=ev.shelf_bound,
-            speed=e.sales.speed(pos.store_id, pos.sku, e.categories.get(pos.sku), self.now),
+            speed=e.speed(pos.store_id, pos.sku, self.now),
             horizon_s=int(self.horizon.total_seconds()),
             expected_sales=ev.expected_sales,
             trade_hours=hours,
@@ -137,7 +129,7 @@ class Assessor:
             return None
         e = self.engine
         return (store_id, e.categories.get(sku), base_at, base_source,
-                e.loss.first_seen.get(key), book)  # fmt: skip
+                e.first_seen(store_id, sku), book)  # fmt: skip
 
     def assess(self, pos: BookPosition) -> tuple[bytes, Assessment]:
         """The encoded record and the stored (one unit, default horizon) assessment."""

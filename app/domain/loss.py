@@ -15,50 +15,53 @@ PRIOR_DAYS = 60.0
 MAX_DAYS = 90.0
 
 
+def days_unverified(verified: datetime | None, first_seen: datetime | None, now: datetime) -> float:
+    """Days since the pair's book was last checked against the shelf."""
+    if verified is not None:
+        return max(0.0, (now - verified).total_seconds() / 86400)
+    first = now if first_seen is None else first_seen
+    return UNVERIFIED_DAYS + max(0.0, (now - first).total_seconds() / 86400)
+
+
 class LossRate:
+    """Loss per store × category and when each pair was first seen.
+
+    When a pair was last verified and its last gap are kept on the engine's per-pair
+    state. ``first_seen`` is per store, then sku (no tuple key per pair: most pairs
+    are only ever seen in warehouse snapshots, ~1M of them in production).
+    """
+
     def __init__(self) -> None:
         self.gone: dict[tuple[str, str | None], float] = {}
         self.days: dict[tuple[str, str | None], float] = {}
         self.chain_gone = 0.0
         self.chain_days = 0.0
-        self.verified: dict[tuple[str, str], datetime] = {}
-        self.first_seen: dict[tuple[str, str], datetime] = {}
-        self.last_gap: dict[tuple[str, str], tuple[datetime, int]] = {}
+        self.first_seen: dict[str, dict[str, datetime]] = {}
         self._rates: dict[tuple[str, str | None], float] = {}  # ``rate``, until the next count
 
-    def seen(self, store_id: str, sku: str, at: datetime) -> None:
-        self.first_seen.setdefault((store_id, sku), at)
+    def seen(self, store_id: str, sku: str, at: datetime) -> bool:
+        """The pair is seen at ``at``; True the first time."""
+        at_store = self.first_seen.get(store_id)
+        if at_store is None:
+            at_store = self.first_seen[store_id] = {}
+        if sku in at_store:
+            return False
+        at_store[sku] = at
+        return True
 
-    def days_unverified(self, store_id: str, sku: str, now: datetime) -> float:
-        """Days since the pair's book was last checked against the shelf."""
-        key = (store_id, sku)
-        v = self.verified.get(key)
-        if v is not None:
-            return max(0.0, (now - v).total_seconds() / 86400)
-        first = self.first_seen.get(key, now)
-        return UNVERIFIED_DAYS + max(0.0, (now - first).total_seconds() / 86400)
+    def first_seen_at(self, store_id: str, sku: str) -> datetime | None:
+        at_store = self.first_seen.get(store_id)
+        return None if at_store is None else at_store.get(sku)
 
-    def counted(
-        self, store_id: str, sku: str, category: str | None, book_before: int, on_hand: int,
-        at: datetime,
-    ) -> None:  # fmt: skip
-        """A count found ``on_hand`` where the book said ``book_before``."""
-        key = (store_id, sku)
-        days = min(MAX_DAYS, self.days_unverified(store_id, sku, at))
-        gap = book_before - on_hand
+    def counted(self, store_id: str, category: str | None, days: float, gap: int) -> None:
+        """A count found ``gap`` units fewer than the book after ``days`` unverified
+        (already capped at ``MAX_DAYS``)."""
         g = (store_id, category)
         self.gone[g] = self.gone.get(g, 0.0) + gap
         self.days[g] = self.days.get(g, 0.0) + days
         self.chain_gone += gap
         self.chain_days += days
         self._rates.clear()  # the chain moved: every group's rate did
-        self.verified[key] = max(at, self.verified.get(key, at))
-        self.last_gap[key] = (at, gap)
-
-    def verified_at(self, store_id: str, sku: str, at: datetime) -> None:
-        """A shelf observation that checks the book without measuring a gap."""
-        key = (store_id, sku)
-        self.verified[key] = max(at, self.verified.get(key, at))
 
     def rate(self, store_id: str, category: str | None) -> float:
         """Units per item-day, never negative."""
@@ -68,10 +71,10 @@ class LossRate:
             self.days.get(g, 0.0) + PRIOR_DAYS
         )
 
-    def expected(self, store_id: str, sku: str, category: str | None, now: datetime) -> float:
-        """Expected units lost without a record since the last verification."""
+    def cached_rate(self, store_id: str, category: str | None) -> float:
+        """``rate``, kept until the next count moves it."""
         g = (store_id, category)
         rate = self._rates.get(g)
         if rate is None:
             rate = self._rates[g] = self.rate(store_id, category)
-        return rate * min(MAX_DAYS, self.days_unverified(store_id, sku, now))
+        return rate

@@ -57,7 +57,7 @@ class Rhythm:
         # Trade (average hours) since the last quiet hour (intensity < QUIET_SHARE): the
         # "how far into its trading day is the store" clock, per hour-of-week cell.
         since = [0.0] * WEEK_HOURS
-        start = min(range(WEEK_HOURS), key=ws.__getitem__)
+        start = ws.index(min(ws))  # the first quietest cell, as min(range, key=...) gives
         acc = 0.0
         for i in [*range(start + 1, WEEK_HOURS), *range(start + 1)]:  # a week from start + 1
             x = ws[i]
@@ -102,6 +102,31 @@ class Rhythm:
             weeks, i = divmod(k, WEEK_HOURS)
             out.append(weeks * WEEK_HOURS + cum[i] + (x - k) * w[i])
         return out
+
+    def visit_clocks(
+        self, x_now: float, x_wm: float, x_end: float, x_since: float
+    ) -> tuple[float, float, float, float, float]:
+        """``clocks_h`` of four moments and ``into_day_h`` of the first, in one call (one
+        freshness check, the same arithmetic): what a visit's evidence reads."""
+        if self.total > self._built_at * REBUILD_GROWTH + 1.0:
+            self._build()
+        cum, w = self._cum, self._w
+        k = int(x_now // 1)
+        weeks, i = divmod(k, WEEK_HOURS)
+        w_now = w[i]
+        c_now = weeks * WEEK_HOURS + cum[i] + (x_now - k) * w_now
+        k = int(x_wm // 1)
+        weeks, j = divmod(k, WEEK_HOURS)
+        c_wm = weeks * WEEK_HOURS + cum[j] + (x_wm - k) * w[j]
+        k = int(x_end // 1)
+        weeks, j = divmod(k, WEEK_HOURS)
+        c_end = weeks * WEEK_HOURS + cum[j] + (x_end - k) * w[j]
+        k = int(x_since // 1)
+        weeks, j = divmod(k, WEEK_HOURS)
+        c_since = weeks * WEEK_HOURS + cum[j] + (x_since - k) * w[j]
+        # into_day_h(x_now): its cell is int(x // 1) % WEEK_HOURS, i.e. i above
+        into = 0.0 if w_now < QUIET_SHARE else self._since_quiet[i] - w_now * (1.0 - (x_now % 1.0))
+        return c_now, c_wm, c_end, c_since, into
 
     def hours(self, start: datetime, end: datetime) -> float:
         """Average hours of trade between ``start`` and ``end`` (0 when end ≤ start)."""

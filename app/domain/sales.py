@@ -16,12 +16,15 @@ PRIOR_HOURS = 48.0
 
 
 class SalesSpeed:
-    """Units sold per pair and per store × category, against each store's trade hours."""
+    """Units sold per store × category, against each store's trade hours.
+
+    A pair's own units are kept on the engine's per-pair state (``Pair.units``): one
+    lookup per event or visit instead of one here and one in every other learner.
+    """
 
     def __init__(self) -> None:
-        self.units: dict[tuple[str, str], float] = {}
         self.group_units: dict[tuple[str, str | None], float] = {}
-        self.group_items: dict[tuple[str, str | None], set[str]] = {}
+        self.group_items: dict[tuple[str, str | None], int] = {}  # skus known per group
         self.rhythm: dict[str, Rhythm] = {}
         self.opened: dict[str, datetime] = {}
 
@@ -31,16 +34,18 @@ class SalesSpeed:
             r = self.rhythm[store_id] = Rhythm()
         return r
 
-    def know(self, store_id: str, sku: str, category: str | None, at: datetime) -> None:
-        """An item is stocked at a store from ``at`` (first event or snapshot row)."""
-        self.group_items.setdefault((store_id, category), set()).add(sku)
+    def know(self, store_id: str, category: str | None, at: datetime, new: bool) -> None:
+        """An item is stocked at a store from ``at`` (first event or snapshot row);
+        ``new`` when the store had not known the sku (it joins its group's count)."""
+        if new:
+            g = (store_id, category)
+            self.group_items[g] = self.group_items.get(g, 0) + 1
         first = self.opened.get(store_id)
         if first is None or at < first:
             self.opened[store_id] = at
 
-    def sold(self, store_id: str, sku: str, category: str | None, qty: int, at: datetime) -> None:
-        key = (store_id, sku)
-        self.units[key] = self.units.get(key, 0.0) + qty
+    def sold(self, store_id: str, category: str | None, qty: int, at: datetime) -> None:
+        """The store × category side of a sale (the pair's units are the caller's)."""
         g = (store_id, category)
         self.group_units[g] = self.group_units.get(g, 0.0) + qty
         r = self.rhythm.get(store_id)
@@ -48,14 +53,12 @@ class SalesSpeed:
             r = self.rhythm[store_id] = Rhythm()
         r.add_hour(int(at.timestamp() // 3600), qty)
 
-    def speed(self, store_id: str, sku: str, category: str | None, now: datetime) -> float:
-        """Posterior mean units per average trade hour."""
+    def speed(self, store_id: str, units: float, category: str | None, now: datetime) -> float:
+        """Posterior mean units per average trade hour of a pair that sold ``units``."""
         opened = self.opened.get(store_id)
         exposure = 0.0 if opened is None else max(0.0, (now - opened).total_seconds() / 3600)
         g = (store_id, category)
-        items = max(1, len(self.group_items.get(g, ())))
+        items = max(1, self.group_items.get(g, 0))
         group = self.group_units.get(g, 0.0)
         prior = (group + 1.0) / (items * exposure + PRIOR_HOURS * items)
-        return (self.units.get((store_id, sku), 0.0) + PRIOR_HOURS * prior) / (
-            exposure + PRIOR_HOURS
-        )
+        return (units + PRIOR_HOURS * prior) / (exposure + PRIOR_HOURS)

@@ -115,8 +115,12 @@ class PairEmptiness:
         e = 1.0 if empty else 0.0
         self.empty[key] = self.empty.get(key, 0.0) + e
         self.n[key] = self.n.get(key, 0.0) + 1.0
+        self.observe_bin(per_day, empty)
+
+    def observe_bin(self, per_day: float, empty: bool) -> None:
+        """The chain side of ``observe`` (the engine keeps the pair's counts on its pair state)."""
         i = self._bin(per_day)
-        self.bin_empty[i] += e
+        self.bin_empty[i] += 1.0 if empty else 0.0
         self.bin_n[i] += 1.0
         self._curve = None
         self._chain = None
@@ -150,12 +154,14 @@ class PairEmptiness:
 
     def prior(self, store_id: str, sku: str, per_day: float, store_rate: float) -> float:
         """Posterior mean P(empty shelf | positive book) for the pair."""
+        key = (store_id, sku)
+        return self.prior_of(self.empty.get(key, 0.0), self.n.get(key, 0.0), per_day, store_rate)
+
+    def prior_of(self, empty: float, n: float, per_day: float, store_rate: float) -> float:
+        """``prior`` for a pair with ``empty`` of ``n`` observations empty."""
         lo, hi = STORE_FACTOR
         chain = self._chain if self._chain is not None else self.chain()
         curve = self._curve if self._curve is not None else self.curve()
         factor = min(hi, max(lo, store_rate / chain))
         base = min(0.95, curve[bisect_right(SPEED_EDGES, max(0.0, per_day))] * factor)
-        key = (store_id, sku)
-        return (self.empty.get(key, 0.0) + PAIR_PRIOR_N * base) / (
-            self.n.get(key, 0.0) + PAIR_PRIOR_N
-        )
+        return (empty + PAIR_PRIOR_N * base) / (n + PAIR_PRIOR_N)

@@ -1,0 +1,46 @@
+"""The engine's per-pair state: snapshot-only pairs stay cheap and read like the reference."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from app.domain.book import book_position
+from app.domain.engine import Engine
+from app.domain.live import Assessor
+from app.domain.model import Sale, SnapshotRow
+from app.domain.policy import Policy
+
+T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
+
+
+def test_snapshot_rows_alone_give_no_pair_state_and_the_reference_book() -> None:
+    engine = Engine(Policy(), {"A": "food", "B": "food", "C": None})
+    rows = [
+        SnapshotRow("S1", "A", 7, 2, 1, T0),
+        SnapshotRow("S1", "B", 3, 0, 0, T0),
+        SnapshotRow("S1", "A", 9, 1, 0, T0),  # a later row for the same sku wins
+        SnapshotRow("S2", "C", 4, 0, 0, T0 + timedelta(minutes=5)),
+    ]
+    engine.observe_snapshot(T0, rows)
+    assert engine.pairs == {}
+    assert engine.sales.group_items == {("S1", "food"): 2, ("S2", None): 1}
+    assert engine.first_seen("S1", "A") == T0 and engine.first_seen("S1", "Z") is None
+    now = T0 + timedelta(hours=1)
+    for store, sku, row in [("S1", "A", rows[2]), ("S1", "B", rows[1]), ("S2", "C", rows[3]),
+                            ("S1", "Z", None)]:  # fmt: skip
+        assert engine.ledger.position(store, sku, now) == book_position(
+            store, sku, snapshot_row=row, location_as_of=T0, events=(), at=now
+        )
+    assessor = Assessor(engine, now)
+    assert assessor.shared_key("S1", "A", T0, "snapshot", 8) is not None
+    sale = Sale(event_id="e1", store_id="S1", sku="A", occurred_at=now, qty=2)
+    assert engine.observe_event(sale) and not engine.observe_event(sale)
+    assert set(engine.pairs) == {("S1", "A")} and engine.pairs["S1", "A"].units == 2.0
+    assert assessor.shared_key("S1", "A", T0, "snapshot", 6) is None  # now particular
+    pos = engine.ledger.position("S1", "A", now)
+    assert pos is not None and pos.book == 6 and pos.last_event_at == now
+    # A question about an earlier moment goes through the reference rules.
+    assert engine.ledger.position("S1", "A", now - timedelta(minutes=1)) == book_position(
+        "S1", "A", snapshot_row=rows[2], location_as_of=T0, events=[sale],
+        at=now - timedelta(minutes=1),
+    )  # fmt: skip
