@@ -71,7 +71,7 @@ class _Recorder(Engine):
                 kind=kind,
                 outcome=kind == "pick_found" or (kind == "shelf_count" and qty >= 1),
                 wanted=wanted,
-                per_day=24.0 * self.sales.speed(store_id, sku, self.categories.get(sku), now),
+                per_day=24.0 * self.speed(store_id, sku, now),
                 ev0=self._evidence(pos, wanted, observed_at, timedelta(0)),
             )
             for lead in LEADS:
