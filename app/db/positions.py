@@ -90,7 +90,11 @@ async def recompute_pairs(
     if not unique:
         return 0
     batches = [
-        (Q.book_inputs, ([p[0] for p in chunk], [p[1] for p in chunk]))
+        (
+            _BOOK_OF_PAIRS,
+            sorted({p[0] for p in chunk}),
+            ([p[0] for p in chunk], [p[1] for p in chunk]),
+        )
         for chunk in (unique[i : i + BATCH] for i in range(0, len(unique), BATCH))
     ]
     stores = sorted({store for store, _ in unique})
@@ -99,19 +103,30 @@ async def recompute_pairs(
 
 
 async def recompute_stores(
-    conn: Connection, store_ids: Iterable[str], *, policy: Policy, now: datetime
+    conn: Connection,
+    store_ids: Iterable[str],
+    *,
+    policy: Policy,
+    now: datetime,
+    snapshot_id: int | None = None,
 ) -> int:
     """Recompute the pairs the stores have warehouse rows, POS events or positions for
     (those a snapshot left as they were are skipped, see ``only_changed``).
 
     The pairs are found and compared with what is stored in SQL, a few stores per
     round trip: only the pairs whose inputs changed come back to be assessed.
+    ``snapshot_id``: the snapshot just applied to these stores; only the pairs it
+    can have changed are computed (``pairs_of_snapshot``), the others are as stored.
     """
     stores = sorted(set(store_ids))
     if not stores:
         return 0
+    if snapshot_id is None:
+        query, extra = _KEPT_BOOKS_OF_STORES, ()  # type: tuple[object, ...]
+    else:
+        query, extra = _KEPT_BOOKS_OF_SNAPSHOT, (snapshot_id,)
     batches = [
-        (_KEPT_BOOKS_OF_STORES, (stores[i : i + STORES_PER_BATCH],))
+        (query, stores[i : i + STORES_PER_BATCH], extra)
         for i in range(0, len(stores), STORES_PER_BATCH)
     ]
     return await _recompute(conn, stores, batches, policy=policy, now=now, engine=None,
@@ -121,7 +136,7 @@ async def recompute_stores(
 async def _recompute(
     conn: Connection,
     stores: list[str],
-    batches: Sequence[tuple[str, tuple[object, ...]]],
+    batches: Sequence[tuple[str, list[str], tuple[object, ...]]],
     *,
     policy: Policy,
     now: datetime,
@@ -129,7 +144,9 @@ async def _recompute(
     only_changed: bool,
     kept: bool = False,
 ) -> int:
-    """``kept``: the batches' queries keep their rows in ``book_batch`` (numbered ``n``)
+    """Each batch is (query, its stores, its arguments after book_rule's four).
+
+    ``kept``: the batches' queries keep their rows in ``book_batch`` (numbered ``n``)
     and the write joins them with the distinct badges derived (``_write_kept``)."""
     live = engine if engine is not None else bound_engine()
     timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
@@ -145,14 +162,15 @@ async def _recompute(
             derive = _Deriver(policy, now, assessor)
             if kept:
                 await conn.execute(Q.create_book_batch)
-            for query, args in batches:
+            for query, batch_stores, args in batches:
                 t0 = time.perf_counter()
-                rows = await conn.fetch(query, *args, now, only_changed, assessor is not None)
+                rows = await conn.fetch(query, batch_stores, now, only_changed,
+                                        assessor is not None, *args)  # fmt: skip
                 t1 = time.perf_counter()
                 if kept:
                     badges = _kept_badges(derive, rows)
                     t2 = time.perf_counter()
-                    await _write_kept(conn, badges, args[0], now)
+                    await _write_kept(conn, badges, batch_stores, now)
                     for group in rows:
                         changed.extend(zip(repeat(group["store_id"]), group["skus"]))
                 else:
@@ -255,12 +273,26 @@ _GROUP_COLUMNS = (
     "store_id, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit, "
     "category, store_newest_at"
 )
-_KEPT_BOOKS_OF_STORES = (
-    "WITH computed AS (" + Q.book_inputs_of_stores.rstrip().rstrip(";") + "), kept AS ("
-    " INSERT INTO book_batch SELECT (row_number() OVER ())::integer, c.* FROM computed c"
-    f" RETURNING *) SELECT {_GROUP_COLUMNS}, array_agg(sku) AS skus, array_agg(n) AS ns"
-    f" FROM kept GROUP BY {_GROUP_COLUMNS}"
-)
+
+
+def _book_of(pairs: str) -> str:
+    """book_rule over the pairs of ``pairs`` (a query of (store_id, sku))."""
+    return f"WITH pairs AS (\n{pairs}\n), {Q.book_rule}"
+
+
+def _kept(book: str) -> str:
+    """``book``'s rows also kept in ``book_batch``, numbered, and returned grouped."""
+    return (
+        f"WITH computed AS ({book}), kept AS ("
+        " INSERT INTO book_batch SELECT (row_number() OVER ())::integer, c.* FROM computed c"
+        f" RETURNING *) SELECT {_GROUP_COLUMNS}, array_agg(sku) AS skus, array_agg(n) AS ns"
+        f" FROM kept GROUP BY {_GROUP_COLUMNS}"
+    )
+
+
+_BOOK_OF_PAIRS = _book_of(Q.pairs_named)
+_KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
+_KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
 
 
 class _KeptBadges(msgspec.Struct):

@@ -137,37 +137,54 @@ SELECT $1, location_id, sku, on_hand::integer, reserved::integer, in_transit::in
        as_of::timestamptz
 FROM warehouse_staging;
 
--- name: clear_named_locations
+-- name: stage_locations
+-- Each location the staged file names, with its as_of (the latest among its rows).
+CREATE TEMP TABLE staged_location ON COMMIT DROP AS
+SELECT location_id, max(as_of::timestamptz) AS as_of
+FROM warehouse_staging
+GROUP BY location_id;
+
+-- name: remove_unlisted_rows
 -- Every location the file names is replaced whole: a sku it no longer lists goes.
 DELETE FROM warehouse_stock AS w
-USING (SELECT DISTINCT location_id FROM warehouse_staging) AS named
-WHERE w.location_id = named.location_id;
+USING staged_location AS n
+WHERE w.location_id = n.location_id
+  AND NOT EXISTS (SELECT 1 FROM warehouse_staging s
+                  WHERE s.location_id = w.location_id AND s.sku = w.sku);
 
--- name: apply_staged
--- Insert the file's rows, record each named location's as_of, raise its store's
--- freshness; returns the named locations. Casts happen once, here.
-WITH stock AS (
-    INSERT INTO warehouse_stock
-        (location_id, sku, on_hand, reserved, in_transit, as_of, snapshot_id)
-    SELECT location_id, sku, on_hand::integer, reserved::integer, in_transit::integer,
-           as_of::timestamptz, $1
-    FROM warehouse_staging
-    RETURNING location_id, as_of
-),
-named AS (
-    SELECT location_id, max(as_of) AS as_of
-    FROM stock
-    GROUP BY location_id
-),
-location AS (
+-- name: merge_staged_rows
+-- The file's rows, cast once here, into the stock; $1 the snapshot. A row's as_of is
+-- stored only when it is not its location's (NULL stands for warehouse_location's),
+-- and a row equal to the stored one is not written at all: the next snapshot of a
+-- location writes only the rows that changed. snapshot_id: the snapshot that last
+-- wrote the row (the location's is warehouse_location.snapshot_id).
+MERGE INTO warehouse_stock AS w
+USING (SELECT s.location_id, s.sku, s.on_hand::integer AS on_hand,
+              s.reserved::integer AS reserved, s.in_transit::integer AS in_transit,
+              NULLIF(s.as_of::timestamptz, n.as_of) AS as_of
+       FROM warehouse_staging s
+       JOIN staged_location n ON n.location_id = s.location_id) AS s
+ON w.location_id = s.location_id AND w.sku = s.sku
+WHEN MATCHED AND (w.on_hand, w.reserved, w.in_transit, w.as_of)
+                 IS DISTINCT FROM (s.on_hand, s.reserved, s.in_transit, s.as_of) THEN
+    UPDATE SET on_hand = s.on_hand, reserved = s.reserved, in_transit = s.in_transit,
+               as_of = s.as_of, snapshot_id = $1
+WHEN NOT MATCHED THEN
+    INSERT (location_id, sku, on_hand, reserved, in_transit, as_of, snapshot_id)
+    VALUES (s.location_id, s.sku, s.on_hand, s.reserved, s.in_transit, s.as_of, $1);
+
+-- name: apply_locations
+-- Record each named location's as_of and snapshot, raise its store's freshness;
+-- returns the named locations.
+WITH location AS (
     INSERT INTO warehouse_location (location_id, as_of, snapshot_id)
-    SELECT location_id, as_of, $1 FROM named
+    SELECT location_id, as_of, $1 FROM staged_location
     ON CONFLICT (location_id) DO UPDATE SET
         as_of = EXCLUDED.as_of,
         snapshot_id = EXCLUDED.snapshot_id
 )
 INSERT INTO store_freshness (store_id, snapshot_as_of)
-SELECT location_id, as_of FROM named
+SELECT location_id, as_of FROM staged_location
 ON CONFLICT (store_id) DO UPDATE SET
     snapshot_as_of = greatest(store_freshness.snapshot_as_of, EXCLUDED.snapshot_as_of)
 RETURNING store_id;
