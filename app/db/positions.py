@@ -121,9 +121,9 @@ async def recompute_stores(
     stores = sorted(set(store_ids))
     if not stores:
         return 0
-    if snapshot_id is None:
-        query, extra = _KEPT_BOOKS_OF_STORES, ()  # type: tuple[object, ...]
-    else:
+    extra: tuple[object, ...] = ()
+    query = _KEPT_BOOKS_OF_STORES
+    if snapshot_id is not None:
         query, extra = _KEPT_BOOKS_OF_SNAPSHOT, (snapshot_id,)
     batches = [
         (query, stores[i : i + STORES_PER_BATCH], extra)
