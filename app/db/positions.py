@@ -217,6 +217,7 @@ class _Deriver:
         self.now = now
         self.assessor = assessor
         self._memo: dict[tuple[object, ...], Tail] = {}
+        self._by_record: dict[tuple[object, ...], Tail] = {}
         self._buffers: dict[tuple[str, str | None], int] = {}
         self._per_sku = any(rule.sku is not None for rule in policy.buffers)
 
@@ -257,6 +258,17 @@ class _Deriver:
         assessment = None
         if self.assessor is not None and position is not None:
             evidence, assessment = self.assessor.assess(position)
+        # The badge is a function of the record (the assessment is the record's) and of
+        # these: pairs of other stores or categories whose records came out equal share it.
+        by_record = None
+        if position is not None:
+            by_record = (evidence, self.buffer(store_id, sku, category), book, base_source,
+                         base_at, last_event_at, store_newest_at)  # fmt: skip
+            hit = self._by_record.get(by_record)
+            if hit is not None:
+                if memo_key is not None:
+                    self._memo[memo_key] = hit
+                return hit
         badge = badge_for(position, policy=self.policy, category=category,
                           store_newest_at=store_newest_at, now=self.now,
                           assessment=assessment)  # fmt: skip
@@ -264,14 +276,15 @@ class _Deriver:
                 [r.value for r in badge.reasons], badge.as_of, evidence)  # fmt: skip
         if memo_key is not None:
             self._memo[memo_key] = tail
+        if by_record is not None:
+            self._by_record[by_record] = tail
         return tail
 
 
 # A whole-store batch's book query, its rows kept numbered in ``book_batch`` too and
 # returned grouped: the pairs of one group share every computed column but the sku.
 _GROUP_COLUMNS = (
-    "store_id, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit, "
-    "category, store_newest_at"
+    "store_id, book, base_source, base_at, snapshot_as_of, last_event_at, category, store_newest_at"
 )
 
 
@@ -285,7 +298,8 @@ def _kept(book: str) -> str:
     return (
         f"WITH computed AS ({book}), kept AS ("
         " INSERT INTO book_batch SELECT (row_number() OVER ())::integer, c.* FROM computed c"
-        f" RETURNING *) SELECT {_GROUP_COLUMNS}, array_agg(sku) AS skus, array_agg(n) AS ns"
+        f" RETURNING *) SELECT {_GROUP_COLUMNS}, array_agg(sku) AS skus, array_agg(n) AS ns,"
+        " array_agg(in_transit) AS in_transits"
         f" FROM kept GROUP BY {_GROUP_COLUMNS}"
     )
 
@@ -305,20 +319,24 @@ class _KeptBadges(msgspec.Struct):
 class _PairOfGroup:
     """One pair of a group, read like a computed row (``row["book"]``)."""
 
-    __slots__ = ("group", "sku")
+    __slots__ = ("group", "in_transit", "sku")
 
-    def __init__(self, group: asyncpg.Record, sku: str) -> None:
+    def __init__(self, group: asyncpg.Record, sku: str, in_transit: int) -> None:
         self.group = group
         self.sku = sku
+        self.in_transit = in_transit
 
     def __getitem__(self, name: str) -> object:
-        return self.sku if name == "sku" else self.group[name]
+        if name == "sku":
+            return self.sku
+        return self.in_transit if name == "in_transit" else self.group[name]
 
 
 def _kept_badges(derive: _Deriver, groups: list[asyncpg.Record]) -> _KeptBadges:
     """The badge of every kept pair, derived once per distinct badge input.
 
-    Within a group only the sku varies, so a pair's memo key (``_Deriver``) comes
+    Within a group only the sku and the units in transit vary (the badge does not
+    depend on the latter but for a pair the engine holds something about), so a pair's memo key (``_Deriver``) comes
     down to its shared engine key and buffer; pairs the engine holds something
     particular about are derived one by one, as always.
     """
@@ -330,7 +348,9 @@ def _kept_badges(derive: _Deriver, groups: list[asyncpg.Record]) -> _KeptBadges:
         store_id, book, category = group["store_id"], group["book"], group["category"]
         base_at, base_source = group["base_at"], group["base_source"]
         local: dict[tuple[object, ...], Tail] = {}
-        for sku, n in zip(group["skus"], group["ns"], strict=True):
+        for sku, n, in_transit in zip(
+            group["skus"], group["ns"], group["in_transits"], strict=True
+        ):
             key: tuple[object, ...] | None = None
             if book is not None:
                 if assessor is None:
@@ -341,7 +361,7 @@ def _kept_badges(derive: _Deriver, groups: list[asyncpg.Record]) -> _KeptBadges:
                     key = (shared, derive.buffer(store_id, sku, category))
             tail = None if key is None else local.get(key)
             if tail is None:
-                tail = derive.tail(_PairOfGroup(group, sku))  # type: ignore[arg-type]
+                tail = derive.tail(_PairOfGroup(group, sku, in_transit))  # type: ignore[arg-type]
                 if key is not None:
                     local[key] = tail
             number = seen.get(id(tail))

@@ -78,7 +78,8 @@ SELECT b.store_id, b.sku,
        b.base_source, b.base_at, b.snapshot_as_of,
        greatest(m.last_event_at, b.count_at) AS last_event_at, b.in_transit,
        pr.category,
-       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at
+       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at,
+       bp.store_id IS NOT NULL AS stored
 FROM based b
 LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
 LEFT JOIN product pr ON pr.sku = b.sku
@@ -269,7 +270,7 @@ SELECT store_id, sku, badge_state FROM book_position WHERE store_id = ANY($1::te
 CREATE TEMP TABLE IF NOT EXISTS book_batch (
     n integer, store_id text, sku text, book integer, base_source text, base_at timestamptz,
     snapshot_as_of timestamptz, last_event_at timestamptz, in_transit integer, category text,
-    store_newest_at timestamptz
+    store_newest_at timestamptz, stored boolean
 ) ON COMMIT DROP;
 
 -- name: truncate_book_batch
@@ -278,8 +279,9 @@ TRUNCATE book_batch;
 -- name: update_from_book_batch
 -- $1 the badge of each numbered row (an index into the badges $2..$7, from 1),
 -- $8 computed_at, $9 the batch's stores (the update reads only their positions).
--- The pairs already stored are updated here, the others inserted by
--- insert_from_book_batch right after (the store locks keep both to this transaction).
+-- The pairs already stored (``stored``: book_rule found their position) are updated
+-- here, the others inserted by insert_from_book_batch right after (the store locks
+-- keep every write of these stores' positions to this transaction meanwhile).
 UPDATE book_position AS bp SET
     book = b.book,
     base_source = b.base_source,
@@ -299,11 +301,12 @@ JOIN unnest($2::text[], $3::integer[], $4::double precision[], $5::text[],
             $6::timestamptz[], $7::bytea[]) WITH ORDINALITY
      AS t(badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, id)
   ON t.id = ($1::integer[])[b.n]
-WHERE bp.store_id = ANY($9::text[]) AND bp.store_id = b.store_id AND bp.sku = b.sku;
+WHERE bp.store_id = ANY($9::text[]) AND bp.store_id = b.store_id AND bp.sku = b.sku
+  AND b.stored;
 
 -- name: insert_from_book_batch
 -- The kept rows not stored yet (arguments as update_from_book_batch, less $9): a
--- plain insert, no speculative insertion per row.
+-- plain insert, no speculative insertion nor probe per row.
 INSERT INTO book_position (
     store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
     badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, computed_at)
@@ -315,5 +318,4 @@ JOIN unnest($2::text[], $3::integer[], $4::double precision[], $5::text[],
             $6::timestamptz[], $7::bytea[]) WITH ORDINALITY
      AS t(badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, id)
   ON t.id = ($1::integer[])[b.n]
-WHERE NOT EXISTS (SELECT 1 FROM book_position bp
-                  WHERE bp.store_id = b.store_id AND bp.sku = b.sku);
+WHERE NOT b.stored;

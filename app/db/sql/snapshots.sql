@@ -27,14 +27,51 @@ CREATE TEMP TABLE warehouse_staging (
 -- Temp tables are never auto-analyzed; the plans below need real row counts.
 ANALYZE warehouse_staging;
 
+-- name: staged_clean
+-- True when staged_problems would find nothing (the usual case), judged in one scan:
+-- each column's distinct values (and each (location_id, sku)'s count) are gathered
+-- in one pass of hash tables, then the same checks as staged_problems run on the
+-- few distinct values. When false, staged_problems says where and why.
+WITH d AS (
+    SELECT location_id, sku, on_hand, reserved, in_transit, as_of, count(*) AS n,
+           GROUPING(location_id, sku) = 0 AS by_pair,
+           GROUPING(location_id, sku) = 1 AS by_location, GROUPING(location_id, sku) = 2 AS by_sku,
+           GROUPING(on_hand) = 0 AS by_on_hand, GROUPING(reserved) = 0 AS by_reserved,
+           GROUPING(in_transit) = 0 AS by_in_transit, GROUPING(as_of) = 0 AS by_as_of
+    FROM warehouse_staging
+    GROUP BY GROUPING SETS ((location_id, sku), (location_id), (sku), (on_hand), (reserved),
+                            (in_transit), (as_of))
+)
+SELECT NOT EXISTS (
+    SELECT 1 FROM d
+    WHERE (by_pair AND n > 1)
+       OR (by_location AND (location_id IS NULL OR location_id !~ '^[A-Za-z0-9._:-]+$'
+                            OR length(location_id) > 64))
+       OR (by_sku AND (sku IS NULL OR sku !~ '^[A-Za-z0-9._:-]+$' OR length(sku) > 64))
+       OR (by_on_hand AND (on_hand IS NULL OR on_hand !~ '^[0-9]+$'
+                           OR NOT pg_input_is_valid(on_hand, 'integer')))
+       OR (by_reserved AND (reserved IS NULL OR reserved !~ '^[0-9]+$'
+                            OR NOT pg_input_is_valid(reserved, 'integer')))
+       OR (by_in_transit AND (in_transit IS NULL OR in_transit !~ '^[0-9]+$'
+                              OR NOT pg_input_is_valid(in_transit, 'integer')))
+       OR (by_as_of AND (as_of IS NULL
+           OR as_of !~ '^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$'
+           OR NOT pg_input_is_valid(as_of, 'timestamptz'))));
+
 -- name: staged_problems
 -- The first $1 problems in file order, each with its line, and how many there are.
 -- Patterns avoid {1,64} and capturing groups: PostgreSQL's regex engine makes those
--- ten times slower, which shows at a million rows. The columns with few distinct
--- values (as_of, the counts) are judged once per distinct value, not per row: a
--- row's value is then looked up among the bad ones (same verdict, same message);
--- OFFSET 0 keeps the planner from pushing the checks below the DISTINCT.
-WITH bad_on_hand AS MATERIALIZED (
+-- ten times slower, which shows at a million rows. Every column is judged once per
+-- distinct value, not per row (a file repeats its locations, skus, counts and
+-- as_of): a row's value is then looked up among the bad ones (same verdict, same
+-- message); OFFSET 0 keeps the planner from pushing the checks below the DISTINCT.
+WITH bad_location_id AS MATERIALIZED (
+    SELECT v FROM (SELECT DISTINCT location_id AS v FROM warehouse_staging OFFSET 0) AS d
+    WHERE v !~ '^[A-Za-z0-9._:-]+$' OR length(v) > 64
+), bad_sku AS MATERIALIZED (
+    SELECT v FROM (SELECT DISTINCT sku AS v FROM warehouse_staging OFFSET 0) AS d
+    WHERE v !~ '^[A-Za-z0-9._:-]+$' OR length(v) > 64
+), bad_on_hand AS MATERIALIZED (
     SELECT v FROM (SELECT DISTINCT on_hand AS v FROM warehouse_staging OFFSET 0) AS d
     WHERE v !~ '^[0-9]+$' OR NOT pg_input_is_valid(v, 'integer')
 ), bad_reserved AS MATERIALIZED (
@@ -50,11 +87,11 @@ WITH bad_on_hand AS MATERIALIZED (
 ), field_problems AS (
     SELECT line, concat_ws(', ',
         CASE WHEN location_id IS NULL THEN 'location_id is empty'
-             WHEN location_id !~ '^[A-Za-z0-9._:-]+$' OR length(location_id) > 64
+             WHEN location_id IN (SELECT v FROM bad_location_id)
              THEN format('location_id %s is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)',
                          quote_literal(left(location_id, 80))) END,
         CASE WHEN sku IS NULL THEN 'sku is empty'
-             WHEN sku !~ '^[A-Za-z0-9._:-]+$' OR length(sku) > 64
+             WHEN sku IN (SELECT v FROM bad_sku)
              THEN format('sku %s is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)',
                          quote_literal(left(sku, 80))) END,
         CASE WHEN on_hand IS NULL THEN 'on_hand is empty'
