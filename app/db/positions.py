@@ -20,6 +20,7 @@ job (``reconcilers/jobs.py``) recomputes them.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -90,11 +91,7 @@ async def recompute_pairs(
     if not unique:
         return 0
     batches = [
-        (
-            _BOOK_OF_PAIRS,
-            sorted({p[0] for p in chunk}),
-            ([p[0] for p in chunk], [p[1] for p in chunk]),
-        )
+        (_BOOK_OF_PAIRS, [p[0] for p in chunk], ([p[1] for p in chunk],))
         for chunk in (unique[i : i + BATCH] for i in range(0, len(unique), BATCH))
     ]
     stores = sorted({store for store, _ in unique})
@@ -288,9 +285,18 @@ _GROUP_COLUMNS = (
 )
 
 
-def _book_of(pairs: str) -> str:
-    """book_rule over the pairs of ``pairs`` (a query of (store_id, sku))."""
-    return f"WITH pairs AS (\n{pairs}\n), {Q.book_rule}"
+# book_rule's store filters (see its comment), for the whole-store recomputes only.
+_STORE_FILTER = re.compile(r"\s+AND \w+\.\w+ = ANY\(\$1::text\[\]\)")
+
+
+def _book_of(pairs: str, *, scoped: bool = True) -> str:
+    """book_rule over the pairs of ``pairs`` (a query of (store_id, sku)); ``scoped``:
+    keep the rule's store filters (a few stores' every pair, not named pairs)."""
+    rule = Q.book_rule
+    if not scoped:
+        rule, dropped = _STORE_FILTER.subn("", rule)
+        assert dropped == 5, f"book_rule has {dropped} store filters, expected 5"
+    return f"WITH pairs AS (\n{pairs}\n), {rule}"
 
 
 def _kept(book: str) -> str:
@@ -304,7 +310,7 @@ def _kept(book: str) -> str:
     )
 
 
-_BOOK_OF_PAIRS = _book_of(Q.pairs_named)
+_BOOK_OF_PAIRS = _book_of(Q.pairs_named, scoped=False)
 _KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
 _KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
 

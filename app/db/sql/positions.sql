@@ -12,8 +12,9 @@ FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($1::text[]) AS s ORDER BY 1) 
 -- The book of every pair of a ``pairs`` CTE (store_id, sku) that the caller puts in
 -- front (app/db/positions.py: ``pairs_named``, ``pairs_of_stores``,
 -- ``pairs_of_snapshot``); the one SQL definition of the contract's book rule.
--- $1 the pairs' stores (every table is filtered by them, so no join scans the whole
--- table), $2 now.
+-- $1 the pairs' stores: a whole-store recompute filters every table by them (each
+-- "AND <alias>.<store column> = ANY($1::text[])"), so no join scans the whole table;
+-- for named pairs positions.py drops those filters (the pairs join by index), $2 now.
 -- Base: the warehouse row (on_hand - reserved at as_of, the row's own or else its
 -- location's); 0 at the location's as_of when its latest snapshot does not list the
 -- sku; the latest count strictly later replaces it. Counts are POS `count` events and
@@ -94,8 +95,8 @@ WHERE NOT ($3::boolean AND bp.store_id IS NOT NULL
            AND (bp.evidence IS NOT NULL) = $4::boolean)
 
 -- name: pairs_named
--- The pairs given: $5 store ids and $6 skus, parallel arrays ($1: their stores).
-SELECT DISTINCT u.store_id, u.sku FROM unnest($5::text[], $6::text[]) AS u(store_id, sku)
+-- The pairs given: $1 store ids and $5 skus, parallel arrays.
+SELECT DISTINCT u.store_id, u.sku FROM unnest($1::text[], $5::text[]) AS u(store_id, sku)
 
 -- name: upsert_positions
 -- One statement for the whole batch; reasons arrive comma-joined (codes have none).
