@@ -102,6 +102,10 @@ class LiveEngine:
         self.feedback_mark: datetime | None = None
         self.snapshot_mark = 0
         self._feedback_seen: set[tuple[str, str, str, datetime, int]] = set()
+        # The events received exactly at events_mark the engine has seen: the next
+        # catch-up (which reads from the mark on, for late commits at that instant)
+        # leaves them out in SQL instead of fetching them again.
+        self._at_mark: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
         self._calibration: CalibrationMap | None = None
         self._calibration_digest: str | None = None
@@ -169,7 +173,9 @@ class LiveEngine:
                 self.categories[r["sku"]] = r["category"]
         if self.events_mark is None or self.feedback_mark is None:
             raise RuntimeError("the live engine must be warm-started before it catches up")
-        events = await conn.fetch(Q.events_since, self.events_mark - overlap)
+        seen = self._at_mark if not overlap else set()
+        events = await conn.fetch(Q.events_since, self.events_mark - overlap,
+                                  [f for f, _ in seen], [e for _, e in seen])  # fmt: skip
         feedback = await conn.fetch(Q.feedback_since, self.feedback_mark - overlap)
         snaps = await conn.fetch(Q.snapshots_in_force_since, self.snapshot_mark)
         # Publication order: time of receipt; at one instant snapshot, events, feedback.
@@ -185,6 +191,9 @@ class LiveEngine:
                     self.observed["events"] += 1
                 if received_at > self.events_mark:
                     self.events_mark = received_at
+                    self._at_mark = set()
+                if received_at == self.events_mark:
+                    self._at_mark.add((r["feed"], r["event_id"]))
             elif kind == 2:
                 key = (r["store_id"], r["sku"], r["kind"], r["observed_at"], r["qty"])
                 if key not in self._feedback_seen:

@@ -180,6 +180,8 @@ async def _recompute(
                 timing["assess_ms"] += (t2 - t1) * 1000
                 timing["write_ms"] += (time.perf_counter() - t2) * 1000
                 del rows
+                if kept:  # whole-store batches: no later batch has these stores' keys
+                    derive.forget_stores()
         # API processes drop their cached badges for these pairs when this commits.
         await notify_badges_changed(conn, pairs=changed)
     if len(changed) >= 1000:
@@ -217,6 +219,10 @@ class _Deriver:
         self._by_record: dict[tuple[object, ...], Tail] = {}
         self._buffers: dict[tuple[str, str | None], int] = {}
         self._per_sku = any(rule.sku is not None for rule in policy.buffers)
+
+    def forget_stores(self) -> None:
+        """Drop the memo keyed by store (bounds memory; the by-record memo stays)."""
+        self._memo.clear()
 
     def buffer(self, store_id: str, sku: str, category: str | None) -> int:
         if self._per_sku:

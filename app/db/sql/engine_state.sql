@@ -4,11 +4,15 @@
 SELECT sku, category FROM product;
 
 -- name: events_since
--- POS events received at or after $1, in publication order.
-SELECT feed, event_id, type, store_id, sku, qty, on_hand, occurred_at, received_at
-FROM pos_event
-WHERE received_at >= $1
-ORDER BY received_at, occurred_at, feed, event_id;
+-- POS events received at or after $1, in publication order, less those received at
+-- exactly $1 that the engine has seen already ($2 feeds, $3 event ids).
+SELECT e.feed, e.event_id, e.type, e.store_id, e.sku, e.qty, e.on_hand, e.occurred_at,
+       e.received_at
+FROM pos_event e
+LEFT JOIN unnest($2::text[], $3::text[]) AS seen(feed, event_id)
+    ON e.received_at = $1 AND seen.feed = e.feed AND seen.event_id = e.event_id
+WHERE e.received_at >= $1 AND seen.feed IS NULL
+ORDER BY e.received_at, e.occurred_at, e.feed, e.event_id;
 
 -- name: feedback_since
 -- Feedback received at or after $1, in publication order.
