@@ -212,10 +212,11 @@ class LiveEngine:
         as_of = dict(zip(snap["locations"], snap["as_ofs"], strict=True))
         skus: dict[str, str] = {}  # one string per sku across locations
         times: dict[datetime, datetime] = {}  # one object per as_of (most rows share it)
-        async for r in conn.cursor(Q.snapshot_rows, snap["snapshot_id"], snap["locations"],
-                                   prefetch=4):  # fmt: skip
+        async for r in conn.cursor(Q.snapshot_rows, snap["locations"], prefetch=4):
             here: str = r["location_id"]
             names, ats = r["skus"], r["as_ofs"]
+            if None in ats:  # NULL: the location's as_of (a row stores only its own)
+                ats = [as_of[here] if a is None else a for a in ats]
             rows = list(map(SnapshotRow, repeat(here, len(names)), map(skus.setdefault, names, names),
                             r["on_hands"], r["reserveds"], r["in_transits"],
                             map(times.setdefault, ats, ats)))  # fmt: skip

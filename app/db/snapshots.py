@@ -125,7 +125,10 @@ async def apply_staged(conn: Connection, snapshot_id: int) -> list[str]:
     must have passed ``staged_problems``.
     """
     await conn.execute(Q.stage_locations)
-    await conn.execute(Q.remove_unlisted_rows)
-    await conn.execute(Q.merge_staged_rows, snapshot_id)
+    if await conn.fetchval(Q.stock_at_staged_locations):
+        await conn.execute(Q.remove_unlisted_rows)
+        await conn.execute(Q.merge_staged_rows, snapshot_id)
+    else:  # a first load of these locations: every row is new
+        await conn.execute(Q.insert_staged_rows, snapshot_id)
     rows = await conn.fetch(Q.apply_locations, snapshot_id)
     return [r["store_id"] for r in rows]

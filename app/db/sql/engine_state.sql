@@ -34,18 +34,17 @@ GROUP BY s.snapshot_id, s.received_at
 ORDER BY s.received_at, s.snapshot_id;
 
 -- name: snapshot_rows
--- The rows in force at the given locations $2, whose snapshot in force is $1 (a row
--- stores its as_of only when it is not its location's): one row per location, its
--- columns as arrays in sku order (one round of decoding per location, not per row).
+-- The rows in force at the locations $1 (a snapshot's, all of them: a row it left
+-- as it was keeps the snapshot that wrote it): one row per location, its columns as
+-- arrays in sku order (one round of decoding per location, not per row). A row's
+-- as_of is NULL when it is its location's (the caller has those).
 SELECT location_id, array_agg(sku) AS skus, array_agg(on_hand) AS on_hands,
        array_agg(reserved) AS reserveds, array_agg(in_transit) AS in_transits,
        array_agg(as_of) AS as_ofs
-FROM (SELECT ws.location_id, ws.sku::text AS sku, ws.on_hand, ws.reserved, ws.in_transit,
-             COALESCE(ws.as_of, wl.as_of) AS as_of
-      FROM warehouse_stock ws
-      JOIN warehouse_location wl ON wl.location_id = ws.location_id AND wl.snapshot_id = $1
-      WHERE ws.location_id = ANY($2::text[])
-      ORDER BY ws.location_id, ws.sku) AS ordered
+FROM (SELECT location_id, sku::text AS sku, on_hand, reserved, in_transit, as_of
+      FROM warehouse_stock
+      WHERE location_id = ANY($1::text[])
+      ORDER BY location_id, sku) AS ordered
 GROUP BY location_id
 ORDER BY location_id;
 

@@ -178,28 +178,25 @@ SELECT store_id, sku FROM book_position WHERE store_id = ANY($1::text[])
 -- The pairs of the stores $1 whose position the snapshot $5 that was just applied
 -- can have changed: the rows it wrote (``apply_staged`` leaves a row equal to the
 -- stored one as it is), a position without a row (the snapshot may have removed
--- it) and a row without a position, the pairs with POS events or shelf counts (their
--- base or movements may change with the location's as_of), and the positions
--- book_rule recomputes whatever their inputs (unknown, or not assessed as $4 says).
+-- it) and a row without a position, the positions book_rule recomputes whatever
+-- their inputs (unknown, or not assessed as $4 says), and the pairs with POS events
+-- or shelf counts (their base or movements may change with the location's as_of).
 -- Any other pair's warehouse row is the one its stored position was computed from,
 -- so its book, base source and units in transit come out as stored: book_rule's
--- only_changed would leave it out after computing it.
-SELECT location_id AS store_id, sku
-FROM warehouse_stock
-WHERE location_id = ANY($1::text[]) AND snapshot_id = $5
+-- only_changed would leave it out after computing it. One pass over the stores'
+-- rows and positions (a first load: every row, no position).
+SELECT COALESCE(ws.location_id, bp.store_id) AS store_id, COALESCE(ws.sku, bp.sku) AS sku
+FROM (SELECT location_id, sku, snapshot_id
+      FROM warehouse_stock WHERE location_id = ANY($1::text[])) AS ws
+FULL JOIN (SELECT store_id, sku, badge_state, evidence
+           FROM book_position WHERE store_id = ANY($1::text[])) AS bp
+    ON bp.store_id = ws.location_id AND bp.sku = ws.sku
+WHERE ws.snapshot_id = $5 OR ws.location_id IS NULL OR bp.store_id IS NULL
+   OR bp.badge_state = 'unknown' OR (bp.evidence IS NOT NULL) <> $4::boolean
 UNION
 SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
 UNION
 SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = 'shelf_count'
-UNION
-SELECT COALESCE(bp.store_id, ws.location_id), COALESCE(bp.sku, ws.sku)
-FROM (SELECT store_id, sku, badge_state, evidence
-      FROM book_position WHERE store_id = ANY($1::text[])) AS bp
-FULL JOIN (SELECT location_id, sku
-           FROM warehouse_stock WHERE location_id = ANY($1::text[])) AS ws
-    ON ws.location_id = bp.store_id AND ws.sku = bp.sku
-WHERE ws.location_id IS NULL OR bp.store_id IS NULL OR bp.badge_state = 'unknown'
-   OR (bp.evidence IS NOT NULL) <> $4::boolean
 
 -- name: pairs_to_refresh
 -- Pairs whose stored badge can change with time alone, with why. $1 now,

@@ -210,6 +210,20 @@ WHEN NOT MATCHED THEN
     INSERT (location_id, sku, on_hand, reserved, in_transit, as_of, snapshot_id)
     VALUES (s.location_id, s.sku, s.on_hand, s.reserved, s.in_transit, s.as_of, $1);
 
+-- name: stock_at_staged_locations
+-- Whether any location the file names holds stock already (else insert_staged_rows).
+SELECT EXISTS (SELECT 1 FROM warehouse_stock w
+               JOIN staged_location n ON n.location_id = w.location_id);
+
+-- name: insert_staged_rows
+-- merge_staged_rows for locations that hold no stock yet (a first load): every row
+-- is new, so a plain insert without the join against what is stored.
+INSERT INTO warehouse_stock (location_id, sku, on_hand, reserved, in_transit, as_of, snapshot_id)
+SELECT s.location_id, s.sku, s.on_hand::integer, s.reserved::integer, s.in_transit::integer,
+       NULLIF(s.as_of::timestamptz, n.as_of), $1
+FROM warehouse_staging s
+JOIN staged_location n ON n.location_id = s.location_id;
+
 -- name: apply_locations
 -- Record each named location's as_of and snapshot, raise its store's freshness;
 -- returns the named locations.
