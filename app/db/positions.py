@@ -112,20 +112,27 @@ async def recompute_stores(
 
     The pairs are found and compared with what is stored in SQL, a few stores per
     round trip: only the pairs whose inputs changed come back to be assessed.
-    ``snapshot_id``: the snapshot just applied to these stores; only the pairs it
-    can have changed are computed (``pairs_of_snapshot``), the others are as stored.
+    ``snapshot_id``: the snapshot just applied to these stores; of a store that has
+    positions, only the pairs it can have changed are computed (``pairs_of_snapshot``),
+    the others are as stored. A store without positions yet (a first load) has all
+    its pairs computed (every one is new; and the planner, which cannot foresee that
+    pairs_of_snapshot names them all, would join them one by one).
     """
     stores = sorted(set(store_ids))
     if not stores:
         return 0
-    extra: tuple[object, ...] = ()
-    query = _KEPT_BOOKS_OF_STORES
+    positioned: set[str] = set()
     if snapshot_id is not None:
-        query, extra = _KEPT_BOOKS_OF_SNAPSHOT, (snapshot_id,)
-    batches = [
-        (query, stores[i : i + STORES_PER_BATCH], extra)
-        for i in range(0, len(stores), STORES_PER_BATCH)
-    ]
+        positioned = {r[0] for r in await conn.fetch(Q.stores_with_positions, stores)}
+    batches: list[tuple[str, list[str], tuple[object, ...]]] = []
+    for group, query, extra in (
+        ([s for s in stores if s not in positioned], _KEPT_BOOKS_OF_STORES, ()),
+        ([s for s in stores if s in positioned], _KEPT_BOOKS_OF_SNAPSHOT, (snapshot_id,)),
+    ):
+        batches += [
+            (query, group[i : i + STORES_PER_BATCH], extra)
+            for i in range(0, len(group), STORES_PER_BATCH)
+        ]
     return await _recompute(conn, stores, batches, policy=policy, now=now, engine=None,
                             only_changed=True, kept=True)  # fmt: skip
 

@@ -198,6 +198,11 @@ SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
 UNION
 SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = 'shelf_count'
 
+-- name: stores_with_positions
+-- Those of the stores $1 that have any position stored.
+SELECT s FROM unnest($1::text[]) AS s
+WHERE EXISTS (SELECT 1 FROM book_position bp WHERE bp.store_id = s);
+
 -- name: pairs_to_refresh
 -- Pairs whose stored badge can change with time alone, with why. $1 now,
 -- $2 max_data_age, $3 lookahead (the refresh interval), $4 how far back to look
