@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import signal
+import subprocess
 import threading
 import warnings
 from collections.abc import Iterator
@@ -78,11 +79,29 @@ def _apply_settings(server: Any, pgdata: Path, wanted: dict[str, str]) -> None:
         log.warning("embedded_postgres.settings_not_applied", differ=differ,
                     why="another process holds the server; they apply at its next start")  # fmt: skip
         return
-    server.psql("".join(f"ALTER SYSTEM SET {n} = '{wanted[n]}';\n" for n in differ))
-    pg_ctl(["-w", "-m", "fast", "restart"], pgdata=pgdata, user=server.system_user, timeout=60)
+    auto_conf = pgdata / "postgresql.auto.conf"
+    before = auto_conf.read_text(encoding="utf-8")
+    try:
+        server.psql("\\set ON_ERROR_STOP on\n"
+                    + "".join(f"ALTER SYSTEM SET {n} = '{wanted[n]}';\n" for n in differ))  # fmt: skip
+    except subprocess.CalledProcessError as exc:  # a value the server refuses
+        auto_conf.write_text(before, encoding="utf-8")
+        log.warning("embedded_postgres.settings_not_applied", differ=differ, why=str(exc))
+        return
+    restart = ["-w", "-m", "fast", "restart"]  # with the options it was started with
+    try:
+        pg_ctl(restart, pgdata=pgdata, user=server.system_user, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        # e.g. not enough shared memory for shared_buffers: back to what worked.
+        auto_conf.write_text(before, encoding="utf-8")
+        pg_ctl(restart, pgdata=pgdata, user=server.system_user, timeout=60)
+        log.warning("embedded_postgres.settings_not_applied", differ=differ,
+                    why=f"the server did not start with them ({exc}); see its log in {pgdata}")  # fmt: skip
+        differ = []
     # pgserver keeps the postmaster's pid to stop it at cleanup: the restart changed it.
     server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)
-    log.info("embedded_postgres.configured", settings={n: wanted[n] for n in differ})
+    if differ:
+        log.info("embedded_postgres.configured", settings={n: wanted[n] for n in differ})
 
 
 @contextlib.contextmanager
