@@ -376,7 +376,9 @@ async def _apply(
     started = time.perf_counter()
     named = await snapshots.apply_staged(conn, snapshot_id)
     applied = time.perf_counter()
-    positions = await recompute_stores(conn, named, policy=policy, now=clock())
+    positions = await recompute_stores(
+        conn, named, policy=policy, now=clock(), snapshot_id=snapshot_id
+    )
     timings |= {"apply_ms": _ms(started, applied), "positions_ms": _ms(applied)}
     await feed_state.save_etag(conn, feed.name, etag)
     log.info(
@@ -458,7 +460,9 @@ async def release_snapshot(
         from app.db.positions import recompute_stores
 
         named = await snapshots.apply_staged(conn, snapshot_id)
-        positions = await recompute_stores(conn, named, policy=policy, now=clock())
+        positions = await recompute_stores(
+            conn, named, policy=policy, now=clock(), snapshot_id=snapshot_id
+        )
         await feed_state.save_etag(conn, info.feed, info.etag)
     log.warning(
         "snapshot.released",

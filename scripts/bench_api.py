@@ -25,14 +25,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 from litestar import get
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.scratch_db import scratch_database
 
 STORES, SKUS = 200, 5_000
 CENTRE = (45.75, 4.85)
@@ -264,28 +265,11 @@ def main() -> int:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
 
-    server_pg = None
-    base = os.environ.get("BENCH_DATABASE_URL")
-    if not base:
-        import pgserver
+    with scratch_database() as db:
+        return bench(args, db.dsn)
 
-        server_pg = pgserver.get_server(  # type: ignore[attr-defined]
-            Path(tempfile.mkdtemp(prefix="bench-pg-")), cleanup_mode="delete"
-        )
-        base = server_pg.get_uri()
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    dsn = urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
 
-    async def admin(sql: str) -> None:
-        import asyncpg
-
-        c = await asyncpg.connect(base)
-        try:
-            await c.execute(sql)
-        finally:
-            await c.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+def bench(args: argparse.Namespace, dsn: str) -> int:
     proc = None
     try:
         t0 = time.monotonic()
@@ -408,12 +392,8 @@ def main() -> int:
         if proc:
             proc.terminate()
             proc.wait(timeout=10)
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if server_pg is not None:
-            server_pg.cleanup()
     return 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.exit(main())

@@ -32,14 +32,14 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scripts.scratch_db import Scratch, scratch_database
 
 CATEGORIES = 20
 
@@ -221,34 +221,19 @@ def main() -> int:
         asyncio.run(service(*args.service))
         return 0
 
-    server_pg = None
-    base = os.environ.get("BENCH_DATABASE_URL")
-    if not base:
-        import pgserver
+    with scratch_database() as db:
+        return bench(args, db)
 
-        server_pg = pgserver.get_server(  # type: ignore[attr-defined]
-            Path(tempfile.mkdtemp(prefix="bench-pg-")), cleanup_mode="delete"
-        )
-        base = server_pg.get_uri()
-    name = f"bench_{uuid.uuid4().hex[:8]}"
-    dsn = urlunsplit(urlsplit(base)._replace(path=f"/{name}"))
 
-    async def admin(sql: str) -> None:
-        import asyncpg
-
-        c = await asyncpg.connect(base)
-        try:
-            await c.execute(sql)
-        finally:
-            await c.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+def bench(args: argparse.Namespace, db: Scratch) -> int:
+    dsn = db.dsn
     # BENCH_PG_SETTINGS="max_wal_size=8GB,checkpoint_timeout=30min": server settings a
     # reload applies (ALTER SYSTEM), to see what the server's configuration costs.
+    # (Settings that need a restart: EMBEDDED_PG_SETTINGS, see app/db/embedded.py.)
     for setting in filter(None, os.environ.get("BENCH_PG_SETTINGS", "").split(",")):
         key, value = setting.split("=", 1)
-        asyncio.run(admin(f"ALTER SYSTEM SET {key} = '{value}'"))
-        asyncio.run(admin("SELECT pg_reload_conf()"))
+        db.admin(f"ALTER SYSTEM SET {key} = '{value}'")
+        db.admin("SELECT pg_reload_conf()")
     now = datetime.now(UTC)
     rows = args.stores * args.skus
     print(
@@ -310,9 +295,6 @@ def main() -> int:
     finally:
         if child is not None and child.poll() is None:
             child.kill()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        if server_pg is not None:
-            server_pg.cleanup()
     copy_s = min(copy_before, copy_after)
     print(f"plain COPY of the same rows into an unlogged table: {copy_before:.2f} s before, "
           f"{copy_after:.2f} s after (ratios use {copy_s:.2f} s)")  # fmt: skip

@@ -97,7 +97,8 @@ async def run(
 async def stock(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT location_id, sku, on_hand, reserved, in_transit, as_of FROM warehouse_stock ORDER BY 1, 2"
+            "SELECT ws.location_id, sku, on_hand, reserved, in_transit, COALESCE(ws.as_of, wl.as_of)"
+            " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2"
         )
     return [tuple(r) for r in rows]
 

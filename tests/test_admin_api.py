@@ -115,8 +115,9 @@ async def quarantined_ids(client: Any) -> list[int]:
 
 
 async def stock(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
-    rows = await pool.fetch("SELECT location_id, sku, on_hand, snapshot_id FROM warehouse_stock "
-                            "ORDER BY 1, 2")  # fmt: skip
+    # The snapshot in force at the row's location (a row keeps the one that last wrote it).
+    rows = await pool.fetch("SELECT ws.location_id, sku, on_hand, wl.snapshot_id FROM warehouse_stock ws "
+                            "JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2")  # fmt: skip
     return [tuple(r) for r in rows]
 
 

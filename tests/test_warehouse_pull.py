@@ -78,8 +78,11 @@ async def pull(
 
 async def stock(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
     rows = await pool.fetch(
-        "SELECT location_id, sku, on_hand, reserved, in_transit, as_of, snapshot_id"
-        " FROM warehouse_stock ORDER BY 1, 2"
+        # A row stores its as_of only when it is not its location's, and the snapshot
+        # that last wrote it: read both as in force, through the location.
+        "SELECT ws.location_id, ws.sku, on_hand, reserved, in_transit,"
+        " COALESCE(ws.as_of, wl.as_of), wl.snapshot_id"
+        " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2"
     )
     return [tuple(r) for r in rows]
 

@@ -1,18 +1,107 @@
-"""A private PostgreSQL from the ``pgserver`` wheel, for when DATABASE_URL is unset."""
+"""A private PostgreSQL from the ``pgserver`` wheel, for when DATABASE_URL is unset.
+
+pgserver runs ``initdb`` and starts the server in one call, with PostgreSQL's
+defaults (``shared_buffers`` 128 MB). Those are too small for a million positions
+(docs/scaling.md: writes slow down as ``book_position`` and its indexes outgrow the
+buffer cache), so ``start_server`` writes ``SERVER_SETTINGS`` with ``ALTER SYSTEM``
+and restarts the server once when the settings in force differ (in practice: the
+first start of a new data folder; later starts read ``postgresql.auto.conf``).
+``EMBEDDED_PG_SETTINGS="shared_buffers=2GB,work_mem=64MB"`` overrides or adds settings.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
+import subprocess
 import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 log = structlog.get_logger(__name__)
+
+# Sized for one machine running the service beside its embedded PostgreSQL, with a
+# million (store, sku) positions: book_position (~330 MB) and warehouse_stock with
+# their indexes fit the buffer cache; work_mem lets the set-wise recomputes and the
+# snapshot's checks hash in memory. See docs/operations.md to change them.
+SERVER_SETTINGS: dict[str, str] = {
+    "shared_buffers": "1GB",
+    "work_mem": "64MB",
+    "maintenance_work_mem": "256MB",
+    "max_wal_size": "4GB",
+    "wal_buffers": "16MB",
+}
+
+
+def server_settings() -> dict[str, str]:
+    """``SERVER_SETTINGS`` with ``EMBEDDED_PG_SETTINGS`` (``name=value,...``) applied."""
+    settings = dict(SERVER_SETTINGS)
+    for item in filter(None, os.environ.get("EMBEDDED_PG_SETTINGS", "").split(",")):
+        name, _, value = item.partition("=")
+        settings[name.strip()] = value.strip()
+    return settings
+
+
+def start_server(pgdata: Path, *, cleanup_mode: str = "stop") -> Any:
+    """pgserver's server for ``pgdata`` (created and started as needed), with
+    ``server_settings()`` in force; returns pgserver's ``PostgresServer``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+    server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)  # type: ignore[attr-defined]
+    _apply_settings(server, pgdata, server_settings())
+    return server
+
+
+def _apply_settings(server: Any, pgdata: Path, wanted: dict[str, str]) -> None:
+    """ALTER SYSTEM the settings that differ and restart, if no other process holds it."""
+    from pgserver.postgres_server import pg_ctl  # type: ignore[attr-defined]
+    from pgserver.utils import PostmasterInfo
+
+    checks = " UNION ALL ".join(
+        f"SELECT '{name}', pg_size_bytes(current_setting('{name}')) = pg_size_bytes('{value}')"
+        for name, value in wanted.items()
+        if name.replace("_", "").isalnum() and value.isalnum()  # sizes: 1GB, 64MB
+    )
+    out = server.psql(f"\\pset tuples_only on\n\\pset format unaligned\n{checks};")
+    differ = [line.split("|")[0] for line in out.splitlines() if line.endswith("|f")]
+    if not differ:
+        return
+    if server.global_process_id_list.get() != [os.getpid()]:
+        log.warning("embedded_postgres.settings_not_applied", differ=differ,
+                    why="another process holds the server; they apply at its next start")  # fmt: skip
+        return
+    auto_conf = pgdata / "postgresql.auto.conf"
+    before = auto_conf.read_text(encoding="utf-8")
+    try:
+        server.psql("\\set ON_ERROR_STOP on\n"
+                    + "".join(f"ALTER SYSTEM SET {n} = '{wanted[n]}';\n" for n in differ))  # fmt: skip
+    except subprocess.CalledProcessError as exc:  # a value the server refuses
+        auto_conf.write_text(before, encoding="utf-8")
+        log.warning("embedded_postgres.settings_not_applied", differ=differ, why=str(exc))
+        return
+    restart = ["-w", "-m", "fast", "restart"]  # with the options it was started with
+    try:
+        pg_ctl(restart, pgdata=pgdata, user=server.system_user, timeout=60)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        # e.g. not enough shared memory for shared_buffers: back to what worked.
+        auto_conf.write_text(before, encoding="utf-8")
+        pg_ctl(restart, pgdata=pgdata, user=server.system_user, timeout=60)
+        log.warning("embedded_postgres.settings_not_applied", differ=differ,
+                    why=f"the server did not start with them ({exc}); see its log in {pgdata}")  # fmt: skip
+        differ = []
+    # pgserver keeps the postmaster's pid to stop it at cleanup: the restart changed it.
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)
+    if differ:
+        log.info("embedded_postgres.configured", settings={n: wanted[n] for n in differ})
 
 
 @contextlib.contextmanager
@@ -22,14 +111,9 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     The server is stopped when the block exits, unless another process still holds
     it (pgserver counts handles across processes).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = (data_dir / "pg").resolve()
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+    server = start_server(pgdata, cleanup_mode="stop")
     dsn: str = server.get_uri()
     log.info("embedded_postgres.started", pgdata=str(pgdata))
     with _sigterm_unwinds():

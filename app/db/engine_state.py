@@ -102,6 +102,10 @@ class LiveEngine:
         self.feedback_mark: datetime | None = None
         self.snapshot_mark = 0
         self._feedback_seen: set[tuple[str, str, str, datetime, int]] = set()
+        # The events received exactly at events_mark the engine has seen: the next
+        # catch-up (which reads from the mark on, for late commits at that instant)
+        # leaves them out in SQL instead of fetching them again.
+        self._at_mark: set[tuple[str, str]] = set()
         self._lock = asyncio.Lock()
         self._calibration: CalibrationMap | None = None
         self._calibration_digest: str | None = None
@@ -169,7 +173,9 @@ class LiveEngine:
                 self.categories[r["sku"]] = r["category"]
         if self.events_mark is None or self.feedback_mark is None:
             raise RuntimeError("the live engine must be warm-started before it catches up")
-        events = await conn.fetch(Q.events_since, self.events_mark - overlap)
+        seen = self._at_mark if not overlap else set()
+        events = await conn.fetch(Q.events_since, self.events_mark - overlap,
+                                  [f for f, _ in seen], [e for _, e in seen])  # fmt: skip
         feedback = await conn.fetch(Q.feedback_since, self.feedback_mark - overlap)
         snaps = await conn.fetch(Q.snapshots_in_force_since, self.snapshot_mark)
         # Publication order: time of receipt; at one instant snapshot, events, feedback.
@@ -185,6 +191,9 @@ class LiveEngine:
                     self.observed["events"] += 1
                 if received_at > self.events_mark:
                     self.events_mark = received_at
+                    self._at_mark = set()
+                if received_at == self.events_mark:
+                    self._at_mark.add((r["feed"], r["event_id"]))
             elif kind == 2:
                 key = (r["store_id"], r["sku"], r["kind"], r["observed_at"], r["qty"])
                 if key not in self._feedback_seen:
@@ -203,10 +212,11 @@ class LiveEngine:
         as_of = dict(zip(snap["locations"], snap["as_ofs"], strict=True))
         skus: dict[str, str] = {}  # one string per sku across locations
         times: dict[datetime, datetime] = {}  # one object per as_of (most rows share it)
-        async for r in conn.cursor(Q.snapshot_rows, snap["snapshot_id"], snap["locations"],
-                                   prefetch=4):  # fmt: skip
+        async for r in conn.cursor(Q.snapshot_rows, snap["locations"], prefetch=4):
             here: str = r["location_id"]
             names, ats = r["skus"], r["as_ofs"]
+            if None in ats:  # NULL: the location's as_of (a row stores only its own)
+                ats = [as_of[here] if a is None else a for a in ats]
             rows = list(map(SnapshotRow, repeat(here, len(names)), map(skus.setdefault, names, names),
                             r["on_hands"], r["reserveds"], r["in_transits"],
                             map(times.setdefault, ats, ats)))  # fmt: skip

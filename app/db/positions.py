@@ -20,6 +20,7 @@ job (``reconcilers/jobs.py``) recomputes them.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
@@ -90,7 +91,7 @@ async def recompute_pairs(
     if not unique:
         return 0
     batches = [
-        (Q.book_inputs, ([p[0] for p in chunk], [p[1] for p in chunk]))
+        (_BOOK_OF_PAIRS, [p[0] for p in chunk], ([p[1] for p in chunk],))
         for chunk in (unique[i : i + BATCH] for i in range(0, len(unique), BATCH))
     ]
     stores = sorted({store for store, _ in unique})
@@ -99,21 +100,39 @@ async def recompute_pairs(
 
 
 async def recompute_stores(
-    conn: Connection, store_ids: Iterable[str], *, policy: Policy, now: datetime
+    conn: Connection,
+    store_ids: Iterable[str],
+    *,
+    policy: Policy,
+    now: datetime,
+    snapshot_id: int | None = None,
 ) -> int:
     """Recompute the pairs the stores have warehouse rows, POS events or positions for
     (those a snapshot left as they were are skipped, see ``only_changed``).
 
     The pairs are found and compared with what is stored in SQL, a few stores per
     round trip: only the pairs whose inputs changed come back to be assessed.
+    ``snapshot_id``: the snapshot just applied to these stores; of a store that has
+    positions, only the pairs it can have changed are computed (``pairs_of_snapshot``),
+    the others are as stored. A store without positions yet (a first load) has all
+    its pairs computed (every one is new; and the planner, which cannot foresee that
+    pairs_of_snapshot names them all, would join them one by one).
     """
     stores = sorted(set(store_ids))
     if not stores:
         return 0
-    batches = [
-        (_KEPT_BOOKS_OF_STORES, (stores[i : i + STORES_PER_BATCH],))
-        for i in range(0, len(stores), STORES_PER_BATCH)
-    ]
+    positioned: set[str] = set()
+    if snapshot_id is not None:
+        positioned = {r[0] for r in await conn.fetch(Q.stores_with_positions, stores)}
+    batches: list[tuple[str, list[str], tuple[object, ...]]] = []
+    for group, query, extra in (
+        ([s for s in stores if s not in positioned], _KEPT_BOOKS_OF_STORES, ()),
+        ([s for s in stores if s in positioned], _KEPT_BOOKS_OF_SNAPSHOT, (snapshot_id,)),
+    ):
+        batches += [
+            (query, group[i : i + STORES_PER_BATCH], extra)
+            for i in range(0, len(group), STORES_PER_BATCH)
+        ]
     return await _recompute(conn, stores, batches, policy=policy, now=now, engine=None,
                             only_changed=True, kept=True)  # fmt: skip
 
@@ -121,7 +140,7 @@ async def recompute_stores(
 async def _recompute(
     conn: Connection,
     stores: list[str],
-    batches: Sequence[tuple[str, tuple[object, ...]]],
+    batches: Sequence[tuple[str, list[str], tuple[object, ...]]],
     *,
     policy: Policy,
     now: datetime,
@@ -129,7 +148,9 @@ async def _recompute(
     only_changed: bool,
     kept: bool = False,
 ) -> int:
-    """``kept``: the batches' queries keep their rows in ``book_batch`` (numbered ``n``)
+    """Each batch is (query, its stores, its arguments after book_rule's four).
+
+    ``kept``: the batches' queries keep their rows in ``book_batch`` (numbered ``n``)
     and the write joins them with the distinct badges derived (``_write_kept``)."""
     live = engine if engine is not None else bound_engine()
     timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
@@ -145,14 +166,15 @@ async def _recompute(
             derive = _Deriver(policy, now, assessor)
             if kept:
                 await conn.execute(Q.create_book_batch)
-            for query, args in batches:
+            for query, batch_stores, args in batches:
                 t0 = time.perf_counter()
-                rows = await conn.fetch(query, *args, now, only_changed, assessor is not None)
+                rows = await conn.fetch(query, batch_stores, now, only_changed,
+                                        assessor is not None, *args)  # fmt: skip
                 t1 = time.perf_counter()
                 if kept:
                     badges = _kept_badges(derive, rows)
                     t2 = time.perf_counter()
-                    await _write_kept(conn, badges, args[0], now)
+                    await _write_kept(conn, badges, batch_stores, now)
                     for group in rows:
                         changed.extend(zip(repeat(group["store_id"]), group["skus"]))
                 else:
@@ -165,6 +187,8 @@ async def _recompute(
                 timing["assess_ms"] += (t2 - t1) * 1000
                 timing["write_ms"] += (time.perf_counter() - t2) * 1000
                 del rows
+                if kept:  # whole-store batches: no later batch has these stores' keys
+                    derive.forget_stores()
         # API processes drop their cached badges for these pairs when this commits.
         await notify_badges_changed(conn, pairs=changed)
     if len(changed) >= 1000:
@@ -199,8 +223,13 @@ class _Deriver:
         self.now = now
         self.assessor = assessor
         self._memo: dict[tuple[object, ...], Tail] = {}
+        self._by_record: dict[tuple[object, ...], Tail] = {}
         self._buffers: dict[tuple[str, str | None], int] = {}
         self._per_sku = any(rule.sku is not None for rule in policy.buffers)
+
+    def forget_stores(self) -> None:
+        """Drop the memo keyed by store (bounds memory; the by-record memo stays)."""
+        self._memo.clear()
 
     def buffer(self, store_id: str, sku: str, category: str | None) -> int:
         if self._per_sku:
@@ -239,6 +268,17 @@ class _Deriver:
         assessment = None
         if self.assessor is not None and position is not None:
             evidence, assessment = self.assessor.assess(position)
+        # The badge is a function of the record (the assessment is the record's) and of
+        # these: pairs of other stores or categories whose records came out equal share it.
+        by_record = None
+        if position is not None:
+            by_record = (evidence, self.buffer(store_id, sku, category), book, base_source,
+                         base_at, last_event_at, store_newest_at)  # fmt: skip
+            hit = self._by_record.get(by_record)
+            if hit is not None:
+                if memo_key is not None:
+                    self._memo[memo_key] = hit
+                return hit
         badge = badge_for(position, policy=self.policy, category=category,
                           store_newest_at=store_newest_at, now=self.now,
                           assessment=assessment)  # fmt: skip
@@ -246,21 +286,46 @@ class _Deriver:
                 [r.value for r in badge.reasons], badge.as_of, evidence)  # fmt: skip
         if memo_key is not None:
             self._memo[memo_key] = tail
+        if by_record is not None:
+            self._by_record[by_record] = tail
         return tail
 
 
 # A whole-store batch's book query, its rows kept numbered in ``book_batch`` too and
 # returned grouped: the pairs of one group share every computed column but the sku.
 _GROUP_COLUMNS = (
-    "store_id, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit, "
-    "category, store_newest_at"
+    "store_id, book, base_source, base_at, snapshot_as_of, last_event_at, category, store_newest_at"
 )
-_KEPT_BOOKS_OF_STORES = (
-    "WITH computed AS (" + Q.book_inputs_of_stores.rstrip().rstrip(";") + "), kept AS ("
-    " INSERT INTO book_batch SELECT (row_number() OVER ())::integer, c.* FROM computed c"
-    f" RETURNING *) SELECT {_GROUP_COLUMNS}, array_agg(sku) AS skus, array_agg(n) AS ns"
-    f" FROM kept GROUP BY {_GROUP_COLUMNS}"
-)
+
+
+# book_rule's store filters (see its comment), for the whole-store recomputes only.
+_STORE_FILTER = re.compile(r"\s+AND \w+\.\w+ = ANY\(\$1::text\[\]\)")
+
+
+def _book_of(pairs: str, *, scoped: bool = True) -> str:
+    """book_rule over the pairs of ``pairs`` (a query of (store_id, sku)); ``scoped``:
+    keep the rule's store filters (a few stores' every pair, not named pairs)."""
+    rule = Q.book_rule
+    if not scoped:
+        rule, dropped = _STORE_FILTER.subn("", rule)
+        assert dropped == 5, f"book_rule has {dropped} store filters, expected 5"
+    return f"WITH pairs AS (\n{pairs}\n), {rule}"
+
+
+def _kept(book: str) -> str:
+    """``book``'s rows also kept in ``book_batch``, numbered, and returned grouped."""
+    return (
+        f"WITH computed AS ({book}), kept AS ("
+        " INSERT INTO book_batch SELECT (row_number() OVER ())::integer, c.* FROM computed c"
+        f" RETURNING *) SELECT {_GROUP_COLUMNS}, array_agg(sku) AS skus, array_agg(n) AS ns,"
+        " array_agg(in_transit) AS in_transits"
+        f" FROM kept GROUP BY {_GROUP_COLUMNS}"
+    )
+
+
+_BOOK_OF_PAIRS = _book_of(Q.pairs_named, scoped=False)
+_KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
+_KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
 
 
 class _KeptBadges(msgspec.Struct):
@@ -273,20 +338,24 @@ class _KeptBadges(msgspec.Struct):
 class _PairOfGroup:
     """One pair of a group, read like a computed row (``row["book"]``)."""
 
-    __slots__ = ("group", "sku")
+    __slots__ = ("group", "in_transit", "sku")
 
-    def __init__(self, group: asyncpg.Record, sku: str) -> None:
+    def __init__(self, group: asyncpg.Record, sku: str, in_transit: int) -> None:
         self.group = group
         self.sku = sku
+        self.in_transit = in_transit
 
     def __getitem__(self, name: str) -> object:
-        return self.sku if name == "sku" else self.group[name]
+        if name == "sku":
+            return self.sku
+        return self.in_transit if name == "in_transit" else self.group[name]
 
 
 def _kept_badges(derive: _Deriver, groups: list[asyncpg.Record]) -> _KeptBadges:
     """The badge of every kept pair, derived once per distinct badge input.
 
-    Within a group only the sku varies, so a pair's memo key (``_Deriver``) comes
+    Within a group only the sku and the units in transit vary (the badge does not
+    depend on the latter but for a pair the engine holds something about), so a pair's memo key (``_Deriver``) comes
     down to its shared engine key and buffer; pairs the engine holds something
     particular about are derived one by one, as always.
     """
@@ -298,7 +367,9 @@ def _kept_badges(derive: _Deriver, groups: list[asyncpg.Record]) -> _KeptBadges:
         store_id, book, category = group["store_id"], group["book"], group["category"]
         base_at, base_source = group["base_at"], group["base_source"]
         local: dict[tuple[object, ...], Tail] = {}
-        for sku, n in zip(group["skus"], group["ns"], strict=True):
+        for sku, n, in_transit in zip(
+            group["skus"], group["ns"], group["in_transits"], strict=True
+        ):
             key: tuple[object, ...] | None = None
             if book is not None:
                 if assessor is None:
@@ -309,7 +380,7 @@ def _kept_badges(derive: _Deriver, groups: list[asyncpg.Record]) -> _KeptBadges:
                     key = (shared, derive.buffer(store_id, sku, category))
             tail = None if key is None else local.get(key)
             if tail is None:
-                tail = derive.tail(_PairOfGroup(group, sku))  # type: ignore[arg-type]
+                tail = derive.tail(_PairOfGroup(group, sku, in_transit))  # type: ignore[arg-type]
                 if key is not None:
                     local[key] = tail
             number = seen.get(id(tail))

@@ -65,6 +65,9 @@ async def copy_into_staging(conn: Connection, source: AsyncIterable[bytes]) -> N
 
 
 async def staged_problems(conn: Connection, *, limit: int) -> Problems:
+    """The staged rows' problems; one quick pass first (``staged_clean``) when there are none."""
+    if await conn.fetchval(Q.staged_clean):
+        return Problems(first=[], total=0)
     rows = await conn.fetch(Q.staged_problems, limit)
     return Problems(
         first=[Problem(r["line"], r["problem"]) for r in rows],
@@ -115,9 +118,17 @@ async def keep_staged_rows(conn: Connection, snapshot_id: int) -> None:
 async def apply_staged(conn: Connection, snapshot_id: int) -> list[str]:
     """Replace the stock of every location the staged file names; return those locations.
 
-    Also records each location's ``as_of`` (the latest among its rows) and raises the
-    store's snapshot freshness. Staged rows must have passed ``staged_problems``.
+    Only what differs is written: rows the file no longer lists are deleted, changed
+    and new rows written (under ``snapshot_id``), equal rows left as they are. Also
+    records each location's ``as_of`` (the latest among its rows; a row stores its
+    own only when it differs) and raises the store's snapshot freshness. Staged rows
+    must have passed ``staged_problems``.
     """
-    await conn.execute(Q.clear_named_locations)
-    rows = await conn.fetch(Q.apply_staged, snapshot_id)
+    await conn.execute(Q.stage_locations)
+    if await conn.fetchval(Q.stock_at_staged_locations):
+        await conn.execute(Q.remove_unlisted_rows)
+        await conn.execute(Q.merge_staged_rows, snapshot_id)
+    else:  # a first load of these locations: every row is new
+        await conn.execute(Q.insert_staged_rows, snapshot_id)
+    rows = await conn.fetch(Q.apply_locations, snapshot_id)
     return [r["store_id"] for r in rows]

@@ -4,11 +4,15 @@
 SELECT sku, category FROM product;
 
 -- name: events_since
--- POS events received at or after $1, in publication order.
-SELECT feed, event_id, type, store_id, sku, qty, on_hand, occurred_at, received_at
-FROM pos_event
-WHERE received_at >= $1
-ORDER BY received_at, occurred_at, feed, event_id;
+-- POS events received at or after $1, in publication order, less those received at
+-- exactly $1 that the engine has seen already ($2 feeds, $3 event ids).
+SELECT e.feed, e.event_id, e.type, e.store_id, e.sku, e.qty, e.on_hand, e.occurred_at,
+       e.received_at
+FROM pos_event e
+LEFT JOIN unnest($2::text[], $3::text[]) AS seen(feed, event_id)
+    ON e.received_at = $1 AND seen.feed = e.feed AND seen.event_id = e.event_id
+WHERE e.received_at >= $1 AND seen.feed IS NULL
+ORDER BY e.received_at, e.occurred_at, e.feed, e.event_id;
 
 -- name: feedback_since
 -- Feedback received at or after $1, in publication order.
@@ -30,14 +34,16 @@ GROUP BY s.snapshot_id, s.received_at
 ORDER BY s.received_at, s.snapshot_id;
 
 -- name: snapshot_rows
--- The rows a snapshot holds in force at the given locations: one row per location,
--- its columns as arrays in sku order (one round of decoding per location, not per row).
+-- The rows in force at the locations $1 (a snapshot's, all of them: a row it left
+-- as it was keeps the snapshot that wrote it): one row per location, its columns as
+-- arrays in sku order (one round of decoding per location, not per row). A row's
+-- as_of is NULL when it is its location's (the caller has those).
 SELECT location_id, array_agg(sku) AS skus, array_agg(on_hand) AS on_hands,
        array_agg(reserved) AS reserveds, array_agg(in_transit) AS in_transits,
        array_agg(as_of) AS as_ofs
 FROM (SELECT location_id, sku::text AS sku, on_hand, reserved, in_transit, as_of
       FROM warehouse_stock
-      WHERE location_id = ANY($2::text[]) AND snapshot_id = $1
+      WHERE location_id = ANY($1::text[])
       ORDER BY location_id, sku) AS ordered
 GROUP BY location_id
 ORDER BY location_id;

@@ -8,103 +8,31 @@
 SELECT count(pg_advisory_xact_lock(24245, k))
 FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($1::text[]) AS s ORDER BY 1) AS keys;
 
--- name: book_inputs
--- $1 store ids, $2 skus (parallel arrays), $3 now.
--- Base: the warehouse row (on_hand - reserved at as_of); 0 at the location's as_of
--- when its latest snapshot does not list the sku; the latest count strictly later
--- replaces it. Counts are POS `count` events and `shelf_count` feedback alike (the
--- contract: a shelf count "also acts as a count"). Ties at one instant: a shelf
--- count beats a POS count (a person looked at the shelf), the smaller of two shelf
--- counts wins (no promise on the higher guess), and between POS counts the larger
--- event_id (then feed) wins. Then every movement strictly after the base time and
--- <= now. last_event_at is the newest POS event or count <= now.
--- $4 only_changed: leave out pairs whose book, base source and units in transit come
--- out as stored, with a stored badge that is not unknown and was assessed ($5: an
+-- name: book_rule
+-- The book of every pair of a ``pairs`` CTE (store_id, sku) that the caller puts in
+-- front (app/db/positions.py: ``pairs_named``, ``pairs_of_stores``,
+-- ``pairs_of_snapshot``); the one SQL definition of the contract's book rule.
+-- $1 the pairs' stores: a whole-store recompute filters every table by them (each
+-- "AND <alias>.<store column> = ANY($1::text[])"), so no join scans the whole table;
+-- for named pairs positions.py drops those filters (the pairs join by index), $2 now.
+-- Base: the warehouse row (on_hand - reserved at as_of, the row's own or else its
+-- location's); 0 at the location's as_of when its latest snapshot does not list the
+-- sku; the latest count strictly later replaces it. Counts are POS `count` events and
+-- `shelf_count` feedback alike (the contract: a shelf count "also acts as a count").
+-- Ties at one instant: a shelf count beats a POS count (a person looked at the
+-- shelf), the smaller of two shelf counts wins (no promise on the higher guess), and
+-- between POS counts the larger event_id (then feed) wins. Then every movement
+-- strictly after the base time and <= now. last_event_at is the newest POS event or
+-- count <= now.
+-- $3 only_changed: leave out pairs whose book, base source and units in transit come
+-- out as stored, with a stored badge that is not unknown and was assessed ($4: an
 -- engine assesses this recompute) as this one would be (a snapshot's recompute).
-WITH pairs AS (
-    SELECT DISTINCT u.store_id, u.sku
-    FROM unnest($1::text[], $2::text[]) AS u(store_id, sku)
-), snap AS (
+snap AS (
     SELECT p.store_id, p.sku,
            CASE WHEN ws.location_id IS NOT NULL THEN ws.on_hand - ws.reserved
                 WHEN wl.location_id IS NOT NULL THEN 0 END AS snap_qty,
-           CASE WHEN ws.location_id IS NOT NULL THEN ws.as_of ELSE wl.as_of END AS snap_at,
-           COALESCE(ws.in_transit, 0) AS in_transit
-    FROM pairs p
-    LEFT JOIN warehouse_stock ws ON ws.location_id = p.store_id AND ws.sku = p.sku
-    LEFT JOIN warehouse_location wl ON wl.location_id = p.store_id
-), counts AS (
-    SELECT e.store_id, e.sku, e.on_hand, e.occurred_at, false AS shelf, e.event_id, e.feed
-    FROM pos_event e
-    JOIN pairs p ON p.store_id = e.store_id AND p.sku = e.sku
-    WHERE e.type = 'count' AND e.occurred_at <= $3
-    UNION ALL
-    SELECT f.store_id, f.sku, f.qty, f.observed_at, true, NULL, NULL
-    FROM feedback f
-    JOIN pairs p ON p.store_id = f.store_id AND p.sku = f.sku
-    WHERE f.kind = 'shelf_count' AND f.observed_at <= $3
-), latest_count AS (
-    SELECT DISTINCT ON (c.store_id, c.sku) c.store_id, c.sku, c.on_hand, c.occurred_at
-    FROM counts c
-    ORDER BY c.store_id, c.sku, c.occurred_at DESC, c.shelf DESC,
-             CASE WHEN c.shelf THEN c.on_hand END ASC, c.event_id DESC, c.feed DESC
-), base AS (
-    SELECT s.store_id, s.sku, s.in_transit, s.snap_at AS snapshot_as_of,
-           (c.occurred_at IS NOT NULL AND (s.snap_at IS NULL OR c.occurred_at > s.snap_at)) AS counted,
-           s.snap_qty, s.snap_at, c.on_hand AS count_qty, c.occurred_at AS count_at
-    FROM snap s
-    LEFT JOIN latest_count c ON c.store_id = s.store_id AND c.sku = s.sku
-), based AS (
-    SELECT store_id, sku, in_transit, snapshot_as_of, count_at,
-           CASE WHEN counted THEN 'count' WHEN snap_at IS NOT NULL THEN 'snapshot' END AS base_source,
-           CASE WHEN counted THEN count_qty ELSE snap_qty END AS base_qty,
-           CASE WHEN counted THEN count_at ELSE snap_at END AS base_at
-    FROM base
-), moved AS (
-    SELECT e.store_id, e.sku,
-           sum(e.delta) FILTER (WHERE e.type <> 'count' AND e.occurred_at > b.base_at) AS moved,
-           max(e.occurred_at) AS last_event_at
-    FROM based b
-    JOIN pos_event e ON e.store_id = b.store_id AND e.sku = b.sku
-    WHERE e.occurred_at <= $3
-    GROUP BY e.store_id, e.sku
-)
-SELECT b.store_id, b.sku,
-       (b.base_qty + COALESCE(m.moved, 0))::integer AS book,
-       b.base_source, b.base_at, b.snapshot_as_of,
-       greatest(m.last_event_at, b.count_at) AS last_event_at, b.in_transit,
-       pr.category,
-       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at
-FROM based b
-LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
-LEFT JOIN product pr ON pr.sku = b.sku
-LEFT JOIN store_freshness f ON f.store_id = b.store_id
-LEFT JOIN book_position bp ON bp.store_id = b.store_id AND bp.sku = b.sku
-WHERE NOT ($4::boolean AND bp.store_id IS NOT NULL
-           AND bp.book IS NOT DISTINCT FROM (b.base_qty + COALESCE(m.moved, 0))
-           AND bp.base_source IS NOT DISTINCT FROM b.base_source
-           AND bp.in_transit = b.in_transit
-           AND bp.badge_state <> 'unknown'
-           AND (bp.evidence IS NOT NULL) = $5::boolean);
-
--- name: book_inputs_of_stores
--- book_inputs for every pair the stores $1 have anything for (warehouse rows, POS
--- events, shelf counts, positions); $2 now, $3 only_changed, $4 assessed. The pairs
--- are found here, so a whole-store recompute sends and receives only changed pairs.
--- Every table is also filtered by the stores, so no join scans the whole table.
-WITH pairs AS (
-    SELECT location_id AS store_id, sku FROM warehouse_stock WHERE location_id = ANY($1::text[])
-    UNION
-    SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
-    UNION
-    SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = 'shelf_count'
-    UNION
-    SELECT store_id, sku FROM book_position WHERE store_id = ANY($1::text[])
-), snap AS (
-    SELECT p.store_id, p.sku,
-           CASE WHEN ws.location_id IS NOT NULL THEN ws.on_hand - ws.reserved
-                WHEN wl.location_id IS NOT NULL THEN 0 END AS snap_qty,
-           CASE WHEN ws.location_id IS NOT NULL THEN ws.as_of ELSE wl.as_of END AS snap_at,
+           CASE WHEN ws.location_id IS NOT NULL THEN COALESCE(ws.as_of, wl.as_of)
+                ELSE wl.as_of END AS snap_at,
            COALESCE(ws.in_transit, 0) AS in_transit
     FROM pairs p
     LEFT JOIN warehouse_stock ws
@@ -151,7 +79,8 @@ SELECT b.store_id, b.sku,
        b.base_source, b.base_at, b.snapshot_as_of,
        greatest(m.last_event_at, b.count_at) AS last_event_at, b.in_transit,
        pr.category,
-       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at
+       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at,
+       bp.store_id IS NOT NULL AS stored
 FROM based b
 LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
 LEFT JOIN product pr ON pr.sku = b.sku
@@ -163,7 +92,11 @@ WHERE NOT ($3::boolean AND bp.store_id IS NOT NULL
            AND bp.base_source IS NOT DISTINCT FROM b.base_source
            AND bp.in_transit = b.in_transit
            AND bp.badge_state <> 'unknown'
-           AND (bp.evidence IS NOT NULL) = $4::boolean);
+           AND (bp.evidence IS NOT NULL) = $4::boolean)
+
+-- name: pairs_named
+-- The pairs given: $1 store ids and $5 skus, parallel arrays.
+SELECT DISTINCT u.store_id, u.sku FROM unnest($1::text[], $5::text[]) AS u(store_id, sku)
 
 -- name: upsert_positions
 -- One statement for the whole batch; reasons arrive comma-joined (codes have none).
@@ -231,15 +164,44 @@ ON CONFLICT (store_id, sku) DO UPDATE SET
 TRUNCATE position_write;
 
 -- name: pairs_of_stores
--- Every pair the stores have anything for: warehouse rows, POS events, shelf counts,
--- positions.
+-- Every pair the stores $1 have anything for: warehouse rows, POS events, shelf
+-- counts, positions.
 SELECT location_id AS store_id, sku FROM warehouse_stock WHERE location_id = ANY($1::text[])
 UNION
 SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
 UNION
 SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = 'shelf_count'
 UNION
-SELECT store_id, sku FROM book_position WHERE store_id = ANY($1::text[]);
+SELECT store_id, sku FROM book_position WHERE store_id = ANY($1::text[])
+
+-- name: pairs_of_snapshot
+-- The pairs of the stores $1 whose position the snapshot $5 that was just applied
+-- can have changed: the rows it wrote (``apply_staged`` leaves a row equal to the
+-- stored one as it is), a position without a row (the snapshot may have removed
+-- it) and a row without a position, the positions book_rule recomputes whatever
+-- their inputs (unknown, or not assessed as $4 says), and the pairs with POS events
+-- or shelf counts (their base or movements may change with the location's as_of).
+-- Any other pair's warehouse row is the one its stored position was computed from,
+-- so its book, base source and units in transit come out as stored: book_rule's
+-- only_changed would leave it out after computing it. One pass over the stores'
+-- rows and positions (a first load: every row, no position).
+SELECT COALESCE(ws.location_id, bp.store_id) AS store_id, COALESCE(ws.sku, bp.sku) AS sku
+FROM (SELECT location_id, sku, snapshot_id
+      FROM warehouse_stock WHERE location_id = ANY($1::text[])) AS ws
+FULL JOIN (SELECT store_id, sku, badge_state, evidence
+           FROM book_position WHERE store_id = ANY($1::text[])) AS bp
+    ON bp.store_id = ws.location_id AND bp.sku = ws.sku
+WHERE ws.snapshot_id = $5 OR ws.location_id IS NULL OR bp.store_id IS NULL
+   OR bp.badge_state = 'unknown' OR (bp.evidence IS NOT NULL) <> $4::boolean
+UNION
+SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
+UNION
+SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = 'shelf_count'
+
+-- name: stores_with_positions
+-- Those of the stores $1 that have any position stored.
+SELECT s FROM unnest($1::text[]) AS s
+WHERE EXISTS (SELECT 1 FROM book_position bp WHERE bp.store_id = s);
 
 -- name: pairs_to_refresh
 -- Pairs whose stored badge can change with time alone, with why. $1 now,
@@ -311,7 +273,7 @@ SELECT store_id, sku, badge_state FROM book_position WHERE store_id = ANY($1::te
 CREATE TEMP TABLE IF NOT EXISTS book_batch (
     n integer, store_id text, sku text, book integer, base_source text, base_at timestamptz,
     snapshot_as_of timestamptz, last_event_at timestamptz, in_transit integer, category text,
-    store_newest_at timestamptz
+    store_newest_at timestamptz, stored boolean
 ) ON COMMIT DROP;
 
 -- name: truncate_book_batch
@@ -320,8 +282,9 @@ TRUNCATE book_batch;
 -- name: update_from_book_batch
 -- $1 the badge of each numbered row (an index into the badges $2..$7, from 1),
 -- $8 computed_at, $9 the batch's stores (the update reads only their positions).
--- The pairs already stored are updated here, the others inserted by
--- insert_from_book_batch right after (the store locks keep both to this transaction).
+-- The pairs already stored (``stored``: book_rule found their position) are updated
+-- here, the others inserted by insert_from_book_batch right after (the store locks
+-- keep every write of these stores' positions to this transaction meanwhile).
 UPDATE book_position AS bp SET
     book = b.book,
     base_source = b.base_source,
@@ -341,11 +304,12 @@ JOIN unnest($2::text[], $3::integer[], $4::double precision[], $5::text[],
             $6::timestamptz[], $7::bytea[]) WITH ORDINALITY
      AS t(badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, id)
   ON t.id = ($1::integer[])[b.n]
-WHERE bp.store_id = ANY($9::text[]) AND bp.store_id = b.store_id AND bp.sku = b.sku;
+WHERE bp.store_id = ANY($9::text[]) AND bp.store_id = b.store_id AND bp.sku = b.sku
+  AND b.stored;
 
 -- name: insert_from_book_batch
 -- The kept rows not stored yet (arguments as update_from_book_batch, less $9): a
--- plain insert, no speculative insertion per row.
+-- plain insert, no speculative insertion nor probe per row.
 INSERT INTO book_position (
     store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
     badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, computed_at)
@@ -357,5 +321,4 @@ JOIN unnest($2::text[], $3::integer[], $4::double precision[], $5::text[],
             $6::timestamptz[], $7::bytea[]) WITH ORDINALITY
      AS t(badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, id)
   ON t.id = ($1::integer[])[b.n]
-WHERE NOT EXISTS (SELECT 1 FROM book_position bp
-                  WHERE bp.store_id = b.store_id AND bp.sku = b.sku);
+WHERE NOT b.stored;

@@ -27,14 +27,51 @@ CREATE TEMP TABLE warehouse_staging (
 -- Temp tables are never auto-analyzed; the plans below need real row counts.
 ANALYZE warehouse_staging;
 
+-- name: staged_clean
+-- True when staged_problems would find nothing (the usual case), judged in one scan:
+-- each column's distinct values (and each (location_id, sku)'s count) are gathered
+-- in one pass of hash tables, then the same checks as staged_problems run on the
+-- few distinct values. When false, staged_problems says where and why.
+WITH d AS (
+    SELECT location_id, sku, on_hand, reserved, in_transit, as_of, count(*) AS n,
+           GROUPING(location_id, sku) = 0 AS by_pair,
+           GROUPING(location_id, sku) = 1 AS by_location, GROUPING(location_id, sku) = 2 AS by_sku,
+           GROUPING(on_hand) = 0 AS by_on_hand, GROUPING(reserved) = 0 AS by_reserved,
+           GROUPING(in_transit) = 0 AS by_in_transit, GROUPING(as_of) = 0 AS by_as_of
+    FROM warehouse_staging
+    GROUP BY GROUPING SETS ((location_id, sku), (location_id), (sku), (on_hand), (reserved),
+                            (in_transit), (as_of))
+)
+SELECT NOT EXISTS (
+    SELECT 1 FROM d
+    WHERE (by_pair AND n > 1)
+       OR (by_location AND (location_id IS NULL OR location_id !~ '^[A-Za-z0-9._:-]+$'
+                            OR length(location_id) > 64))
+       OR (by_sku AND (sku IS NULL OR sku !~ '^[A-Za-z0-9._:-]+$' OR length(sku) > 64))
+       OR (by_on_hand AND (on_hand IS NULL OR on_hand !~ '^[0-9]+$'
+                           OR NOT pg_input_is_valid(on_hand, 'integer')))
+       OR (by_reserved AND (reserved IS NULL OR reserved !~ '^[0-9]+$'
+                            OR NOT pg_input_is_valid(reserved, 'integer')))
+       OR (by_in_transit AND (in_transit IS NULL OR in_transit !~ '^[0-9]+$'
+                              OR NOT pg_input_is_valid(in_transit, 'integer')))
+       OR (by_as_of AND (as_of IS NULL
+           OR as_of !~ '^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$'
+           OR NOT pg_input_is_valid(as_of, 'timestamptz'))));
+
 -- name: staged_problems
 -- The first $1 problems in file order, each with its line, and how many there are.
 -- Patterns avoid {1,64} and capturing groups: PostgreSQL's regex engine makes those
--- ten times slower, which shows at a million rows. The columns with few distinct
--- values (as_of, the counts) are judged once per distinct value, not per row: a
--- row's value is then looked up among the bad ones (same verdict, same message);
--- OFFSET 0 keeps the planner from pushing the checks below the DISTINCT.
-WITH bad_on_hand AS MATERIALIZED (
+-- ten times slower, which shows at a million rows. Every column is judged once per
+-- distinct value, not per row (a file repeats its locations, skus, counts and
+-- as_of): a row's value is then looked up among the bad ones (same verdict, same
+-- message); OFFSET 0 keeps the planner from pushing the checks below the DISTINCT.
+WITH bad_location_id AS MATERIALIZED (
+    SELECT v FROM (SELECT DISTINCT location_id AS v FROM warehouse_staging OFFSET 0) AS d
+    WHERE v !~ '^[A-Za-z0-9._:-]+$' OR length(v) > 64
+), bad_sku AS MATERIALIZED (
+    SELECT v FROM (SELECT DISTINCT sku AS v FROM warehouse_staging OFFSET 0) AS d
+    WHERE v !~ '^[A-Za-z0-9._:-]+$' OR length(v) > 64
+), bad_on_hand AS MATERIALIZED (
     SELECT v FROM (SELECT DISTINCT on_hand AS v FROM warehouse_staging OFFSET 0) AS d
     WHERE v !~ '^[0-9]+$' OR NOT pg_input_is_valid(v, 'integer')
 ), bad_reserved AS MATERIALIZED (
@@ -50,11 +87,11 @@ WITH bad_on_hand AS MATERIALIZED (
 ), field_problems AS (
     SELECT line, concat_ws(', ',
         CASE WHEN location_id IS NULL THEN 'location_id is empty'
-             WHEN location_id !~ '^[A-Za-z0-9._:-]+$' OR length(location_id) > 64
+             WHEN location_id IN (SELECT v FROM bad_location_id)
              THEN format('location_id %s is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)',
                          quote_literal(left(location_id, 80))) END,
         CASE WHEN sku IS NULL THEN 'sku is empty'
-             WHEN sku !~ '^[A-Za-z0-9._:-]+$' OR length(sku) > 64
+             WHEN sku IN (SELECT v FROM bad_sku)
              THEN format('sku %s is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)',
                          quote_literal(left(sku, 80))) END,
         CASE WHEN on_hand IS NULL THEN 'on_hand is empty'
@@ -137,37 +174,68 @@ SELECT $1, location_id, sku, on_hand::integer, reserved::integer, in_transit::in
        as_of::timestamptz
 FROM warehouse_staging;
 
--- name: clear_named_locations
+-- name: stage_locations
+-- Each location the staged file names, with its as_of (the latest among its rows).
+CREATE TEMP TABLE staged_location ON COMMIT DROP AS
+SELECT location_id, max(as_of::timestamptz) AS as_of
+FROM warehouse_staging
+GROUP BY location_id;
+
+-- name: remove_unlisted_rows
 -- Every location the file names is replaced whole: a sku it no longer lists goes.
 DELETE FROM warehouse_stock AS w
-USING (SELECT DISTINCT location_id FROM warehouse_staging) AS named
-WHERE w.location_id = named.location_id;
+USING staged_location AS n
+WHERE w.location_id = n.location_id
+  AND NOT EXISTS (SELECT 1 FROM warehouse_staging s
+                  WHERE s.location_id = w.location_id AND s.sku = w.sku);
 
--- name: apply_staged
--- Insert the file's rows, record each named location's as_of, raise its store's
--- freshness; returns the named locations. Casts happen once, here.
-WITH stock AS (
-    INSERT INTO warehouse_stock
-        (location_id, sku, on_hand, reserved, in_transit, as_of, snapshot_id)
-    SELECT location_id, sku, on_hand::integer, reserved::integer, in_transit::integer,
-           as_of::timestamptz, $1
-    FROM warehouse_staging
-    RETURNING location_id, as_of
-),
-named AS (
-    SELECT location_id, max(as_of) AS as_of
-    FROM stock
-    GROUP BY location_id
-),
-location AS (
+-- name: merge_staged_rows
+-- The file's rows, cast once here, into the stock; $1 the snapshot. A row's as_of is
+-- stored only when it is not its location's (NULL stands for warehouse_location's),
+-- and a row equal to the stored one is not written at all: the next snapshot of a
+-- location writes only the rows that changed. snapshot_id: the snapshot that last
+-- wrote the row (the location's is warehouse_location.snapshot_id).
+MERGE INTO warehouse_stock AS w
+USING (SELECT s.location_id, s.sku, s.on_hand::integer AS on_hand,
+              s.reserved::integer AS reserved, s.in_transit::integer AS in_transit,
+              NULLIF(s.as_of::timestamptz, n.as_of) AS as_of
+       FROM warehouse_staging s
+       JOIN staged_location n ON n.location_id = s.location_id) AS s
+ON w.location_id = s.location_id AND w.sku = s.sku
+WHEN MATCHED AND (w.on_hand, w.reserved, w.in_transit, w.as_of)
+                 IS DISTINCT FROM (s.on_hand, s.reserved, s.in_transit, s.as_of) THEN
+    UPDATE SET on_hand = s.on_hand, reserved = s.reserved, in_transit = s.in_transit,
+               as_of = s.as_of, snapshot_id = $1
+WHEN NOT MATCHED THEN
+    INSERT (location_id, sku, on_hand, reserved, in_transit, as_of, snapshot_id)
+    VALUES (s.location_id, s.sku, s.on_hand, s.reserved, s.in_transit, s.as_of, $1);
+
+-- name: stock_at_staged_locations
+-- Whether any location the file names holds stock already (else insert_staged_rows).
+SELECT EXISTS (SELECT 1 FROM warehouse_stock w
+               JOIN staged_location n ON n.location_id = w.location_id);
+
+-- name: insert_staged_rows
+-- merge_staged_rows for locations that hold no stock yet (a first load): every row
+-- is new, so a plain insert without the join against what is stored.
+INSERT INTO warehouse_stock (location_id, sku, on_hand, reserved, in_transit, as_of, snapshot_id)
+SELECT s.location_id, s.sku, s.on_hand::integer, s.reserved::integer, s.in_transit::integer,
+       NULLIF(s.as_of::timestamptz, n.as_of), $1
+FROM warehouse_staging s
+JOIN staged_location n ON n.location_id = s.location_id;
+
+-- name: apply_locations
+-- Record each named location's as_of and snapshot, raise its store's freshness;
+-- returns the named locations.
+WITH location AS (
     INSERT INTO warehouse_location (location_id, as_of, snapshot_id)
-    SELECT location_id, as_of, $1 FROM named
+    SELECT location_id, as_of, $1 FROM staged_location
     ON CONFLICT (location_id) DO UPDATE SET
         as_of = EXCLUDED.as_of,
         snapshot_id = EXCLUDED.snapshot_id
 )
 INSERT INTO store_freshness (store_id, snapshot_as_of)
-SELECT location_id, as_of FROM named
+SELECT location_id, as_of FROM staged_location
 ON CONFLICT (store_id) DO UPDATE SET
     snapshot_as_of = greatest(store_freshness.snapshot_as_of, EXCLUDED.snapshot_as_of)
 RETURNING store_id;

@@ -1,0 +1,166 @@
+"""A snapshot writes only what changed, and recomputes only the pairs it can change.
+
+``apply_staged`` leaves rows equal to the stored ones as they are (a row stores its
+as_of only when it is not its location's) and ``recompute_stores(snapshot_id=...)``
+computes only the pairs ``pairs_of_snapshot`` names. After every snapshot of a random
+sequence (rows changed, added and dropped, locations left out, as_of moving, POS
+events and counts in between), the stock in force must be the files' and every
+stored position what a full recompute of all pairs gives.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from app.db import snapshots
+from app.db.events import insert_events
+from app.db.positions import Q, _book_of, recompute_pairs, recompute_stores
+from app.domain.model import Count, Sale
+from app.domain.policy import Policy
+
+T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+STORES = ["S1", "S2", "S3"]
+SKUS = [f"K{i}" for i in range(12)]
+POLICY = Policy()
+FULL_BOOK = _book_of(Q.pairs_of_stores)
+
+
+def _csv(rows: dict[tuple[str, str], tuple[int, int, int, datetime]]) -> bytes:
+    out = io.StringIO()
+    for (loc, sku), (on_hand, reserved, in_transit, as_of) in sorted(rows.items()):
+        out.write(f"{loc},{sku},{on_hand},{reserved},{in_transit},{as_of.isoformat()}\n")
+    return out.getvalue().encode()
+
+
+async def _apply(conn: asyncpg.Connection, body: bytes, now: datetime) -> int:
+    async with conn.transaction():
+        await snapshots.create_staging(conn)
+        await snapshots.copy_into_staging(conn, io.BytesIO(body))  # type: ignore[arg-type]
+        assert (await snapshots.staged_problems(conn, limit=5)).total == 0
+        snapshot_id = await snapshots.insert_snapshot(
+            conn, feed="wh", etag=None, status="applied", reason=None, row_count=None,
+            locations=None, received_at=now,
+        )  # fmt: skip
+        named = await snapshots.apply_staged(conn, snapshot_id)
+        return await recompute_stores(conn, named, policy=POLICY, now=now, snapshot_id=snapshot_id)
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_snapshots_write_and_recompute_only_changes(pool: asyncpg.Pool, seed: int) -> None:
+    rng = random.Random(seed)
+    in_force: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO feed (name, kind, url) VALUES ('wh', 'warehouse', 'x'), ('pos', 'pos', 'y')"
+        )
+        now = T0
+        for round_ in range(8):
+            now += timedelta(minutes=30)
+            named = rng.sample(STORES, rng.randint(1, len(STORES)))
+            rows: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
+            for loc in named:
+                as_of = now - timedelta(minutes=rng.choice([5, 25, 45]))  # events may be later
+                for sku in SKUS:
+                    old = in_force.get((loc, sku))
+                    if rng.random() < 0.15:
+                        continue  # dropped (or never listed)
+                    if old is not None and rng.random() < 0.7:
+                        # unchanged counts; as_of usually the location's, sometimes its own
+                        at = as_of if rng.random() < 0.8 else as_of - timedelta(minutes=1)
+                        rows[(loc, sku)] = (*old[:3], at)
+                    else:
+                        rows[(loc, sku)] = (rng.randint(0, 9), rng.randint(0, 2),
+                                            rng.randint(0, 3), as_of)  # fmt: skip
+            await _apply(conn, _csv(rows), now)
+            for key in [k for k in in_force if k[0] in named]:
+                del in_force[key]
+            in_force |= rows
+            stock = await conn.fetch(
+                "SELECT ws.location_id, ws.sku, on_hand, reserved, in_transit,"
+                " COALESCE(ws.as_of, wl.as_of) AS as_of"
+                " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id)"
+            )
+            assert {(r[0], r[1]): tuple(r[2:]) for r in stock} == in_force, round_
+            await _assert_positions_are_full_recompute(conn, now, round_)
+            # POS events and counts between snapshots, before and after the next as_of
+            events: list[Any] = []
+            for i in range(rng.randint(0, 6)):
+                store, sku = rng.choice(STORES), rng.choice(SKUS)
+                at = now - timedelta(minutes=rng.randint(1, 20))
+                if rng.random() < 0.3:
+                    events.append(Count(event_id=f"C{round_}-{i}", store_id=store, sku=sku,
+                                        on_hand=rng.randint(0, 9), occurred_at=at))  # fmt: skip
+                else:
+                    events.append(Sale(event_id=f"E{round_}-{i}", store_id=store, sku=sku,
+                                       qty=1, occurred_at=at))  # fmt: skip
+            if events:  # stored with their positions, as the POS puller does
+                async with conn.transaction():
+                    new = await insert_events(conn, "pos", events, received_at=now)
+                    await recompute_pairs(conn, {(e.store_id, e.sku) for e in new},
+                                          policy=POLICY, now=now)  # fmt: skip
+
+
+async def _assert_positions_are_full_recompute(
+    conn: asyncpg.Connection, now: datetime, round_: int
+) -> None:
+    """Every pair's stored book, base source and units in transit are those a full
+    recompute of all pairs gives (what ``only_changed`` compares), and no pair is missing."""
+    full = await conn.fetch(FULL_BOOK, STORES, now, False, False)
+    stored = {
+        (r["store_id"], r["sku"]): r
+        for r in await conn.fetch("SELECT * FROM book_position WHERE store_id = ANY($1)", STORES)
+    }
+    for r in full:
+        key = (r["store_id"], r["sku"])
+        if r["book"] is None and key not in stored:
+            continue  # no base and never stored: nothing to show either way
+        assert key in stored, (round_, key)
+        s = stored[key]
+        assert (s["book"], s["base_source"], s["in_transit"]) == (
+            r["book"], r["base_source"], r["in_transit"],
+        ), (round_, key)  # fmt: skip
+
+
+GOOD = "S1,K1,3,0,1,2026-11-23T06:00:00Z"
+BAD_ROWS = [
+    "S 1,K1,3,0,1,2026-11-23T06:00:00Z",
+    f"{'S' * 65},K1,3,0,1,2026-11-23T06:00:00Z",
+    ",K1,3,0,1,2026-11-23T06:00:00Z",
+    "S1,K/1,3,0,1,2026-11-23T06:00:00Z",
+    f"S1,{'K' * 65},3,0,1,2026-11-23T06:00:00Z",
+    "S1,,3,0,1,2026-11-23T06:00:00Z",
+    "S1,K1,-3,0,1,2026-11-23T06:00:00Z",
+    "S1,K1,,0,1,2026-11-23T06:00:00Z",
+    "S1,K1,3,x,1,2026-11-23T06:00:00Z",
+    "S1,K1,3,0,99999999999,2026-11-23T06:00:00Z",
+    "S1,K1,3,0,,2026-11-23T06:00:00Z",
+    "S1,K1,3,0,1,2026-11-23 06:00:00Z",
+    "S1,K1,3,0,1,2026-13-23T06:00:00Z",
+    "S1,K1,3,0,1,",
+    GOOD,  # a duplicate of the first row
+]
+
+
+@pytest.mark.parametrize("bad", [None, *BAD_ROWS])
+async def test_the_quick_check_is_clean_exactly_when_there_are_no_problems(
+    pool: asyncpg.Pool, bad: str | None
+) -> None:
+    """``staged_clean`` decides the no-problem case alone; it must never call a file
+    with a problem clean (a file it calls unclean is judged in detail anyway)."""
+    lines = [GOOD, "S1,K2,0,0,0,2026-11-23T05:00:00+01:00", "S2,K1,7,2,0,2026-11-23T06:00:00Z"]
+    if bad is not None:
+        lines.insert(2, bad)
+    async with pool.acquire() as conn, conn.transaction():
+        await snapshots.create_staging(conn)
+        body = ("\n".join(lines) + "\n").encode()
+        await snapshots.copy_into_staging(conn, io.BytesIO(body))  # type: ignore[arg-type]
+        clean = await conn.fetchval(snapshots.Q.staged_clean)
+        detailed = await conn.fetch(snapshots.Q.staged_problems, 5)
+    assert clean is (bad is None)
+    assert bool(detailed) is (bad is not None)
