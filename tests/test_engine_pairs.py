@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from app.domain.book import book_position
 from app.domain.engine import Engine
 from app.domain.live import Assessor
-from app.domain.model import Sale, SnapshotRow
+from app.domain.model import Count, Sale, SnapshotRow
 from app.domain.policy import Policy
 
 T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
@@ -44,3 +44,41 @@ def test_snapshot_rows_alone_give_no_pair_state_and_the_reference_book() -> None
         "S1", "A", snapshot_row=rows[2], location_as_of=T0, events=[sale],
         at=now - timedelta(minutes=1),
     )  # fmt: skip
+
+
+def test_a_short_picks_shelf_bound_outlives_a_later_count_until_a_refill_shows() -> None:
+    """A count finds shelf + back room: it does not show the empty shelf was refilled."""
+    engine = Engine(Policy(), {"A": "food"})
+    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 10, 0, 0, T0)])
+    t1, t2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    engine.observe_feedback(
+        kind="pick_short", store_id="S1", sku="A", qty=0, observed_at=t1, now=t1
+    )
+    engine.observe_event(Count(event_id="c1", store_id="S1", sku="A", occurred_at=t2, on_hand=8))
+
+    def bound(now: datetime) -> int | None:
+        pos = engine.ledger.position("S1", "A", now)
+        assert pos is not None and pos.base_at == t2
+        return engine._evidence(pos, 1, now, timedelta(hours=2)).shelf_bound
+
+    assert bound(t2 + timedelta(minutes=5)) == 0
+    t3 = t2 + timedelta(hours=1)
+    engine.observe_event(Sale(event_id="s1", store_id="S1", sku="A", occurred_at=t3, qty=1))
+    assert bound(t3 + timedelta(minutes=5)) is None  # sold more than the pick saw: refilled
+
+
+def test_a_shelf_count_ends_a_short_picks_bound() -> None:
+    engine = Engine(Policy(), {"A": "food"})
+    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 10, 0, 0, T0)])
+    t1, t2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    engine.observe_feedback(
+        kind="pick_short", store_id="S1", sku="A", qty=0, observed_at=t1, now=t1
+    )
+    engine.observe_feedback(
+        kind="shelf_count", store_id="S1", sku="A", qty=6, observed_at=t2, now=t2
+    )
+    pos = engine.ledger.position("S1", "A", t2 + timedelta(minutes=5))
+    assert pos is not None and pos.book == 6
+    assert (
+        engine._evidence(pos, 1, t2 + timedelta(minutes=5), timedelta(hours=2)).shelf_bound is None
+    )

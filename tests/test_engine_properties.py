@@ -202,6 +202,26 @@ def test_a_faster_seller_never_gets_a_lower_empty_shelf_prior(
     assert 0.0 <= model.prior(store, sku, fast, store_rate) <= 1.0
 
 
+@given(
+    st.lists(st.tuples(st.floats(0.0, 1000.0), st.booleans()), max_size=80),
+    st.floats(0.0, 1000.0),
+    st.floats(0.0, 1000.0),
+)
+def test_a_longer_time_unseen_on_the_shelf_never_lowers_the_empty_shelf_factor(
+    seen: list[tuple[float, bool]], a: float, b: float
+) -> None:
+    """Whatever was observed, the idle factor is non-decreasing in trade hours since the pair
+    was last seen (so a longer silence never raises confidence) and bounded."""
+    from app.domain.shelf import IDLE_FACTOR, IdleEmptiness
+
+    model = IdleEmptiness()
+    for hours, empty in seen:
+        model.observe(hours, empty)
+    short, long = min(a, b), max(a, b)
+    assert model.factor(short) <= model.factor(long)
+    assert IDLE_FACTOR[0] <= model.factor(short) and model.factor(long) <= IDLE_FACTOR[1]
+
+
 @given(st.integers(-3, 400), st.floats(0.0, 300.0, allow_nan=False))
 def test_the_closed_form_negbin_cdf_equals_the_summed_series(m: int, mean: float) -> None:
     """Size 2 is summed in closed form; it must be the same distribution as the series."""

@@ -24,7 +24,7 @@ from app.domain.loss import MAX_DAYS, LossRate, days_unverified
 from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, SnapshotRow
 from app.domain.policy import Policy
 from app.domain.sales import SalesSpeed
-from app.domain.shelf import FILL_EDGES, PairEmptiness, PhantomRate, ShelfFill
+from app.domain.shelf import FILL_EDGES, IdleEmptiness, PairEmptiness, PhantomRate, ShelfFill
 
 BACK_ROOM_WINDOW = timedelta(hours=FILL_EDGES[-1])
 QUIET_EVENTS = 4.6  # expected store events with none published: P(silence | normal) < 1%
@@ -82,6 +82,7 @@ class Engine:
         self.fill = ShelfFill()
         self.phantom = PhantomRate()
         self.emptiness = PairEmptiness()
+        self.idle = IdleEmptiness()
         self.calibration = Calibration()
         self.pairs: dict[tuple[str, str], Pair] = {}
         self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
@@ -201,8 +202,13 @@ class Engine:
                 p.empty += 1.0 if empty else 0.0
                 p.n += 1.0
                 self.emptiness.observe_bin(per_day, empty)
+                x = observed_at.timestamp() / 3600
+                idle = self._evidence_h(pos, p, 1, observed_at, ZERO, x)[2]
+                self.idle.observe(idle, empty)
             self._learn_fill(pos, p, kind, qty, observed_at)
         if kind == "shelf_count":
+            if p.shelf_obs is not None and p.shelf_obs[0] <= observed_at:
+                p.shelf_obs = None  # staff saw the shelf itself: the short pick's bound is over
             self._feedback_ids += 1
             p.verified = observed_at if p.verified is None else max(observed_at, p.verified)
             count = Count(
@@ -260,9 +266,10 @@ class Engine:
     def _evidence_h(
         self, pos: BookPosition, p: Pair | None, wanted: int, now: datetime, horizon: timedelta,
         x_now: float,
-    ) -> tuple[Evidence, float]:  # fmt: skip
+    ) -> tuple[Evidence, float, float]:  # fmt: skip
         """``_evidence`` with the pair's state and ``now`` as epoch hours (read once per
-        visit); also the store's trade clock at ``now``, which ``_quiet`` reads too."""
+        visit); also the store's trade clock at ``now``, which ``_quiet`` reads too, and the
+        trade hours since the pair's last sign of life (what ``IdleEmptiness`` reads)."""
         store, sku = pos.store_id, pos.sku
         category = self.categories.get(sku)
         sales = self.sales
@@ -290,8 +297,16 @@ class Engine:
             found = p.found_at
             if found is not None and found <= now and found > since:
                 since = found
-            if p.shelf_obs is not None and pos.base_at < p.shelf_obs[0] <= now:
-                shelf_bound = self._rolled_forward(p, *p.shelf_obs, now)
+            shelf_obs = p.shelf_obs
+            if shelf_obs is not None and shelf_obs[0] <= now:
+                if pos.base_at < shelf_obs[0]:
+                    shelf_bound = self._rolled_forward(p, *shelf_obs, now)
+                elif found is None or found <= shelf_obs[0]:
+                    # A count after a short pick finds shelf + back room, not a refilled
+                    # shelf: the pick's bound holds until sales or a found pick show a refill.
+                    bound = self._rolled_forward(p, *shelf_obs, now)
+                    if bound >= 0:
+                        shelf_bound = bound
             if (
                 receipt is not None
                 and now - receipt.occurred_at < BACK_ROOM_WINDOW
@@ -324,6 +339,7 @@ class Engine:
             expected = 0.0
         first = None if verified is not None else self.loss.first_seen_at(store, sku)
         days = days_unverified(verified, first, now)  # first sighting: read only if unverified
+        idle = max(0.0, c_now - c_since)
         ev = Evidence(
             book=pos.book,
             wanted=wanted,
@@ -333,13 +349,15 @@ class Engine:
             back_room=back_room,
             shelf_fill=fill,
             silence=speed * (c_wm - c_since) if since < wm else 0.0,
-            phantom_prior=self.emptiness.prior_of(
-                empty, n, 24.0 * speed, self.phantom.prior(store)
+            phantom_prior=min(
+                0.95,
+                self.emptiness.prior_of(empty, n, 24.0 * speed, self.phantom.prior(store))
+                * self.idle.factor(idle),
             ),
             shelf_bound=shelf_bound,
             into_day=into_day,
         )
-        return ev, c_now
+        return ev, c_now, idle
 
     def _rolled_forward(self, p: Pair, at: datetime, qty: int, now: datetime) -> int:
         """A shelf observation plus the movements recorded after it."""
@@ -394,7 +412,7 @@ class Engine:
     def _assess(
         self, pos: BookPosition, p: Pair | None, wanted: int, now: datetime, x_now: float
     ) -> Assessment:
-        ev, c_now = self._evidence_h(pos, p, wanted, now, self.policy.arrival_horizon, x_now)
+        ev, c_now, _ = self._evidence_h(pos, p, wanted, now, self.policy.arrival_horizon, x_now)
         gap = None if p is None else p.last_gap
         return assessment(
             ev,

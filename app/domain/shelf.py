@@ -165,3 +165,64 @@ class PairEmptiness:
         factor = min(hi, max(lo, store_rate / chain))
         base = min(0.95, curve[bisect_right(SPEED_EDGES, max(0.0, per_day))] * factor)
         return (empty + PAIR_PRIOR_N * base) / (n + PAIR_PRIOR_N)
+
+
+# Average trade hours since the pair's last sign of life (sale, receipt, count, found pick),
+# upper edges (a closed night adds ~0, a trading day ~24 on average).
+IDLE_EDGES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
+IDLE_PRIOR_N = 20.0  # pseudo-observations per idle bin, at the chain's overall rate
+IDLE_FACTOR = (0.25, 4.0)  # bounds on an idle bin's empty rate relative to the chain's
+
+
+class IdleEmptiness:
+    """How much likelier an empty shelf is the longer a pair has gone unseen on it.
+
+    A slow seller's silence says little through its sales speed (a few quiet days
+    are normal), yet its phantoms are the pairs with no sign of life for days. Learned
+    per chain from shelf observations (empty or not, book positive) by average trade
+    hours since the pair's last sign of life (the moment ``silence`` counts from),
+    pooled so the rate never falls as that time grows: a longer silence never raises
+    confidence. Independent of speed, so the pair prior stays non-decreasing in speed.
+    Below 1 for pairs seen minutes ago: they are emptier than the chain less often.
+    """
+
+    __slots__ = ("_factors", "bin_empty", "bin_n")
+
+    def __init__(self) -> None:
+        self.bin_empty = [0.0] * (len(IDLE_EDGES) + 1)
+        self.bin_n = [0.0] * (len(IDLE_EDGES) + 1)
+        self._factors: list[float] | None = None
+
+    def observe(self, idle_hours: float, empty: bool) -> None:
+        i = bisect_right(IDLE_EDGES, max(0.0, idle_hours))
+        self.bin_empty[i] += 1.0 if empty else 0.0
+        self.bin_n[i] += 1.0
+        self._factors = None
+
+    def factors(self) -> list[float]:
+        """Per idle bin, its pooled (non-decreasing) empty rate over the chain's, bounded."""
+        if self._factors is None:
+            chain = (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
+            sums: list[float] = []
+            weights: list[float] = []
+            cells: list[int] = []
+            for e, n in zip(self.bin_empty, self.bin_n, strict=True):
+                s, w, c = e + IDLE_PRIOR_N * chain, n + IDLE_PRIOR_N, 1
+                while sums and sums[-1] / weights[-1] > s / w:
+                    s += sums.pop()
+                    w += weights.pop()
+                    c += cells.pop()
+                sums.append(s)
+                weights.append(w)
+                cells.append(c)
+            lo, hi = IDLE_FACTOR
+            out: list[float] = []
+            for s, w, c in zip(sums, weights, cells, strict=True):
+                out.extend([min(hi, max(lo, s / w / chain))] * c)
+            self._factors = out
+        return self._factors
+
+    def factor(self, idle_hours: float) -> float:
+        """Multiplier on a pair's empty-shelf prior after ``idle_hours`` unseen."""
+        f = self._factors if self._factors is not None else self.factors()
+        return f[bisect_right(IDLE_EDGES, max(0.0, idle_hours))]
