@@ -191,9 +191,14 @@ class Engine:
         if pos is not None:
             wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
             outcome = kind == "pick_found" or (kind == "shelf_count" and qty >= 1)
-            if pos.book >= wanted:
-                ev = self._evidence(pos, wanted, observed_at, timedelta(0))
-                self.calibration.observe(ev, raw_of(ev), outcome)
+            idle = 0.0
+            if pos.book >= wanted or pos.book >= 1:
+                # One evidence at the observation: the label for the map and the pair's idle
+                # hours (which do not depend on ``wanted``) for the idle factor.
+                x = observed_at.timestamp() / 3600
+                ev, _, idle = self._evidence_h(pos, p, wanted, observed_at, ZERO, x)
+                if pos.book >= wanted:
+                    self.calibration.observe(ev, raw_of(ev), outcome)
             if pos.book >= 1:
                 empty = kind != "pick_found" and qty == 0
                 self.phantom.observe(store_id, empty)
@@ -202,8 +207,6 @@ class Engine:
                 p.empty += 1.0 if empty else 0.0
                 p.n += 1.0
                 self.emptiness.observe_bin(per_day, empty)
-                x = observed_at.timestamp() / 3600
-                idle = self._evidence_h(pos, p, 1, observed_at, ZERO, x)[2]
                 self.idle.observe(idle, empty)
             self._learn_fill(pos, p, kind, qty, observed_at)
         if kind == "shelf_count":
