@@ -46,14 +46,20 @@ def test_snapshot_rows_alone_give_no_pair_state_and_the_reference_book() -> None
     )  # fmt: skip
 
 
-def test_a_short_picks_shelf_bound_outlives_a_later_count_until_a_refill_shows() -> None:
-    """A count finds shelf + back room: it does not show the empty shelf was refilled."""
+def _short_picked() -> tuple[Engine, datetime]:
+    """A pair with a book of 10 whose pick an hour later found the shelf empty; and T0 + 2 h."""
     engine = Engine(Policy(), {"A": "food"})
     engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 10, 0, 0, T0)])
-    t1, t2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    t1 = T0 + timedelta(hours=1)
     engine.observe_feedback(
         kind="pick_short", store_id="S1", sku="A", qty=0, observed_at=t1, now=t1
     )
+    return engine, T0 + timedelta(hours=2)
+
+
+def test_a_short_picks_shelf_bound_outlives_a_later_count_until_a_refill_shows() -> None:
+    """A count finds shelf + back room: it does not show the empty shelf was refilled."""
+    engine, t2 = _short_picked()
     engine.observe_event(Count(event_id="c1", store_id="S1", sku="A", occurred_at=t2, on_hand=8))
 
     def bound(now: datetime) -> int | None:
@@ -68,12 +74,7 @@ def test_a_short_picks_shelf_bound_outlives_a_later_count_until_a_refill_shows()
 
 
 def test_a_shelf_count_ends_a_short_picks_bound() -> None:
-    engine = Engine(Policy(), {"A": "food"})
-    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 10, 0, 0, T0)])
-    t1, t2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
-    engine.observe_feedback(
-        kind="pick_short", store_id="S1", sku="A", qty=0, observed_at=t1, now=t1
-    )
+    engine, t2 = _short_picked()
     engine.observe_feedback(
         kind="shelf_count", store_id="S1", sku="A", qty=6, observed_at=t2, now=t2
     )

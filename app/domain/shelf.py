@@ -86,6 +86,30 @@ PAIR_PRIOR_N = 8.0  # pseudo-observations a pair's own record must outweigh
 STORE_FACTOR = (0.25, 4.0)  # bounds on a store's empty rate relative to the chain's
 
 
+def pooled_rates(
+    empties: list[float], counts: list[float], prior_n: float, chain: float
+) -> list[float]:
+    """Per bin, its empty rate (``prior_n`` pseudo-observations at ``chain``), pooled
+    with its neighbours so the rates never fall from one bin to the next (adjacent
+    violators over three parallel stacks)."""
+    sums: list[float] = []
+    weights: list[float] = []
+    cells: list[int] = []
+    for e, n in zip(empties, counts, strict=True):
+        s, w, c = e + prior_n * chain, n + prior_n, 1
+        while sums and sums[-1] / weights[-1] > s / w:  # pool with the block before
+            s += sums.pop()
+            w += weights.pop()
+            c += cells.pop()
+        sums.append(s)
+        weights.append(w)
+        cells.append(c)
+    out: list[float] = []
+    for s, w, c in zip(sums, weights, cells, strict=True):
+        out.extend([s / w] * c)
+    return out
+
+
 class PairEmptiness:
     """P(the shelf is empty while the book is positive), per (store, sku).
 
@@ -128,23 +152,7 @@ class PairEmptiness:
     def curve(self) -> list[float]:
         """Chain empty rate per speed bin, non-decreasing in speed (pool adjacent violators)."""
         if self._curve is None:
-            chain = self.chain()
-            sums: list[float] = []  # pooled blocks as three parallel stacks
-            weights: list[float] = []
-            cells: list[int] = []
-            for e, n in zip(self.bin_empty, self.bin_n, strict=True):
-                s, w, c = e + SPEED_PRIOR_N * chain, n + SPEED_PRIOR_N, 1
-                while sums and sums[-1] / weights[-1] > s / w:  # pool with the block before
-                    s += sums.pop()
-                    w += weights.pop()
-                    c += cells.pop()
-                sums.append(s)
-                weights.append(w)
-                cells.append(c)
-            out: list[float] = []
-            for s, w, c in zip(sums, weights, cells, strict=True):
-                out.extend([s / w] * c)
-            self._curve = out
+            self._curve = pooled_rates(self.bin_empty, self.bin_n, SPEED_PRIOR_N, self.chain())
         return self._curve
 
     def chain(self) -> float:
@@ -203,23 +211,9 @@ class IdleEmptiness:
         """Per idle bin, its pooled (non-decreasing) empty rate over the chain's, bounded."""
         if self._factors is None:
             chain = (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
-            sums: list[float] = []
-            weights: list[float] = []
-            cells: list[int] = []
-            for e, n in zip(self.bin_empty, self.bin_n, strict=True):
-                s, w, c = e + IDLE_PRIOR_N * chain, n + IDLE_PRIOR_N, 1
-                while sums and sums[-1] / weights[-1] > s / w:
-                    s += sums.pop()
-                    w += weights.pop()
-                    c += cells.pop()
-                sums.append(s)
-                weights.append(w)
-                cells.append(c)
             lo, hi = IDLE_FACTOR
-            out: list[float] = []
-            for s, w, c in zip(sums, weights, cells, strict=True):
-                out.extend([min(hi, max(lo, s / w / chain))] * c)
-            self._factors = out
+            rates = pooled_rates(self.bin_empty, self.bin_n, IDLE_PRIOR_N, chain)
+            self._factors = [min(hi, max(lo, r / chain)) for r in rates]
         return self._factors
 
     def factor(self, idle_hours: float) -> float:
