@@ -6,10 +6,7 @@ import csv
 import io
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -20,17 +17,7 @@ from app.demo.files import POS_FEED, WAREHOUSE_FEED, write_demo_folder
 from app.domain.model import Product, Store
 from app.policy_file import load_policy
 from reconcilers.feeds_config import load_feeds
-
-# The console script a newcomer runs (installed next to this interpreter by `pip install -e .`).
-_SCRIPT = Path(sys.executable).with_name("availability")
-AVAILABILITY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "app.cli"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.cli_process import AVAILABILITY, free_port, wait_healthy
 
 
 def test_help_names_every_option() -> None:
@@ -97,17 +84,7 @@ def test_demo_starts_both_servers_and_stops_cleanly_on_ctrl_c(tmp_path: Path, db
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        health = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert health is not None and health.status_code == 200, (
-            proc.stderr.read() if proc.stderr else ""
-        )
+        wait_healthy(proc, port, 60)
         feed = httpx.get(f"http://127.0.0.1:{feeds_port}/pos/events", timeout=5)
         assert feed.status_code == 200 and feed.json()["events"]
         assert (tmp_path / "data" / "demo" / "feeds.toml").read_text().count(

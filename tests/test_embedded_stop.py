@@ -10,12 +10,9 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
-
-from tests.test_demo_command import AVAILABILITY, free_port
+from tests.cli_process import AVAILABILITY, free_port, wait_healthy
 
 
 def test_sigterm_stops_the_service_and_its_embedded_postgres(tmp_path: Path) -> None:
@@ -35,17 +32,7 @@ def test_sigterm_stops_the_service_and_its_embedded_postgres(tmp_path: Path) -> 
     )
     postmaster = tmp_path / "data" / "pg" / "postmaster.pid"
     try:
-        deadline = time.monotonic() + 90
-        health = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-                break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        assert health is not None and health.status_code == 200, (
-            proc.stderr.read() if proc.stderr else ""
-        )
+        wait_healthy(proc, port, 90)
         assert postmaster.exists()  # the private server is running
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,9 +16,7 @@ from app.commands import serve
 from app.commands.serve import PreflightError, preflight
 from app.domain.policy import Policy
 from app.settings import Settings
-
-_SCRIPT = Path(sys.executable).with_name("availability")
-AVAILABILITY = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "app.cli"]
+from tests.cli_process import AVAILABILITY, free_port
 
 GOOD_POLICY = 'safety_buffer = 3\nmax_data_age = "2h"\n'
 GOOD_FEEDS = '[[feeds]]\nname = "pos-main"\nkind = "pos"\nurl = "http://127.0.0.1:1/events"\n'
@@ -126,13 +122,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.pop("DATABASE_URL", None)
     env.update(AVAILABILITY_DATA_DIR=str(tmp_path / "data"), **extra)
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_the_command_line_says_one_line_and_exits_2(tmp_path: Path) -> None:
