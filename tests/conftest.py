@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,20 @@ def settings(tmp_path: Path) -> Settings:
         retry_timeout=2,
         log_format="console",
     )
+
+
+def seed_database(dsn: str, seed: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
+    """Run an async ``seed`` against the database at ``dsn``, for tests that then call a
+    synchronous command (the CLI opens its own pool)."""
+
+    async def run() -> None:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+        try:
+            await seed(pool)
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
 
 
 @contextlib.asynccontextmanager

@@ -17,7 +17,7 @@ from app.commands import export as export_command
 from app.settings import Settings
 from reconcilers.adapters import google_local
 from reconcilers.adapters.google_local import Pickup, Position
-from tests.conftest import serve_in_loop
+from tests.conftest import seed_database, serve_in_loop
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 URL = "/v1/exports/google-local-inventory.tsv"
@@ -107,16 +107,7 @@ async def test_pickup_settings_add_their_columns(
 
 
 def test_cli_writes_the_same_feed(db_dsn: str, settings: Settings, tmp_path: Path) -> None:
-    import asyncio
-
-    async def prepare() -> None:
-        pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=1)
-        try:
-            await seed(pool)
-        finally:
-            await pool.close()
-
-    asyncio.run(prepare())
+    seed_database(db_dsn, seed)
     out = tmp_path / "feeds" / "local.tsv"
     out.parent.mkdir()
     args = argparse.Namespace(feed="google-local", out=out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,21 +16,10 @@ from app.commands import keys as keys_command
 from app.commands import report as report_command
 from app.settings import Settings
 from reconcilers.report_export import export_reports, run_report_export, schedule_report_export
-from tests.conftest import serve_in_loop
+from tests.conftest import seed_database, serve_in_loop
 from tests.managers_scenario import NOW, POLICY, seed
 
 GOLDEN = Path(__file__).parent / "golden" / "reconciliation_S1.csv"
-
-
-def _seed(db_dsn: str) -> None:
-    async def prepare() -> None:
-        pool = await asyncpg.create_pool(db_dsn, min_size=1, max_size=1)
-        try:
-            await seed(pool)
-        finally:
-            await pool.close()
-
-    asyncio.run(prepare())
 
 
 def test_keys_create_list_revoke(
@@ -64,7 +52,7 @@ def test_keys_create_list_revoke(
 def test_report_command_writes_the_golden_report(
     db_dsn: str, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _seed(db_dsn)
+    seed_database(db_dsn, seed)
     configured = msgspec.structs.replace(settings, database_url=db_dsn)
     out = tmp_path / "r.csv"
     # The command reports as of the real clock, so compare with today's report.
