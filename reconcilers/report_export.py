@@ -27,6 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from app.clock import Clock
 from app.db import Connection
 from app.db import reports as reports_db
+from app.db.stream_file import stream_to
 from app.domain.reconciliation import ACTIONS, cell, iso
 from app.settings import Settings
 
@@ -38,18 +39,7 @@ JOB_ID = "!report-export"
 
 async def write_report(conn: Connection, store_id: str, path: Path, *, now: datetime) -> int:
     """Write one store's report to ``path`` atomically; the bytes written."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    size = 0
-    try:
-        with tmp.open("wb") as out:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                async for chunk in reports_db.report_csv(conn, store_id, now=now):
-                    out.write(chunk)
-                    size += len(chunk)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    size, _ = await stream_to(conn, reports_db.report_csv(conn, store_id, now=now), path)
     return size
 
 

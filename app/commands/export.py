@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,27 +41,13 @@ async def write_google_local(dsn: str, out: Path, settings: Settings) -> int:
 
     from app.api.exports import pickup_of
     from app.db import exports
+    from app.db.stream_file import stream_to
     from reconcilers.adapters import google_local
 
     conn = await asyncpg.connect(dsn)
-    newlines = 0
-    tmp = out.with_name(f".{out.name}.tmp") if str(out) != "-" else None
     try:
-        target = sys.stdout.buffer if tmp is None else tmp.open("wb")
-        try:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                async for chunk in google_local.tsv(exports.positions(conn), pickup_of(settings)):
-                    target.write(chunk)
-                    newlines += chunk.count(b"\n")
-        finally:
-            if tmp is not None:
-                target.close()
-        if tmp is not None:
-            os.replace(tmp, out)
-    except BaseException:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        raise
+        chunks = google_local.tsv(exports.positions(conn), pickup_of(settings))
+        _, lines = await stream_to(conn, chunks, out)
     finally:
         await conn.close()
-    return newlines - 1
+    return lines - 1

@@ -51,13 +51,7 @@ async def _run(dsn: str, store_id: str, out: Path) -> int:
             print(f"availability report: unknown store {store_id!r}", file=sys.stderr)
             return 2
         now = utc_now()
-        if str(out) == "-":
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                async for chunk in reports.report_csv(conn, store_id, now=now):
-                    sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-        else:
-            await write_report(conn, store_id, out, now=now)
+        await write_report(conn, store_id, out, now=now)  # "-": stdout
         _, by_action, _ = await reports.review_summary(conn, store_id, now=now)
     finally:
         await conn.close()
