@@ -22,6 +22,9 @@ Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+# EMBEDDED_PG_SETTINGS items: a parameter name and a plain value (a size, number, word).
+_PG_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
+_PG_VALUE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -46,6 +49,24 @@ def parse_duration(value: object) -> timedelta:
         except msgspec.ValidationError:
             pass
     raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 6h, 1d or PT6H)")
+
+
+def parse_pg_settings(text: str) -> dict[str, str]:
+    """``"shared_buffers=2GB,random_page_cost=1.1"`` as a dict; a malformed item raises.
+
+    Values are written with ALTER SYSTEM, so only plain tokens are accepted (no quotes,
+    spaces or commas): sizes, numbers, booleans and enum words.
+    """
+    out: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, eq, value = (x.strip() for x in item.partition("="))
+        if not eq or not _PG_NAME.match(name) or not _PG_VALUE.match(value):
+            raise ValueError(
+                f"{item!r} is not name=value (a PostgreSQL parameter and a plain value, "
+                "e.g. shared_buffers=256MB,random_page_cost=1.1)"
+            )
+        out[name] = value
+    return out
 
 
 def _dec_hook(type_: type, obj: Any) -> Any:
@@ -146,6 +167,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # accepted (JSON or CSV; 413 above it).
     ready_max_feed_age: timedelta | None = None
     max_request_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 10 * 1024 * 1024
+    # The embedded PostgreSQL's settings over app/db/embedded.py's SERVER_SETTINGS
+    # ("name=value,..."; ignored with DATABASE_URL).
+    embedded_pg_settings: str = ""
 
     def __post_init__(self) -> None:
         if self.pool_min_size > self.pool_max_size:
@@ -156,11 +180,19 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
             raise ValueError("badge_cache_max_age must not be negative")
         if self.ready_max_feed_age is not None and self.ready_max_feed_age <= timedelta(0):
             raise ValueError("ready_max_feed_age must be positive")
+        try:
+            parse_pg_settings(self.embedded_pg_settings)
+        except ValueError as exc:
+            raise ValueError(f"embedded_pg_settings: {exc}") from None
         for origin in self.cors_origin_list():
             if not _ORIGIN.match(origin):
                 raise ValueError(
                     f"cors_origins: {origin!r} is not an origin (scheme://host[:port], no path)"
                 )
+
+    def embedded_pg_overrides(self) -> dict[str, str]:
+        """``embedded_pg_settings`` as parameter → value (validated at start-up)."""
+        return parse_pg_settings(self.embedded_pg_settings)
 
     def cors_origin_list(self) -> tuple[str, ...]:
         """The configured CORS origins, without blanks or trailing slashes."""
@@ -170,10 +202,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
 ENV_NAMES: dict[str, str] = {
     "database_url": "DATABASE_URL",
     "port": "PORT",
+    "embedded_pg_settings": "EMBEDDED_PG_SETTINGS",
     **{
         name: f"AVAILABILITY_{name.upper()}"
         for name in Settings.__struct_fields__
-        if name not in {"database_url", "port"}
+        if name not in {"database_url", "port", "embedded_pg_settings"}
     },
 }
 

@@ -229,7 +229,8 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
     dsn = db.dsn
     # BENCH_PG_SETTINGS="max_wal_size=8GB,checkpoint_timeout=30min": server settings a
     # reload applies (ALTER SYSTEM), to see what the server's configuration costs.
-    # (Settings that need a restart: EMBEDDED_PG_SETTINGS, see app/db/embedded.py.)
+    # (Settings that need a restart: EMBEDDED_PG_SETTINGS, see app/db/embedded.py and
+    # scripts/scratch_db.py.)
     for setting in filter(None, os.environ.get("BENCH_PG_SETTINGS", "").split(",")):
         key, value = setting.split("=", 1)
         db.admin(f"ALTER SYSTEM SET {key} = '{value}'")

@@ -47,9 +47,11 @@ def scratch_database() -> Iterator[Scratch]:
     base = os.environ.get("BENCH_DATABASE_URL")
     if not base:
         from app.db.embedded import start_server
+        from app.settings import parse_pg_settings
 
         pgdata = Path(tempfile.mkdtemp(prefix="bench-pg-")) / "pg"
-        server_pg = start_server(pgdata, cleanup_mode="delete")
+        overrides = parse_pg_settings(os.environ.get("EMBEDDED_PG_SETTINGS", ""))
+        server_pg = start_server(pgdata, cleanup_mode="delete", overrides=overrides)
         base = server_pg.get_uri()
     name = f"bench_{uuid.uuid4().hex[:8]}"
     scratch = Scratch(base, urlunsplit(urlsplit(base)._replace(path=f"/{name}")))

@@ -30,5 +30,5 @@ def database(settings: Settings) -> Iterator[str]:
         return
     from app.db.embedded import embedded_postgres
 
-    with embedded_postgres(settings.data_dir) as dsn:
+    with embedded_postgres(settings.data_dir, settings.embedded_pg_overrides()) as dsn:
         yield dsn

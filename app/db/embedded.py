@@ -6,7 +6,8 @@ defaults (``shared_buffers`` 128 MB). Those are too small for a million position
 buffer cache), so ``start_server`` writes ``SERVER_SETTINGS`` with ``ALTER SYSTEM``
 and restarts the server once when the settings in force differ (in practice: the
 first start of a new data folder; later starts read ``postgresql.auto.conf``).
-``EMBEDDED_PG_SETTINGS="shared_buffers=2GB,work_mem=64MB"`` overrides or adds settings.
+``EMBEDDED_PG_SETTINGS="shared_buffers=2GB,random_page_cost=1.1"`` (the setting
+``embedded_pg_settings``) overrides or adds settings of any kind.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import signal
 import subprocess
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,26 +40,36 @@ SERVER_SETTINGS: dict[str, str] = {
 }
 
 
-def server_settings() -> dict[str, str]:
-    """``SERVER_SETTINGS`` with ``EMBEDDED_PG_SETTINGS`` (``name=value,...``) applied."""
-    settings = dict(SERVER_SETTINGS)
-    for item in filter(None, os.environ.get("EMBEDDED_PG_SETTINGS", "").split(",")):
-        name, _, value = item.partition("=")
-        settings[name.strip()] = value.strip()
-    return settings
+def server_settings(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``SERVER_SETTINGS`` with ``overrides`` (``Settings.embedded_pg_overrides()``) applied."""
+    return {**SERVER_SETTINGS, **(overrides or {})}
 
 
-def start_server(pgdata: Path, *, cleanup_mode: str = "stop") -> Any:
+def start_server(
+    pgdata: Path, *, cleanup_mode: str = "stop", overrides: Mapping[str, str] | None = None
+) -> Any:
     """pgserver's server for ``pgdata`` (created and started as needed), with
-    ``server_settings()`` in force; returns pgserver's ``PostgresServer``."""
+    ``server_settings(overrides)`` in force; returns pgserver's ``PostgresServer``."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pgserver
 
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     server = pgserver.get_server(pgdata, cleanup_mode=cleanup_mode)  # type: ignore[attr-defined]
-    _apply_settings(server, pgdata, server_settings())
+    _apply_settings(server, pgdata, server_settings(overrides))
     return server
+
+
+# A wanted setting is in force when postgresql.auto.conf holds exactly its value, the
+# server read it without error, and it waits for no restart. Names and values were
+# checked by Settings (plain tokens), so they can be quoted as literals.
+_IN_FORCE = """
+SELECT w.name, EXISTS (
+    SELECT 1 FROM pg_file_settings f JOIN pg_settings s USING (name)
+    WHERE f.name = w.name AND f.setting = w.value AND f.error IS NULL
+      AND f.sourcefile LIKE '%%postgresql.auto.conf' AND NOT s.pending_restart
+) FROM (VALUES %s) AS w(name, value);
+"""
 
 
 def _apply_settings(server: Any, pgdata: Path, wanted: dict[str, str]) -> None:
@@ -66,12 +77,8 @@ def _apply_settings(server: Any, pgdata: Path, wanted: dict[str, str]) -> None:
     from pgserver.postgres_server import pg_ctl  # type: ignore[attr-defined]
     from pgserver.utils import PostmasterInfo
 
-    checks = " UNION ALL ".join(
-        f"SELECT '{name}', pg_size_bytes(current_setting('{name}')) = pg_size_bytes('{value}')"
-        for name, value in wanted.items()
-        if name.replace("_", "").isalnum() and value.isalnum()  # sizes: 1GB, 64MB
-    )
-    out = server.psql(f"\\pset tuples_only on\n\\pset format unaligned\n{checks};")
+    values = ", ".join(f"('{name}', '{value}')" for name, value in wanted.items())
+    out = server.psql(f"\\pset tuples_only on\n\\pset format unaligned\n{_IN_FORCE % values}")
     differ = [line.split("|")[0] for line in out.splitlines() if line.endswith("|f")]
     if not differ:
         return
@@ -105,7 +112,7 @@ def _apply_settings(server: Any, pgdata: Path, wanted: dict[str, str]) -> None:
 
 
 @contextlib.contextmanager
-def embedded_postgres(data_dir: Path) -> Iterator[str]:
+def embedded_postgres(data_dir: Path, overrides: Mapping[str, str] | None = None) -> Iterator[str]:
     """Start (or reuse) the server whose data lives in ``data_dir/pg``; yield its DSN.
 
     The server is stopped when the block exits, unless another process still holds
@@ -113,7 +120,7 @@ def embedded_postgres(data_dir: Path) -> Iterator[str]:
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = (data_dir / "pg").resolve()
-    server = start_server(pgdata, cleanup_mode="stop")
+    server = start_server(pgdata, cleanup_mode="stop", overrides=overrides)
     dsn: str = server.get_uri()
     log.info("embedded_postgres.started", pgdata=str(pgdata))
     with _sigterm_unwinds():
