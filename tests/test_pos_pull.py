@@ -130,7 +130,11 @@ async def test_pulls_every_page_and_saves_the_last_cursor(
         5,
         0,
     )
-    assert outcome.positions == 1 + 2 + 1  # pairs touched per page: A; B and A; A
+    assert outcome.positions == 2  # the three pages are stored together: A and B once
+    stores = [e for e in logs if e["event"] == "pos.pages_stored"]
+    assert [(e["pages"], e["cursor"], e["next_cursor"]) for e in stores] == [
+        ([1, 2, 3], None, "c3")
+    ]
     assert [r.param("cursor") for r in feed_server.requests_to("/events")] == [None, "c1", "c2"]
     assert (await book_of(db, "SKU-A"))["book"] == 20 - 1 + 4 - 2 + 1
     assert (await book_of(db, "SKU-B"))["book"] == 4
@@ -141,7 +145,7 @@ async def test_pulls_every_page_and_saves_the_last_cursor(
     assert len(pulled) == 1
     assert {k: pulled[0][k] for k in ("feed", "kind", "outcome", "pages", "events_new", "events_duplicate", "positions")} == {
         "feed": "pos-main", "kind": "pos", "outcome": "applied", "pages": 3, "events_new": 5,
-        "events_duplicate": 0, "positions": 4,
+        "events_duplicate": 0, "positions": 2,
     }  # fmt: skip
     assert pulled[0]["error"] is None and pulled[0]["duration_ms"] >= 0
 
@@ -219,6 +223,28 @@ async def test_resume_after_a_failure_between_pages_repeats_nothing_and_skips_no
     assert (await book_of(db, "SKU-A"))["book"] == 17
     st = await state(db)
     assert st.cursor == "c3" and st.consecutive_failures == 0 and st.last_success_at == NOW
+
+
+async def test_pages_are_stored_in_groups_and_the_good_ones_before_a_failure(
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
+) -> None:
+    feed = PagedFeed([[ev("E1", 10), ev("E2", 11)], [ev("E3", 12)], [ev("E4", 13)], [ev("E5", 14)]])
+    feed.faults[3] = [Reply(status=503) for _ in range(settings.retry_attempts)]
+    feed_server.route("/events", feed)
+    outcome = PullOutcome(outcome="applied")
+    with capture_logs() as logs, pytest.raises(httpx.HTTPStatusError, match="503"):
+        await pull_pos(db, pos_feed, client, settings=settings, policy=POLICY, clock=clock,
+                       progress=outcome, group_events=2)  # fmt: skip
+    stores = [(e["pages"], e["next_cursor"]) for e in logs if e["event"] == "pos.pages_stored"]
+    # page 1 fills a group; pages 2 and 3 wait for more and are stored when page 4 fails
+    assert stores == [([1], "c1"), ([2, 3], "c3")]
+    assert (outcome.pages, outcome.events_new) == (3, 4)
+    assert (await state(db)).cursor == "c3"
+    assert (await book_of(db, "SKU-A"))["book"] == 20 - 4
 
 
 async def test_redelivered_events_change_nothing(
