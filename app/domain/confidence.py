@@ -94,13 +94,18 @@ def p_phantom(e: Evidence) -> float:
 
 def raw_confidence(e: Evidence) -> float:
     """The model's probability before calibration."""
+    return _raw(e, depletion(e), p_phantom(e))
+
+
+def _raw(e: Evidence, mean: float, phantom: float) -> float:
+    """``raw_confidence`` given ``depletion(e)`` and ``p_phantom(e)`` (``assessment``
+    reads both again: computed once, the same floats)."""
     units = e.book if e.shelf_bound is None else min(e.book, e.shelf_bound)
-    mean = depletion(e)
     filled = negbin_cdf(units - e.wanted, mean)
     if e.back_room > 0 and e.shelf_fill < 1.0:
         waiting = negbin_cdf(units - e.back_room - e.wanted, mean)
         filled = e.shelf_fill * filled + (1.0 - e.shelf_fill) * waiting
-    return max(0.0, min(1.0, filled * (1.0 - p_phantom(e))))
+    return max(0.0, min(1.0, filled * (1.0 - phantom)))
 
 
 Calibrate = Callable[[Evidence, float], float]
@@ -119,7 +124,11 @@ def confidence(e: Evidence, calibrate: Calibrate | None = None) -> float:
 
 def held_back(e: Evidence, level: float) -> tuple[int, int]:
     """Units held back (for expected depletion, for its uncertainty) at ``level``."""
-    mean = depletion(e)
+    return _held_back(depletion(e), level)
+
+
+def _held_back(mean: float, level: float) -> tuple[int, int]:
+    """``held_back`` given the evidence's ``depletion``."""
     total = negbin_quantile(level, mean)
     for_sales = min(total, math.ceil(mean - 1e-9))
     return for_sales, total - for_sales
@@ -144,12 +153,16 @@ def assessment(
 ) -> Assessment:
     """The Assessment for evidence ``ev``: one place for the confidence, the held-back
     units and the reason rules, shared by the engine and by ``reassess`` (stored records)."""
-    conf = confidence(ev, calibrate)
-    for_sales, for_uncertainty = held_back(ev, threshold)
+    # confidence() and held_back() inlined: depletion and p_phantom read once each.
+    mean = depletion(ev)
+    phantom = p_phantom(ev)
+    conf = _raw(ev, mean, phantom)
+    if calibrate is not None:
+        conf = max(0.0, min(1.0, calibrate(ev, conf)))
+    for_sales, for_uncertainty = _held_back(mean, threshold)
     reasons: list[Reason] = []
     if pos_quiet:
         reasons.append(Reason.POS_QUIET)
-    phantom = p_phantom(ev)
     if phantom >= 0.2 and phantom >= 2 * ev.phantom_prior:
         reasons.append(Reason.SILENT_SHELF)
     if ev.back_room > 0 and ev.shelf_fill < 0.9 and ev.book - ev.back_room < ev.wanted + 1:

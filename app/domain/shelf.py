@@ -167,10 +167,18 @@ class PairEmptiness:
 
     def prior_of(self, empty: float, n: float, per_day: float, store_rate: float) -> float:
         """``prior`` for a pair with ``empty`` of ``n`` observations empty."""
+        return self.prior_with(empty, n, per_day, self.store_factor(store_rate))
+
+    def store_factor(self, store_rate: float) -> float:
+        """A store's empty rate (``PhantomRate.prior``) relative to the chain's, bounded:
+        one per store until the next observation, whatever the pair."""
         lo, hi = STORE_FACTOR
         chain = self._chain if self._chain is not None else self.chain()
+        return min(hi, max(lo, store_rate / chain))
+
+    def prior_with(self, empty: float, n: float, per_day: float, factor: float) -> float:
+        """``prior_of`` given the store's ``store_factor``."""
         curve = self._curve if self._curve is not None else self.curve()
-        factor = min(hi, max(lo, store_rate / chain))
         base = min(0.95, curve[bisect_right(SPEED_EDGES, max(0.0, per_day))] * factor)
         return (empty + PAIR_PRIOR_N * base) / (n + PAIR_PRIOR_N)
 
