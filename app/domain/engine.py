@@ -130,6 +130,9 @@ class Engine:
         # (watermark, rhythm builds, its clock), (opened, builds, its clock).
         self._wm_clock: dict[str, tuple[datetime, int, float]] = {}
         self._opened_clock: dict[str, tuple[datetime, int, float]] = {}
+        # Per store, ``PairEmptiness.store_factor`` of its phantom rate, until the next
+        # shelf observation (any store's moves the chain's rates).
+        self._shelf_factors: dict[str, float] = {}
 
     # ---- feeding -------------------------------------------------------------------
 
@@ -247,6 +250,7 @@ class Engine:
                 p.empty += 1.0 if empty else 0.0
                 p.n += 1.0
                 self.emptiness.observe_bin(per_day, empty)
+                self._shelf_factors.clear()  # the store's and the chain's rates moved
                 self.idle.observe(idle, empty)
             self._learn_fill(pos, p, kind, qty, observed_at)
         if kind == "shelf_count":
@@ -326,7 +330,11 @@ class Engine:
             at.c_now, _, at.into_day = rhythm.now_clocks(x_now, None)
         if wm is not None:
             at.c_wm = at.c_now if wm == now else self._clock_wm(store, wm, rhythm)
-        at.shelf_factor = self.emptiness.store_factor(self.phantom.prior(store))
+        factor = self._shelf_factors.get(store)
+        if factor is None:
+            factor = self.emptiness.store_factor(self.phantom.prior(store))
+            self._shelf_factors[store] = factor
+        at.shelf_factor = factor
         return at
 
     def _clock_wm(self, store: str, wm: datetime, rhythm: Rhythm) -> float:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
+from itertools import pairwise
 
 # Upper edges (hours since receipt) of the fill buckets; later than the last = filled.
 FILL_EDGES = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0)
@@ -92,11 +93,17 @@ def pooled_rates(
     """Per bin, its empty rate (``prior_n`` pseudo-observations at ``chain``), pooled
     with its neighbours so the rates never fall from one bin to the next (adjacent
     violators over three parallel stacks)."""
+    pseudo = prior_n * chain
+    # Usually no bin's rate falls below the one before: then nothing pools and the rates
+    # are the bins' own (the same divisions the stacks below would make).
+    rates = [(e + pseudo) / (n + prior_n) for e, n in zip(empties, counts, strict=True)]
+    if all(a <= b for a, b in pairwise(rates)):
+        return rates
     sums: list[float] = []
     weights: list[float] = []
     cells: list[int] = []
     for e, n in zip(empties, counts, strict=True):
-        s, w, c = e + prior_n * chain, n + prior_n, 1
+        s, w, c = e + pseudo, n + prior_n, 1
         while sums and sums[-1] / weights[-1] > s / w:  # pool with the block before
             s += sums.pop()
             w += weights.pop()
