@@ -40,7 +40,8 @@ N_FEATURES = len(SIGNS)
 
 
 def _logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1.0 - 1e-4)
+    p = 1e-4 if p < 1e-4 else p  # min(max(p, 1e-4), 1 - 1e-4) as conditionals (hot path)
+    p = 1.0 - 1e-4 if p > 1.0 - 1e-4 else p
     return math.log(p / (1.0 - p))
 
 
@@ -85,7 +86,9 @@ class Calibration:
 
     @staticmethod
     def _bin(p: float) -> int:
-        return min(BINS - 1, max(0, math.floor(p * BINS)))
+        i = math.floor(p * BINS)  # min(BINS - 1, max(0, i)) as conditionals (hot path)
+        i = i if i > 0 else 0
+        return i if i < BINS - 1 else BINS - 1
 
     def logistic(self, e: Evidence, raw: float) -> float:
         """Stage one: P(enough) from the evidence's features."""

@@ -318,8 +318,8 @@ class Engine:
         rhythm = sales.store_rhythm(store)
         opened = sales.opened.get(store)
         wm = self.watermark.get(store)
-        if wm is not None:
-            wm = min(now, wm)
+        if wm is not None and not wm < now:
+            wm = now  # min(now, wm)
         at = StoreAt(store, now, x_now, rhythm, opened, wm)
         at.exposure = sales.exposure(opened, now)
         if horizon > ZERO:
@@ -359,7 +359,7 @@ class Engine:
         rhythm = at.rhythm
         wm = at.watermark
         if wm is None:  # no POS event at the store yet: the pair's base stands in
-            wm = min(now, pos.base_at)
+            wm = pos.base_at if pos.base_at < now else now  # min(now, base_at)
             c_wm = at.c_now if wm == now else rhythm.clock_h(wm.timestamp() / 3600)
         else:
             c_wm = at.c_wm
@@ -414,25 +414,26 @@ class Engine:
             verified = None
         # Trade-hour clock readings, each taken once (rhythm.hours(a, b) = clock(b) - clock(a)).
         c_now = at.c_now
-        since_wm = min(since, wm)
+        # min / max below as conditionals (a builtin call each costs ~0.1 µs per visit)
+        since_wm = wm if wm < since else since  # min(since, wm)
         c_since = c_wm if since_wm == wm else rhythm.clock_h(since_wm.timestamp() / 3600)
         first = None if verified is not None else self.loss.first_seen_at(store, sku)
         days = days_unverified(verified, first, now)  # first sighting: read only if unverified
-        idle = max(0.0, c_now - c_since)
+        idle = c_now - c_since
+        idle = idle if idle > 0.0 else 0.0
+        phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
+        phantom *= self.idle.factor(idle)
         ev = Evidence(
             book=pos.book,
             wanted=wanted,
             expected_sales=0.0 if at.c_end is None else speed * (at.c_end - c_now),
             unreported_sales=speed * (c_now - c_wm) if wm < now else 0.0,
-            unrecorded_loss=self.loss.cached_rate(store, category) * min(MAX_DAYS, days),
+            unrecorded_loss=self.loss.cached_rate(store, category)
+            * (days if days < MAX_DAYS else MAX_DAYS),
             back_room=back_room,
             shelf_fill=fill,
             silence=speed * (c_wm - c_since) if since < wm else 0.0,
-            phantom_prior=min(
-                0.95,
-                self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
-                * self.idle.factor(idle),
-            ),
+            phantom_prior=phantom if phantom < 0.95 else 0.95,
             shelf_bound=shelf_bound,
             into_day=at.into_day,
         )

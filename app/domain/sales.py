@@ -62,7 +62,10 @@ class SalesSpeed:
     def exposure(opened: datetime | None, now: datetime) -> float:
         """Clock hours from the store's first sighting (``opened``) to ``now``: one per
         store and moment, whatever the pair."""
-        return 0.0 if opened is None else max(0.0, (now - opened).total_seconds() / 3600)
+        if opened is None:
+            return 0.0
+        hours = (now - opened).total_seconds() / 3600
+        return hours if hours > 0.0 else 0.0  # max(0.0, hours)
 
     def speed_at(self, store_id: str, units: float, category: str | None, exposure: float) -> float:
         """``speed`` given the store's ``exposure`` at the moment."""

@@ -186,7 +186,9 @@ class PairEmptiness:
     def prior_with(self, empty: float, n: float, per_day: float, factor: float) -> float:
         """``prior_of`` given the store's ``store_factor``."""
         curve = self._curve if self._curve is not None else self.curve()
-        base = min(0.95, curve[bisect_right(SPEED_EDGES, max(0.0, per_day))] * factor)
+        # min(0.95, curve[bin of max(0.0, per_day)] * factor), as conditionals (hot path)
+        base = curve[bisect_right(SPEED_EDGES, per_day if per_day > 0.0 else 0.0)] * factor
+        base = base if base < 0.95 else 0.95
         return (empty + PAIR_PRIOR_N * base) / (n + PAIR_PRIOR_N)
 
 
@@ -234,4 +236,4 @@ class IdleEmptiness:
     def factor(self, idle_hours: float) -> float:
         """Multiplier on a pair's empty-shelf prior after ``idle_hours`` unseen."""
         f = self._factors if self._factors is not None else self.factors()
-        return f[bisect_right(IDLE_EDGES, max(0.0, idle_hours))]
+        return f[bisect_right(IDLE_EDGES, idle_hours if idle_hours > 0.0 else 0.0)]
