@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from itertools import pairwise
 
 # Upper edges (hours since receipt) of the fill buckets; later than the last = filled.
 FILL_EDGES = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0)
@@ -92,28 +91,28 @@ def pooled_rates(
 ) -> list[float]:
     """Per bin, its empty rate (``prior_n`` pseudo-observations at ``chain``), pooled
     with its neighbours so the rates never fall from one bin to the next (adjacent
-    violators over three parallel stacks)."""
+    violators over parallel stacks; each block's rate divided once)."""
     pseudo = prior_n * chain
-    # Usually no bin's rate falls below the one before: then nothing pools and the rates
-    # are the bins' own (the same divisions the stacks below would make).
-    rates = [(e + pseudo) / (n + prior_n) for e, n in zip(empties, counts, strict=True)]
-    if all(a <= b for a, b in pairwise(rates)):
-        return rates
     sums: list[float] = []
     weights: list[float] = []
     cells: list[int] = []
+    rates: list[float] = []  # each block's sum / weight, divided once per block
     for e, n in zip(empties, counts, strict=True):
         s, w, c = e + pseudo, n + prior_n, 1
-        while sums and sums[-1] / weights[-1] > s / w:  # pool with the block before
+        r = s / w
+        while rates and rates[-1] > r:  # pool with the block before
             s += sums.pop()
             w += weights.pop()
             c += cells.pop()
+            rates.pop()
+            r = s / w
         sums.append(s)
         weights.append(w)
         cells.append(c)
+        rates.append(r)
     out: list[float] = []
-    for s, w, c in zip(sums, weights, cells, strict=True):
-        out.extend([s / w] * c)
+    for r, c in zip(rates, cells, strict=True):
+        out.extend([r] * c)
     return out
 
 
