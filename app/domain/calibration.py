@@ -140,8 +140,11 @@ class Calibration:
 
     def __call__(self, e: Evidence, raw: float) -> float:
         """Calibrated P(enough); non-decreasing in ``raw`` and in each safe feature."""
-        p = self.logistic(e, raw)
+        # logistic() and _bin() inlined: this runs per visit
+        p = _sigmoid(_logit(raw)) if self.rate == 0.0 else self.logistic(e, raw)
         if self._map is None:
             self._map = self._build()
             self._built_at = self.labels
-        return self._map[self._bin(p)]
+        i = math.floor(p * BINS)  # min(BINS - 1, max(0, i)) as conditionals
+        i = i if i > 0 else 0
+        return self._map[i if i < BINS - 1 else BINS - 1]

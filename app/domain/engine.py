@@ -454,13 +454,14 @@ class Engine:
         """Expected store events since the newest one published (high: the POS went quiet)."""
         return self._quiet(store_id, now, None)
 
-    def _quiet(self, store_id: str, now: datetime, c_now: float | None) -> float:
-        """``store_quiet``; ``c_now`` is the store's clock at ``now`` when already read."""
+    def _quiet(self, store_id: str, now: datetime, at: StoreAt | None) -> float:
+        """``store_quiet``; ``at`` is the store's side at ``now`` when already built (its
+        opening, rhythm and clock at ``now``)."""
         wm = self.watermark.get(store_id)
-        opened = self.sales.opened.get(store_id)
+        opened = self.sales.opened.get(store_id) if at is None else at.opened
         if wm is None or opened is None:
             return 0.0
-        rhythm = self.sales.store_rhythm(store_id)
+        rhythm = self.sales.store_rhythm(store_id) if at is None else at.rhythm
         builds = rhythm.fresh_builds()
         cached = self._opened_clock.get(store_id)
         if cached is None or cached[0] is not opened or cached[1] != builds:
@@ -475,8 +476,7 @@ class Engine:
         rate = self.events_seen.get(store_id, 0) / exposure
         if now <= wm:
             return 0.0
-        if c_now is None:
-            c_now = rhythm.clock_h(now.timestamp() / 3600)
+        c_now = rhythm.clock_h(now.timestamp() / 3600) if at is None else at.c_now
         return rate * (c_now - c_wm)
 
     def last_gap(self, store_id: str, sku: str) -> tuple[datetime, int] | None:
@@ -498,7 +498,7 @@ class Engine:
             ev,
             threshold=self.policy.confidence_threshold,
             calibrate=self.calibration if self.calibration.labels >= MIN_LABELS else None,
-            pos_quiet=self._quiet(pos.store_id, now, at.c_now) >= QUIET_EVENTS,
+            pos_quiet=self._quiet(pos.store_id, now, at) >= QUIET_EVENTS,
             sources_disagree=(
                 gap is not None
                 and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400

@@ -81,7 +81,7 @@ class Assessor:
         if terms is None:
             rhythm = self.engine.sales.store_rhythm(store_id)
             hours = tuple(rhythm.hours(self.now, self.now + timedelta(minutes=k)) for k in KNOTS)
-            quiet = self.engine.store_quiet(store_id, self.now) >= QUIET_EVENTS
+            quiet = self.engine._quiet(store_id, self.now, self._store_at(store_id)) >= QUIET_EVENTS
             terms = self._store[store_id] = (hours, quiet)
         return terms
 
