@@ -12,6 +12,7 @@ from app.domain.calibration import Calibration
 from app.domain.confidence import Assessment, Evidence, confidence, held_back, raw_confidence
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
+from app.domain.shelf import pooled_rates
 
 T0 = datetime(2026, 11, 2, 12, tzinfo=UTC)
 units = st.floats(0.0, 30.0, allow_nan=False)
@@ -240,3 +241,38 @@ def test_the_closed_form_negbin_cdf_equals_the_summed_series(m: int, mean: float
             expected += term
         expected = min(1.0, expected)
     assert math.isclose(negbin_cdf(m, mean), expected, abs_tol=1e-9)
+
+
+def _pooled_by_the_book(
+    empties: list[float], counts: list[float], prior_n: float, chain: float
+) -> list[float]:
+    """Pool adjacent violators as first written: both ratios divided at every comparison."""
+    sums: list[float] = []
+    weights: list[float] = []
+    cells: list[int] = []
+    for e, n in zip(empties, counts, strict=True):
+        s, w, c = e + prior_n * chain, n + prior_n, 1
+        while sums and sums[-1] / weights[-1] > s / w:
+            s += sums.pop()
+            w += weights.pop()
+            c += cells.pop()
+        sums.append(s)
+        weights.append(w)
+        cells.append(c)
+    out: list[float] = []
+    for s, w, c in zip(sums, weights, cells, strict=True):
+        out.extend([s / w] * c)
+    return out
+
+
+@given(st.lists(st.tuples(st.integers(0, 300), st.integers(0, 300)), min_size=1, max_size=12))
+def test_pooled_rates_are_the_same_floats_as_pooling_by_the_book(
+    bins: list[tuple[int, int]],
+) -> None:
+    """Dividing each block once (the speed pass) gives bit-identical rates."""
+    counts = [float(max(e, n)) for e, n in bins]
+    empties = [float(min(e, n)) for e, n in bins]
+    chain = (sum(empties) + 1.0) / (sum(counts) + 20.0)
+    assert pooled_rates(empties, counts, 20.0, chain) == _pooled_by_the_book(
+        empties, counts, 20.0, chain
+    )

@@ -39,6 +39,7 @@ from app.domain.badge import badge_for
 from app.domain.live import Assessor
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
+from app.domain.reasons import Reason
 
 Q = Queries("positions.sql")
 log = structlog.get_logger(__name__)
@@ -57,6 +58,8 @@ WRITE_COLUMNS = (
 # How far back the refresh looks for future-dated inputs that came due (bounds the scan).
 DUE_LOOKBACK = timedelta(days=1)
 PROMISE_STATES = ("in_stock", "low_stock")
+# A reason's stored text (``Reason.value``, an enum property, is slow per badge).
+_REASON_TEXT: dict[Reason, str] = {r: r.value for r in Reason}
 
 RefreshReason = Literal["aging", "fresh_again", "due"]
 
@@ -283,7 +286,7 @@ class _Deriver:
                           store_newest_at=store_newest_at, now=self.now,
                           assessment=assessment)  # fmt: skip
         tail = (badge.state, badge.safety_buffer, badge.confidence,
-                [r.value for r in badge.reasons], badge.as_of, evidence)  # fmt: skip
+                [_REASON_TEXT[r] for r in badge.reasons], badge.as_of, evidence)  # fmt: skip
         if memo_key is not None:
             self._memo[memo_key] = tail
         if by_record is not None:

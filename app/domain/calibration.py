@@ -40,7 +40,8 @@ N_FEATURES = len(SIGNS)
 
 
 def _logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1.0 - 1e-4)
+    p = 1e-4 if p < 1e-4 else p  # min(max(p, 1e-4), 1 - 1e-4) as conditionals (hot path)
+    p = 1.0 - 1e-4 if p > 1.0 - 1e-4 else p
     return math.log(p / (1.0 - p))
 
 
@@ -85,7 +86,9 @@ class Calibration:
 
     @staticmethod
     def _bin(p: float) -> int:
-        return min(BINS - 1, max(0, math.floor(p * BINS)))
+        i = math.floor(p * BINS)  # min(BINS - 1, max(0, i)) as conditionals (hot path)
+        i = i if i > 0 else 0
+        return i if i < BINS - 1 else BINS - 1
 
     def logistic(self, e: Evidence, raw: float) -> float:
         """Stage one: P(enough) from the evidence's features."""
@@ -137,8 +140,11 @@ class Calibration:
 
     def __call__(self, e: Evidence, raw: float) -> float:
         """Calibrated P(enough); non-decreasing in ``raw`` and in each safe feature."""
-        p = self.logistic(e, raw)
+        # logistic() and _bin() inlined: this runs per visit
+        p = _sigmoid(_logit(raw)) if self.rate == 0.0 else self.logistic(e, raw)
         if self._map is None:
             self._map = self._build()
             self._built_at = self.labels
-        return self._map[self._bin(p)]
+        i = math.floor(p * BINS)  # min(BINS - 1, max(0, i)) as conditionals
+        i = i if i > 0 else 0
+        return self._map[i if i < BINS - 1 else BINS - 1]

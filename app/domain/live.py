@@ -19,7 +19,7 @@ import msgspec
 
 from app.domain.calibration import MIN_LABELS
 from app.domain.confidence import Assessment
-from app.domain.engine import QUIET_EVENTS, Engine
+from app.domain.engine import QUIET_EVENTS, Engine, StoreAt
 from app.domain.model import BookPosition
 from app.domain.reassess import (
     KNOTS,
@@ -58,18 +58,30 @@ class Assessor:
         self.now = now
         self.calibration = calibration
         self.horizon = engine.policy.arrival_horizon
+        self._x_now = now.timestamp() / 3600
+        # Per store: its side of the evidence at ``now`` (the engine is not fed while an
+        # Assessor is in use), its trade hours to each knot and whether its tills are quiet.
+        self._at: dict[str, StoreAt] = {}
         self._store: dict[str, tuple[tuple[float, ...], bool]] = {}
         self._templates: dict[tuple[object, ...], EvidenceRecord] = {}
         self._memo: dict[tuple[object, ...], tuple[bytes, Assessment]] = {}
         self._by_record: dict[bytes, Assessment] = {}
         self.engine_calls = 0
 
+    def _store_at(self, store_id: str) -> StoreAt:
+        at = self._at.get(store_id)
+        if at is None:
+            at = self._at[store_id] = self.engine._store_at(
+                store_id, self.now, self._x_now, self.horizon
+            )
+        return at
+
     def _store_terms(self, store_id: str) -> tuple[tuple[float, ...], bool]:
         terms = self._store.get(store_id)
         if terms is None:
             rhythm = self.engine.sales.store_rhythm(store_id)
             hours = tuple(rhythm.hours(self.now, self.now + timedelta(minutes=k)) for k in KNOTS)
-            quiet = self.engine.store_quiet(store_id, self.now) >= QUIET_EVENTS
+            quiet = self.engine._quiet(store_id, self.now, self._store_at(store_id)) >= QUIET_EVENTS
             terms = self._store[store_id] = (hours, quiet)
         return terms
 
@@ -81,9 +93,10 @@ class Assessor:
         """The engine's evidence record for one position at ``now`` (one wanted unit)."""
         e = self.engine
         self.engine_calls += 1
-        ev = e._evidence(pos, 1, self.now, self.horizon)
+        p = e.pairs.get((pos.store_id, pos.sku))
+        ev, _, speed = e._evidence_at(pos, p, 1, self._store_at(pos.store_id))
         hours, quiet = self._store_terms(pos.store_id)
-        gap = e.last_gap(pos.store_id, pos.sku)
+        gap = None if p is None else p.last_gap
         disagree = (
             gap is not None
             and (self.now - gap[0]).total_seconds() < _DISAGREE_SECONDS
@@ -93,7 +106,7 @@ class Assessor:
             version=RECORD_VERSION,
             book=pos.book,
             shelf_bound=ev.shelf_bound,
-            speed=e.speed(pos.store_id, pos.sku, self.now),
+            speed=speed,
             horizon_s=int(self.horizon.total_seconds()),
             expected_sales=ev.expected_sales,
             trade_hours=hours,

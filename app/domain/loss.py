@@ -17,10 +17,13 @@ MAX_DAYS = 90.0
 
 def days_unverified(verified: datetime | None, first_seen: datetime | None, now: datetime) -> float:
     """Days since the pair's book was last checked against the shelf."""
+    # max(0.0, days) as a conditional: this runs per visit
     if verified is not None:
-        return max(0.0, (now - verified).total_seconds() / 86400)
+        days = (now - verified).total_seconds() / 86400
+        return days if days > 0.0 else 0.0
     first = now if first_seen is None else first_seen
-    return UNVERIFIED_DAYS + max(0.0, (now - first).total_seconds() / 86400)
+    days = (now - first).total_seconds() / 86400
+    return UNVERIFIED_DAYS + (days if days > 0.0 else 0.0)
 
 
 class LossRate:

@@ -103,11 +103,18 @@ class Rhythm:
             out.append(weeks * WEEK_HOURS + cum[i] + (x - k) * w[i])
         return out
 
-    def visit_clocks(
-        self, x_now: float, x_wm: float, x_end: float, x_since: float
-    ) -> tuple[float, float, float, float, float]:
-        """``clocks_h`` of four moments and ``into_day_h`` of the first, in one call (one
-        freshness check, the same arithmetic): what a visit's evidence reads."""
+    def clock_h(self, x: float) -> float:
+        """``clock`` of a moment given as epoch hours (``timestamp() / 3600``)."""
+        if self.total > self._built_at * REBUILD_GROWTH + 1.0:
+            self._build()
+        k = int(x // 1)
+        weeks, i = divmod(k, WEEK_HOURS)
+        return weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
+
+    def now_clocks(self, x_now: float, x_end: float | None) -> tuple[float, float, float]:
+        """``clock_h`` of now and of arrival (``x_end``; None: none, 0) and ``into_day_h``
+        of now, in one call (one freshness check, the same arithmetic): what every pair's
+        evidence at that moment reads alike."""
         if self.total > self._built_at * REBUILD_GROWTH + 1.0:
             self._build()
         cum, w = self._cum, self._w
@@ -115,18 +122,14 @@ class Rhythm:
         weeks, i = divmod(k, WEEK_HOURS)
         w_now = w[i]
         c_now = weeks * WEEK_HOURS + cum[i] + (x_now - k) * w_now
-        k = int(x_wm // 1)
-        weeks, j = divmod(k, WEEK_HOURS)
-        c_wm = weeks * WEEK_HOURS + cum[j] + (x_wm - k) * w[j]
-        k = int(x_end // 1)
-        weeks, j = divmod(k, WEEK_HOURS)
-        c_end = weeks * WEEK_HOURS + cum[j] + (x_end - k) * w[j]
-        k = int(x_since // 1)
-        weeks, j = divmod(k, WEEK_HOURS)
-        c_since = weeks * WEEK_HOURS + cum[j] + (x_since - k) * w[j]
+        c_end = 0.0
+        if x_end is not None:
+            k = int(x_end // 1)
+            weeks, j = divmod(k, WEEK_HOURS)
+            c_end = weeks * WEEK_HOURS + cum[j] + (x_end - k) * w[j]
         # into_day_h(x_now): its cell is int(x // 1) % WEEK_HOURS, i.e. i above
         into = 0.0 if w_now < QUIET_SHARE else self._since_quiet[i] - w_now * (1.0 - (x_now % 1.0))
-        return c_now, c_wm, c_end, c_since, into
+        return c_now, c_end, into
 
     def hours(self, start: datetime, end: datetime) -> float:
         """Average hours of trade between ``start`` and ``end`` (0 when end ≤ start)."""

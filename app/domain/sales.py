@@ -55,8 +55,20 @@ class SalesSpeed:
 
     def speed(self, store_id: str, units: float, category: str | None, now: datetime) -> float:
         """Posterior mean units per average trade hour of a pair that sold ``units``."""
-        opened = self.opened.get(store_id)
-        exposure = 0.0 if opened is None else max(0.0, (now - opened).total_seconds() / 3600)
+        exposure = self.exposure(self.opened.get(store_id), now)
+        return self.speed_at(store_id, units, category, exposure)
+
+    @staticmethod
+    def exposure(opened: datetime | None, now: datetime) -> float:
+        """Clock hours from the store's first sighting (``opened``) to ``now``: one per
+        store and moment, whatever the pair."""
+        if opened is None:
+            return 0.0
+        hours = (now - opened).total_seconds() / 3600
+        return hours if hours > 0.0 else 0.0  # max(0.0, hours)
+
+    def speed_at(self, store_id: str, units: float, category: str | None, exposure: float) -> float:
+        """``speed`` given the store's ``exposure`` at the moment."""
         g = (store_id, category)
         items = max(1, self.group_items.get(g, 0))
         group = self.group_units.get(g, 0.0)

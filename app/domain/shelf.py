@@ -91,22 +91,28 @@ def pooled_rates(
 ) -> list[float]:
     """Per bin, its empty rate (``prior_n`` pseudo-observations at ``chain``), pooled
     with its neighbours so the rates never fall from one bin to the next (adjacent
-    violators over three parallel stacks)."""
+    violators over parallel stacks; each block's rate divided once)."""
+    pseudo = prior_n * chain
     sums: list[float] = []
     weights: list[float] = []
     cells: list[int] = []
+    rates: list[float] = []  # each block's sum / weight, divided once per block
     for e, n in zip(empties, counts, strict=True):
-        s, w, c = e + prior_n * chain, n + prior_n, 1
-        while sums and sums[-1] / weights[-1] > s / w:  # pool with the block before
+        s, w, c = e + pseudo, n + prior_n, 1
+        r = s / w
+        while rates and rates[-1] > r:  # pool with the block before
             s += sums.pop()
             w += weights.pop()
             c += cells.pop()
+            rates.pop()
+            r = s / w
         sums.append(s)
         weights.append(w)
         cells.append(c)
+        rates.append(r)
     out: list[float] = []
-    for s, w, c in zip(sums, weights, cells, strict=True):
-        out.extend([s / w] * c)
+    for r, c in zip(rates, cells, strict=True):
+        out.extend([r] * c)
     return out
 
 
@@ -167,11 +173,21 @@ class PairEmptiness:
 
     def prior_of(self, empty: float, n: float, per_day: float, store_rate: float) -> float:
         """``prior`` for a pair with ``empty`` of ``n`` observations empty."""
+        return self.prior_with(empty, n, per_day, self.store_factor(store_rate))
+
+    def store_factor(self, store_rate: float) -> float:
+        """A store's empty rate (``PhantomRate.prior``) relative to the chain's, bounded:
+        one per store until the next observation, whatever the pair."""
         lo, hi = STORE_FACTOR
         chain = self._chain if self._chain is not None else self.chain()
+        return min(hi, max(lo, store_rate / chain))
+
+    def prior_with(self, empty: float, n: float, per_day: float, factor: float) -> float:
+        """``prior_of`` given the store's ``store_factor``."""
         curve = self._curve if self._curve is not None else self.curve()
-        factor = min(hi, max(lo, store_rate / chain))
-        base = min(0.95, curve[bisect_right(SPEED_EDGES, max(0.0, per_day))] * factor)
+        # min(0.95, curve[bin of max(0.0, per_day)] * factor), as conditionals (hot path)
+        base = curve[bisect_right(SPEED_EDGES, per_day if per_day > 0.0 else 0.0)] * factor
+        base = base if base < 0.95 else 0.95
         return (empty + PAIR_PRIOR_N * base) / (n + PAIR_PRIOR_N)
 
 
@@ -219,4 +235,4 @@ class IdleEmptiness:
     def factor(self, idle_hours: float) -> float:
         """Multiplier on a pair's empty-shelf prior after ``idle_hours`` unseen."""
         f = self._factors if self._factors is not None else self.factors()
-        return f[bisect_right(IDLE_EDGES, max(0.0, idle_hours))]
+        return f[bisect_right(IDLE_EDGES, idle_hours if idle_hours > 0.0 else 0.0)]
