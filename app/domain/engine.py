@@ -23,6 +23,7 @@ from app.domain.ledger import Ledger, PairBook
 from app.domain.loss import MAX_DAYS, LossRate, days_unverified
 from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, SnapshotRow
 from app.domain.policy import Policy
+from app.domain.runout import DayTally, RunOut
 from app.domain.sales import SalesSpeed
 from app.domain.shelf import FILL_EDGES, IdleEmptiness, PairEmptiness, PhantomRate, ShelfFill
 
@@ -46,6 +47,7 @@ class Pair:
 
     __slots__ = (
         "book",
+        "day",
         "empty",
         "found_at",
         "last_gap",
@@ -70,9 +72,14 @@ class Pair:
         self.receipt_before: dict[str, int] | None = None  # receipt event_id → book before it
         self.found_at: datetime | None = None  # last pick that found what it wanted
         self.shelf_obs: tuple[datetime, int] | None = None  # last pick_short (at, qty)
+        self.day: DayTally | None = None  # units sold on the current trading day (``runout``)
 
 
 class Engine:
+    # The run-out factor on the empty-shelf prior by units sold today (``runout``); off,
+    # the learner is not fed either and the answers are those without it.
+    runout_factor = True
+
     def __init__(self, policy: Policy, categories: Mapping[str, str | None]) -> None:
         self.policy = policy
         self.categories = categories
@@ -83,6 +90,7 @@ class Engine:
         self.phantom = PhantomRate()
         self.emptiness = PairEmptiness()
         self.idle = IdleEmptiness()
+        self.runout = RunOut()
         self.calibration = Calibration()
         self.pairs: dict[tuple[str, str], Pair] = {}
         self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
@@ -128,6 +136,8 @@ class Engine:
             self._sighted(store, sku, category, at)
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
             qty = e.qty
+            if self.runout_factor:
+                self._ran(store, category, p, qty, at)
             p.units += qty
             self.sales.sold(store, category, qty, at)
             last = p.last_sale
@@ -157,6 +167,15 @@ class Engine:
             watermark[store] = at
         seen[store] = seen.get(store, 0) + 1
         return True
+
+    def _ran(self, store: str, category: str | None, p: Pair, qty: int, at: datetime) -> None:
+        """The run-out learner's side of a sale (before the sale counts toward the speed)."""
+        tally = p.day
+        if tally is None:
+            tally = p.day = DayTally()
+        per_day = 24.0 * self.sales.speed(store, p.units, category, at)
+        rhythm = self.sales.store_rhythm(store)
+        self.runout.sold(store, tally, rhythm, at.timestamp() / 3600, qty, per_day)
 
     def _counted(
         self, store: str, sku: str, p: Pair, category: str | None, book_before: int,
@@ -343,6 +362,9 @@ class Engine:
         first = None if verified is not None else self.loss.first_seen_at(store, sku)
         days = days_unverified(verified, first, now)  # first sighting: read only if unverified
         idle = max(0.0, c_now - c_since)
+        runout = 1.0
+        if self.runout_factor and p is not None:
+            runout = self.runout.factor(RunOut.today(p.day, rhythm, x_now), store)
         ev = Evidence(
             book=pos.book,
             wanted=wanted,
@@ -355,7 +377,8 @@ class Engine:
             phantom_prior=min(
                 0.95,
                 self.emptiness.prior_of(empty, n, 24.0 * speed, self.phantom.prior(store))
-                * self.idle.factor(idle),
+                * self.idle.factor(idle)
+                * runout,
             ),
             shelf_bound=shelf_bound,
             into_day=into_day,
