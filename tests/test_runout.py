@@ -63,14 +63,20 @@ def test_sales_count_per_trading_day_and_a_long_silence_is_a_dry_stretch() -> No
     r = _store(8, 20)
     learner, tally = RunOut(), DayTally()
     per_day = STRETCHES_PER_DAY * DRY_EXPECTED * 2  # fast: a dry stretch is ~1.5 h of trade
+
+    def sale(at: datetime, qty: int) -> None:
+        assert learner.sold("S1", tally, r, _hours(at), qty) is tally
+        if tally.per_day < 0.0:  # a new trading day: the engine reads the pair's speed
+            tally.per_day = per_day
+
     start = MONDAY + timedelta(days=3, hours=8)
     for minute in range(0, 120, 6):  # 20 sales in the first two hours
-        learner.sold("S1", tally, r, _hours(start + timedelta(minutes=minute)), 1, per_day)
-    assert tally.units == 20 and learner.bin_dry == [0.0] * len(learner.bin_dry)
+        sale(start + timedelta(minutes=minute), 1)
+    assert tally.units == 20 and sum(learner.bin_n) == 19 and sum(learner.bin_dry) == 0
     assert RunOut.today(tally, r, _hours(start + timedelta(hours=5))) == 20
     # No sale for six trading hours, then one: the stretch that began at 20 units ran dry.
-    learner.sold("S1", tally, r, _hours(start + timedelta(hours=8)), 1, per_day)
+    sale(start + timedelta(hours=8), 1)
     assert sum(learner.bin_dry) == 1 and tally.units == 21
     assert RunOut.today(tally, r, _hours(start + timedelta(days=1, hours=1))) == 0
-    learner.sold("S1", tally, r, _hours(start + timedelta(days=1, hours=1)), 2, per_day)
+    sale(start + timedelta(days=1, hours=1), 2)
     assert tally.units == 2

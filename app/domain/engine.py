@@ -136,8 +136,12 @@ class Engine:
             self._sighted(store, sku, category, at)
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
             qty = e.qty
-            if self.runout_factor:
-                self._ran(store, category, p, qty, at)
+            if self.runout_factor:  # the run-out learner, before the sale counts toward speed
+                tally = p.day = self.runout.sold(
+                    store, p.day, self.sales.store_rhythm(store), at.timestamp() / 3600, qty
+                )
+                if tally.per_day < 0.0:  # a new trading day: the pair's speed, read once a day
+                    tally.per_day = 24.0 * self.sales.speed(store, p.units, category, at)
             p.units += qty
             self.sales.sold(store, category, qty, at)
             last = p.last_sale
@@ -167,15 +171,6 @@ class Engine:
             watermark[store] = at
         seen[store] = seen.get(store, 0) + 1
         return True
-
-    def _ran(self, store: str, category: str | None, p: Pair, qty: int, at: datetime) -> None:
-        """The run-out learner's side of a sale (before the sale counts toward the speed)."""
-        tally = p.day
-        if tally is None:
-            tally = p.day = DayTally()
-        per_day = 24.0 * self.sales.speed(store, p.units, category, at)
-        rhythm = self.sales.store_rhythm(store)
-        self.runout.sold(store, tally, rhythm, at.timestamp() / 3600, qty, per_day)
 
     def _counted(
         self, store: str, sku: str, p: Pair, category: str | None, book_before: int,

@@ -183,9 +183,12 @@ class Rhythm:
         k = int(x // 1)
         return k - self._day_back[k % WEEK_HOURS]
 
-    def built_clock_h(self, x: float) -> float:
-        """``clocks_h`` of one moment on the profile as last built (no rebuild)."""
-        return self._at(x)
+    def built_day_clock_h(self, x: float) -> tuple[int, float]:
+        """``day_start_h`` of ``x`` and its ``clocks_h`` on the profile as last built (no
+        rebuild), in one call."""
+        k = int(x // 1)
+        weeks, i = divmod(k, WEEK_HOURS)
+        return k - self._day_back[i], weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
 
     def weight(self, at: datetime) -> float:
         """Intensity at ``at`` relative to the store's average hour."""

@@ -46,12 +46,15 @@ REBUILD_GROWTH = 1.02  # rebuild the factors after 2% more stretches (not at eve
 class DayTally:
     """A pair's sales on its current trading day (kept on the engine's pair state)."""
 
-    __slots__ = ("start", "units", "x_last")
+    __slots__ = ("builds", "c_last", "per_day", "start", "units", "x_last")
 
     def __init__(self) -> None:
         self.start = -(10**9)  # epoch hour the trading day began
         self.units = 0.0  # units sold since then
         self.x_last = -1.0  # epoch hours of the newest sale (-1: none yet)
+        self.per_day = -1.0  # the pair's sales speed at the day's first sale (-1: not read yet)
+        self.c_last = 0.0  # the store's trade clock at ``x_last``, read in rhythm build ``builds``
+        self.builds = -1  # (none yet)
 
 
 class RunOut:
@@ -116,29 +119,40 @@ class RunOut:
         return self.factors(store)[bisect_right(RUN_EDGES, max(0.0, units_today))]
 
     def sold(
-        self, store: str, tally: DayTally, rhythm: Rhythm, x: float, qty: float, per_day: float
-    ) -> None:
-        """A sale of ``qty`` at epoch hours ``x`` by a pair of ``store`` selling ``per_day``
-        units a day (its tally and the store's rhythm given).
+        self, store: str, tally: DayTally | None, rhythm: Rhythm, x: float, qty: float
+    ) -> DayTally:
+        """A sale of ``qty`` at epoch hours ``x`` by a pair of ``store`` (its tally, None
+        for a pair's first sale, and the store's rhythm given); the tally after it.
 
-        Closes the stretch since the pair's previous sale (an observation when the pair is
-        fast enough), then counts the sale on its trading day. A sale older than the pair's
-        newest (published late) only counts if it falls on the current trading day. The
-        rhythm is read as last built (no rebuild: the engine's other readings stay as
-        they would have been).
+        Closes the stretch since the pair's previous sale (an observation when the pair
+        sold fast enough by its speed at the start of that trading day), then counts the
+        sale on its trading day. On a new day ``tally.per_day`` is left at -1 for the
+        caller to fill with the pair's speed (units per trading day, before this sale). A
+        sale older than the pair's newest (published late) only counts if it falls on the
+        current trading day. The rhythm is read as last built (no rebuild: the engine's
+        other readings stay as they would have been).
         """
-        start = rhythm.day_start_h(x)
+        if tally is None:
+            tally = DayTally()
+        start, c_now = rhythm.built_day_clock_h(x)
         if x >= tally.x_last:
-            if tally.x_last >= 0.0 and per_day >= STRETCHES_PER_DAY * DRY_EXPECTED:
-                hours = rhythm.built_clock_h(x) - rhythm.built_clock_h(tally.x_last)
-                self.observe(store, tally.units, per_day / 24.0 * hours >= DRY_EXPECTED)
+            per_day = tally.per_day
+            builds = rhythm.builds
+            if per_day >= STRETCHES_PER_DAY * DRY_EXPECTED:
+                c_last = tally.c_last
+                if tally.builds != builds:  # rebuilt since: read the old moment again
+                    c_last = rhythm.built_day_clock_h(tally.x_last)[1]
+                self.observe(store, tally.units, per_day / 24.0 * (c_now - c_last) >= DRY_EXPECTED)
+            tally.c_last, tally.builds = c_now, builds
             tally.x_last = x
             if start > tally.start + SAME_DAY_HOURS:
                 tally.start = start
                 tally.units = 0.0
+                tally.per_day = -1.0
             tally.units += qty
         elif abs(start - tally.start) <= SAME_DAY_HOURS:
             tally.units += qty
+        return tally
 
     @staticmethod
     def today(tally: DayTally | None, rhythm: Rhythm, x_now: float) -> float:
