@@ -30,6 +30,9 @@ def test_the_trading_day_begins_at_the_first_trading_hour_after_a_quiet_one() ->
     for h in (8.0, 12.5, 19.9, 22.0, 31.5):  # evening and night belong to the day that ended
         assert r.day_start_h(_hours(MONDAY + timedelta(days=3, hours=h))) == day
     assert r.day_start_h(_hours(MONDAY + timedelta(days=4, hours=8))) == day + 24
+    for h in (8.0, 19.9, 31.5):  # the next trading day begins at the next opening
+        start, end, _ = r.built_day_clock_h(_hours(MONDAY + timedelta(days=3, hours=h)))
+        assert (start, end) == (day, day + 24)
 
 
 def test_a_store_that_never_goes_quiet_starts_a_day_at_its_quietest_hour() -> None:
@@ -73,10 +76,10 @@ def test_sales_count_per_trading_day_and_a_long_silence_is_a_dry_stretch() -> No
     for minute in range(0, 120, 6):  # 20 sales in the first two hours
         sale(start + timedelta(minutes=minute), 1)
     assert tally.units == 20 and sum(learner.bin_n) == 19 and sum(learner.bin_dry) == 0
-    assert RunOut.today(tally, r, _hours(start + timedelta(hours=5))) == 20
+    assert RunOut.today(tally, _hours(start + timedelta(hours=5))) == 20
     # No sale for six trading hours, then one: the stretch that began at 20 units ran dry.
     sale(start + timedelta(hours=8), 1)
     assert sum(learner.bin_dry) == 1 and tally.units == 21
-    assert RunOut.today(tally, r, _hours(start + timedelta(days=1, hours=1))) == 0
+    assert RunOut.today(tally, _hours(start + timedelta(days=1, hours=1))) == 0
     sale(start + timedelta(days=1, hours=1), 2)
     assert tally.units == 2

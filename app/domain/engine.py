@@ -359,7 +359,7 @@ class Engine:
         idle = max(0.0, c_now - c_since)
         runout = 1.0
         if self.runout_factor and p is not None:
-            runout = self.runout.factor(RunOut.today(p.day, rhythm, x_now), store)
+            runout = self.runout.factor(RunOut.today(p.day, x_now), store)
         ev = Evidence(
             book=pos.book,
             wanted=wanted,

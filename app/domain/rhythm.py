@@ -27,6 +27,7 @@ class Rhythm:
         "_built_at",
         "_cum",
         "_day_back",
+        "_day_fwd",
         "_since_quiet",
         "_w",
         "builds",
@@ -44,6 +45,7 @@ class Rhythm:
         self._built_at = 0.0
         self._since_quiet: list[float] = [0.0] * WEEK_HOURS
         self._day_back: list[int] = [i % 24 for i in range(WEEK_HOURS)]  # see ``day_start_h``
+        self._day_fwd: list[int] = [24 - i % 24 for i in range(WEEK_HOURS)]
         self.builds = 0  # profile rebuilds so far: clock readings taken since then still hold
 
     def add(self, at: datetime, units: float) -> None:
@@ -92,6 +94,16 @@ class Rhythm:
             back[i] = run
             was_quiet = quiet
         self._day_back = back
+        # Hours from each cell to the next cell that begins a trading day.
+        fwd = [WEEK_HOURS] * WEEK_HOURS
+        nxt = -1
+        for j in range(2 * WEEK_HOURS - 1, -1, -1):
+            i = j % WEEK_HOURS
+            if nxt >= 0:
+                fwd[i] = nxt - j
+            if back[i] == 0:
+                nxt = j
+        self._day_fwd = fwd
         self._built_at = n
         self.builds += 1
 
@@ -183,12 +195,13 @@ class Rhythm:
         k = int(x // 1)
         return k - self._day_back[k % WEEK_HOURS]
 
-    def built_day_clock_h(self, x: float) -> tuple[int, float]:
-        """``day_start_h`` of ``x`` and its ``clocks_h`` on the profile as last built (no
-        rebuild), in one call."""
+    def built_day_clock_h(self, x: float) -> tuple[int, int, float]:
+        """``day_start_h`` of ``x``, the epoch hour the next trading day begins, and the
+        ``clocks_h`` of ``x``, on the profile as last built (no rebuild), in one call."""
         k = int(x // 1)
         weeks, i = divmod(k, WEEK_HOURS)
-        return k - self._day_back[i], weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
+        clock = weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
+        return k - self._day_back[i], k + self._day_fwd[i], clock
 
     def weight(self, at: datetime) -> float:
         """Intensity at ``at`` relative to the store's average hour."""

@@ -46,10 +46,11 @@ REBUILD_GROWTH = 1.02  # rebuild the factors after 2% more stretches (not at eve
 class DayTally:
     """A pair's sales on its current trading day (kept on the engine's pair state)."""
 
-    __slots__ = ("builds", "c_last", "per_day", "start", "units", "x_last")
+    __slots__ = ("builds", "c_last", "end", "per_day", "start", "units", "x_last")
 
     def __init__(self) -> None:
         self.start = -(10**9)  # epoch hour the trading day began
+        self.end = -(10**9)  # epoch hour the next one begins (as the rhythm said at a sale)
         self.units = 0.0  # units sold since then
         self.x_last = -1.0  # epoch hours of the newest sale (-1: none yet)
         self.per_day = -1.0  # the pair's sales speed at the day's first sale (-1: not read yet)
@@ -134,14 +135,19 @@ class RunOut:
         """
         if tally is None:
             tally = DayTally()
-        start, c_now = rhythm.built_day_clock_h(x)
+        elif tally.x_last <= x < tally.end and tally.per_day < STRETCHES_PER_DAY * DRY_EXPECTED:
+            tally.units += qty  # a slow pair's sale later the same day: no rhythm reading
+            tally.x_last = x
+            tally.builds = -1  # its clock was not read
+            return tally
+        start, end, c_now = rhythm.built_day_clock_h(x)
         if x >= tally.x_last:
             per_day = tally.per_day
             builds = rhythm.builds
             if per_day >= STRETCHES_PER_DAY * DRY_EXPECTED:
                 c_last = tally.c_last
-                if tally.builds != builds:  # rebuilt since: read the old moment again
-                    c_last = rhythm.built_day_clock_h(tally.x_last)[1]
+                if tally.builds != builds:  # rebuilt since (or not read): read it again
+                    c_last = rhythm.built_day_clock_h(tally.x_last)[2]
                 self.observe(store, tally.units, per_day / 24.0 * (c_now - c_last) >= DRY_EXPECTED)
             tally.c_last, tally.builds = c_now, builds
             tally.x_last = x
@@ -149,16 +155,15 @@ class RunOut:
                 tally.start = start
                 tally.units = 0.0
                 tally.per_day = -1.0
+            tally.end = end
             tally.units += qty
         elif abs(start - tally.start) <= SAME_DAY_HOURS:
             tally.units += qty
         return tally
 
     @staticmethod
-    def today(tally: DayTally | None, rhythm: Rhythm, x_now: float) -> float:
+    def today(tally: DayTally | None, x_now: float) -> float:
         """Units the pair sold on the store's trading day at ``x_now`` (0 on a new day)."""
-        if tally is None:
-            return 0.0
-        if rhythm.day_start_h(x_now) > tally.start + SAME_DAY_HOURS:
+        if tally is None or x_now >= tally.end:
             return 0.0
         return tally.units
