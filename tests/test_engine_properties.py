@@ -276,3 +276,28 @@ def test_pooled_rates_are_the_same_floats_as_pooling_by_the_book(
     assert pooled_rates(empties, counts, 20.0, chain) == _pooled_by_the_book(
         empties, counts, 20.0, chain
     )
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["S1", "S2"]), st.floats(0.0, 400.0), st.booleans()),
+        max_size=80,
+    ),
+    st.sampled_from(["S1", "S2", "S3", None]),
+    st.floats(0.0, 400.0),
+    st.floats(0.0, 400.0),
+)
+def test_more_units_sold_today_never_lowers_the_run_out_factor(
+    seen: list[tuple[str, float, bool]], store: str | None, a: float, b: float
+) -> None:
+    """Whatever stretches were observed, a store's run-out factor on the empty-shelf prior
+    is non-decreasing in units sold today (so more sales today never raise confidence),
+    never below 1 and bounded."""
+    from app.domain.runout import RUN_FACTOR_MAX, RunOut
+
+    model = RunOut()
+    for s, units, dry in seen:
+        model.observe(s, units, dry)
+    fewer, more = min(a, b), max(a, b)
+    assert model.factor(fewer, store) <= model.factor(more, store)
+    assert model.factor(fewer, store) >= 1.0 and model.factor(more, store) <= RUN_FACTOR_MAX

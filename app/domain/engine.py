@@ -24,6 +24,7 @@ from app.domain.loss import MAX_DAYS, LossRate, days_unverified
 from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, SnapshotRow
 from app.domain.policy import Policy
 from app.domain.rhythm import Rhythm
+from app.domain.runout import DayTally, RunOut
 from app.domain.sales import SalesSpeed
 from app.domain.shelf import FILL_EDGES, IdleEmptiness, PairEmptiness, PhantomRate, ShelfFill
 
@@ -47,6 +48,7 @@ class Pair:
 
     __slots__ = (
         "book",
+        "day",
         "empty",
         "found_at",
         "last_gap",
@@ -71,6 +73,7 @@ class Pair:
         self.receipt_before: dict[str, int] | None = None  # receipt event_id → book before it
         self.found_at: datetime | None = None  # last pick that found what it wanted
         self.shelf_obs: tuple[datetime, int] | None = None  # last pick_short (at, qty)
+        self.day: DayTally | None = None  # units sold on the current trading day (``runout``)
 
 
 class StoreAt:
@@ -111,6 +114,10 @@ class StoreAt:
 
 
 class Engine:
+    # The run-out factor on the empty-shelf prior by units sold today (``runout``); off,
+    # the learner is not fed either and the answers are those without it.
+    runout_factor = True
+
     def __init__(self, policy: Policy, categories: Mapping[str, str | None]) -> None:
         self.policy = policy
         self.categories = categories
@@ -121,6 +128,7 @@ class Engine:
         self.phantom = PhantomRate()
         self.emptiness = PairEmptiness()
         self.idle = IdleEmptiness()
+        self.runout = RunOut()
         self.calibration = Calibration()
         self.pairs: dict[tuple[str, str], Pair] = {}
         self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
@@ -171,6 +179,12 @@ class Engine:
             self._sighted(store, sku, category, at)
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
             qty = e.qty
+            if self.runout_factor:  # the run-out learner, before the sale counts toward speed
+                tally = p.day = self.runout.sold(
+                    store, p.day, self.sales.store_rhythm(store), at.timestamp() / 3600, qty
+                )
+                if tally.per_day < 0.0:  # a new trading day: the pair's speed, read once a day
+                    tally.per_day = 24.0 * self.sales.speed(store, p.units, category, at)
             p.units += qty
             self.sales.sold(store, category, qty, at)
             last = p.last_sale
@@ -423,6 +437,8 @@ class Engine:
         idle = idle if idle > 0.0 else 0.0
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
         phantom *= self.idle.factor(idle)
+        if self.runout_factor and p is not None:
+            phantom *= self.runout.factor(RunOut.today(p.day, at.x_now), store)
         ev = Evidence(
             book=pos.book,
             wanted=wanted,

@@ -23,7 +23,18 @@ QUIET_SHARE = 0.1  # an hour trading below a tenth of the average hour counts as
 class Rhythm:
     """Hour-of-week intensity (mean 1 over the week) and its running integral."""
 
-    __slots__ = ("_built_at", "_cum", "_since_quiet", "_w", "builds", "day", "hour", "total")
+    __slots__ = (
+        "_built_at",
+        "_cum",
+        "_day_back",
+        "_day_fwd",
+        "_since_quiet",
+        "_w",
+        "builds",
+        "day",
+        "hour",
+        "total",
+    )
 
     def __init__(self) -> None:
         self.hour = [0.0] * 24
@@ -33,6 +44,8 @@ class Rhythm:
         self._cum: list[float] = [float(i) for i in range(WEEK_HOURS + 1)]
         self._built_at = 0.0
         self._since_quiet: list[float] = [0.0] * WEEK_HOURS
+        self._day_back: list[int] = [i % 24 for i in range(WEEK_HOURS)]  # see ``day_start_h``
+        self._day_fwd: list[int] = [24 - i % 24 for i in range(WEEK_HOURS)]
         self.builds = 0  # profile rebuilds so far: clock readings taken since then still hold
 
     def add(self, at: datetime, units: float) -> None:
@@ -64,6 +77,33 @@ class Rhythm:
             acc = 0.0 if x < QUIET_SHARE else acc + x
             since[i] = acc
         self._since_quiet = since
+        # Whole hours since the store's trading day began, per cell: a day begins at the
+        # first trading cell after a quiet one (a store that never goes quiet: at its
+        # quietest hour of the day, once 24 hours have passed). Quiet cells belong to the
+        # day that just ended.
+        quiet_hour = hs.index(min(hs))
+        back = [0] * WEEK_HOURS
+        run, was_quiet = WEEK_HOURS, ws[start] < QUIET_SHARE
+        week = [*range(start + 1, WEEK_HOURS), *range(start + 1)]
+        for i in week + week:  # twice round: the first cells' days may begin a week before
+            quiet = ws[i] < QUIET_SHARE
+            if not quiet and (was_quiet or (run >= 23 and i % 24 == quiet_hour)):
+                run = 0
+            else:
+                run += 1
+            back[i] = run
+            was_quiet = quiet
+        self._day_back = back
+        # Hours from each cell to the next cell that begins a trading day.
+        fwd = [WEEK_HOURS] * WEEK_HOURS
+        nxt = -1
+        for j in range(2 * WEEK_HOURS - 1, -1, -1):
+            i = j % WEEK_HOURS
+            if nxt >= 0:
+                fwd[i] = nxt - j
+            if back[i] == 0:
+                nxt = j
+        self._day_fwd = fwd
         self._built_at = n
         self.builds += 1
 
@@ -150,6 +190,21 @@ class Rhythm:
         if w < QUIET_SHARE:
             return 0.0
         return self._since_quiet[i] - w * (1.0 - (x % 1.0))
+
+    def day_start_h(self, x: float) -> int:
+        """The epoch hour (``int(timestamp // 3600)``) at which the store's trading day
+        holding the moment ``x`` (epoch hours) began. Reads the profile as last built
+        (no rebuild: a reading here leaves every other reading as it would have been)."""
+        k = int(x // 1)
+        return k - self._day_back[k % WEEK_HOURS]
+
+    def built_day_clock_h(self, x: float) -> tuple[int, int, float]:
+        """``day_start_h`` of ``x``, the epoch hour the next trading day begins, and the
+        ``clocks_h`` of ``x``, on the profile as last built (no rebuild), in one call."""
+        k = int(x // 1)
+        weeks, i = divmod(k, WEEK_HOURS)
+        clock = weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
+        return k - self._day_back[i], k + self._day_fwd[i], clock
 
     def weight(self, at: datetime) -> float:
         """Intensity at ``at`` relative to the store's average hour."""
