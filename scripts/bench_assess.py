@@ -18,28 +18,23 @@ import hashlib
 import random
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.db.positions import _Deriver
 from app.domain.engine import Engine
 from app.domain.live import Assessor
-from app.domain.model import Sale, SnapshotRow
+from app.domain.model import Sale
 from app.domain.policy import Policy
+from scripts.synthetic_chain import AS_OF, catalogue, fill
 
 
 def main(stores: int, skus: int, pages: int, per_page: int = 1000) -> None:
-    names = [f"SKU-{i:06d}" for i in range(skus)]
-    categories: dict[str, str | None] = {s: f"c{i % 20}" for i, s in enumerate(names)}
-    as_of = datetime(2026, 11, 1, 4, tzinfo=UTC)
+    categories = catalogue(skus, digits=6)
+    as_of = AS_OF
     engine = Engine(Policy(), categories)
-    for n in range(stores):
-        store = f"S{n:04d}"
-        engine.observe_snapshot(
-            as_of,
-            [SnapshotRow(store, s, 10 + i % 7, i % 3, 0, as_of) for i, s in enumerate(names)],
-        )
+    fill(engine, stores, list(categories))
     rng = random.Random(7)
     start = as_of + timedelta(hours=6)
     digest = hashlib.sha256()

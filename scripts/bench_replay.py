@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import gc
 import signal
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -35,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.backtest.dataset import (
     Feedback,
     PublishedEvent,
@@ -45,8 +47,8 @@ from app.backtest.dataset import (
 )
 from app.backtest.replay import replay
 from app.domain.engine import Engine
-from app.domain.model import SnapshotRow
 from app.domain.policy import Policy
+from scripts.synthetic_chain import catalogue, fill
 
 
 def best(repeat: int, run: Callable[[], object]) -> float:
@@ -136,21 +138,15 @@ def memory(stores: int = 200, skus: int = 5000) -> None:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
-    names = [f"SKU-{i:05d}" for i in range(skus)]
-    categories: dict[str, str | None] = {s: f"c{i % 20}" for i, s in enumerate(names)}
-    as_of = datetime(2026, 11, 1, 4, tzinfo=UTC)
+    categories = catalogue(skus)
+    names = list(categories)
     for traced in (False, True):
         gc.collect()
         before = rss_mb()
         if traced:
             tracemalloc.start()
         engine = Engine(Policy(), categories)
-        for n in range(stores):
-            store = f"S{n:04d}"
-            engine.observe_snapshot(
-                as_of,
-                [SnapshotRow(store, s, 10 + i % 7, i % 3, 0, as_of) for i, s in enumerate(names)],
-            )
+        fill(engine, stores, names)
         gc.collect()
         if traced:
             current, peak = tracemalloc.get_traced_memory()
