@@ -10,9 +10,8 @@ the held pages, never skips one; positions never lag the events stored with them
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -182,21 +181,21 @@ async def store_page(
 
 
 class _Held:
-    """Good pages fetched and checked, not stored yet: their events and last cursor."""
+    """Good pages fetched and checked, not stored yet; ``store`` stores them together
+    (events, positions and the last page's cursor in one transaction)."""
 
-    def __init__(self, saved: str | None, group_events: int) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, feed: str, saved: str | None, *, group_events: int,
+        policy: Policy, clock: Clock, outcome: PullOutcome,
+    ) -> None:  # fmt: skip
+        self.pool, self.feed, self.policy, self.clock = pool, feed, policy, clock
+        self.outcome = outcome
         self.group_events = group_events
         self.saved = saved  # the cursor stored for the feed
         self.cursor = saved
         self.events: list[PosEvent] = []
         self.pages: list[int] = []
         self.since = 0.0
-
-    def stored(self) -> None:
-        """The held pages are stored: their last cursor is the feed's now."""
-        self.saved = self.cursor
-        self.events = []
-        self.pages = []
 
     def add(self, page_no: int, events: Sequence[PosEvent], next_cursor: str | None) -> None:
         if not self.pages:
@@ -210,6 +209,25 @@ class _Held:
             len(self.events) >= self.group_events
             or time.perf_counter() - self.since >= GROUP_SECONDS
         )
+
+    async def store(self) -> None:
+        """Store the held pages, if any; their last cursor is then the feed's."""
+        if not self.pages:
+            return
+        started = time.perf_counter()
+        new, positions = await store_page(
+            self.pool, self.feed, self.events,
+            cursor=self.cursor if self.cursor != self.saved else None,
+            policy=self.policy, clock=self.clock, outcome=self.outcome, pages=len(self.pages),
+        )  # fmt: skip
+        log.debug(
+            "pos.pages_stored", feed=self.feed, pages=self.pages, cursor=self.saved,
+            next_cursor=self.cursor, events=len(self.events), events_new=new,
+            positions=positions, ms=round((time.perf_counter() - started) * 1000, 1),
+        )  # fmt: skip
+        self.saved = self.cursor
+        self.events = []
+        self.pages = []
 
 
 async def pull_pos(
@@ -234,32 +252,14 @@ async def pull_pos(
     if state is None:
         raise LookupError(f"feed {feed.name} has no feed row; upsert the feeds first")
     outcome = progress if progress is not None else PullOutcome(outcome="applied")
-    held = _Held(state.cursor, group_events)
-
-    async def store_held() -> None:
-        if not held.pages:
-            return
-        started = time.perf_counter()
-        cursor = held.cursor if held.cursor != held.saved else None
-        new, positions = await store_page(
-            pool, feed.name, held.events, cursor=cursor, policy=policy, clock=clock,
-            outcome=outcome, pages=len(held.pages),
-        )  # fmt: skip
-        log.debug(
-            "pos.pages_stored", feed=feed.name, pages=held.pages, cursor=held.saved,
-            next_cursor=held.cursor, events=len(held.events), events_new=new,
-            positions=positions, ms=round((time.perf_counter() - started) * 1000, 1),
-        )  # fmt: skip
-        held.stored()
-
+    held = _Held(pool, feed.name, state.cursor, group_events=group_events, policy=policy,
+                 clock=clock, outcome=outcome)  # fmt: skip
     try:
-        complete = await _fetch_pages(client, feed, settings, clock, held, store_held)
-    except asyncio.CancelledError:
-        raise  # shutdown: the held pages are fetched again by the next run
-    except Exception:
-        await store_held()  # the good pages before the failure are kept
+        complete = await _fetch_pages(client, feed, settings, clock, held)
+    except Exception:  # not a cancellation (shutdown): the next run fetches those again
+        await held.store()  # the good pages before the failure are kept
         raise
-    await store_held()
+    await held.store()
     if not complete:
         outcome.detail = f"stopped after {MAX_PAGES_PER_RUN} pages; the next run continues"
     outcome.outcome = "applied" if outcome.events_new else "unchanged"
@@ -272,7 +272,6 @@ async def _fetch_pages(
     settings: Settings,
     clock: Clock,
     held: _Held,
-    store_held: Callable[[], Awaitable[None]],
 ) -> bool:
     """Fetch and check pages from the held cursor into ``held``, storing when it is
     full; False when ``MAX_PAGES_PER_RUN`` pages came and the source has more."""
@@ -303,7 +302,7 @@ async def _fetch_pages(
         seen.setdefault(next_cursor, page_no + 1)
         held.add(page_no, page.events, next_cursor)
         if held.full():
-            await store_held()
+            await held.store()
         cursor = next_cursor
         if not page.has_more:
             return True
