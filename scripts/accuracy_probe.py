@@ -34,6 +34,7 @@ LEADS = (0.5, 1.0, 2.0)  # hours before a label at which its pseudo-visit looked
 @dataclass
 class VisitRec:
     t: float
+    key: tuple[str, str]
     wanted: int
     available: bool
     book: int | None
@@ -51,6 +52,9 @@ class LabelRec:
     wanted: int
     per_day: float
     ev0: Evidence | None  # at observed_at, horizon 0 (what the engine learns from)
+    key: tuple[str, str] = ("", "")
+    qty: int = 0
+    observed: float = 0.0
     leads: list[Evidence | None] = field(default_factory=list)
 
 
@@ -73,6 +77,9 @@ class _Recorder(Engine):
                 wanted=wanted,
                 per_day=24.0 * self.speed(store_id, sku, now),
                 ev0=self._evidence(pos, wanted, observed_at, timedelta(0)),
+                key=(store_id, sku),
+                qty=qty,
+                observed=observed_at.timestamp(),
             )
             for lead in LEADS:
                 t = observed_at - timedelta(hours=lead)
@@ -102,7 +109,7 @@ def record(root: Path) -> tuple[list[VisitRec], list[LabelRec]]:
                 else eng._evidence(pos, item.qty_wanted, at, policy.arrival_horizon)
             )
             visits.append(VisitRec(
-                t=at.timestamp(), wanted=item.qty_wanted,
+                t=at.timestamp(), key=(item.store_id, item.sku), wanted=item.qty_wanted,
                 available=item.on_shelf_qty >= item.qty_wanted,
                 book=None if pos is None else pos.book, stale=badge.state == "unknown", ev=ev,
                 raw=0.0 if ev is None else raw_confidence(ev),
@@ -199,6 +206,27 @@ def stream(
     return sorted(out, key=lambda x: x[0])
 
 
+def answered(visits: list[VisitRec], labels: list[LabelRec], hours: float = 2.0) -> Stream:
+    """The service's own answers as labels: a shelf observation scores the latest answer
+    given for that pair within ``hours`` before it (the service sees its lookups, only
+    their outcomes are hidden), at the answer's raw confidence and wanted units. Only the
+    answer's evidence and the label's published count are read, never ``on_shelf_qty``."""
+    by_key: dict[tuple[str, str], list[VisitRec]] = {}
+    for v in visits:
+        if v.ev is not None:
+            by_key.setdefault(v.key, []).append(v)
+    out: Stream = []
+    for lab in labels:
+        before = [v for v in by_key.get(lab.key, ()) if 0 <= lab.observed - v.t <= hours * 3600]
+        if not before:
+            continue
+        v = before[-1]
+        if lab.kind == "pick_found" and lab.qty < v.wanted:
+            continue  # the pick saw at least qty, not whether the shelf held the answer's units
+        out.append((lab.pub, v.raw, lab.qty >= v.wanted, 1.0))
+    return sorted(out, key=lambda x: x[0])
+
+
 def rescore(
     visits: list[VisitRec], labels: Stream, cal: IsoMap, threshold: float = 0.9, buffer: int = 2
 ) -> tuple[float, float, float, float]:
@@ -263,6 +291,8 @@ def main() -> None:
             (f"pseudo-visit {lead} h before", lambda ls, k=k: stream(ls, k), IsoMap)
             for k, lead in enumerate(LEADS)
         ),
+        ("answers scored by later labels", lambda ls: sorted(stream(ls) + answered(visits, ls)),
+         IsoMap),
         ("shelf counts by speed, 5", lambda ls: stream(ls, 1, shelf, lambda lab: lab.per_day + 0.1),
          lambda: IsoMap(prior_n=5)),
     ]  # fmt: skip
