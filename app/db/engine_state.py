@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import hashlib
 import struct
 from collections.abc import AsyncIterator, Iterator
@@ -185,6 +186,7 @@ class LiveEngine:
         items += [(r["received_at"], 2, i, r) for i, r in enumerate(feedback)]
         items.sort(key=lambda t: (t[0], t[1], t[2]))
         engine = self.engine
+        snapshots = False
         for received_at, kind, _, r in items:
             if kind == 1:
                 if engine.observe_event(_event(r)):
@@ -206,6 +208,9 @@ class LiveEngine:
                     self.feedback_mark = received_at
             else:
                 await self._observe_snapshot(conn, r)
+                snapshots = True
+        if snapshots:
+            settle_heap()
 
     async def _observe_snapshot(self, conn: Connection, snap: asyncpg.Record) -> None:
         """Feed one applied snapshot, location by location (a few locations per fetch)."""
@@ -224,6 +229,19 @@ class LiveEngine:
             self.engine.observe_snapshot(as_of[here], rows)
             del rows, names, ats
         self.snapshot_mark = max(self.snapshot_mark, snap["snapshot_id"])
+
+
+def settle_heap() -> None:
+    """Collect, then move every object now alive out of the collector's reach.
+
+    After a snapshot the engine holds containers of millions of references that
+    live as long as the process; each full collection would walk them again (55-70
+    ms, two or three times a POS recompute at 1M rows; docs/scaling.md). Frozen,
+    they are freed as usual when no longer referenced (reference counting); only a
+    reference cycle among them would not be, and the collection first clears those.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def load_calibration(conn: Connection, calibration_id: int) -> CalibrationMap | None:
