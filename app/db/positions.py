@@ -33,7 +33,7 @@ import structlog
 
 from app.db import Connection
 from app.db.availability import notify_badges_changed
-from app.db.engine_state import LiveEngine, bound_engine
+from app.db.engine_state import Fresh, LiveEngine, bound_engine
 from app.db.queries import Queries
 from app.domain.badge import badge_for
 from app.domain.live import Assessor
@@ -80,10 +80,12 @@ async def recompute_pairs(
     now: datetime,
     engine: LiveEngine | None = None,
     only_changed: bool = False,
+    fresh: Fresh | None = None,
 ) -> int:
     """Recompute and store the position and badge of each pair; return how many were written.
 
-    ``engine`` (default: the one bound to the task, if any) assesses every badge.
+    ``engine`` (default: the one bound to the task, if any) assesses every badge;
+    ``fresh``: the events this transaction stored, which it takes in as they are.
     ``only_changed`` (a snapshot's recompute): a pair whose book, base source and
     units in transit come out as stored, with a badge that is not ``unknown`` and was
     assessed as this one would be, is left as stored: its badge was computed from the
@@ -100,7 +102,7 @@ async def recompute_pairs(
     ]
     stores = sorted({store for store, _ in unique})
     return await _recompute(conn, stores, batches, policy=policy, now=now, engine=engine,
-                            only_changed=only_changed)  # fmt: skip
+                            only_changed=only_changed, fresh=fresh)  # fmt: skip
 
 
 async def recompute_stores(
@@ -151,6 +153,7 @@ async def _recompute(
     engine: LiveEngine | None,
     only_changed: bool,
     kept: bool = False,
+    fresh: Fresh | None = None,
 ) -> int:
     """Each batch is (query, its stores, its arguments after book_rule's four).
 
@@ -165,7 +168,7 @@ async def _recompute(
         async with contextlib.AsyncExitStack() as stack:
             assessor = None
             if live is not None:
-                assessor = await stack.enter_async_context(live.assessor(conn, now))
+                assessor = await stack.enter_async_context(live.assessor(conn, now, fresh=fresh))
             caught_up = time.perf_counter()
             derive = _Deriver(policy, now, assessor)
             if kept:
