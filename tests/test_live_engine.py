@@ -4,12 +4,14 @@ refresh, and a warm restart reproduces the running engine."""
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import msgspec
+import pytest
 
 from app.db.engine_state import LiveEngine
 from app.domain.live import Assessor
@@ -163,8 +165,11 @@ async def test_a_warm_restart_reproduces_the_running_engine(
     pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     clock = Clock(T0)
+    gc.unfreeze()
     recs = await trade(pool, settings, tmp_path, feed_server, clock)
     try:
+        assert gc.get_freeze_count() > 0  # the snapshot's catch-up froze the heap
+        gc.unfreeze()
         feedback = {"feedback": [
             {"observed_at": "2026-11-24T05:30:00Z", "store_id": "S1", "sku": "A",
              "kind": "shelf_count", "qty": 7},
@@ -277,3 +282,27 @@ async def test_a_stored_page_reaches_the_engine_from_the_page_exactly_once(
     await warm.warm_start(pool, T0)
     assert warm.observed["events"] == live.observed["events"]
     assert warm.events_mark == live.events_mark and warm._at_mark == live._at_mark
+
+
+def test_overlapping_recomputes_pause_the_collector_until_the_last_ends() -> None:
+    from app.db.engine_state import collector_paused
+
+    assert gc.isenabled()
+    one, two = collector_paused(), collector_paused()
+    one.__enter__()
+    assert not gc.isenabled()
+    two.__enter__()
+    one.__exit__(None, None, None)  # the other task's recompute is still running
+    assert not gc.isenabled()
+    two.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()  # off before: stays off
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("a failed recompute")
+    assert gc.isenabled()

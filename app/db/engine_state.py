@@ -270,16 +270,40 @@ class LiveEngine:
 
 
 def settle_heap() -> None:
-    """Collect, then move every object now alive out of the collector's reach.
+    """Collect everything, then move every object now alive out of the collector's reach.
 
     After a snapshot the engine holds containers of millions of references that
     live as long as the process; each full collection would walk them again (55-70
     ms, two or three times a POS recompute at 1M rows; docs/scaling.md). Frozen,
-    they are freed as usual when no longer referenced (reference counting); only a
-    reference cycle among them would not be, and the collection first clears those.
+    they are freed as usual when no longer referenced (reference counting); a
+    reference cycle among them waits for the next call, which unfreezes and collects
+    everything first (one full collection a snapshot).
     """
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+_paused = [0, False]  # sections inside collector_paused(), whether it was enabled
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (reference counting still frees
+    nearly everything): a recompute allocates row after row and the collections it
+    triggers would walk the heap again and again (docs/scaling.md). Overlapping
+    blocks (tasks) count: the collector is back on, if it was on, when the last ends;
+    then it runs as usual over what the block left alive."""
+    if _paused[0] == 0:
+        _paused[1] = gc.isenabled()
+        gc.disable()
+    _paused[0] += 1
+    try:
+        yield
+    finally:
+        _paused[0] -= 1
+        if _paused[0] == 0 and _paused[1]:
+            gc.enable()
 
 
 async def load_calibration(conn: Connection, calibration_id: int) -> CalibrationMap | None:

@@ -33,7 +33,7 @@ import structlog
 
 from app.db import Connection
 from app.db.availability import notify_badges_changed
-from app.db.engine_state import Fresh, LiveEngine, bound_engine
+from app.db.engine_state import Fresh, LiveEngine, bound_engine, collector_paused
 from app.db.queries import Queries
 from app.domain.badge import badge_for
 from app.domain.live import Assessor
@@ -163,41 +163,44 @@ async def _recompute(
     timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
     started = time.perf_counter()
     changed: list[tuple[str, str]] = []
-    async with conn.transaction():
-        await conn.fetchval(Q.lock_stores, stores)
-        async with contextlib.AsyncExitStack() as stack:
-            assessor = None
-            if live is not None:
-                assessor = await stack.enter_async_context(live.assessor(conn, now, fresh=fresh))
-            caught_up = time.perf_counter()
-            derive = _Deriver(policy, now, assessor)
-            if kept:
-                await conn.execute(Q.create_book_batch)
-            for query, batch_stores, args in batches:
-                t0 = time.perf_counter()
-                rows = await conn.fetch(query, batch_stores, now, only_changed,
-                                        assessor is not None, *args)  # fmt: skip
-                t1 = time.perf_counter()
+    with collector_paused():  # the collector would walk the engine's heap again and again
+        async with conn.transaction():
+            await conn.fetchval(Q.lock_stores, stores)
+            async with contextlib.AsyncExitStack() as stack:
+                assessor = None
+                if live is not None:
+                    assessor = await stack.enter_async_context(
+                        live.assessor(conn, now, fresh=fresh)
+                    )
+                caught_up = time.perf_counter()
+                derive = _Deriver(policy, now, assessor)
                 if kept:
-                    badges = _kept_badges(derive, rows)
-                    t2 = time.perf_counter()
-                    await _write_kept(conn, badges, batch_stores, now)
-                    for group in rows:
-                        changed.extend(zip(repeat(group["store_id"]), group["skus"]))
-                else:
-                    values = [derive(row) for row in rows]
-                    t2 = time.perf_counter()
-                    await _write(conn, values, now)
-                    changed.extend((v[0], v[1]) for v in values)
-                    del values
-                timing["inputs_ms"] += (t1 - t0) * 1000
-                timing["assess_ms"] += (t2 - t1) * 1000
-                timing["write_ms"] += (time.perf_counter() - t2) * 1000
-                del rows
-                if kept:  # whole-store batches: no later batch has these stores' keys
-                    derive.forget_stores()
-        # API processes drop their cached badges for these pairs when this commits.
-        await notify_badges_changed(conn, pairs=changed)
+                    await conn.execute(Q.create_book_batch)
+                for query, batch_stores, args in batches:
+                    t0 = time.perf_counter()
+                    rows = await conn.fetch(query, batch_stores, now, only_changed,
+                                            assessor is not None, *args)  # fmt: skip
+                    t1 = time.perf_counter()
+                    if kept:
+                        badges = _kept_badges(derive, rows)
+                        t2 = time.perf_counter()
+                        await _write_kept(conn, badges, batch_stores, now)
+                        for group in rows:
+                            changed.extend(zip(repeat(group["store_id"]), group["skus"]))
+                    else:
+                        values = [derive(row) for row in rows]
+                        t2 = time.perf_counter()
+                        await _write(conn, values, now)
+                        changed.extend((v[0], v[1]) for v in values)
+                        del values
+                    timing["inputs_ms"] += (t1 - t0) * 1000
+                    timing["assess_ms"] += (t2 - t1) * 1000
+                    timing["write_ms"] += (time.perf_counter() - t2) * 1000
+                    del rows
+                    if kept:  # whole-store batches: no later batch has these stores' keys
+                        derive.forget_stores()
+            # API processes drop their cached badges for these pairs when this commits.
+            await notify_badges_changed(conn, pairs=changed)
     if len(changed) >= 1000:
         log.info("positions.recomputed", written=len(changed),
                  engine=live is not None, stores=len(stores),
