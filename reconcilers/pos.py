@@ -22,6 +22,7 @@ import structlog
 
 from app.clock import Clock
 from app.db import feeds as feed_state
+from app.db.engine_state import Fresh
 from app.db.events import insert_events
 from app.db.positions import recompute_pairs
 from app.domain.model import Count, PosEvent, PosPage
@@ -168,8 +169,9 @@ async def store_page(
         now = clock()
         new = await insert_events(conn, feed, events, received_at=now)
         positions = await recompute_pairs(
-            conn, {(e.store_id, e.sku) for e in new}, policy=policy, now=now
-        )
+            conn, {(e.store_id, e.sku) for e in new}, policy=policy, now=now,
+            fresh=Fresh(feed, now, new),
+        )  # fmt: skip
         if cursor is not None:
             await feed_state.save_cursor(conn, feed, cursor)
     outcome.pages += pages

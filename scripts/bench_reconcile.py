@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import io
 import json
 import os
@@ -139,6 +140,7 @@ async def service(dsn: str, feeds_file: str) -> None:
     from app.settings import load_settings
     from reconcilers.scheduler import start_reconcilers
 
+    gc.callbacks.append(_gc_timer)
     tmp = Path(tempfile.mkdtemp(prefix="bench-svc-"))
     settings = load_settings({}, data_dir=tmp, scheduler=False, feeds_file=Path(feeds_file),
                              max_feed_bytes=1 << 30, log_level="warning")  # fmt: skip
@@ -154,13 +156,25 @@ async def service(dsn: str, feeds_file: str) -> None:
     print(json.dumps({"step": "start", "s": warm, "rss_mb": _rss_mb()}), flush=True)
     loop = asyncio.get_running_loop()
     while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
-        t = time.perf_counter()
+        t, gc_before = time.perf_counter(), _GC_SECONDS[0]
         outcome = await recs.run_now(line)
         print(json.dumps({"step": line, "s": time.perf_counter() - t, "rss_mb": _rss_mb(),
-                          "outcome": outcome.outcome, "positions": outcome.positions,
-                          "detail": outcome.detail}), flush=True)  # fmt: skip
+                          "gc_s": _GC_SECONDS[0] - gc_before, "outcome": outcome.outcome,
+                          "positions": outcome.positions, "detail": outcome.detail}),
+              flush=True)  # fmt: skip
     await recs.shutdown()
     await pool.close()
+
+
+_GC_SECONDS = [0.0, 0.0]  # total, start of the collection under way
+
+
+def _gc_timer(phase: str, info: dict[str, Any]) -> None:
+    """Time spent in the cyclic garbage collector (``gc.callbacks``)."""
+    if phase == "start":
+        _GC_SECONDS[1] = time.perf_counter()
+    else:
+        _GC_SECONDS[0] += time.perf_counter() - _GC_SECONDS[1]
 
 
 def _rss_mb() -> float:
@@ -303,10 +317,12 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
                        ("again", "next snapshot, 2% of rows changed")):  # fmt: skip
         r = results[key]
         print(f"{label:36s} {r['s']:7.2f} s  = {r['s'] / copy_s:5.1f} x COPY   "
-              f"positions {r['positions']:>9,}  peak RSS {r['rss_mb']:6.0f} MB  ({r['outcome']})")  # fmt: skip
+              f"positions {r['positions']:>9,}  peak RSS {r['rss_mb']:6.0f} MB  "
+              f"gc {r['gc_s']:.2f} s  ({r['outcome']})")  # fmt: skip
     r = results["pos"]
     print(f"{'POS pull, ' + format(args.events, ',') + ' events':36s} {r['s']:7.2f} s"
-          f"                  positions {r['positions']:>9,}  peak RSS {r['rss_mb']:6.0f} MB  ({r['outcome']})")  # fmt: skip
+          f"                  positions {r['positions']:>9,}  peak RSS {r['rss_mb']:6.0f} MB  "
+          f"gc {r['gc_s']:.2f} s  ({r['outcome']})")  # fmt: skip
     print(f"service start-up (warm start on an empty database): {results['start']['s']:.2f} s")
     return 0
 

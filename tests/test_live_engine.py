@@ -4,12 +4,14 @@ refresh, and a warm restart reproduces the running engine."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import gc
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import msgspec
+import pytest
 
 from app.db.engine_state import LiveEngine
 from app.domain.live import Assessor
@@ -163,8 +165,11 @@ async def test_a_warm_restart_reproduces_the_running_engine(
     pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer
 ) -> None:
     clock = Clock(T0)
+    gc.unfreeze()
     recs = await trade(pool, settings, tmp_path, feed_server, clock)
     try:
+        assert gc.get_freeze_count() > 0  # the snapshot's catch-up froze the heap
+        gc.unfreeze()
         feedback = {"feedback": [
             {"observed_at": "2026-11-24T05:30:00Z", "store_id": "S1", "sku": "A",
              "kind": "shelf_count", "qty": 7},
@@ -209,3 +214,95 @@ async def test_without_an_engine_the_badge_is_book_only(pool: asyncpg.Pool) -> N
         await recompute_pairs(conn, [("S1", "A")], policy=POLICY, now=T0)
     (r,) = await rows(pool)
     assert (r["confidence"], r["evidence"], r["badge_state"]) == (None, None, "in_stock")
+
+
+async def test_a_stored_page_reaches_the_engine_from_the_page_exactly_once(
+    pool: asyncpg.Pool, monkeypatch: Any
+) -> None:
+    """The engine takes a POS store's new events as decoded (none read back): a
+    redelivery and an event_id given twice in one store (the first is kept) are
+    left out, as in the database; another feed's events stored at the very same
+    instant make it read them all back, in the database's order."""
+    import app.db.engine_state as engine_state
+    from app.db.events import insert_events
+    from app.db.feeds import upsert_feeds
+    from app.domain.model import Sale
+    from reconcilers.feeds_config import FeedConfig
+    from reconcilers.outcome import PullOutcome
+    from reconcilers.pos import store_page
+
+    read_back: list[str] = []
+    real_event = engine_state._event
+
+    def counted(r: asyncpg.Record) -> Any:
+        read_back.append(f"{r['feed']}:{r['event_id']}")
+        return real_event(r)
+
+    monkeypatch.setattr(engine_state, "_event", counted)
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, [FeedConfig(name=n, kind="pos", url="http://127.0.0.1:1/e")
+                                  for n in ("pos-a", "pos-b")])  # fmt: skip
+    live = LiveEngine(POLICY)
+    await live.warm_start(pool, T0)
+
+    def sale(event_id: str, qty: int, minute: int, store: str = "S1") -> Sale:
+        return Sale(event_id=event_id, store_id=store, sku="A", qty=qty,
+                    occurred_at=T0 + timedelta(minutes=minute))  # fmt: skip
+
+    async def store(feed: str, events: list[Sale], now: datetime) -> None:
+        outcome = PullOutcome(outcome="applied")
+        with engine_state.binding(live):
+            await store_page(pool, feed, events, cursor=None, policy=POLICY,
+                             clock=lambda: now, outcome=outcome)  # fmt: skip
+
+    now = T0 + timedelta(hours=1)
+    await store("pos-a", [sale("e1", 1, 1), sale("e2", 2, 2), sale("e1", 5, 3)], now)
+    assert read_back == [] and live.observed["events"] == 2
+    assert live.engine.ledger.knows("pos-a:e1") and live.engine.ledger.knows("pos-a:e2")
+    qty = await pool.fetchval("SELECT qty FROM pos_event WHERE feed = 'pos-a' AND event_id = 'e1'")
+    assert qty == 1
+
+    later = now + timedelta(minutes=1)  # a redelivery, and a new event sent with an offset
+    plus2 = sale("e3", 1, 4, store="S2")
+    plus2 = msgspec.structs.replace(
+        plus2, occurred_at=plus2.occurred_at.astimezone(timezone(timedelta(hours=2)))
+    )
+    await store("pos-a", [sale("e2", 2, 2), plus2], later)
+    assert read_back == [] and live.observed["events"] == 3
+    last = live.engine.pairs[("S2", "A")].last_sale
+    assert last is not None and last.occurred_at.tzinfo is UTC  # as read back
+    assert last.occurred_at == plus2.occurred_at and last.event_id == "pos-a:e3"
+
+    same = later + timedelta(minutes=1)  # another feed's page at the very same instant
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_events(conn, "pos-b", [sale("x1", 1, 5)], received_at=same)
+    await store("pos-a", [sale("e4", 1, 6)], same)
+    assert sorted(read_back) == ["pos-a:e4", "pos-b:x1"] and live.observed["events"] == 5
+    warm = LiveEngine(POLICY)  # a warm start reads every event back
+    await warm.warm_start(pool, T0)
+    assert warm.observed["events"] == live.observed["events"]
+    assert warm.events_mark == live.events_mark and warm._at_mark == live._at_mark
+
+
+def test_overlapping_recomputes_pause_the_collector_until_the_last_ends() -> None:
+    from app.db.engine_state import collector_paused
+
+    assert gc.isenabled()
+    one, two = collector_paused(), collector_paused()
+    one.__enter__()
+    assert not gc.isenabled()
+    two.__enter__()
+    one.__exit__(None, None, None)  # the other task's recompute is still running
+    assert not gc.isenabled()
+    two.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()  # off before: stays off
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(RuntimeError), collector_paused():
+        raise RuntimeError("a failed recompute")
+    assert gc.isenabled()

@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 
 from app.db.events import insert_events
 from app.db.feeds import upsert_feeds
-from app.db.positions import recompute_pairs, recompute_stores
+from app.db.positions import (
+    _BOOK_OF_PAIRS,
+    _BOOK_OF_PAIRS_PLAIN,
+    recompute_pairs,
+    recompute_stores,
+)
 from app.domain.book import book_position
 from app.domain.model import Adjustment, Count, PosEvent, Receipt, Return, Sale, SnapshotRow
 from app.domain.policy import BufferRule, Policy
@@ -150,6 +155,11 @@ def test_sql_book_position_equals_reference(
                     await insert_events(
                         conn, FEED.name, deliveries[start : start + size], received_at=now
                     )
+            # The named pairs' two queries (with and without the stored positions) agree.
+            args = ([store_id] * len(SKUS), now, False, False, list(SKUS))
+            plain = sorted(tuple(r)[:-1] for r in await conn.fetch(_BOOK_OF_PAIRS_PLAIN, *args))
+            compared = sorted(tuple(r)[:-1] for r in await conn.fetch(_BOOK_OF_PAIRS, *args))
+            assert plain == compared and len(plain) == len(SKUS)
             written = await recompute_pairs(
                 conn, [(store_id, s) for s in SKUS], policy=POLICY, now=now
             )

@@ -229,13 +229,15 @@ async def notify_badges_changed(
     fit are sent as their stores, stores that do not fit as everything. Reconcilers
     call it in the publishing transaction: it is delivered only on commit."""
     if pairs is not None:
-        unique = sorted(set(pairs))
-        if not unique and not store_ids:
+        distinct = set(pairs)
+        if not distinct and not store_ids:
             return  # nothing changed
-        items = [f"{s}/{k}" for s, k in unique] + sorted(set(store_ids or ()))
-        payload = ",".join(items)
-        if len(payload) > NOTIFY_LIMIT:
-            payload = ",".join(sorted({s for s, _ in unique} | set(store_ids or ())))
+        payload = None
+        if 4 * len(distinct) - 1 <= NOTIFY_LIMIT:  # else no list of them fits ("s/k" each)
+            items = [f"{s}/{k}" for s, k in sorted(distinct)] + sorted(set(store_ids or ()))
+            payload = ",".join(items)
+        if payload is None or len(payload) > NOTIFY_LIMIT:
+            payload = ",".join(sorted({s for s, _ in distinct} | set(store_ids or ())))
     else:
         payload = ",".join(store_ids or [])
     if len(payload) > NOTIFY_LIMIT:

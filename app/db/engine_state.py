@@ -27,15 +27,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import gc
 import hashlib
 import struct
-from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
+from collections.abc import AsyncIterator, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from typing import Any
 
 import asyncpg
+import msgspec
 import structlog
+from msgspec.structs import replace
 
 from app.db import Connection
 from app.db.queries import Queries
@@ -90,6 +93,16 @@ def _event(r: asyncpg.Record) -> PosEvent:
     return Adjustment(qty=qty, **common)
 
 
+class Fresh(msgspec.Struct, frozen=True):
+    """Events a transaction has just stored (``app.db.events.insert_events``' answer:
+    the new ones, in the engine's order) for its recompute's catch-up to take in
+    without reading them back."""
+
+    feed: str
+    received_at: datetime
+    events: Sequence[PosEvent]
+
+
 class LiveEngine:
     """One process's engine, its catch-up marks and the calibration map it persisted."""
 
@@ -125,14 +138,19 @@ class LiveEngine:
             await self._catch_up(conn, overlap=CATCH_UP_OVERLAP, categories=True)
 
     @contextlib.asynccontextmanager
-    async def assessor(self, conn: Connection, now: datetime) -> AsyncIterator[Assessor]:
+    async def assessor(
+        self, conn: Connection, now: datetime, *, fresh: Fresh | None = None
+    ) -> AsyncIterator[Assessor]:
         """Catch up inside the caller's transaction, then assess at ``now`` (one at a time).
+
+        ``fresh``: the events this transaction has just stored; the engine takes them
+        as they are instead of reading them back.
 
         Take the stores' advisory locks before entering: a recompute waiting for
         them must not hold this lock (another one holding them may need it).
         """
         async with self._lock:
-            await self._catch_up(conn, overlap=timedelta(0), categories=False)
+            await self._catch_up(conn, overlap=timedelta(0), categories=False, fresh=fresh)
             calibration = await self._persisted_calibration(conn)
             yield Assessor(self.engine, now, calibration)
 
@@ -167,34 +185,56 @@ class LiveEngine:
             )
         return self._calibration
 
-    async def _catch_up(self, conn: Connection, *, overlap: timedelta, categories: bool) -> None:
+    async def _catch_up(
+        self, conn: Connection, *, overlap: timedelta, categories: bool, fresh: Fresh | None = None
+    ) -> None:
         if categories:
             for r in await conn.fetch(Q.categories):
                 self.categories[r["sku"]] = r["category"]
         if self.events_mark is None or self.feedback_mark is None:
             raise RuntimeError("the live engine must be warm-started before it catches up")
         seen = self._at_mark if not overlap else set()
-        events = await conn.fetch(Q.events_since, self.events_mark - overlap,
-                                  [f for f, _ in seen], [e for _, e in seen])  # fmt: skip
+        since = (self.events_mark - overlap, [f for f, _ in seen], [e for _, e in seen])
+        if fresh is None:
+            events = await conn.fetch(Q.events_since, *since)
+        else:
+            events = await conn.fetch(Q.events_since_not_mine, *since, fresh.feed)
+            if any(r["received_at"] == fresh.received_at for r in events):
+                # Another feed's events at the very same instant: how they and these
+                # interleave is the database's order; read them all back.
+                events, fresh = await conn.fetch(Q.events_since, *since), None
         feedback = await conn.fetch(Q.feedback_since, self.feedback_mark - overlap)
         snaps = await conn.fetch(Q.snapshots_in_force_since, self.snapshot_mark)
         # Publication order: time of receipt; at one instant snapshot, events, feedback.
-        items: list[tuple[datetime, int, int, asyncpg.Record]] = []
+        items: list[tuple[datetime, int, int, asyncpg.Record | PosEvent]] = []
         items += [(r["received_at"], 0, i, r) for i, r in enumerate(snaps)]
         items += [(r["received_at"], 1, i, r) for i, r in enumerate(events)]
+        if fresh is not None:  # already in the order events_since gives
+            n = len(events)
+            items += [(fresh.received_at, 1, n + i, e) for i, e in enumerate(fresh.events)]
         items += [(r["received_at"], 2, i, r) for i, r in enumerate(feedback)]
         items.sort(key=lambda t: (t[0], t[1], t[2]))
         engine = self.engine
+        snapshots = False
         for received_at, kind, _, r in items:
             if kind == 1:
-                if engine.observe_event(_event(r)):
+                if isinstance(r, asyncpg.Record):
+                    event, ident = _event(r), (r["feed"], r["event_id"])
+                else:
+                    assert fresh is not None
+                    at = r.occurred_at  # as read back: in UTC (a page may give an offset)
+                    if at.tzinfo is not UTC:
+                        at = at.astimezone(UTC)
+                    event = replace(r, event_id=f"{fresh.feed}:{r.event_id}", occurred_at=at)
+                    ident = (fresh.feed, r.event_id)
+                if engine.observe_event(event):
                     self.observed["events"] += 1
                 if received_at > self.events_mark:
                     self.events_mark = received_at
                     self._at_mark = set()
                 if received_at == self.events_mark:
-                    self._at_mark.add((r["feed"], r["event_id"]))
-            elif kind == 2:
+                    self._at_mark.add(ident)
+            elif isinstance(r, asyncpg.Record) and kind == 2:
                 key = (r["store_id"], r["sku"], r["kind"], r["observed_at"], r["qty"])
                 if key not in self._feedback_seen:
                     self._feedback_seen.add(key)
@@ -204,8 +244,11 @@ class LiveEngine:
                     self.observed["feedback"] += 1
                 if received_at > self.feedback_mark:
                     self.feedback_mark = received_at
-            else:
+            elif isinstance(r, asyncpg.Record):
                 await self._observe_snapshot(conn, r)
+                snapshots = True
+        if snapshots:
+            settle_heap()
 
     async def _observe_snapshot(self, conn: Connection, snap: asyncpg.Record) -> None:
         """Feed one applied snapshot, location by location (a few locations per fetch)."""
@@ -224,6 +267,43 @@ class LiveEngine:
             self.engine.observe_snapshot(as_of[here], rows)
             del rows, names, ats
         self.snapshot_mark = max(self.snapshot_mark, snap["snapshot_id"])
+
+
+def settle_heap() -> None:
+    """Collect everything, then move every object now alive out of the collector's reach.
+
+    After a snapshot the engine holds containers of millions of references that
+    live as long as the process; each full collection would walk them again (55-70
+    ms, two or three times a POS recompute at 1M rows; docs/scaling.md). Frozen,
+    they are freed as usual when no longer referenced (reference counting); a
+    reference cycle among them waits for the next call, which unfreezes and collects
+    everything first (one full collection a snapshot).
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
+_paused = [0, False]  # sections inside collector_paused(), whether it was enabled
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for the block (reference counting still frees
+    nearly everything): a recompute allocates row after row and the collections it
+    triggers would walk the heap again and again (docs/scaling.md). Overlapping
+    blocks (tasks) count: the collector is back on, if it was on, when the last ends;
+    then it runs as usual over what the block left alive."""
+    if _paused[0] == 0:
+        _paused[1] = gc.isenabled()
+        gc.disable()
+    _paused[0] += 1
+    try:
+        yield
+    finally:
+        _paused[0] -= 1
+        if _paused[0] == 0 and _paused[1]:
+            gc.enable()
 
 
 async def load_calibration(conn: Connection, calibration_id: int) -> CalibrationMap | None:

@@ -11,7 +11,8 @@ FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($1::text[]) AS s ORDER BY 1) 
 -- name: book_rule
 -- The book of every pair of a ``pairs`` CTE (store_id, sku) that the caller puts in
 -- front (app/db/positions.py: ``pairs_named``, ``pairs_of_stores``,
--- ``pairs_of_snapshot``); the one SQL definition of the contract's book rule.
+-- ``pairs_of_snapshot``), as the CTE ``booked`` that ``book_compared`` or
+-- ``book_plain`` reads; the one SQL definition of the contract's book rule.
 -- $1 the pairs' stores: a whole-store recompute filters every table by them (each
 -- "AND <alias>.<store column> = ANY($1::text[])"), so no join scans the whole table;
 -- for named pairs positions.py drops those filters (the pairs join by index), $2 now.
@@ -73,26 +74,40 @@ snap AS (
     JOIN pos_event e ON e.store_id = b.store_id AND e.sku = b.sku
     WHERE e.occurred_at <= $2 AND e.store_id = ANY($1::text[])
     GROUP BY e.store_id, e.sku
+), booked AS (
+    SELECT b.store_id, b.sku,
+           (b.base_qty + COALESCE(m.moved, 0))::integer AS book,
+           b.base_source, b.base_at, b.snapshot_as_of,
+           greatest(m.last_event_at, b.count_at) AS last_event_at, b.in_transit,
+           pr.category,
+           greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at
+    FROM based b
+    LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
+    LEFT JOIN product pr ON pr.sku = b.sku
+    LEFT JOIN store_freshness f ON f.store_id = b.store_id
 )
-SELECT b.store_id, b.sku,
-       (b.base_qty + COALESCE(m.moved, 0))::integer AS book,
-       b.base_source, b.base_at, b.snapshot_as_of,
-       greatest(m.last_event_at, b.count_at) AS last_event_at, b.in_transit,
-       pr.category,
-       greatest(f.last_pos_event_at, f.snapshot_as_of) AS store_newest_at,
-       bp.store_id IS NOT NULL AS stored
-FROM based b
-LEFT JOIN moved m ON m.store_id = b.store_id AND m.sku = b.sku
-LEFT JOIN product pr ON pr.sku = b.sku
-LEFT JOIN store_freshness f ON f.store_id = b.store_id
+
+-- name: book_compared
+-- book_rule's rows with whether the pair has a position (``stored``); $3
+-- only_changed leaves out those book_rule describes under $3 and $4.
+SELECT k.*, bp.store_id IS NOT NULL AS stored
+FROM booked k
 LEFT JOIN book_position bp
-    ON bp.store_id = b.store_id AND bp.sku = b.sku AND bp.store_id = ANY($1::text[])
+    ON bp.store_id = k.store_id AND bp.sku = k.sku AND bp.store_id = ANY($1::text[])
 WHERE NOT ($3::boolean AND bp.store_id IS NOT NULL
-           AND bp.book IS NOT DISTINCT FROM (b.base_qty + COALESCE(m.moved, 0))
-           AND bp.base_source IS NOT DISTINCT FROM b.base_source
-           AND bp.in_transit = b.in_transit
+           AND bp.book IS NOT DISTINCT FROM k.book
+           AND bp.base_source IS NOT DISTINCT FROM k.base_source
+           AND bp.in_transit = k.in_transit
            AND bp.badge_state <> 'unknown'
            AND (bp.evidence IS NOT NULL) = $4::boolean)
+
+-- name: book_plain
+-- book_rule's rows, every one (only_changed $3 must be false: nothing is compared
+-- with the stored positions, so none is read; $4 is not needed). The named pairs'
+-- recompute (a POS page, feedback, the refresh) upserts them all.
+SELECT k.*, NULL::boolean AS stored
+FROM booked k
+WHERE NOT $3::boolean AND $4::boolean IS NOT NULL
 
 -- name: pairs_named
 -- The pairs given: $1 store ids and $5 skus, parallel arrays.
