@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.domain.rhythm import Rhythm
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.domain.rhythm import WEEK_HOURS, Rhythm, _day_tables
 from app.domain.runout import DRY_EXPECTED, STRETCHES_PER_DAY, DayTally, RunOut
 
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
@@ -44,6 +47,23 @@ def test_a_store_that_never_goes_quiet_starts_a_day_at_its_quietest_hour() -> No
     day = int(_hours(MONDAY + timedelta(days=3, hours=4)))
     assert r.day_start_h(_hours(MONDAY + timedelta(days=3, hours=4, minutes=30))) == day
     assert r.day_start_h(_hours(MONDAY + timedelta(days=4, hours=3))) == day
+
+
+@given(
+    st.lists(st.booleans(), min_size=WEEK_HOURS, max_size=WEEK_HOURS).filter(
+        lambda quiet: not all(quiet)
+    ),
+    st.integers(0, 23),
+    st.integers(0, WEEK_HOURS - 1),
+    st.integers(0, WEEK_HOURS - 1),
+)
+def test_the_day_tables_do_not_depend_on_where_the_week_is_read_from(
+    quiet: list[bool], quiet_hour: int, a: int, b: int
+) -> None:
+    # ``Rhythm._build`` keeps the tables while the quiet cells and hour hold, whatever
+    # its quietest cell (where the two rounds of the week start) has become.
+    cells = bytes(quiet)
+    assert _day_tables(cells, a, quiet_hour) == _day_tables(cells, b, quiet_hour)
 
 
 def test_a_flat_dry_rate_changes_nothing_and_a_rising_one_raises_late_bins() -> None:

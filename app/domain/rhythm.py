@@ -28,6 +28,7 @@ class Rhythm:
         "_cum",
         "_day_back",
         "_day_fwd",
+        "_day_key",
         "_since_quiet",
         "_w",
         "builds",
@@ -46,6 +47,7 @@ class Rhythm:
         self._since_quiet: list[float] = [0.0] * WEEK_HOURS
         self._day_back: list[int] = [i % 24 for i in range(WEEK_HOURS)]  # see ``day_start_h``
         self._day_fwd: list[int] = [24 - i % 24 for i in range(WEEK_HOURS)]
+        self._day_key: tuple[bytes, int] | None = None  # what the day tables are of
         self.builds = 0  # profile rebuilds so far: clock readings taken since then still hold
 
     def add(self, at: datetime, units: float) -> None:
@@ -77,33 +79,13 @@ class Rhythm:
             acc = 0.0 if x < QUIET_SHARE else acc + x
             since[i] = acc
         self._since_quiet = since
-        # Whole hours since the store's trading day began, per cell: a day begins at the
-        # first trading cell after a quiet one (a store that never goes quiet: at its
-        # quietest hour of the day, once 24 hours have passed). Quiet cells belong to the
-        # day that just ended.
-        quiet_hour = hs.index(min(hs))
-        back = [0] * WEEK_HOURS
-        run, was_quiet = WEEK_HOURS, ws[start] < QUIET_SHARE
-        week = [*range(start + 1, WEEK_HOURS), *range(start + 1)]
-        for i in week + week:  # twice round: the first cells' days may begin a week before
-            quiet = ws[i] < QUIET_SHARE
-            if not quiet and (was_quiet or (run >= 23 and i % 24 == quiet_hour)):
-                run = 0
-            else:
-                run += 1
-            back[i] = run
-            was_quiet = quiet
-        self._day_back = back
-        # Hours from each cell to the next cell that begins a trading day.
-        fwd = [WEEK_HOURS] * WEEK_HOURS
-        nxt = -1
-        for j in range(2 * WEEK_HOURS - 1, -1, -1):
-            i = j % WEEK_HOURS
-            if nxt >= 0:
-                fwd[i] = nxt - j
-            if back[i] == 0:
-                nxt = j
-        self._day_fwd = fwd
+        # The day tables depend only on which cells are quiet and on the quietest hour,
+        # which change far less often than the profile is rebuilt (~2,000 rebuilds a
+        # replay): kept until they move, not rebuilt (two 336-step loops each).
+        day_key = (bytes(map(QUIET_SHARE.__gt__, ws)), hs.index(min(hs)))
+        if day_key != self._day_key:
+            self._day_back, self._day_fwd = _day_tables(day_key[0], start, day_key[1])
+            self._day_key = day_key
         self._built_at = n
         self.builds += 1
 
@@ -210,3 +192,35 @@ class Rhythm:
         """Intensity at ``at`` relative to the store's average hour."""
         self._fresh()
         return self._w[int(at.timestamp() // 3600) % WEEK_HOURS]
+
+
+def _day_tables(quiet: bytes, start: int, quiet_hour: int) -> tuple[list[int], list[int]]:
+    """Per hour-of-week cell, whole hours since the store's trading day began and hours
+    to the next one's start, from which cells are quiet (``quiet[i]``: 1 when the cell
+    trades below ``QUIET_SHARE``), the first quietest cell ``start`` and the quietest
+    hour of the day. A day begins at the first trading cell after a quiet one (a store
+    that never goes quiet: at its quietest hour of the day, once 24 hours have passed);
+    quiet cells belong to the day that just ended. Going twice round the week, the
+    tables do not depend on ``start`` once some cell trades (every day boundary is
+    reached again in the second round; tested), which ``Rhythm._build`` relies on."""
+    back = [0] * WEEK_HOURS
+    run, was_quiet = WEEK_HOURS, quiet[start] == 1
+    week = [*range(start + 1, WEEK_HOURS), *range(start + 1)]
+    for i in week + week:  # twice round: the first cells' days may begin a week before
+        q = quiet[i] == 1
+        if not q and (was_quiet or (run >= 23 and i % 24 == quiet_hour)):
+            run = 0
+        else:
+            run += 1
+        back[i] = run
+        was_quiet = q
+    # Hours from each cell to the next cell that begins a trading day.
+    fwd = [WEEK_HOURS] * WEEK_HOURS
+    nxt = -1
+    for j in range(2 * WEEK_HOURS - 1, -1, -1):
+        i = j % WEEK_HOURS
+        if nxt >= 0:
+            fwd[i] = nxt - j
+        if back[i] == 0:
+            nxt = j
+    return back, fwd
