@@ -70,7 +70,9 @@ class Manifest(msgspec.Struct, frozen=True):
             raise ValueError("end must be after start")
 
 
-class PublishedEvent(msgspec.Struct, frozen=True):
+# Stream items are ``gc=False`` like the contract events (``app.domain.model``): no
+# cycles through them, and a replay holds ~200,000 of them the collector need not scan.
+class PublishedEvent(msgspec.Struct, frozen=True, gc=False):
     """A contract POS event and when the feed made it visible."""
 
     event: PosEvent
@@ -125,7 +127,7 @@ _IDENTIFIERS = re.compile(r"(?:[A-Za-z0-9._:-]{1,64}\n)*")
 _LINES = msgspec.json.Decoder(list[_Line])
 
 
-class Feedback(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Feedback(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     """A ``feedback.csv`` row (contract columns plus ``published_at``).
 
     ``array_like``: rows are converted from split CSV lines in the file's column order
@@ -140,7 +142,7 @@ class Feedback(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
     published_at: Timestamp
 
 
-class Visit(msgspec.Struct, frozen=True, kw_only=True, array_like=True):
+class Visit(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     """A ``visits.csv`` row: the ground truth a policy is scored against (``array_like``
     as ``Feedback``)."""
 

@@ -29,8 +29,9 @@ DEPLETION_SIZE = 2.0
 SILENCE_SIZE = 1.5
 
 
-class Evidence(msgspec.Struct, frozen=True, kw_only=True):
-    """What is known at ``now`` about one (store, sku), in units and probabilities."""
+class Evidence(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What is known at ``now`` about one (store, sku), in units and probabilities
+    (``gc=False``: scalars only, as ``app.domain.model``'s events)."""
 
     book: int
     wanted: int
@@ -145,7 +146,7 @@ def _held_back(mean: float, level: float) -> tuple[int, int]:
     return for_sales, total - for_sales
 
 
-class Assessment(msgspec.Struct, frozen=True, kw_only=True):
+class Assessment(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The engine's answer for one (store, sku, wanted) at a moment."""
 
     confidence: float
