@@ -75,12 +75,13 @@ def negbin_quantile(level: float, mean: float, size: float = DEPLETION_SIZE) -> 
     p = size / (size + mean)
     q = 1.0 - p
     pk = math.exp(size * math.log(p))
-    total, k = pk, 0
-    while total < level and k < 100_000:
+    total = pk
+    for k in range(100_000):  # ~12 steps a visit: a for loop, not a while with two tests
+        if not total < level:  # (NaN stops here, as the while loop's test did)
+            return k
         pk *= (k + size) / (k + 1) * q
         total += pk
-        k += 1
-    return k
+    return 100_000
 
 
 def depletion(e: Evidence) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from app.domain.badge import Badge, badge_for, newest
+from app.domain.badge import Badge, badge_for
 from app.domain.calibration import MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.confidence import raw_confidence as raw_of
@@ -99,7 +99,8 @@ class StoreAt:
 
     def __init__(
         self, store_id: str, now: datetime, x_now: float, rhythm: Rhythm, opened: datetime | None,
-        watermark: datetime | None,
+        watermark: datetime | None, exposure: float, c_now: float, c_end: float | None,
+        into_day: float, c_wm: float, shelf_factor: float,
     ) -> None:  # fmt: skip
         self.store_id = store_id
         self.now = now
@@ -107,10 +108,12 @@ class StoreAt:
         self.rhythm = rhythm
         self.opened = opened
         self.watermark = watermark  # min(now, the store's newest occurred_at), if any
-        self.exposure = 0.0  # ``SalesSpeed.exposure`` at now
-        self.c_now = self.c_wm = self.into_day = 0.0
-        self.c_end: float | None = None  # the clock at arrival (None: no horizon)
-        self.shelf_factor = 1.0  # ``PairEmptiness.store_factor`` of the store's phantom rate
+        self.exposure = exposure  # ``SalesSpeed.exposure`` at now
+        self.c_now = c_now  # the clock at now
+        self.c_end = c_end  # the clock at arrival (None: no horizon)
+        self.into_day = into_day
+        self.c_wm = c_wm  # the clock at the watermark (0.0 without one)
+        self.shelf_factor = shelf_factor  # ``PairEmptiness.store_factor`` of its phantom rate
 
 
 class Engine:
@@ -179,14 +182,15 @@ class Engine:
             self._sighted(store, sku, category, at)
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
             qty = e.qty
+            sales = self.sales
+            rhythm = sales.store_rhythm(store)
+            ts = at.timestamp()  # one reading for the learner's epoch hours and the rhythm's hour
             if self.runout_factor:  # the run-out learner, before the sale counts toward speed
-                tally = p.day = self.runout.sold(
-                    store, p.day, self.sales.store_rhythm(store), at.timestamp() / 3600, qty
-                )
+                tally = p.day = self.runout.sold(store, p.day, rhythm, ts / 3600, qty)
                 if tally.per_day < 0.0:  # a new trading day: the pair's speed, read once a day
-                    tally.per_day = 24.0 * self.sales.speed(store, p.units, category, at)
+                    tally.per_day = 24.0 * sales.speed(store, p.units, category, at)
             p.units += qty
-            self.sales.sold(store, category, qty, at)
+            sales.sold_in(rhythm, store, category, qty, int(ts // 3600))
             last = p.last_sale
             if (
                 last is None
@@ -334,22 +338,21 @@ class Engine:
         wm = self.watermark.get(store)
         if wm is not None and not wm < now:
             wm = now  # min(now, wm)
-        at = StoreAt(store, now, x_now, rhythm, opened, wm)
-        at.exposure = sales.exposure(opened, now)
+        c_end: float | None
         if horizon > ZERO:
-            at.c_now, at.c_end, at.into_day = rhythm.now_clocks(
-                x_now, (now + horizon).timestamp() / 3600
-            )
+            c_now, c_end, into_day = rhythm.now_clocks(x_now, (now + horizon).timestamp() / 3600)
         else:
-            at.c_now, _, at.into_day = rhythm.now_clocks(x_now, None)
+            c_now, _, into_day = rhythm.now_clocks(x_now, None)
+            c_end = None
+        c_wm = 0.0
         if wm is not None:
-            at.c_wm = at.c_now if wm == now else self._clock_wm(store, wm, rhythm)
+            c_wm = c_now if wm == now else self._clock_wm(store, wm, rhythm)
         factor = self._shelf_factors.get(store)
         if factor is None:
             factor = self.emptiness.store_factor(self.phantom.prior(store))
             self._shelf_factors[store] = factor
-        at.shelf_factor = factor
-        return at
+        return StoreAt(store, now, x_now, rhythm, opened, wm, sales.exposure(opened, now),
+                       c_now, c_end, into_day, c_wm, factor)  # fmt: skip
 
     def _clock_wm(self, store: str, wm: datetime, rhythm: Rhythm) -> float:
         """The clock at the store's watermark ``wm`` (kept until it moves or the rhythm is
@@ -477,22 +480,26 @@ class Engine:
         opened = self.sales.opened.get(store_id) if at is None else at.opened
         if wm is None or opened is None:
             return 0.0
-        rhythm = self.sales.store_rhythm(store_id) if at is None else at.rhythm
-        builds = rhythm.fresh_builds()
+        if at is None:
+            rhythm = self.sales.store_rhythm(store_id)
+            builds = rhythm.fresh_builds()  # a rebuild that is due happens now, as it did
+            if now <= wm:
+                return 0.0
+            c_wm = self._clock_wm(store_id, wm, rhythm)
+            c_now = rhythm.clock_h(now.timestamp() / 3600)
+        elif now <= wm:
+            return 0.0
+        else:  # the StoreAt's readings, on the profile it freshened (wm < now: at.c_wm is wm's)
+            rhythm, builds, c_wm, c_now = at.rhythm, at.rhythm.builds, at.c_wm, at.c_now
         cached = self._opened_clock.get(store_id)
         if cached is None or cached[0] is not opened or cached[1] != builds:
             cached = self._opened_clock[store_id] = (
                 opened, builds, rhythm.clock_h(opened.timestamp() / 3600),
             )  # fmt: skip
-        c_opened = cached[2]
-        c_wm = self._clock_wm(store_id, wm, rhythm)
-        exposure = c_wm - c_opened if wm > opened else 0.0
+        exposure = c_wm - cached[2] if wm > opened else 0.0
         if exposure <= 1.0:
             return 0.0
         rate = self.events_seen.get(store_id, 0) / exposure
-        if now <= wm:
-            return 0.0
-        c_now = rhythm.clock_h(now.timestamp() / 3600) if at is None else at.c_now
         return rate * (c_now - c_wm)
 
     def last_gap(self, store_id: str, sku: str) -> tuple[datetime, int] | None:
@@ -526,9 +533,8 @@ class Engine:
         """The badge the live API would give at ``now``, with the default arrival horizon."""
         p = self.pairs.get((store_id, sku))
         pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
-        store_newest = newest(
-            self.watermark.get(store_id), self.ledger.location_as_of.get(store_id)
-        )
+        wm, snap = self.watermark.get(store_id), self.ledger.location_as_of.get(store_id)
+        store_newest = snap if wm is None or (snap is not None and snap > wm) else wm  # newest()
         assessed = None
         if pos is not None:
             horizon = self.policy.arrival_horizon

@@ -54,16 +54,16 @@ class PairBook:
         at, eid = e.occurred_at, e.event_id
         item = (at, eid, e)
         events = self.events
-        if not events:
+        newest = self.max_occurred  # the last event's time (events are in (at, id) order)
+        if newest is None or at > newest:  # the usual case: later than every kept event
             events.append(item)
+            self.max_occurred = at
         else:
             last_at, last_id, _ = events[-1]  # (at, id) order, as comparing _key tuples
             if last_at < at or (last_at == at and last_id < eid):
                 events.append(item)
             else:
                 insort(events, item, key=lambda t: (t[0], t[1]))
-        if self.max_occurred is None or at > self.max_occurred:
-            self.max_occurred = at
         if isinstance(e, Count):
             if self.latest_count is None or _key(self.latest_count) < _key(e):
                 self.latest_count = e
