@@ -167,7 +167,7 @@ def assessment(
     """The Assessment for evidence ``ev``: one place for the confidence, the held-back
     units and the reason rules, shared by the engine and by ``reassess`` (stored records)."""
     # confidence() and held_back() inlined: depletion and p_phantom read once each.
-    mean = depletion(ev)
+    mean = ev.expected_sales + ev.unreported_sales + ev.unrecorded_loss  # depletion(ev)
     phantom = p_phantom(ev)
     conf = _raw(ev, mean, phantom)
     if calibrate is not None:

@@ -56,6 +56,7 @@ class Pair:
         "last_sale",
         "n",
         "receipt_before",
+        "sale_x",
         "shelf_obs",
         "units",
         "verified",
@@ -69,6 +70,7 @@ class Pair:
         self.empty = 0.0  # shelf observations that found it empty (``PairEmptiness``)
         self.n = 0.0  # shelf observations
         self.last_sale: Sale | None = None  # newest by (occurred_at, event_id)
+        self.sale_x = 0.0  # its epoch hours (``timestamp() / 3600``), read at the sale
         self.last_receipt: Receipt | None = None
         self.receipt_before: dict[str, int] | None = None  # receipt event_id → book before it
         self.found_at: datetime | None = None  # last pick that found what it wanted
@@ -137,6 +139,9 @@ class Engine:
         self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
         self.events_seen: dict[str, int] = {}
         self._feedback_ids = 0
+        # Per store, its watermark's epoch hours when a sale set it (read at the sale):
+        # (watermark, hours). A datetime's ``timestamp()`` is ~1,400 instructions.
+        self._wm_x: dict[str, tuple[datetime, float]] = {}
         # Per store, a clock reading kept while the moment and the rhythm hold:
         # (watermark, rhythm builds, its clock), (opened, builds, its clock).
         self._wm_clock: dict[str, tuple[datetime, int, float]] = {}
@@ -180,13 +185,15 @@ class Engine:
             p = self.pairs[key] = Pair()
         if p.book is None:
             self._sighted(store, sku, category, at)
+        x: float | None = None  # a sale's epoch hours
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
             qty = e.qty
             sales = self.sales
             rhythm = sales.store_rhythm(store)
-            ts = at.timestamp()  # one reading for the learner's epoch hours and the rhythm's hour
+            ts = at.timestamp()  # one reading for the learner, the rhythm and the marks below
+            x = ts / 3600
             if self.runout_factor:  # the run-out learner, before the sale counts toward speed
-                tally = p.day = self.runout.sold(store, p.day, rhythm, ts / 3600, qty)
+                tally = p.day = self.runout.sold(store, p.day, rhythm, x, qty)
                 if tally.per_day < 0.0:  # a new trading day: the pair's speed, read once a day
                     tally.per_day = 24.0 * sales.speed(store, p.units, category, at)
             p.units += qty
@@ -198,6 +205,7 @@ class Engine:
                 or (last.occurred_at == at and last.event_id < e.event_id)
             ):
                 p.last_sale = e
+                p.sale_x = x
         elif isinstance(e, (Count, Receipt)):
             before = ledger.position(store, sku, at)
             if before is not None:
@@ -216,6 +224,8 @@ class Engine:
         wm = watermark.get(store)
         if wm is None or at > wm:
             watermark[store] = at
+            if x is not None:
+                self._wm_x[store] = (at, x)
         seen[store] = seen.get(store, 0) + 1
         return True
 
@@ -360,7 +370,9 @@ class Engine:
         builds = rhythm.fresh_builds()
         cached = self._wm_clock.get(store)
         if cached is None or cached[0] is not wm or cached[1] != builds:
-            cached = self._wm_clock[store] = (wm, builds, rhythm.clock_h(wm.timestamp() / 3600))
+            known = self._wm_x.get(store)
+            x = known[1] if known is not None and known[0] is wm else wm.timestamp() / 3600
+            cached = self._wm_clock[store] = (wm, builds, rhythm.clock_h(x))
         return cached[2]
 
     def _evidence_at(
@@ -380,8 +392,10 @@ class Engine:
             c_wm = at.c_now if wm == now else rhythm.clock_h(wm.timestamp() / 3600)
         else:
             c_wm = at.c_wm
-        # The last sign of life: the newest of these marks.
+        # The last sign of life: the newest of these marks (``since_x``: its epoch hours
+        # when already read, i.e. when it is the pair's last sale).
         since = pos.base_at if at.opened is None else at.opened
+        since_x: float | None = None
         shelf_bound: int | None = None
         back_room, fill = 0, 1.0
         empty = n = 0.0
@@ -394,13 +408,14 @@ class Engine:
                 receipt = self._last(p, now, Receipt)
             if last_sale is not None and last_sale.occurred_at > since:
                 since = last_sale.occurred_at
+                since_x = p.sale_x if last_sale is p.last_sale else None
             if receipt is not None and receipt.occurred_at > since:
-                since = receipt.occurred_at
+                since, since_x = receipt.occurred_at, None
             if pos.base_source == "count" and pos.base_at > since:
-                since = pos.base_at
+                since, since_x = pos.base_at, None
             found = p.found_at
             if found is not None and found <= now and found > since:
-                since = found
+                since, since_x = found, None
             shelf_obs = p.shelf_obs
             if shelf_obs is not None and shelf_obs[0] <= now:
                 if pos.base_at < shelf_obs[0]:
@@ -433,7 +448,10 @@ class Engine:
         c_now = at.c_now
         # min / max below as conditionals (a builtin call each costs ~0.1 µs per visit)
         since_wm = wm if wm < since else since  # min(since, wm)
-        c_since = c_wm if since_wm == wm else rhythm.clock_h(since_wm.timestamp() / 3600)
+        if since_wm == wm:
+            c_since = c_wm
+        else:  # since_wm is since
+            c_since = rhythm.clock_h(since_wm.timestamp() / 3600 if since_x is None else since_x)
         first = None if verified is not None else self.loss.first_seen_at(store, sku)
         days = days_unverified(verified, first, now)  # first sighting: read only if unverified
         idle = c_now - c_since

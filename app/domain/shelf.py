@@ -229,7 +229,12 @@ class IdleEmptiness:
             chain = (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
             lo, hi = IDLE_FACTOR
             rates = pooled_rates(self.bin_empty, self.bin_n, IDLE_PRIOR_N, chain)
-            self._factors = [min(hi, max(lo, r / chain)) for r in rates]
+            factors = []
+            for r in rates:  # min(hi, max(lo, r / chain)): rebuilt after every shelf observation
+                f = r / chain
+                f = f if f > lo else lo
+                factors.append(f if f < hi else hi)
+            self._factors = factors
         return self._factors
 
     def factor(self, idle_hours: float) -> float:
