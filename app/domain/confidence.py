@@ -78,15 +78,15 @@ def negbin_quantile(level: float, mean: float, size: float = DEPLETION_SIZE) -> 
     total = pk
     # ~12-30 steps a visit: for loops (not a while with two tests) and, for the depletion
     # size, each step's ratio (k + size) / (k + 1) read from a table (the same floats).
-    k = 0
+    first = 0
     if size == DEPLETION_SIZE:
         for k, ratio in enumerate(_RATIOS_2):
             if not total < level:  # (NaN stops here, as the while loop's test did)
                 return k
             pk *= ratio * q
             total += pk
-        k = len(_RATIOS_2)
-    for k in range(k, 100_000):
+        first = len(_RATIOS_2)
+    for k in range(first, 100_000):
         if not total < level:
             return k
         pk *= (k + size) / (k + 1) * q
