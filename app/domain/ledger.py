@@ -68,7 +68,7 @@ class PairBook:
             if self.latest_count is None or _key(self.latest_count) < _key(e):
                 self.latest_count = e
                 self.base_generation = -1  # the base may have moved: recompute lazily
-        elif self.moved_base_at is not None and e.occurred_at > self.moved_base_at:
+        elif self.moved_base_at is not None and at > self.moved_base_at:
             self.moved += -e.qty if isinstance(e, Sale) else e.qty
 
     def recompute(self, base_at: datetime) -> None:
