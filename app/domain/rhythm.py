@@ -78,8 +78,7 @@ class Rhythm:
         start = ws.index(min(ws))  # the first quietest cell, as min(range, key=...) gives
         self._since_quiet = _since_quiet(ws, quiet, start)
         # The day tables depend only on which cells are quiet and on the quietest hour,
-        # which change far less often than the profile is rebuilt: kept until they move,
-        # not rebuilt (two 336-step loops each).
+        # which hold in about half the rebuilds: kept until they move.
         day_key = (quiet, hs.index(min(hs)))
         if day_key != self._day_key:
             self._day_back, self._day_fwd = _day_tables(quiet, day_key[1])
