@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from app.domain.rhythm import Rhythm
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.domain.rhythm import WEEK_HOURS, Rhythm, _day_tables
 from app.domain.runout import DRY_EXPECTED, STRETCHES_PER_DAY, DayTally, RunOut
 
 MONDAY = datetime(2026, 11, 2, tzinfo=UTC)
@@ -44,6 +47,46 @@ def test_a_store_that_never_goes_quiet_starts_a_day_at_its_quietest_hour() -> No
     day = int(_hours(MONDAY + timedelta(days=3, hours=4)))
     assert r.day_start_h(_hours(MONDAY + timedelta(days=3, hours=4, minutes=30))) == day
     assert r.day_start_h(_hours(MONDAY + timedelta(days=4, hours=3))) == day
+
+
+def _walked_day_tables(quiet: bytes, start: int, quiet_hour: int) -> tuple[list[int], list[int]]:
+    """The day tables as first written: a walk twice round the week from ``start + 1``."""
+    back = [0] * WEEK_HOURS
+    run, was_quiet = WEEK_HOURS, quiet[start] == 1
+    week = [*range(start + 1, WEEK_HOURS), *range(start + 1)]
+    for i in week + week:
+        q = quiet[i] == 1
+        if not q and (was_quiet or (run >= 23 and i % 24 == quiet_hour)):
+            run = 0
+        else:
+            run += 1
+        back[i] = run
+        was_quiet = q
+    fwd = [WEEK_HOURS] * WEEK_HOURS
+    nxt = -1
+    for j in range(2 * WEEK_HOURS - 1, -1, -1):
+        i = j % WEEK_HOURS
+        if nxt >= 0:
+            fwd[i] = nxt - j
+        if back[i] == 0:
+            nxt = j
+    return back, fwd
+
+
+@given(
+    st.lists(st.booleans(), min_size=WEEK_HOURS, max_size=WEEK_HOURS).filter(
+        lambda quiet: not all(quiet)
+    ),
+    st.integers(0, 23),
+    st.integers(0, WEEK_HOURS - 1),
+)
+def test_the_day_tables_equal_the_walk_round_the_week_from_any_cell(
+    quiet: list[bool], quiet_hour: int, start: int
+) -> None:
+    # ``Rhythm._build`` keeps the tables while the quiet cells and hour hold, whatever
+    # its quietest cell (where the walk started) has become.
+    cells = bytes(quiet)
+    assert _day_tables(cells, quiet_hour) == _walked_day_tables(cells, start, quiet_hour)
 
 
 def test_a_flat_dry_rate_changes_nothing_and_a_rising_one_raises_late_bins() -> None:

@@ -104,6 +104,22 @@ class PolicyScore:
             self._bin_conf[i] += confidence
             self._bin_obs[i] += outcome
 
+    def add_certain(self, available: bool, promise: bool) -> None:
+        """``add`` for a baseline of an uncalibrated policy, whose confidence is its promise
+        (1.0 or 0.0): the same totals (a Brier term is 1.0 or 0.0; adding 0.0 to the
+        non-negative sum changes nothing), without the checks and the power per visit."""
+        self.visits += 1
+        if available:
+            self.available += 1
+        if promise:
+            self.promises += 1
+            if available:
+                self.kept += 1
+            else:
+                self.false_promises += 1
+        if promise != available:  # (confidence - outcome) ** 2 == 1.0
+            self.brier_sum += 1.0
+
     def finish(self) -> PolicyReport:
         calibration = None
         if self.calibrated:
@@ -149,9 +165,9 @@ class ReportBuilder:
         self.visits += 1
         self.service.add(available, promise, confidence)
         promised = book is not None and book >= qty_wanted  # naive_promise
-        self.naive.add(available, promised, 1.0 if promised else 0.0)
+        self.naive.add_certain(available, promised)
         promised = book is not None and book - STATIC_BUFFER >= qty_wanted  # static_buffer_promise
-        self.static_buffer.add(available, promised, 1.0 if promised else 0.0)
+        self.static_buffer.add_certain(available, promised)
 
     def finish(self) -> BacktestReport:
         return BacktestReport(

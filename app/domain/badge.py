@@ -89,12 +89,15 @@ def badge_for(
     if assessment is not None:
         buffer += assessment.held_for_sales + assessment.held_for_uncertainty
         confidence = assessment.confidence
-    as_of = newest(position.base_at, position.last_event_at)
+    # newest() of two, inline (per visit and per recomputed pair)
+    last = position.last_event_at
+    as_of = position.base_at if last is None or not last > position.base_at else last
+    fresh = as_of if store_newest_at is None or as_of > store_newest_at else store_newest_at
     reasons: list[Reason] = []
     if position.base_source == "count":
         reasons.append(Reason.COUNTED)
     state: BadgeState
-    if is_stale(newest(store_newest_at, as_of), now, policy):
+    if is_stale(fresh, now, policy):
         state, reasons = "unknown", [Reason.STALE_DATA, *reasons]
     else:
         promisable = position.book - buffer

@@ -140,8 +140,18 @@ class Calibration:
 
     def __call__(self, e: Evidence, raw: float) -> float:
         """Calibrated P(enough); non-decreasing in ``raw`` and in each safe feature."""
-        # logistic() and _bin() inlined: this runs per visit
-        p = _sigmoid(_logit(raw)) if self.rate == 0.0 else self.logistic(e, raw)
+        # logistic(), _sigmoid(_logit(raw)) and _bin() inlined: this runs per visit
+        if self.rate == 0.0:
+            r = 1e-4 if raw < 1e-4 else raw
+            r = 1.0 - 1e-4 if r > 1.0 - 1e-4 else r
+            z = math.log(r / (1.0 - r))
+            if z >= 0:
+                p = 1.0 / (1.0 + math.exp(-z))
+            else:
+                ez = math.exp(z)
+                p = ez / (1.0 + ez)
+        else:
+            p = self.logistic(e, raw)
         if self._map is None:
             self._map = self._build()
             self._built_at = self.labels

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from app.domain.badge import Badge, badge_for, newest
+from app.domain.badge import Badge, badge_for
 from app.domain.calibration import MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.confidence import raw_confidence as raw_of
@@ -56,6 +56,7 @@ class Pair:
         "last_sale",
         "n",
         "receipt_before",
+        "sale_x",
         "shelf_obs",
         "units",
         "verified",
@@ -69,6 +70,7 @@ class Pair:
         self.empty = 0.0  # shelf observations that found it empty (``PairEmptiness``)
         self.n = 0.0  # shelf observations
         self.last_sale: Sale | None = None  # newest by (occurred_at, event_id)
+        self.sale_x = 0.0  # its epoch hours (``timestamp() / 3600``), read at the sale
         self.last_receipt: Receipt | None = None
         self.receipt_before: dict[str, int] | None = None  # receipt event_id → book before it
         self.found_at: datetime | None = None  # last pick that found what it wanted
@@ -99,7 +101,8 @@ class StoreAt:
 
     def __init__(
         self, store_id: str, now: datetime, x_now: float, rhythm: Rhythm, opened: datetime | None,
-        watermark: datetime | None,
+        watermark: datetime | None, exposure: float, c_now: float, c_end: float | None,
+        into_day: float, c_wm: float, shelf_factor: float,
     ) -> None:  # fmt: skip
         self.store_id = store_id
         self.now = now
@@ -107,10 +110,12 @@ class StoreAt:
         self.rhythm = rhythm
         self.opened = opened
         self.watermark = watermark  # min(now, the store's newest occurred_at), if any
-        self.exposure = 0.0  # ``SalesSpeed.exposure`` at now
-        self.c_now = self.c_wm = self.into_day = 0.0
-        self.c_end: float | None = None  # the clock at arrival (None: no horizon)
-        self.shelf_factor = 1.0  # ``PairEmptiness.store_factor`` of the store's phantom rate
+        self.exposure = exposure  # ``SalesSpeed.exposure`` at now
+        self.c_now = c_now  # the clock at now
+        self.c_end = c_end  # the clock at arrival (None: no horizon)
+        self.into_day = into_day
+        self.c_wm = c_wm  # the clock at the watermark (0.0 without one)
+        self.shelf_factor = shelf_factor  # ``PairEmptiness.store_factor`` of its phantom rate
 
 
 class Engine:
@@ -134,6 +139,9 @@ class Engine:
         self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
         self.events_seen: dict[str, int] = {}
         self._feedback_ids = 0
+        # Per store, its watermark's epoch hours when a sale set it (read at the sale):
+        # (watermark, hours). A datetime's ``timestamp()`` is ~1,400 instructions.
+        self._wm_x: dict[str, tuple[datetime, float]] = {}
         # Per store, a clock reading kept while the moment and the rhythm hold:
         # (watermark, rhythm builds, its clock), (opened, builds, its clock).
         self._wm_clock: dict[str, tuple[datetime, int, float]] = {}
@@ -177,16 +185,21 @@ class Engine:
             p = self.pairs[key] = Pair()
         if p.book is None:
             self._sighted(store, sku, category, at)
+        x: float | None = None  # a sale's epoch hours
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
             qty = e.qty
+            sales = self.sales
+            rhythm = sales.rhythm.get(store)
+            if rhythm is None:
+                rhythm = sales.store_rhythm(store)
+            ts = at.timestamp()  # one reading for the learner, the rhythm and the marks below
+            x = ts / 3600
             if self.runout_factor:  # the run-out learner, before the sale counts toward speed
-                tally = p.day = self.runout.sold(
-                    store, p.day, self.sales.store_rhythm(store), at.timestamp() / 3600, qty
-                )
+                tally = p.day = self.runout.sold(store, p.day, rhythm, x, qty)
                 if tally.per_day < 0.0:  # a new trading day: the pair's speed, read once a day
-                    tally.per_day = 24.0 * self.sales.speed(store, p.units, category, at)
+                    tally.per_day = 24.0 * sales.speed(store, p.units, category, at)
             p.units += qty
-            self.sales.sold(store, category, qty, at)
+            sales.sold_in(rhythm, store, category, qty, int(ts // 3600))
             last = p.last_sale
             if (
                 last is None
@@ -194,6 +207,7 @@ class Engine:
                 or (last.occurred_at == at and last.event_id < e.event_id)
             ):
                 p.last_sale = e
+                p.sale_x = x
         elif isinstance(e, (Count, Receipt)):
             before = ledger.position(store, sku, at)
             if before is not None:
@@ -212,6 +226,8 @@ class Engine:
         wm = watermark.get(store)
         if wm is None or at > wm:
             watermark[store] = at
+            if x is not None:
+                self._wm_x[store] = (at, x)
         seen[store] = seen.get(store, 0) + 1
         return True
 
@@ -334,22 +350,21 @@ class Engine:
         wm = self.watermark.get(store)
         if wm is not None and not wm < now:
             wm = now  # min(now, wm)
-        at = StoreAt(store, now, x_now, rhythm, opened, wm)
-        at.exposure = sales.exposure(opened, now)
+        c_end: float | None
         if horizon > ZERO:
-            at.c_now, at.c_end, at.into_day = rhythm.now_clocks(
-                x_now, (now + horizon).timestamp() / 3600
-            )
+            c_now, c_end, into_day = rhythm.now_clocks(x_now, (now + horizon).timestamp() / 3600)
         else:
-            at.c_now, _, at.into_day = rhythm.now_clocks(x_now, None)
+            c_now, _, into_day = rhythm.now_clocks(x_now, None)
+            c_end = None
+        c_wm = 0.0
         if wm is not None:
-            at.c_wm = at.c_now if wm == now else self._clock_wm(store, wm, rhythm)
+            c_wm = c_now if wm == now else self._clock_wm(store, wm, rhythm)
         factor = self._shelf_factors.get(store)
         if factor is None:
             factor = self.emptiness.store_factor(self.phantom.prior(store))
             self._shelf_factors[store] = factor
-        at.shelf_factor = factor
-        return at
+        return StoreAt(store, now, x_now, rhythm, opened, wm, sales.exposure(opened, now),
+                       c_now, c_end, into_day, c_wm, factor)  # fmt: skip
 
     def _clock_wm(self, store: str, wm: datetime, rhythm: Rhythm) -> float:
         """The clock at the store's watermark ``wm`` (kept until it moves or the rhythm is
@@ -357,7 +372,9 @@ class Engine:
         builds = rhythm.fresh_builds()
         cached = self._wm_clock.get(store)
         if cached is None or cached[0] is not wm or cached[1] != builds:
-            cached = self._wm_clock[store] = (wm, builds, rhythm.clock_h(wm.timestamp() / 3600))
+            known = self._wm_x.get(store)
+            x = known[1] if known is not None and known[0] is wm else wm.timestamp() / 3600
+            cached = self._wm_clock[store] = (wm, builds, rhythm.clock_h(x))
         return cached[2]
 
     def _evidence_at(
@@ -377,8 +394,10 @@ class Engine:
             c_wm = at.c_now if wm == now else rhythm.clock_h(wm.timestamp() / 3600)
         else:
             c_wm = at.c_wm
-        # The last sign of life: the newest of these marks.
+        # The last sign of life: the newest of these marks (``since_x``: its epoch hours
+        # when already read, i.e. when it is the pair's last sale).
         since = pos.base_at if at.opened is None else at.opened
+        since_x: float | None = None
         shelf_bound: int | None = None
         back_room, fill = 0, 1.0
         empty = n = 0.0
@@ -391,13 +410,14 @@ class Engine:
                 receipt = self._last(p, now, Receipt)
             if last_sale is not None and last_sale.occurred_at > since:
                 since = last_sale.occurred_at
+                since_x = p.sale_x if last_sale is p.last_sale else None
             if receipt is not None and receipt.occurred_at > since:
-                since = receipt.occurred_at
+                since, since_x = receipt.occurred_at, None
             if pos.base_source == "count" and pos.base_at > since:
-                since = pos.base_at
+                since, since_x = pos.base_at, None
             found = p.found_at
             if found is not None and found <= now and found > since:
-                since = found
+                since, since_x = found, None
             shelf_obs = p.shelf_obs
             if shelf_obs is not None and shelf_obs[0] <= now:
                 if pos.base_at < shelf_obs[0]:
@@ -430,7 +450,10 @@ class Engine:
         c_now = at.c_now
         # min / max below as conditionals (a builtin call each costs ~0.1 µs per visit)
         since_wm = wm if wm < since else since  # min(since, wm)
-        c_since = c_wm if since_wm == wm else rhythm.clock_h(since_wm.timestamp() / 3600)
+        if since_wm == wm:
+            c_since = c_wm
+        else:  # since_wm is since
+            c_since = rhythm.clock_h(since_wm.timestamp() / 3600 if since_x is None else since_x)
         first = None if verified is not None else self.loss.first_seen_at(store, sku)
         days = days_unverified(verified, first, now)  # first sighting: read only if unverified
         idle = c_now - c_since
@@ -477,22 +500,26 @@ class Engine:
         opened = self.sales.opened.get(store_id) if at is None else at.opened
         if wm is None or opened is None:
             return 0.0
-        rhythm = self.sales.store_rhythm(store_id) if at is None else at.rhythm
-        builds = rhythm.fresh_builds()
+        if at is None:
+            rhythm = self.sales.store_rhythm(store_id)
+            builds = rhythm.fresh_builds()  # a rebuild that is due happens now, as it did
+            if now <= wm:
+                return 0.0
+            c_wm = self._clock_wm(store_id, wm, rhythm)
+            c_now = rhythm.clock_h(now.timestamp() / 3600)
+        elif now <= wm:
+            return 0.0
+        else:  # the StoreAt's readings, on the profile it freshened (wm < now: at.c_wm is wm's)
+            rhythm, builds, c_wm, c_now = at.rhythm, at.rhythm.builds, at.c_wm, at.c_now
         cached = self._opened_clock.get(store_id)
         if cached is None or cached[0] is not opened or cached[1] != builds:
             cached = self._opened_clock[store_id] = (
                 opened, builds, rhythm.clock_h(opened.timestamp() / 3600),
             )  # fmt: skip
-        c_opened = cached[2]
-        c_wm = self._clock_wm(store_id, wm, rhythm)
-        exposure = c_wm - c_opened if wm > opened else 0.0
+        exposure = c_wm - cached[2] if wm > opened else 0.0
         if exposure <= 1.0:
             return 0.0
         rate = self.events_seen.get(store_id, 0) / exposure
-        if now <= wm:
-            return 0.0
-        c_now = rhythm.clock_h(now.timestamp() / 3600) if at is None else at.c_now
         return rate * (c_now - c_wm)
 
     def last_gap(self, store_id: str, sku: str) -> tuple[datetime, int] | None:
@@ -526,9 +553,8 @@ class Engine:
         """The badge the live API would give at ``now``, with the default arrival horizon."""
         p = self.pairs.get((store_id, sku))
         pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
-        store_newest = newest(
-            self.watermark.get(store_id), self.ledger.location_as_of.get(store_id)
-        )
+        wm, snap = self.watermark.get(store_id), self.ledger.location_as_of.get(store_id)
+        store_newest = snap if wm is None or (snap is not None and snap > wm) else wm  # newest()
         assessed = None
         if pos is not None:
             horizon = self.policy.arrival_horizon

@@ -54,21 +54,21 @@ class PairBook:
         at, eid = e.occurred_at, e.event_id
         item = (at, eid, e)
         events = self.events
-        if not events:
+        newest = self.max_occurred  # the last event's time (events are in (at, id) order)
+        if newest is None or at > newest:  # the usual case: later than every kept event
             events.append(item)
+            self.max_occurred = at
         else:
             last_at, last_id, _ = events[-1]  # (at, id) order, as comparing _key tuples
             if last_at < at or (last_at == at and last_id < eid):
                 events.append(item)
             else:
                 insort(events, item, key=lambda t: (t[0], t[1]))
-        if self.max_occurred is None or at > self.max_occurred:
-            self.max_occurred = at
         if isinstance(e, Count):
             if self.latest_count is None or _key(self.latest_count) < _key(e):
                 self.latest_count = e
                 self.base_generation = -1  # the base may have moved: recompute lazily
-        elif self.moved_base_at is not None and e.occurred_at > self.moved_base_at:
+        elif self.moved_base_at is not None and at > self.moved_base_at:
             self.moved += -e.qty if isinstance(e, Sale) else e.qty
 
     def recompute(self, base_at: datetime) -> None:
@@ -214,18 +214,16 @@ class Ledger:
         rows = self.rows_at.get(store_id)
         i = None if rows is None else rows.index.get(sku)
         loc_as_of = self.location_as_of.get(store_id)
-        if pb is None or (pb.max_occurred is not None and at < pb.max_occurred):
-            if pb is None and i is None and loc_as_of is None:
-                return None
+        if pb is not None and pb.max_occurred is not None and at < pb.max_occurred:
             return book_position(
                 store_id,
                 sku,
                 snapshot_row=None if rows is None else rows.row(store_id, sku),
                 location_as_of=loc_as_of,
-                events=() if pb is None else [e for _, _, e in pb.events],
+                events=[e for _, _, e in pb.events],
                 at=at,
             )
-        # Fast path: every kept event is at or before ``at``.
+        # Fast path: every kept event (if any) is at or before ``at``.
         base_qty: int | None = None
         base_at: datetime | None = None
         in_transit = 0
@@ -236,6 +234,11 @@ class Ledger:
             in_transit = rows.in_transit[i]
         elif loc_as_of is not None:
             base_qty, base_at, snap_as_of = 0, loc_as_of, loc_as_of
+        if pb is None:  # no events: the snapshot base alone (the reference rules, with none)
+            if base_qty is None or base_at is None:
+                return None
+            return BookPosition(store_id=store_id, sku=sku, book=base_qty, base_source="snapshot",
+                                base_at=base_at, snapshot_as_of=snap_as_of, in_transit=in_transit)  # fmt: skip
         source = "snapshot"
         c = pb.latest_count
         if c is not None and (base_at is None or c.occurred_at > base_at):

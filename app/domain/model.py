@@ -18,7 +18,11 @@ PositiveQty = Annotated[int, msgspec.Meta(gt=0)]
 NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class _Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True):
+# ``gc=False`` on the types engines hold by the hundred thousand (events, snapshot rows,
+# positions): scalars only, so never part of a reference cycle; untracked, they (and
+# the tuples holding them) are skipped by the cyclic collector's passes, which took ~7%
+# of a backtest replay.
+class _Event(msgspec.Struct, frozen=True, tag_field="type", kw_only=True, gc=False):
     event_id: Identifier
     store_id: Identifier
     sku: Identifier
@@ -81,7 +85,7 @@ class PosPage(msgspec.Struct, frozen=True):
             raise ValueError("has_more is true but next_cursor is missing")
 
 
-class SnapshotRow(msgspec.Struct, frozen=True):
+class SnapshotRow(msgspec.Struct, frozen=True, gc=False):
     """One warehouse snapshot row: the system of record at ``as_of``."""
 
     location_id: Identifier
@@ -112,7 +116,7 @@ class Product(msgspec.Struct, frozen=True):
 BaseSource = Literal["snapshot", "count"]
 
 
-class BookPosition(msgspec.Struct, frozen=True, kw_only=True):
+class BookPosition(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What the record says is sellable at a (store, sku), with its inputs' times.
 
     ``base_source`` is ``snapshot`` when the base is the latest warehouse row (or 0

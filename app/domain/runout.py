@@ -117,7 +117,10 @@ class RunOut:
     def factor(self, units_today: float, store: str | None = None) -> float:
         """Multiplier on the empty-shelf prior of a pair of ``store`` that sold
         ``units_today`` on the store's trading day."""
-        return self.factors(store)[bisect_right(RUN_EDGES, max(0.0, units_today))]
+        f = self._factors.get(store) if self._chain_rates is not None else None  # (per visit)
+        if f is None:
+            f = self.factors(store)
+        return f[bisect_right(RUN_EDGES, units_today if units_today > 0.0 else 0.0)]
 
     def sold(
         self, store: str, tally: DayTally | None, rhythm: Rhythm, x: float, qty: float

@@ -53,6 +53,15 @@ class SalesSpeed:
             r = self.rhythm[store_id] = Rhythm()
         r.add_hour(int(at.timestamp() // 3600), qty)
 
+    def sold_in(
+        self, rhythm: Rhythm, store_id: str, category: str | None, qty: int, hour: int
+    ) -> None:
+        """``sold`` given the store's rhythm and the sale's epoch hour
+        (``int(timestamp // 3600)``), which the engine's sale path already holds."""
+        g = (store_id, category)
+        self.group_units[g] = self.group_units.get(g, 0.0) + qty
+        rhythm.add_hour(hour, qty)
+
     def speed(self, store_id: str, units: float, category: str | None, now: datetime) -> float:
         """Posterior mean units per average trade hour of a pair that sold ``units``."""
         exposure = self.exposure(self.opened.get(store_id), now)
