@@ -182,9 +182,10 @@ async def store_page(
     return len(new), positions
 
 
-class _Held:
+class HeldPages:
     """Good pages fetched and checked, not stored yet; ``store`` stores them together
-    (events, positions and the last page's cursor in one transaction)."""
+    (events, positions and the last page's cursor in one transaction). Contract POS
+    feeds and vendor adapters (Square) hold their pages here."""
 
     def __init__(
         self, pool: asyncpg.Pool, feed: str, saved: str | None, *, group_events: int,
@@ -254,7 +255,7 @@ async def pull_pos(
     if state is None:
         raise LookupError(f"feed {feed.name} has no feed row; upsert the feeds first")
     outcome = progress if progress is not None else PullOutcome(outcome="applied")
-    held = _Held(pool, feed.name, state.cursor, group_events=group_events, policy=policy,
+    held = HeldPages(pool, feed.name, state.cursor, group_events=group_events, policy=policy,
                  clock=clock, outcome=outcome)  # fmt: skip
     try:
         complete = await _fetch_pages(client, feed, settings, clock, held)
@@ -273,7 +274,7 @@ async def _fetch_pages(
     feed: FeedConfig,
     settings: Settings,
     clock: Clock,
-    held: _Held,
+    held: HeldPages,
 ) -> bool:
     """Fetch and check pages from the held cursor into ``held``, storing when it is
     full; False when ``MAX_PAGES_PER_RUN`` pages came and the source has more."""

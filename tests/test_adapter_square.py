@@ -21,6 +21,7 @@ from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.adapters import square
 from reconcilers.adapters.ids import IdMap, Skipped
+from reconcilers.adapters.square_pull import pull_square
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.jobs import run_feed
 from tests.feedserver import FeedServer, Reply, Request, json_reply
@@ -262,3 +263,28 @@ async def test_missing_token_fails_before_any_request(
     assert outcome.outcome == "failed"
     assert outcome.detail == "feed square-main: environment variable SQUARE_TEST_TOKEN is not set"
     assert feed_server.requests == []
+
+
+async def test_pages_are_stored_together_as_a_contract_feeds_are(
+    db: asyncpg.Pool, feed_server: FeedServer, feed: FeedConfig, client: httpx.AsyncClient,
+    settings: Settings,
+) -> None:  # fmt: skip
+    feed_server.route(square.COUNTS_PATH, counts_by_cursor)
+    feed_server.always(square.CHANGES_PATH, json_reply(fixture("square_changes.json")))
+    with capture_logs() as logs:
+        outcome = await pull_square(db, feed, client, settings=settings, policy=Policy(),
+                                    clock=clock)  # fmt: skip
+    stores = [e["pages"] for e in logs if e["event"] == "pos.pages_stored"]
+    assert stores == [[1, 2, 3]]  # one transaction for the run's three pages
+    assert (outcome.pages, outcome.events_new) == (3, 8)
+    async with db.acquire() as conn:
+        state = await get_feed(conn, "square-main")
+    assert state is not None and square.decode_resume(state.cursor) == square.Resume(
+        phase="changes", updated_after=NOW - square.OVERLAP
+    )
+    # a group of one page at a time stores each page with its own resume point
+    with capture_logs() as logs:
+        again = await pull_square(db, feed, client, settings=settings, policy=Policy(),
+                                  clock=clock, group_events=1)  # fmt: skip
+    assert [e["pages"] for e in logs if e["event"] == "pos.pages_stored"] == [[1]]
+    assert (again.events_new, again.events_duplicate) == (0, 5)

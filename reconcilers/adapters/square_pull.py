@@ -2,13 +2,13 @@
 
 First the current IN_STOCK counts (the baseline, as ``count`` events), then, run
 after run, the changes created since (``updated_after``). Each page is translated
-(``reconcilers.adapters.square``) and stored with its resume point in one
-transaction (``reconcilers.pos.store_page``): a crash repeats a page, never skips one.
+(``reconcilers.adapters.square``); good pages are held and stored together with the
+last one's resume point in one transaction (``reconcilers.pos.HeldPages``, as a
+contract POS feed): a crash repeats pages, never skips one, and a failed page first
+stores the good ones before it.
 """
 
 from __future__ import annotations
-
-import time
 
 import asyncpg
 import httpx
@@ -25,7 +25,7 @@ from reconcilers.adapters.http import send
 from reconcilers.adapters.ids import IdMap, Skipped
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.outcome import FeedDataError, PullOutcome
-from reconcilers.pos import MAX_PAGES_PER_RUN, store_page
+from reconcilers.pos import GROUP_EVENTS, MAX_PAGES_PER_RUN, HeldPages
 
 log = structlog.get_logger(__name__)
 
@@ -49,9 +49,11 @@ async def pull_square(
     policy: Policy,
     clock: Clock,
     progress: PullOutcome | None = None,
+    group_events: int = GROUP_EVENTS,
 ) -> PullOutcome:
     """Pull from the saved resume point until Square has no more pages (at most
-    ``MAX_PAGES_PER_RUN``); ``progress`` is updated page by page."""
+    ``MAX_PAGES_PER_RUN``); ``progress`` is updated as pages are stored (together, up
+    to ``group_events`` events at a time)."""
     async with pool.acquire() as conn:
         state = await feed_state.get_feed(conn, feed.name)
     if state is None:
@@ -63,15 +65,42 @@ async def pull_square(
                         detail="saved cursor is not a Square resume point; starting over")  # fmt: skip
         resume = square.initial_resume(clock())
     outcome = progress if progress is not None else PullOutcome(outcome="applied")
+    held = HeldPages(pool, feed.name, state.cursor, group_events=group_events, policy=policy,
+                     clock=clock, outcome=outcome)  # fmt: skip
+    skipped = Skipped()
+    try:
+        left = await _fetch_pages(client, feed, settings, resume, held, skipped)
+    except Exception:  # not a cancellation (shutdown): the next run fetches those again
+        await held.store()  # the good pages before the failure are kept
+        raise
+    await held.store()
+    if left is not None:
+        outcome.detail = f"stopped after {MAX_PAGES_PER_RUN} pages; the next run continues"
+    if skipped.total:
+        log.warning("square.records_skipped", feed=feed.name, **skipped.log_fields())
+        note = ", ".join(f"{k} {v}" for k, v in sorted(skipped.reasons.items()))
+        outcome.detail = "; ".join(filter(None, [outcome.detail, f"skipped: {note}"]))
+    outcome.outcome = "applied" if outcome.events_new else "unchanged"
+    return outcome
+
+
+async def _fetch_pages(
+    client: httpx.AsyncClient,
+    feed: FeedConfig,
+    settings: Settings,
+    resume: square.Resume,
+    held: HeldPages,
+    skipped: Skipped,
+) -> square.Resume | None:
+    """Fetch and translate pages into ``held``, storing when it is full; ``None`` when
+    Square has no more, else the resume point after ``MAX_PAGES_PER_RUN`` pages."""
     ids = IdMap(feed.locations, feed.items)
     location_ids = sorted(feed.locations)
     base = feed.url.rstrip("/")
     headers = {"Content-Type": "application/json", "Accept": "application/json",
                "Square-Version": square.SQUARE_VERSION}  # fmt: skip
-    skipped = Skipped()
     for page_no in range(1, MAX_PAGES_PER_RUN + 1):
         where = f"page {page_no} ({resume.phase}, cursor {resume.cursor!r})"
-        started = time.perf_counter()
         path, body = square.request_body(resume, location_ids)
         fetched = await send(client, "POST", base + path, feed=feed, settings=settings,
                              where=where, content=body, headers=headers)  # fmt: skip
@@ -91,21 +120,12 @@ async def pull_square(
             raise FeedDataError(f"feed {feed.name}: {where}: Square returned the same cursor again")
         last = resume.phase == "changes" and not next_cursor
         resume = square.after_page(resume, next_cursor, page_high)
-        new, positions = await store_page(pool, feed.name, events, cursor=resume.encode(),
-                                          policy=policy, clock=clock, outcome=outcome)  # fmt: skip
         skipped.merge(page_skipped)
-        log.debug(
-            "square.page_stored", feed=feed.name, page=page_no, phase=resume.phase,
-            events=len(events), events_new=new, positions=positions,
-            skipped=page_skipped.total, ms=round((time.perf_counter() - started) * 1000, 1),
-        )  # fmt: skip
+        log.debug("square.page_fetched", feed=feed.name, page=page_no, phase=resume.phase,
+                  events=len(events), skipped=page_skipped.total)  # fmt: skip
+        held.add(page_no, events, resume.encode())
+        if held.full():
+            await held.store()
         if last:
-            break
-    else:
-        outcome.detail = f"stopped after {MAX_PAGES_PER_RUN} pages; the next run continues"
-    if skipped.total:
-        log.warning("square.records_skipped", feed=feed.name, **skipped.log_fields())
-        note = ", ".join(f"{k} {v}" for k, v in sorted(skipped.reasons.items()))
-        outcome.detail = "; ".join(filter(None, [outcome.detail, f"skipped: {note}"]))
-    outcome.outcome = "applied" if outcome.events_new else "unchanged"
-    return outcome
+            return None
+    return resume
