@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/runout_probe.py DATASET_DIR [DATASET_DIR ...] [--off]
 
-One replay per dataset (``--off``: a second one with ``Engine.runout_factor`` off, the
+One replay per dataset (``--off``: a second one with the engine's ``runout_factor`` off, the
 engine as it was before the learner) prints the service's false-promise rate, coverage,
 Brier and worst calibration gap over bins of 500+ visits, then the learner at the end:
 stretches and dry stretches per bin of units sold today (chain), the chain's factors and
@@ -13,29 +13,25 @@ the numbers.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
 from app.backtest.replay import replay
-from app.domain import engine as engine_module
+from app.domain.engine import Engine
+from app.domain.policy import Policy
 from app.domain.runout import RUN_EDGES, RunOut
 
 
 def run(root: Path, on: bool) -> RunOut:
     """Replay ``root`` with the factor on or off; print the scores; return the learner."""
     learners: list[RunOut] = []
-    base_init = engine_module.Engine.__init__
 
-    def init(self: engine_module.Engine, *args: object, **kwargs: object) -> None:
-        base_init(self, *args, **kwargs)  # type: ignore[arg-type]
-        learners.append(self.runout)
+    def make(policy: Policy, categories: Mapping[str, str | None]) -> Engine:
+        engine = Engine(policy, categories, runout_factor=on)
+        learners.append(engine.runout)
+        return engine
 
-    engine_module.Engine.runout_factor = on
-    engine_module.Engine.__init__ = init  # type: ignore[method-assign]
-    try:
-        report, _ = replay(root)
-    finally:
-        engine_module.Engine.__init__ = base_init  # type: ignore[method-assign]
-        engine_module.Engine.runout_factor = True
+    report, _ = replay(root, make_engine=make)
     p = report.policies["service"]
     gaps = [abs(b.mean_confidence - b.observed) for b in p.calibration or () if b.n >= 500]
     print(f"{root.name} run-out {'on ' if on else 'off'}: FPR {p.false_promise_rate:.3%} "

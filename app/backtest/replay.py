@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TextIO
 
@@ -40,12 +40,18 @@ Progress = Callable[[int, int], None]
 
 
 def replay(
-    root: Path | str, *, policy: Policy | None = None, progress: Progress | None = None
+    root: Path | str,
+    *,
+    policy: Policy | None = None,
+    progress: Progress | None = None,
+    make_engine: Callable[[Policy, Mapping[str, str | None]], Engine] = Engine,
 ) -> tuple[BacktestReport, ReplayStats]:
-    """Score the engine's badges (and the book baselines) on one dataset."""
+    """Score the engine's badges (and the book baselines) on one dataset.
+    ``make_engine`` builds the engine from the policy and the catalogue (diagnosis scripts pass a
+    variant or keep a reference to it)."""
     began = time.perf_counter()
     ds = open_dataset(root)
-    engine = Engine(policy or Policy(), {p.sku: p.category for p in ds.products})
+    engine = make_engine(policy or Policy(), {p.sku: p.category for p in ds.products})
     report = ReportBuilder()
     items = ds.ordered()
     total = len(items)

@@ -119,13 +119,14 @@ class StoreAt:
 
 
 class Engine:
-    # The run-out factor on the empty-shelf prior by units sold today (``runout``); off,
-    # the learner is not fed either and the answers are those without it.
-    runout_factor = True
-
-    def __init__(self, policy: Policy, categories: Mapping[str, str | None]) -> None:
+    def __init__(
+        self, policy: Policy, categories: Mapping[str, str | None], *, runout_factor: bool = True
+    ) -> None:
         self.policy = policy
         self.categories = categories
+        # The run-out factor on the empty-shelf prior by units sold today (``runout``);
+        # off (diagnosis), the learner is not fed either: the answers are those without it.
+        self.runout_factor = runout_factor
         self.ledger = Ledger()
         self.sales = SalesSpeed()
         self.loss = LossRate()
