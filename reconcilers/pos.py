@@ -11,8 +11,9 @@ the held pages, never skips one; positions never lag the events stored with them
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
@@ -33,6 +34,7 @@ from reconcilers.outcome import FeedDataError, PullOutcome
 from reconcilers.retry import retrying
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 MAX_PAGES_PER_RUN = 1000
 # Good pages held before one store: a backlog's pairs are recomputed once for many
@@ -232,6 +234,18 @@ class HeldPages:
         self.events = []
         self.pages = []
 
+    async def around(self, fetching: Awaitable[T]) -> T:
+        """Await ``fetching`` (pages into this holder, stored whenever it is full), then
+        store the rest. A failure first stores the good pages before it, then raises; a
+        cancellation (shutdown) stores nothing: the next run fetches those pages again."""
+        try:
+            result = await fetching
+        except Exception:  # not a cancellation: a BaseException, not caught here
+            await self.store()
+            raise
+        await self.store()
+        return result
+
 
 async def pull_pos(
     pool: asyncpg.Pool,
@@ -257,12 +271,7 @@ async def pull_pos(
     outcome = progress if progress is not None else PullOutcome(outcome="applied")
     held = HeldPages(pool, feed.name, state.cursor, group_events=group_events, policy=policy,
                  clock=clock, outcome=outcome)  # fmt: skip
-    try:
-        complete = await _fetch_pages(client, feed, settings, clock, held)
-    except Exception:  # not a cancellation (shutdown): the next run fetches those again
-        await held.store()  # the good pages before the failure are kept
-        raise
-    await held.store()
+    complete = await held.around(_fetch_pages(client, feed, settings, clock, held))
     if not complete:
         outcome.detail = f"stopped after {MAX_PAGES_PER_RUN} pages; the next run continues"
     outcome.outcome = "applied" if outcome.events_new else "unchanged"

@@ -195,14 +195,11 @@ class LiveEngine:
             raise RuntimeError("the live engine must be warm-started before it catches up")
         seen = self._at_mark if not overlap else set()
         since = (self.events_mark - overlap, [f for f, _ in seen], [e for _, e in seen])
-        if fresh is None:
-            events = await conn.fetch(Q.events_since, *since)
-        else:
-            events = await conn.fetch(Q.events_since_not_mine, *since, fresh.feed)
-            if any(r["received_at"] == fresh.received_at for r in events):
-                # Another feed's events at the very same instant: how they and these
-                # interleave is the database's order; read them all back.
-                events, fresh = await conn.fetch(Q.events_since, *since), None
+        events = await conn.fetch(Q.events_since, *since, None if fresh is None else fresh.feed)
+        if fresh is not None and any(r["received_at"] == fresh.received_at for r in events):
+            # Another feed's events at the very same instant: how they and these
+            # interleave is the database's order; read them all back.
+            events, fresh = await conn.fetch(Q.events_since, *since, None), None
         feedback = await conn.fetch(Q.feedback_since, self.feedback_mark - overlap)
         snaps = await conn.fetch(Q.snapshots_in_force_since, self.snapshot_mark)
         # Publication order: time of receipt; at one instant snapshot, events, feedback.

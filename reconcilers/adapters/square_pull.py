@@ -68,12 +68,7 @@ async def pull_square(
     held = HeldPages(pool, feed.name, state.cursor, group_events=group_events, policy=policy,
                      clock=clock, outcome=outcome)  # fmt: skip
     skipped = Skipped()
-    try:
-        left = await _fetch_pages(client, feed, settings, resume, held, skipped)
-    except Exception:  # not a cancellation (shutdown): the next run fetches those again
-        await held.store()  # the good pages before the failure are kept
-        raise
-    await held.store()
+    left = await held.around(_fetch_pages(client, feed, settings, resume, held, skipped))
     if left is not None:
         outcome.detail = f"stopped after {MAX_PAGES_PER_RUN} pages; the next run continues"
     if skipped.total:

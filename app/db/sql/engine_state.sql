@@ -5,25 +5,16 @@ SELECT sku, category FROM product;
 
 -- name: events_since
 -- POS events received at or after $1, in publication order, less those received at
--- exactly $1 that the engine has seen already ($2 feeds, $3 event ids).
+-- exactly $1 that the engine has seen already ($2 feeds, $3 event ids) and, when $4
+-- names a feed, less that feed's events this transaction stored (the caller has them:
+-- a row's xmin is the transaction that inserted it).
 SELECT e.feed, e.event_id, e.type, e.store_id, e.sku, e.qty, e.on_hand, e.occurred_at,
        e.received_at
 FROM pos_event e
 LEFT JOIN unnest($2::text[], $3::text[]) AS seen(feed, event_id)
     ON e.received_at = $1 AND seen.feed = e.feed AND seen.event_id = e.event_id
 WHERE e.received_at >= $1 AND seen.feed IS NULL
-ORDER BY e.received_at, e.occurred_at, e.feed, e.event_id;
-
--- name: events_since_not_mine
--- events_since, less the events of feed $4 that this transaction stored (the caller
--- has them): a row's xmin is the transaction that inserted it.
-SELECT e.feed, e.event_id, e.type, e.store_id, e.sku, e.qty, e.on_hand, e.occurred_at,
-       e.received_at
-FROM pos_event e
-LEFT JOIN unnest($2::text[], $3::text[]) AS seen(feed, event_id)
-    ON e.received_at = $1 AND seen.feed = e.feed AND seen.event_id = e.event_id
-WHERE e.received_at >= $1 AND seen.feed IS NULL
-  AND NOT (e.feed = $4 AND e.xmin = pg_current_xact_id()::xid)
+  AND ($4::text IS NULL OR NOT (e.feed = $4 AND e.xmin = pg_current_xact_id()::xid))
 ORDER BY e.received_at, e.occurred_at, e.feed, e.event_id;
 
 -- name: feedback_since
