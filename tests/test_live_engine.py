@@ -285,7 +285,7 @@ async def test_a_stored_page_reaches_the_engine_from_the_page_exactly_once(
 
 
 def test_overlapping_recomputes_pause_the_collector_until_the_last_ends() -> None:
-    from app.db.engine_state import collector_paused
+    from app.collector import collector_paused
 
     assert gc.isenabled()
     one, two = collector_paused(), collector_paused()

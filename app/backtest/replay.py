@@ -19,6 +19,7 @@ import msgspec
 
 from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
 from app.backtest.report import BacktestReport, ReportBuilder
+from app.collector import collector_paused
 from app.domain.badge import PROMISES
 from app.domain.engine import Engine
 from app.domain.policy import Policy
@@ -46,9 +47,19 @@ def replay(
     progress: Progress | None = None,
     make_engine: Callable[[Policy, Mapping[str, str | None]], Engine] = Engine,
 ) -> tuple[BacktestReport, ReplayStats]:
-    """Score the engine's badges (and the book baselines) on one dataset.
-    ``make_engine`` builds the engine from the policy and the catalogue (diagnosis scripts pass a
-    variant or keep a reference to it)."""
+    """Score the engine's badges (and the book baselines) on one dataset. ``make_engine``
+    builds the engine from the policy and the catalogue (diagnosis scripts pass a variant
+    or keep a reference to it). The cyclic garbage collector is paused meanwhile."""
+    with collector_paused():  # the engine's records hold no cycles: ~10 % of a replay
+        return _replay(root, policy, progress, make_engine)
+
+
+def _replay(
+    root: Path | str,
+    policy: Policy | None,
+    progress: Progress | None,
+    make_engine: Callable[[Policy, Mapping[str, str | None]], Engine],
+) -> tuple[BacktestReport, ReplayStats]:
     began = time.perf_counter()
     ds = open_dataset(root)
     engine = make_engine(policy or Policy(), {p.sku: p.category for p in ds.products})

@@ -281,28 +281,6 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-_paused = [0, False]  # sections inside collector_paused(), whether it was enabled
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for the block (reference counting still frees
-    nearly everything): a recompute allocates row after row and the collections it
-    triggers would walk the heap again and again (docs/scaling.md). Overlapping
-    blocks (tasks) count: the collector is back on, if it was on, when the last ends;
-    then it runs as usual over what the block left alive."""
-    if _paused[0] == 0:
-        _paused[1] = gc.isenabled()
-        gc.disable()
-    _paused[0] += 1
-    try:
-        yield
-    finally:
-        _paused[0] -= 1
-        if _paused[0] == 0 and _paused[1]:
-            gc.enable()
-
-
 async def load_calibration(conn: Connection, calibration_id: int) -> CalibrationMap | None:
     """A persisted calibration map (for ``reassess`` in API processes)."""
     row = await conn.fetchrow(Q.load_calibration, calibration_id)

@@ -31,9 +31,10 @@ import asyncpg
 import msgspec
 import structlog
 
+from app.collector import collector_paused
 from app.db import Connection
 from app.db.availability import notify_badges_changed
-from app.db.engine_state import Fresh, LiveEngine, bound_engine, collector_paused
+from app.db.engine_state import Fresh, LiveEngine, bound_engine
 from app.db.queries import Queries
 from app.domain.badge import badge_for
 from app.domain.live import Assessor
