@@ -76,8 +76,13 @@ def binding(live: LiveEngine | None) -> Iterator[None]:
         _BOUND.reset(token)
 
 
+def _engine_id(feed: str, event_id: str) -> str:
+    """The engine's id of a stored event: event_id is unique within a feed only."""
+    return f"{feed}:{event_id}"
+
+
 def _event(r: asyncpg.Record) -> PosEvent:
-    ident = f"{r['feed']}:{r['event_id']}"  # event_id is unique within a feed only
+    ident = _engine_id(r["feed"], r["event_id"])
     common: dict[str, Any] = {
         "event_id": ident, "store_id": r["store_id"], "sku": r["sku"], "occurred_at": r["occurred_at"],
     }  # fmt: skip
@@ -222,7 +227,7 @@ class LiveEngine:
                     at = r.occurred_at  # as read back: in UTC (a page may give an offset)
                     if at.tzinfo is not UTC:
                         at = at.astimezone(UTC)
-                    event = replace(r, event_id=f"{fresh.feed}:{r.event_id}", occurred_at=at)
+                    event = replace(r, event_id=_engine_id(fresh.feed, r.event_id), occurred_at=at)
                     ident = (fresh.feed, r.event_id)
                 if engine.observe_event(event):
                     self.observed["events"] += 1

@@ -190,9 +190,7 @@ class Engine:
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
             qty = e.qty
             sales = self.sales
-            rhythm = sales.rhythm.get(store)
-            if rhythm is None:
-                rhythm = sales.store_rhythm(store)
+            rhythm = sales.store_rhythm(store)
             ts = at.timestamp()  # one reading for the learner, the rhythm and the marks below
             x = ts / 3600
             if self.runout_factor:  # the run-out learner, before the sale counts toward speed

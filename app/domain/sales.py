@@ -44,20 +44,12 @@ class SalesSpeed:
         if first is None or at < first:
             self.opened[store_id] = at
 
-    def sold(self, store_id: str, category: str | None, qty: int, at: datetime) -> None:
-        """The store × category side of a sale (the pair's units are the caller's)."""
-        g = (store_id, category)
-        self.group_units[g] = self.group_units.get(g, 0.0) + qty
-        r = self.rhythm.get(store_id)
-        if r is None:
-            r = self.rhythm[store_id] = Rhythm()
-        r.add_hour(int(at.timestamp() // 3600), qty)
-
     def sold_in(
         self, rhythm: Rhythm, store_id: str, category: str | None, qty: int, hour: int
     ) -> None:
-        """``sold`` given the store's rhythm and the sale's epoch hour
-        (``int(timestamp // 3600)``), which the engine's sale path already holds."""
+        """The store × category side of a sale (the pair's units are the caller's), given
+        the store's rhythm and the sale's epoch hour (``int(timestamp // 3600)``), which
+        the engine's sale path already holds."""
         g = (store_id, category)
         self.group_units[g] = self.group_units.get(g, 0.0) + qty
         rhythm.add_hour(hour, qty)
