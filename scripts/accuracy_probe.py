@@ -24,8 +24,17 @@ from pathlib import Path
 
 from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
 from app.domain import calibration as C
-from app.domain.confidence import Evidence, held_back, negbin_quantile, raw_confidence
+from app.domain.confidence import (
+    Evidence,
+    depletion,
+    held_back,
+    negbin_cdf,
+    negbin_quantile,
+    p_phantom,
+    raw_confidence,
+)
 from app.domain.engine import Engine
+from app.domain.loss import LossRate
 from app.domain.policy import Policy
 
 LEADS = (0.5, 1.0, 2.0)  # hours before a label at which its pseudo-visit looked the item up
@@ -58,10 +67,23 @@ class LabelRec:
     leads: list[Evidence | None] = field(default_factory=list)
 
 
+class _Gaps(LossRate):
+    """``LossRate`` that also keeps every count's (days unverified, gap)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen_gaps: list[tuple[float, int]] = []
+
+    def counted(self, store_id: str, category: str | None, days: float, gap: int) -> None:
+        self.seen_gaps.append((days, gap))
+        super().counted(store_id, category, days, gap)
+
+
 class _Recorder(Engine):
     def __init__(self, policy: Policy, categories: dict[str, str | None]) -> None:
         super().__init__(policy, categories)
         self.labels: list[LabelRec] = []
+        self.loss = self.gaps = _Gaps()
 
     def observe_feedback(
         self, *, kind: str, store_id: str, sku: str, qty: int, observed_at: datetime,
@@ -92,7 +114,7 @@ class _Recorder(Engine):
         )
 
 
-def record(root: Path) -> tuple[list[VisitRec], list[LabelRec]]:
+def record(root: Path) -> tuple[list[VisitRec], list[LabelRec], list[tuple[float, int]]]:
     ds = open_dataset(root)
     policy = Policy()
     eng = _Recorder(policy, {p.sku: p.category for p in ds.products})
@@ -120,7 +142,7 @@ def record(root: Path) -> tuple[list[VisitRec], list[LabelRec]]:
                                  qty=item.qty, observed_at=item.observed_at, now=at)  # fmt: skip
         elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
             eng.observe_snapshot(item.as_of, item.rows)
-    return visits, eng.labels
+    return visits, eng.labels, eng.gaps.seen_gaps
 
 
 class IsoMap:
@@ -275,9 +297,81 @@ def ranking(visits: list[VisitRec], buffer: int = 2, level: float = 0.9) -> str:
     return "  ".join(out)
 
 
+def mechanism(ev: Evidence) -> str:
+    """What holds a visit's raw confidence down most: a short pick's shelf bound, the
+    empty-shelf belief, units waiting in the back room, or depletion (sales and loss)."""
+    if ev.shelf_bound is not None and ev.shelf_bound < ev.book:
+        return "bound"
+    if p_phantom(ev) > 1.0 - negbin_cdf(ev.book - ev.wanted, depletion(ev)):
+        return "phantom"
+    if ev.back_room > 0 and ev.shelf_fill < 1.0:
+        return "back room"
+    return "depletion"
+
+
+def mechanisms(visits: list[VisitRec]) -> list[str]:
+    """Observed − mean confidence of the visits at confidence 0.1-0.9, by mechanism and by
+    period (days 0-2, 3-7, 8 on), with each group's means of book, loss and sales."""
+    start = min(v.t for v in visits)
+    groups: dict[tuple[str, int], list[VisitRec]] = {}
+    for v in visits:
+        if v.ev is not None and 0.1 <= v.conf < 0.9:
+            days = (v.t - start) / 86400
+            groups.setdefault(
+                (mechanism(v.ev), 0 if days < 3 else 1 if days < 8 else 2), []
+            ).append(v)
+    out = []
+    for (kind, period), vs in sorted(groups.items()):
+
+        def mean(f: Callable[[VisitRec], float], vs: list[VisitRec] = vs) -> float:
+            return sum(f(v) for v in vs) / len(vs)
+
+        out.append(
+            f"{kind:<10} {('days 0-2', 'days 3-7', 'days 8+')[period]:<9} n {len(vs):5d} "
+            f"confidence {mean(lambda v: v.conf):.2f} observed {mean(lambda v: v.available):.2f} "
+            f"gap {mean(lambda v: v.available - v.conf):+.2f}  "
+            f"book {mean(lambda v: v.ev.book if v.ev else 0):7.1f} "
+            f"loss {mean(lambda v: v.ev.unrecorded_loss if v.ev else 0.0):5.1f} "
+            f"sales to arrival {mean(lambda v: v.ev.expected_sales if v.ev else 0.0):4.2f}"
+        )
+    return out
+
+
+def count_gaps(gaps: list[tuple[float, int]]) -> list[str]:
+    """The gaps counts found (book − count) by days unverified: the loss term's shape
+    (a NegBin of size 2 at the mean: P(0) = (2 / (2 + mean))², median ≈ 0.7 × mean)."""
+    out = []
+    for lo, hi in ((0, 3), (3, 30), (30, 40), (40, 100)):
+        g = sorted(gap for days, gap in gaps if lo <= days < hi)
+        if g:
+            n = len(g)
+            out.append(
+                f"count gaps, {lo}-{hi} days unverified: n {n} mean {sum(g) / n:.2f} "
+                f"median {g[n // 2]} 90th {g[9 * n // 10]} P(0) {g.count(0) / n:.2f} "
+                f"P(<0) {sum(x < 0 for x in g) / n:.2f}"
+            )
+    return out
+
+
+def sweep(visits: list[VisitRec], labels: list[LabelRec]) -> list[str]:
+    """FPR / coverage of other policies (threshold, minimum buffer) on the same replay."""
+    return [
+        f"buffer {b} threshold {t}: "
+        + "{:.2%} / {:.2%}".format(
+            *rescore(visits, stream(labels), IsoMap(), threshold=t, buffer=b)[:2]
+        )
+        for b in (0, 1)
+        for t in (0.2, 0.3, 0.4, 0.5, 0.6)
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("datasets", type=Path, nargs="+")
+    ap.add_argument(
+        "--mechanisms", action="store_true", help="the gap by mechanism and period, count gaps"
+    )
+    ap.add_argument("--sweep", action="store_true", help="FPR / coverage of other policies")
     args = ap.parse_args()
     shelf = frozenset({"shelf_count"})
     variants: list[tuple[str, Callable[[list[LabelRec]], Stream], Callable[[], IsoMap]]] = [
@@ -297,9 +391,14 @@ def main() -> None:
          lambda: IsoMap(prior_n=5)),
     ]  # fmt: skip
     for root in args.datasets:
-        visits, labels = record(root)
+        visits, labels, gaps = record(root)
         print(f"{root.name}: {len(visits)} visits, {len(labels)} labels")
         print(f"  ranking (buffer 2, quantile 0.9): {ranking(visits)}")
+        if args.mechanisms or args.sweep:
+            lines = mechanisms(visits) + count_gaps(gaps) if args.mechanisms else []
+            for line in lines + (sweep(visits, labels) if args.sweep else []):
+                print("  " + line)
+            continue
         for name, make_stream, make_map in variants:
             fpr, cov, brier, gap = rescore(visits, make_stream(labels), make_map())
             print(
