@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from app.domain.book import book_position
 from app.domain.engine import Engine
 from app.domain.live import Assessor
-from app.domain.model import Count, Sale, SnapshotRow
+from app.domain.model import Count, Receipt, Sale, SnapshotRow
 from app.domain.policy import Policy
 
 T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
@@ -83,3 +83,31 @@ def test_a_shelf_count_ends_a_short_picks_bound() -> None:
     assert (
         engine._evidence(pos, 1, t2 + timedelta(minutes=5), timedelta(hours=2)).shelf_bound is None
     )
+
+
+def _delivered(sold: int) -> Engine:
+    """A pair with an empty book that received 6 units at T0 + 1 h and sold ``sold`` of
+    them; a shelf count 3 h after the receipt then finds the shelf empty."""
+    engine = Engine(Policy(), {"A": "food"})
+    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 0, 0, 0, T0)])
+    t1 = T0 + timedelta(hours=1)
+    engine.observe_event(Receipt(event_id="r", store_id="S1", sku="A", occurred_at=t1, qty=6))
+    for i in range(sold):
+        at = t1 + timedelta(minutes=10 * (i + 1))
+        engine.observe_event(Sale(event_id=f"s{i}", store_id="S1", sku="A", occurred_at=at, qty=1))
+    t2 = t1 + timedelta(hours=3)
+    engine.observe_feedback(
+        kind="shelf_count", store_id="S1", sku="A", qty=0, observed_at=t2, now=t2
+    )
+    return engine
+
+
+def test_an_empty_shelf_after_a_receipt_says_the_units_wait_only_while_the_book_holds_them() -> (
+    None
+):
+    """Book 6 and an empty shelf: the delivery is not out yet (a "not filled" observation).
+    Book 0 after selling the 6: the shelf is empty because they sold, nothing is learned."""
+    waiting, sold_through = _delivered(0), _delivered(6)
+    assert sum(waiting.fill.n) == 1 and sum(waiting.fill.filled) == 0
+    assert sum(sold_through.fill.n) == 0
+    assert sold_through.fill.curve() == Engine(Policy(), {}).fill.curve()

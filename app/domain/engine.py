@@ -303,7 +303,12 @@ class Engine:
             p.shelf_obs = (observed_at, qty)
 
     def _learn_fill(self, pos: BookPosition, p: Pair, kind: str, qty: int, at: datetime) -> None:
-        """After a receipt into a near-empty book, did the shelf show the new units?"""
+        """After a receipt into a near-empty book, did the shelf show the new units?
+
+        More than the book held before the receipt: they are out. No more than that is
+        only evidence they are not when the book still holds them beyond what was seen
+        (book − seen ≥ the receipt's units); after they sold through, a near-empty
+        shelf says nothing about where they waited (measured in docs/engine.md)."""
         receipt = self._last(p, at, Receipt)
         if receipt is None:
             return
@@ -313,8 +318,8 @@ class Engine:
         hours = (at - receipt.occurred_at).total_seconds() / 3600
         if qty > max(pre, 0):
             self.fill.observe(hours, True)  # more than was there before: the delivery is out
-        elif kind != "pick_found":
-            self.fill.observe(hours, False)  # a count or short pick saw only the old units
+        elif kind != "pick_found" and pos.book - qty >= receipt.qty:
+            self.fill.observe(hours, False)  # a count or short pick missed the new units
 
     # ---- asking --------------------------------------------------------------------
 
