@@ -213,11 +213,13 @@ async def _recompute(
 
 Row = tuple[
     str, str, int | None, str | None, datetime | None, datetime | None, datetime | None, int,
-    str, int, float | None, list[str], datetime | None, bytes | None,
+    str, int, float | None, str, datetime | None, bytes | None,
 ]  # fmt: skip
 
 
-Tail = tuple[str, int, float | None, list[str], datetime | None, bytes | None]
+# The badge columns; the reasons comma-joined (codes hold no comma), as the writes take
+# them: a text column is sent as one value, a text[] one element at a time.
+Tail = tuple[str, int, float | None, str, datetime | None, bytes | None]
 
 
 class _Deriver:
@@ -294,7 +296,7 @@ class _Deriver:
                           store_newest_at=store_newest_at, now=self.now,
                           assessment=assessment)  # fmt: skip
         tail = (badge.state, badge.safety_buffer, badge.confidence,
-                [_REASON_TEXT[r] for r in badge.reasons], badge.as_of, evidence)  # fmt: skip
+                ",".join([_REASON_TEXT[r] for r in badge.reasons]), badge.as_of, evidence)  # fmt: skip
         if memo_key is not None:
             self._memo[memo_key] = tail
         if by_record is not None:
@@ -412,7 +414,6 @@ async def _write_kept(conn: Connection, badges: _KeptBadges, stores: object, now
     """Write the kept rows with their badges; only the distinct badges are sent."""
     if badges.index:
         columns = [list(c) for c in zip(*badges.tails, strict=True)]
-        columns[3] = [",".join(r) for r in columns[3]]
         await conn.execute(Q.update_from_book_batch, badges.index, *columns, now, stores)
         await conn.execute(Q.insert_from_book_batch, badges.index, *columns, now)
     await conn.execute(Q.truncate_book_batch)
@@ -424,7 +425,6 @@ async def _write(conn: Connection, values: list[Row], now: datetime) -> None:
         return
     if len(values) < COPY_FROM:
         columns = [list(c) for c in zip(*values, strict=True)]
-        columns[11] = [",".join(r) for r in columns[11]]
         await conn.execute(Q.upsert_positions, *columns, now)
         return
     await conn.execute(Q.create_position_write)

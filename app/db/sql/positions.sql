@@ -148,17 +148,19 @@ ON CONFLICT (store_id, sku) DO UPDATE SET
 CREATE TEMP TABLE IF NOT EXISTS position_write (
     store_id text, sku text, book integer, base_source text, base_at timestamptz,
     snapshot_as_of timestamptz, last_event_at timestamptz, in_transit integer,
-    badge_state text, safety_buffer integer, confidence double precision, reasons text[],
+    badge_state text, safety_buffer integer, confidence double precision, reasons text,
     badge_as_of timestamptz, evidence bytea
 ) ON COMMIT DROP;
 
 -- name: upsert_from_position_write
--- $1 computed_at.
+-- $1 computed_at. Reasons arrive comma-joined, as in upsert_positions (one value a
+-- row: sent as text[], each element costs the driver a type check).
 INSERT INTO book_position AS bp (
     store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
     badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, computed_at)
 SELECT store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
-       badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, $1
+       badge_state, safety_buffer, confidence, string_to_array(reasons, ','), badge_as_of,
+       evidence, $1
 FROM position_write
 ON CONFLICT (store_id, sku) DO UPDATE SET
     book = EXCLUDED.book,
