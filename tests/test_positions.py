@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -329,6 +329,41 @@ async def test_recompute_is_set_based_for_many_pairs(pool: asyncpg.Pool) -> None
         assert await recompute_pairs(conn, pairs, policy=POLICY, now=now) == n_stores * n_skus
         total = await conn.fetchval("SELECT sum(book) FROM book_position")
     assert total == n_stores * n_skus * 9 - len(sales) * 2
+
+
+async def test_events_are_stored_as_given(pool: asyncpg.Pool) -> None:
+    """insert_events stores every type's fields and the exact instant (microseconds;
+    an offset with seconds, which JSON cannot write, travels as UTC); of an event_id
+    given twice the first is kept, a redelivery changes nothing; the new ones come
+    back in the engine's order (occurred_at, then event_id)."""
+    odd = timezone(timedelta(hours=5, minutes=30, seconds=15))
+    tick = timedelta(microseconds=7)
+    events: list[PosEvent] = [
+        Sale(event_id="s", store_id="S1", sku="SKU-A", qty=3, occurred_at=(at(3) + tick).astimezone(odd)),
+        Return(event_id="r", store_id="S1", sku="SKU-B", qty=2, occurred_at=at(2)),
+        Receipt(event_id="p", store_id="S2", sku="SKU-A", qty=5,
+                occurred_at=at(2).astimezone(timezone(timedelta(hours=-3)))),
+        Adjustment(event_id="a", store_id="S2", sku="SKU-B", qty=-4, occurred_at=at(1) + tick),
+        Count(event_id="c", store_id="S1", sku="SKU-A", on_hand=0, occurred_at=at(4)),
+        Sale(event_id="s", store_id="S1", sku="SKU-A", qty=9, occurred_at=at(5)),
+    ]  # fmt: skip
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, [FEED])
+        new = await insert_events(conn, FEED.name, events, received_at=at(10))
+        again = await insert_events(conn, FEED.name, events[:2], received_at=at(11))
+        rows = await conn.fetch(
+            "SELECT event_id, type, store_id, sku, qty, on_hand, occurred_at, received_at"
+            " FROM pos_event ORDER BY event_id"
+        )
+    assert [e.event_id for e in new] == ["a", "p", "r", "s", "c"] and again == []
+    assert new[3] is events[0]
+    expected = sorted(
+        (e.event_id, type(e).__struct_config__.tag, e.store_id, e.sku,
+         None if isinstance(e, Count) else e.qty, e.on_hand if isinstance(e, Count) else None,
+         e.occurred_at, at(10))
+        for e in events[:5]
+    )  # fmt: skip
+    assert [tuple(r) for r in rows] == expected
 
 
 def test_reasons_round_trip_as_text_array() -> None:
