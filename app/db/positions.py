@@ -264,6 +264,7 @@ class _Deriver:
         base_source, base_at, category = row["base_source"], row["base_at"], row["category"]
         last_event_at, store_newest_at = row["last_event_at"], row["store_newest_at"]
         memo_key: tuple[object, ...] | None = None
+        position = None
         if book is not None:
             shared: tuple[object, ...] | None
             if self.assessor is None:
@@ -276,21 +277,26 @@ class _Deriver:
                 hit = self._memo.get(memo_key)
                 if hit is not None:
                     return hit
-        position = _position(row)
+            position = BookPosition(
+                store_id=store_id, sku=sku, book=book, base_source=base_source, base_at=base_at,
+                snapshot_as_of=row["snapshot_as_of"], last_event_at=last_event_at,
+                in_transit=row["in_transit"],
+            )  # fmt: skip
         evidence: bytes | None = None
         assessment = None
         if self.assessor is not None and position is not None:
             evidence, assessment = self.assessor.assess(position)
         # The badge is a function of the record (the assessment is the record's) and of
-        # these: pairs of other stores or categories whose records came out equal share it.
+        # these: pairs of other stores or categories whose records came out equal share
+        # it. A pair the engine holds something particular about (no shared key) has a
+        # record of its own: looking it up would only cost (~2 µs a pair of a POS pull).
         by_record = None
-        if position is not None:
-            by_record = (evidence, self.buffer(store_id, sku, category), book, base_source,
-                         base_at, last_event_at, store_newest_at)  # fmt: skip
+        if memo_key is not None:
+            by_record = (evidence, buffer, book, base_source, base_at, last_event_at,
+                         store_newest_at)  # fmt: skip
             hit = self._by_record.get(by_record)
             if hit is not None:
-                if memo_key is not None:
-                    self._memo[memo_key] = hit
+                self._memo[memo_key] = hit
                 return hit
         badge = badge_for(position, policy=self.policy, category=category,
                           store_newest_at=store_newest_at, now=self.now,
@@ -431,22 +437,6 @@ async def _write(conn: Connection, values: list[Row], now: datetime) -> None:
     await conn.copy_records_to_table("position_write", records=values, columns=WRITE_COLUMNS)
     await conn.execute(Q.upsert_from_position_write, now)
     await conn.execute(Q.truncate_position_write)
-
-
-def _position(row: asyncpg.Record) -> BookPosition | None:
-    """The domain's view of one computed row; ``None`` when nothing gives a base."""
-    if row["book"] is None:
-        return None
-    return BookPosition(
-        store_id=row["store_id"],
-        sku=row["sku"],
-        book=row["book"],
-        base_source=row["base_source"],
-        base_at=row["base_at"],
-        snapshot_as_of=row["snapshot_as_of"],
-        last_event_at=row["last_event_at"],
-        in_transit=row["in_transit"],
-    )
 
 
 async def pairs_to_refresh(
