@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from itertools import accumulate, repeat
+from math import floor  # floor(x): int(x // 1)'s int for a finite x, without int()'s call
 from operator import lt, mul
 
 WEEK_HOURS = 168
@@ -97,7 +98,7 @@ class Rhythm:
         return self.builds
 
     def _at(self, x: float) -> float:
-        k = int(x // 1)
+        k = floor(x)
         weeks, i = divmod(k, WEEK_HOURS)
         return weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
 
@@ -117,7 +118,7 @@ class Rhythm:
         cum, w = self._cum, self._w
         out = []
         for x in xs:
-            k = int(x // 1)
+            k = floor(x)
             weeks, i = divmod(k, WEEK_HOURS)
             out.append(weeks * WEEK_HOURS + cum[i] + (x - k) * w[i])
         return out
@@ -126,7 +127,7 @@ class Rhythm:
         """``clock`` of a moment given as epoch hours (``timestamp() / 3600``)."""
         if self.total > self._built_at * REBUILD_GROWTH + 1.0:
             self._build()
-        k = int(x // 1)
+        k = floor(x)
         weeks, i = divmod(k, WEEK_HOURS)
         return weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
 
@@ -137,16 +138,16 @@ class Rhythm:
         if self.total > self._built_at * REBUILD_GROWTH + 1.0:
             self._build()
         cum, w = self._cum, self._w
-        k = int(x_now // 1)
+        k = floor(x_now)
         weeks, i = divmod(k, WEEK_HOURS)
         w_now = w[i]
         c_now = weeks * WEEK_HOURS + cum[i] + (x_now - k) * w_now
         c_end = 0.0
         if x_end is not None:
-            k = int(x_end // 1)
+            k = floor(x_end)
             weeks, j = divmod(k, WEEK_HOURS)
             c_end = weeks * WEEK_HOURS + cum[j] + (x_end - k) * w[j]
-        # into_day_h(x_now): its cell is int(x // 1) % WEEK_HOURS, i.e. i above
+        # into_day_h(x_now): its cell is floor(x) % WEEK_HOURS, i.e. i above
         into = 0.0 if w_now < QUIET_SHARE else self._since_quiet[i] - w_now * (1.0 - (x_now % 1.0))
         return c_now, c_end, into
 
@@ -164,7 +165,7 @@ class Rhythm:
     def into_day_h(self, x: float) -> float:
         """``into_day`` of a moment given as epoch hours."""
         self._fresh()
-        i = int(x // 1) % WEEK_HOURS
+        i = floor(x) % WEEK_HOURS
         w = self._w[i]
         if w < QUIET_SHARE:
             return 0.0
@@ -174,13 +175,13 @@ class Rhythm:
         """The epoch hour (``int(timestamp // 3600)``) at which the store's trading day
         holding the moment ``x`` (epoch hours) began. Reads the profile as last built
         (no rebuild: a reading here leaves every other reading as it would have been)."""
-        k = int(x // 1)
+        k = floor(x)
         return k - self._day_back[k % WEEK_HOURS]
 
     def built_day_clock_h(self, x: float) -> tuple[int, int, float]:
         """``day_start_h`` of ``x``, the epoch hour the next trading day begins, and the
         ``clocks_h`` of ``x``, on the profile as last built (no rebuild), in one call."""
-        k = int(x // 1)
+        k = floor(x)
         weeks, i = divmod(k, WEEK_HOURS)
         clock = weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
         return k - self._day_back[i], k + self._day_fwd[i], clock
