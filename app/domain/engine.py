@@ -551,24 +551,35 @@ class Engine:
         at = self._store_at(pos.store_id, now, now.timestamp() / 3600, self.policy.arrival_horizon)
         return self._assess(pos, p, wanted, at)
 
-    def _assess(self, pos: BookPosition, p: Pair | None, wanted: int, at: StoreAt) -> Assessment:
+    def _assess(
+        self, pos: BookPosition, p: Pair | None, wanted: int, at: StoreAt, reasons: bool = True
+    ) -> Assessment:
         ev = self._evidence_at(pos, p, wanted, at)[0]
-        gap = None if p is None else p.last_gap
-        now = at.now
+        quiet = disagree = False  # read only for the reasons
+        if reasons:
+            now = at.now
+            quiet = self._quiet(pos.store_id, now, at) >= QUIET_EVENTS
+            gap = None if p is None else p.last_gap
+            disagree = (
+                gap is not None
+                and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400
+                and abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1))
+            )
         return assessment(
             ev,
             threshold=self.policy.confidence_threshold,
             calibrate=self.calibration if self.calibration.labels >= MIN_LABELS else None,
-            pos_quiet=self._quiet(pos.store_id, now, at) >= QUIET_EVENTS,
-            sources_disagree=(
-                gap is not None
-                and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400
-                and abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1))
-            ),
+            pos_quiet=quiet,
+            sources_disagree=disagree,
+            reasons=reasons,
         )
 
-    def answer(self, store_id: str, sku: str, wanted: int, now: datetime) -> Badge:
-        """The badge the live API would give at ``now``, with the default arrival horizon."""
+    def answer(
+        self, store_id: str, sku: str, wanted: int, now: datetime, *, reasons: bool = True
+    ) -> Badge:
+        """The badge the live API would give at ``now``, with the default arrival horizon.
+        ``reasons=False`` (the backtest, which scores state, book and confidence): the same
+        badge without its reasons, nor the store-quiet and disagreement checks only they read."""
         p = self.pairs.get((store_id, sku))
         pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
         st = self.stores.get(store_id)
@@ -578,9 +589,8 @@ class Engine:
         assessed = None
         if pos is not None:
             horizon = self.policy.arrival_horizon
-            assessed = self._assess(
-                pos, p, wanted, self._store_at(store_id, now, now.timestamp() / 3600, horizon)
-            )
+            at = self._store_at(store_id, now, now.timestamp() / 3600, horizon)
+            assessed = self._assess(pos, p, wanted, at, reasons)
         return badge_for(
             pos,
             policy=self.policy,
@@ -589,4 +599,5 @@ class Engine:
             now=now,
             wanted=wanted,
             assessment=assessed,
+            reasons=reasons,
         )
