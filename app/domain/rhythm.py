@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from itertools import accumulate, repeat
 from math import floor  # floor(x): int(x // 1)'s int for a finite x, without int()'s call
-from operator import lt, mul
+from operator import lt
 
 WEEK_HOURS = 168
 # Pseudo-sales that keep an unseen hour or day from reading as "never trades".
@@ -67,13 +67,12 @@ class Rhythm:
         hs = [(c + HOUR_PRIOR) for c in self.hour]
         day_prior = DAY_PRIOR_SHARE * n / 7 + 1.0
         ds = [(c + day_prior) for c in self.day]
-        # Cell i = day i // 24, hour i % 24. The same products, mapped in C (``operator``
-        # functions): a rebuild runs ~2,000 times a replay, ~5% of its instructions.
-        w: list[float] = []
-        for d in ds:
-            w += map(mul, hs, repeat(d))  # h * d
+        # Cell i = day i // 24, hour i % 24. A rebuild runs ~2,000 times a replay (~5% of
+        # its instructions): comprehensions (~50,000 instructions each) rather than
+        # ``map(mul, ..., repeat(...))`` (~86,000 and ~62,000), the same products.
+        w = [h * d for d in ds for h in hs]
         scale = WEEK_HOURS / sum(w)
-        self._w = ws = list(map(mul, w, repeat(scale)))  # x * scale
+        self._w = ws = [x * scale for x in w]
         self._cum = list(accumulate(ws, initial=0.0))  # cum[i + 1] = cum[i] + w[i]
         quiet = bytes(map(lt, ws, repeat(QUIET_SHARE)))  # 1 where ws[i] < QUIET_SHARE
         start = ws.index(min(ws))  # the first quietest cell, as min(range, key=...) gives
