@@ -70,7 +70,8 @@ def feed(items: list[tuple[datetime, StreamItem]], categories: dict[str, str | N
         elif events_only:
             continue
         elif isinstance(item, Visit):
-            engine.answer(item.store_id, item.sku, item.qty_wanted, at)
+            # without reasons, as replay() asks
+            engine.answer(item.store_id, item.sku, item.qty_wanted, at, reasons=False)
         elif isinstance(item, Feedback):
             engine.observe_feedback(kind=item.kind, store_id=item.store_id, sku=item.sku,
                                     qty=item.qty, observed_at=item.observed_at, now=at)  # fmt: skip

@@ -8,12 +8,15 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from app.backtest.params import profile
 from app.backtest.replay import replay
 from app.backtest.writer import write_dataset
 from app.cli import main as cli_main
+from app.domain.badge import Badge
+from app.domain.engine import Engine
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -61,6 +64,27 @@ def test_the_answer_never_depends_on_the_truth(dataset: Path, tmp_path: Path) ->
         c.mean_confidence for c in sb.calibration or []
     ]
     assert sb.false_promises == sb.promises  # nothing was on the shelf in the rewritten truth
+
+
+def test_answers_without_reasons_are_the_same_badges(dataset: Path) -> None:
+    """The replay asks for badges without reasons (it scores state, book and confidence):
+    each is the full badge less its reasons, and scoring the full ones gives the same report."""
+    answers: list[tuple[Badge, Badge]] = []
+
+    class Both(Engine):
+        def answer(
+            self, store_id: str, sku: str, wanted: int, now: datetime, *, reasons: bool = True
+        ) -> Badge:
+            bare = super().answer(store_id, sku, wanted, now, reasons=False)
+            full = super().answer(store_id, sku, wanted, now)
+            answers.append((bare, full))
+            return full
+
+    scored_full, _ = replay(dataset, make_engine=Both)
+    assert scored_full == replay(dataset)[0]
+    assert answers and all(f.reasons for _, f in answers)
+    assert all(b == msgspec.structs.replace(f, reasons=()) for b, f in answers)
+    assert {f.state for _, f in answers} >= {"in_stock", "unavailable"}
 
 
 def test_the_command_writes_the_contract_report(dataset: Path, tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def _replay(
                 pos_events += 1
         elif isinstance(item, Visit):
             wanted = item.qty_wanted
-            badge = answer(item.store_id, item.sku, wanted, at)
+            badge = answer(item.store_id, item.sku, wanted, at, reasons=False)  # scored: no reasons
             conf = badge.confidence
             # add(qty_wanted, on_shelf_qty, book, promise, confidence), positional: hot loop
             add(wanted, item.on_shelf_qty, badge.book, badge.state in PROMISES,

@@ -52,7 +52,8 @@ def static_buffer_promise(book: int | None, qty_wanted: int, buffer: int = STATI
 
 def _bin_index(confidence: float) -> int:
     # 0.7 is stored as 0.69999…; the epsilon keeps decimal edges in the upper bin.
-    return min(CALIBRATION_BINS - 1, math.floor(confidence * CALIBRATION_BINS + 1e-9))
+    i = math.floor(confidence * CALIBRATION_BINS + 1e-9)
+    return i if i < CALIBRATION_BINS - 1 else CALIBRATION_BINS - 1  # min(BINS - 1, i), per visit
 
 
 class PolicyScore:

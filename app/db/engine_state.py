@@ -162,7 +162,7 @@ class LiveEngine:
     def quiet_stores(self, now: datetime) -> list[str]:
         """Stores whose tills went quiet for longer than usual (the ``pos_quiet`` reason)."""
         return sorted(
-            s for s in self.engine.watermark if self.engine.store_quiet(s, now) >= QUIET_EVENTS
+            s for s in self.engine.watermarks() if self.engine.store_quiet(s, now) >= QUIET_EVENTS
         )
 
     async def _persisted_calibration(self, conn: Connection) -> CalibrationMap | None:

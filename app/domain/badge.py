@@ -63,6 +63,7 @@ def badge_for(
     now: datetime,
     wanted: int = 1,
     assessment: Assessment | None = None,
+    reasons: bool = True,
 ) -> Badge:
     """The badge for one (store, sku) at ``now``.
 
@@ -70,7 +71,8 @@ def badge_for(
     (latest POS event or snapshot ``as_of``): a store whose feeds went quiet gets no
     promise, whatever a single item's record says. ``assessment`` (optional, so
     callers without the engine keep the book-only badge) adds confidence, the held
-    back units and the engine's reasons.
+    back units and the engine's reasons. ``reasons=False`` leaves the reasons out (the
+    backtest scores state, book and confidence only): the same badge with ``reasons=()``.
     """
     if wanted < 1:
         raise ValueError("wanted must be at least 1")
@@ -93,32 +95,34 @@ def badge_for(
     last = position.last_event_at
     as_of = position.base_at if last is None or not last > position.base_at else last
     fresh = as_of if store_newest_at is None or as_of > store_newest_at else store_newest_at
-    reasons: list[Reason] = []
-    if position.base_source == "count":
-        reasons.append(Reason.COUNTED)
     state: BadgeState
+    why: Reason  # the state's reason, first of the badge's
     if is_stale(fresh, now, policy):
-        state, reasons = "unknown", [Reason.STALE_DATA, *reasons]
+        state, why = "unknown", Reason.STALE_DATA
     else:
         promisable = position.book - buffer
         if position.book <= 0:
-            state, reasons = "unavailable", [Reason.OUT_OF_STOCK, *reasons]
+            state, why = "unavailable", Reason.OUT_OF_STOCK
         elif promisable <= 0:
-            state, reasons = "unavailable", [Reason.WITHIN_SAFETY_BUFFER, *reasons]
+            state, why = "unavailable", Reason.WITHIN_SAFETY_BUFFER
         elif promisable < wanted:
-            state, reasons = "unavailable", [Reason.BELOW_WANTED, *reasons]
+            state, why = "unavailable", Reason.BELOW_WANTED
         elif confidence is not None and confidence < policy.confidence_threshold:
-            state, reasons = "unavailable", [Reason.LOW_CONFIDENCE, *reasons]
+            state, why = "unavailable", Reason.LOW_CONFIDENCE
         elif promisable < policy.low_stock_below:
-            state, reasons = "low_stock", [Reason.FEW_LEFT, *reasons]
+            state, why = "low_stock", Reason.FEW_LEFT
         else:
-            state, reasons = "in_stock", [Reason.MARGIN_OK, *reasons]
-    if assessment is not None:
-        if state in PROMISES:
-            reasons.append(Reason.CONFIDENT)
-        for r in assessment.reasons:  # a loop, not a generator: this runs per visit
-            if r not in reasons:
-                reasons.append(r)
+            state, why = "in_stock", Reason.MARGIN_OK
+    found: tuple[Reason, ...] = ()
+    if reasons:
+        listed = [why, Reason.COUNTED] if position.base_source == "count" else [why]
+        if assessment is not None:
+            if state in PROMISES:
+                listed.append(Reason.CONFIDENT)
+            for r in assessment.reasons:  # a loop, not a generator: this runs per visit
+                if r not in listed:
+                    listed.append(r)
+        found = tuple(listed)
     return Badge(
         state=state,
         book=position.book,
@@ -126,7 +130,7 @@ def badge_for(
         wanted=wanted,
         confidence=confidence,
         as_of=as_of,
-        reasons=tuple(reasons),
+        reasons=found,
     )
 
 

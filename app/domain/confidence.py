@@ -176,9 +176,12 @@ def assessment(
     calibrate: Calibrate | None,
     pos_quiet: bool,
     sources_disagree: bool,
+    reasons: bool = True,
 ) -> Assessment:
     """The Assessment for evidence ``ev``: one place for the confidence, the held-back
-    units and the reason rules, shared by the engine and by ``reassess`` (stored records)."""
+    units and the reason rules, shared by the engine and by ``reassess`` (stored records).
+    ``reasons=False`` leaves the reasons out (the backtest scores only the numbers): the
+    same confidence and held-back units."""
     # confidence() and held_back() inlined: depletion and p_phantom read once each.
     mean = ev.expected_sales + ev.unreported_sales + ev.unrecorded_loss  # depletion(ev)
     phantom = p_phantom(ev)
@@ -188,22 +191,23 @@ def assessment(
         conf = conf if conf < 1.0 else 1.0
         conf = conf if conf > 0.0 else 0.0
     for_sales, for_uncertainty = _held_back(mean, threshold)
-    reasons: list[Reason] = []
-    if pos_quiet:
-        reasons.append(Reason.POS_QUIET)
-    if phantom >= 0.2 and phantom >= 2 * ev.phantom_prior:
-        reasons.append(Reason.SILENT_SHELF)
-    if ev.back_room > 0 and ev.shelf_fill < 0.9 and ev.book - ev.back_room < ev.wanted + 1:
-        reasons.append(Reason.LIKELY_IN_BACK_ROOM)
-    if ev.unrecorded_loss >= 1.0:
-        reasons.append(Reason.RECENT_LOSS)
-    if sources_disagree:
-        reasons.append(Reason.SOURCES_DISAGREE)
-    if ev.expected_sales >= 1.0:
-        reasons.append(Reason.SELLING_FAST)
+    found: list[Reason] = []
+    if reasons:
+        if pos_quiet:
+            found.append(Reason.POS_QUIET)
+        if phantom >= 0.2 and phantom >= 2 * ev.phantom_prior:
+            found.append(Reason.SILENT_SHELF)
+        if ev.back_room > 0 and ev.shelf_fill < 0.9 and ev.book - ev.back_room < ev.wanted + 1:
+            found.append(Reason.LIKELY_IN_BACK_ROOM)
+        if ev.unrecorded_loss >= 1.0:
+            found.append(Reason.RECENT_LOSS)
+        if sources_disagree:
+            found.append(Reason.SOURCES_DISAGREE)
+        if ev.expected_sales >= 1.0:
+            found.append(Reason.SELLING_FAST)
     return Assessment(
         confidence=conf,
         held_for_sales=for_sales,
         held_for_uncertainty=for_uncertainty,
-        reasons=tuple(reasons),
+        reasons=tuple(found),
     )

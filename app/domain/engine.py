@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
+import msgspec
+
 from app.domain.badge import Badge, badge_for
 from app.domain.calibration import MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, assessment
@@ -38,6 +40,40 @@ def _order(e: PosEvent) -> tuple[datetime, str]:
     return (e.occurred_at, e.event_id)
 
 
+class StoreState:
+    """What the engine keeps about one store: its rhythm (``SalesSpeed``'s own object),
+    the newest ``occurred_at`` published (the watermark), the events seen, and readings
+    kept while what they read holds. One dict lookup per visit (none per event: a pair
+    holds its store's) in place of a store key in a dict each."""
+
+    __slots__ = (
+        "events",
+        "opened_clock",
+        "rhythm",
+        "shelf_factor",
+        "shelf_version",
+        "watermark",
+        "wm_clock",
+        "wm_x",
+    )
+
+    def __init__(self, rhythm: Rhythm) -> None:
+        self.rhythm = rhythm
+        self.watermark: datetime | None = None  # newest occurred_at published
+        # Its epoch hours when a sale set it (read at the sale; None when another event
+        # did): a datetime's ``timestamp()`` is ~1,400 instructions.
+        self.wm_x: float | None = None
+        self.events = 0  # POS events seen
+        # Clock readings kept while the moment and the rhythm hold: (watermark, rhythm
+        # builds, its clock), (opened, builds, its clock).
+        self.wm_clock: tuple[datetime, int, float] | None = None
+        self.opened_clock: tuple[datetime, int, float] | None = None
+        # ``PairEmptiness.store_factor`` of its phantom rate, as of the engine's shelf
+        # observation count ``shelf_version`` (any store's observation moves the chain's rates).
+        self.shelf_factor = 0.0
+        self.shelf_version = -1
+
+
 class Pair:
     """What the engine keeps about one (store, sku) that saw a POS event or feedback.
 
@@ -58,11 +94,13 @@ class Pair:
         "receipt_before",
         "sale_x",
         "shelf_obs",
+        "store",
         "units",
         "verified",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, store: StoreState) -> None:
+        self.store = store  # its store's state
         self.book: PairBook | None = None  # the ledger's events and running book
         self.units = 0.0  # units sold (``SalesSpeed``)
         self.verified: datetime | None = None  # last count or shelf count (``loss``)
@@ -78,44 +116,27 @@ class Pair:
         self.day: DayTally | None = None  # units sold on the current trading day (``runout``)
 
 
-class StoreAt:
+class StoreAt(msgspec.Struct, gc=False):
     """A store's side of the evidence at one moment: what every pair of the store reads
     alike (clocks at ``now``, at arrival and at the watermark, the speed's exposure, the
     empty-shelf factor). Built once per visit, or once per store for a recompute's many
-    pairs at one ``now``; valid until the engine is fed again."""
+    pairs at one ``now``; valid until the engine is fed again. A Struct: built
+    positionally in C (a class's ``__init__`` of 13 arguments cost ~3× as much per
+    visit); ``gc=False``, as nothing it refers to refers back to it."""
 
-    __slots__ = (
-        "c_end",
-        "c_now",
-        "c_wm",
-        "exposure",
-        "into_day",
-        "now",
-        "opened",
-        "rhythm",
-        "shelf_factor",
-        "store_id",
-        "watermark",
-        "x_now",
-    )
-
-    def __init__(
-        self, store_id: str, now: datetime, x_now: float, rhythm: Rhythm, opened: datetime | None,
-        watermark: datetime | None, exposure: float, c_now: float, c_end: float | None,
-        into_day: float, c_wm: float, shelf_factor: float,
-    ) -> None:  # fmt: skip
-        self.store_id = store_id
-        self.now = now
-        self.x_now = x_now  # now.timestamp() / 3600
-        self.rhythm = rhythm
-        self.opened = opened
-        self.watermark = watermark  # min(now, the store's newest occurred_at), if any
-        self.exposure = exposure  # ``SalesSpeed.exposure`` at now
-        self.c_now = c_now  # the clock at now
-        self.c_end = c_end  # the clock at arrival (None: no horizon)
-        self.into_day = into_day
-        self.c_wm = c_wm  # the clock at the watermark (0.0 without one)
-        self.shelf_factor = shelf_factor  # ``PairEmptiness.store_factor`` of its phantom rate
+    store_id: str
+    state: StoreState
+    now: datetime
+    x_now: float  # now.timestamp() / 3600
+    rhythm: Rhythm
+    opened: datetime | None
+    watermark: datetime | None  # min(now, the store's newest occurred_at), if any
+    exposure: float  # ``SalesSpeed.exposure`` at now
+    c_now: float  # the clock at now
+    c_end: float | None  # the clock at arrival (None: no horizon)
+    into_day: float
+    c_wm: float  # the clock at the watermark (0.0 without one)
+    shelf_factor: float  # ``PairEmptiness.store_factor`` of its phantom rate
 
 
 class Engine:
@@ -137,27 +158,27 @@ class Engine:
         self.runout = RunOut()
         self.calibration = Calibration()
         self.pairs: dict[tuple[str, str], Pair] = {}
-        self.watermark: dict[str, datetime] = {}  # newest occurred_at published per store
-        self.events_seen: dict[str, int] = {}
+        self.stores: dict[str, StoreState] = {}
         self._feedback_ids = 0
-        # Per store, its watermark's epoch hours when a sale set it (read at the sale):
-        # (watermark, hours). A datetime's ``timestamp()`` is ~1,400 instructions.
-        self._wm_x: dict[str, tuple[datetime, float]] = {}
-        # Per store, a clock reading kept while the moment and the rhythm hold:
-        # (watermark, rhythm builds, its clock), (opened, builds, its clock).
-        self._wm_clock: dict[str, tuple[datetime, int, float]] = {}
-        self._opened_clock: dict[str, tuple[datetime, int, float]] = {}
-        # Per store, ``PairEmptiness.store_factor`` of its phantom rate, until the next
-        # shelf observation (any store's moves the chain's rates).
-        self._shelf_factors: dict[str, float] = {}
+        self._shelf_observations = 0  # (a store's empty-shelf factor holds until the next)
 
     # ---- feeding -------------------------------------------------------------------
 
     def _pair(self, key: tuple[str, str]) -> Pair:
         p = self.pairs.get(key)
         if p is None:
-            p = self.pairs[key] = Pair()
+            p = self.pairs[key] = Pair(self._store(key[0]))
         return p
+
+    def _store(self, store_id: str) -> StoreState:
+        st = self.stores.get(store_id)
+        if st is None:
+            st = self.stores[store_id] = StoreState(self.sales.store_rhythm(store_id))
+        return st
+
+    def watermarks(self) -> dict[str, datetime]:
+        """The newest ``occurred_at`` published per store (stores with a POS event)."""
+        return {s: st.watermark for s, st in self.stores.items() if st.watermark is not None}
 
     def _sighted(self, store: str, sku: str, category: str | None, at: datetime) -> None:
         """A pair without ledger events seen at ``at`` (an event or a snapshot row)."""
@@ -183,14 +204,15 @@ class Engine:
         category = self.categories.get(sku)
         p = self.pairs.get(key)
         if p is None:
-            p = self.pairs[key] = Pair()
+            p = self.pairs[key] = Pair(self._store(store))
+        st = p.store
         if p.book is None:
             self._sighted(store, sku, category, at)
         x: float | None = None  # a sale's epoch hours
         if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
             qty = e.qty
             sales = self.sales
-            rhythm = sales.store_rhythm(store)
+            rhythm = st.rhythm
             ts = at.timestamp()  # one reading for the learner, the rhythm and the marks below
             x = ts / 3600
             if self.runout_factor:  # the run-out learner, before the sale counts toward speed
@@ -221,13 +243,10 @@ class Engine:
             ):
                 p.last_receipt = e
         p.book = ledger.record(e, p.book)
-        watermark, seen = self.watermark, self.events_seen
-        wm = watermark.get(store)
+        wm = st.watermark
         if wm is None or at > wm:
-            watermark[store] = at
-            if x is not None:
-                self._wm_x[store] = (at, x)
-        seen[store] = seen.get(store, 0) + 1
+            st.watermark, st.wm_x = at, x
+        st.events += 1
         return True
 
     def _counted(
@@ -279,7 +298,7 @@ class Engine:
                 p.empty += 1.0 if empty else 0.0
                 p.n += 1.0
                 self.emptiness.observe_bin(per_day, empty)
-                self._shelf_factors.clear()  # the store's and the chain's rates moved
+                self._shelf_observations += 1  # the store's and the chain's rates moved
                 self.idle.observe(idle, empty)
             self._learn_fill(pos, p, kind, qty, observed_at)
         if kind == "shelf_count":
@@ -349,9 +368,10 @@ class Engine:
         """The store's side of the evidence at ``now`` (``x_now``: its epoch hours), for
         arrival ``horizon`` ahead (zero: no arrival clock)."""
         sales = self.sales
-        rhythm = sales.store_rhythm(store)
+        st = self._store(store)
+        rhythm = st.rhythm
         opened = sales.opened.get(store)
-        wm = self.watermark.get(store)
+        wm = st.watermark
         if wm is not None and not wm < now:
             wm = now  # min(now, wm)
         c_end: float | None
@@ -362,23 +382,23 @@ class Engine:
             c_end = None
         c_wm = 0.0
         if wm is not None:
-            c_wm = c_now if wm == now else self._clock_wm(store, wm, rhythm)
-        factor = self._shelf_factors.get(store)
-        if factor is None:
-            factor = self.emptiness.store_factor(self.phantom.prior(store))
-            self._shelf_factors[store] = factor
-        return StoreAt(store, now, x_now, rhythm, opened, wm, sales.exposure(opened, now),
-                       c_now, c_end, into_day, c_wm, factor)  # fmt: skip
+            c_wm = c_now if wm == now else self._clock_wm(st, wm)
+        if st.shelf_version != self._shelf_observations:
+            st.shelf_factor = self.emptiness.store_factor(self.phantom.prior(store))
+            st.shelf_version = self._shelf_observations
+        return StoreAt(store, st, now, x_now, rhythm, opened, wm, sales.exposure(opened, now),
+                       c_now, c_end, into_day, c_wm, st.shelf_factor)  # fmt: skip
 
-    def _clock_wm(self, store: str, wm: datetime, rhythm: Rhythm) -> float:
+    @staticmethod
+    def _clock_wm(st: StoreState, wm: datetime) -> float:
         """The clock at the store's watermark ``wm`` (kept until it moves or the rhythm is
         rebuilt: read by a visit's evidence and again by ``_quiet``)."""
+        rhythm = st.rhythm
         builds = rhythm.fresh_builds()
-        cached = self._wm_clock.get(store)
+        cached = st.wm_clock
         if cached is None or cached[0] is not wm or cached[1] != builds:
-            known = self._wm_x.get(store)
-            x = known[1] if known is not None and known[0] is wm else wm.timestamp() / 3600
-            cached = self._wm_clock[store] = (wm, builds, rhythm.clock_h(x))
+            x = st.wm_x if st.wm_x is not None else wm.timestamp() / 3600  # (wm: the watermark)
+            cached = st.wm_clock = (wm, builds, rhythm.clock_h(x))
         return cached[2]
 
     def _evidence_at(
@@ -500,30 +520,29 @@ class Engine:
     def _quiet(self, store_id: str, now: datetime, at: StoreAt | None) -> float:
         """``store_quiet``; ``at`` is the store's side at ``now`` when already built (its
         opening, rhythm and clock at ``now``)."""
-        wm = self.watermark.get(store_id)
+        st = self.stores.get(store_id) if at is None else at.state
         opened = self.sales.opened.get(store_id) if at is None else at.opened
-        if wm is None or opened is None:
+        if st is None or st.watermark is None or opened is None:
             return 0.0
+        wm = st.watermark
         if at is None:
-            rhythm = self.sales.store_rhythm(store_id)
+            rhythm = st.rhythm
             builds = rhythm.fresh_builds()  # a rebuild that is due happens now, as it did
             if now <= wm:
                 return 0.0
-            c_wm = self._clock_wm(store_id, wm, rhythm)
+            c_wm = self._clock_wm(st, wm)
             c_now = rhythm.clock_h(now.timestamp() / 3600)
         elif now <= wm:
             return 0.0
         else:  # the StoreAt's readings, on the profile it freshened (wm < now: at.c_wm is wm's)
             rhythm, builds, c_wm, c_now = at.rhythm, at.rhythm.builds, at.c_wm, at.c_now
-        cached = self._opened_clock.get(store_id)
+        cached = st.opened_clock
         if cached is None or cached[0] is not opened or cached[1] != builds:
-            cached = self._opened_clock[store_id] = (
-                opened, builds, rhythm.clock_h(opened.timestamp() / 3600),
-            )  # fmt: skip
+            cached = st.opened_clock = (opened, builds, rhythm.clock_h(opened.timestamp() / 3600))
         exposure = c_wm - cached[2] if wm > opened else 0.0
         if exposure <= 1.0:
             return 0.0
-        rate = self.events_seen.get(store_id, 0) / exposure
+        rate = st.events / exposure
         return rate * (c_now - c_wm)
 
     def last_gap(self, store_id: str, sku: str) -> tuple[datetime, int] | None:
@@ -537,34 +556,46 @@ class Engine:
         at = self._store_at(pos.store_id, now, now.timestamp() / 3600, self.policy.arrival_horizon)
         return self._assess(pos, p, wanted, at)
 
-    def _assess(self, pos: BookPosition, p: Pair | None, wanted: int, at: StoreAt) -> Assessment:
+    def _assess(
+        self, pos: BookPosition, p: Pair | None, wanted: int, at: StoreAt, reasons: bool = True
+    ) -> Assessment:
         ev = self._evidence_at(pos, p, wanted, at)[0]
-        gap = None if p is None else p.last_gap
-        now = at.now
+        quiet = disagree = False  # read only for the reasons
+        if reasons:
+            now = at.now
+            quiet = self._quiet(pos.store_id, now, at) >= QUIET_EVENTS
+            gap = None if p is None else p.last_gap
+            disagree = (
+                gap is not None
+                and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400
+                and abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1))
+            )
         return assessment(
             ev,
             threshold=self.policy.confidence_threshold,
             calibrate=self.calibration if self.calibration.labels >= MIN_LABELS else None,
-            pos_quiet=self._quiet(pos.store_id, now, at) >= QUIET_EVENTS,
-            sources_disagree=(
-                gap is not None
-                and (now - gap[0]).total_seconds() < DISAGREE_DAYS * 86400
-                and abs(gap[1]) >= max(3, 0.3 * max(pos.book, 1))
-            ),
+            pos_quiet=quiet,
+            sources_disagree=disagree,
+            reasons=reasons,
         )
 
-    def answer(self, store_id: str, sku: str, wanted: int, now: datetime) -> Badge:
-        """The badge the live API would give at ``now``, with the default arrival horizon."""
+    def answer(
+        self, store_id: str, sku: str, wanted: int, now: datetime, *, reasons: bool = True
+    ) -> Badge:
+        """The badge the live API would give at ``now``, with the default arrival horizon.
+        ``reasons=False`` (the backtest, which scores state, book and confidence): the same
+        badge without its reasons, nor the store-quiet and disagreement checks only they read."""
         p = self.pairs.get((store_id, sku))
         pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
-        wm, snap = self.watermark.get(store_id), self.ledger.location_as_of.get(store_id)
+        st = self.stores.get(store_id)
+        wm = None if st is None else st.watermark
+        snap = self.ledger.location_as_of.get(store_id)
         store_newest = snap if wm is None or (snap is not None and snap > wm) else wm  # newest()
         assessed = None
         if pos is not None:
             horizon = self.policy.arrival_horizon
-            assessed = self._assess(
-                pos, p, wanted, self._store_at(store_id, now, now.timestamp() / 3600, horizon)
-            )
+            at = self._store_at(store_id, now, now.timestamp() / 3600, horizon)
+            assessed = self._assess(pos, p, wanted, at, reasons)
         return badge_for(
             pos,
             policy=self.policy,
@@ -573,4 +604,5 @@ class Engine:
             now=now,
             wanted=wanted,
             assessment=assessed,
+            reasons=reasons,
         )

@@ -5,8 +5,9 @@ scratch per question is too slow for a replay that asks it ~50,000 times while
 absorbing ~100,000 events. This ledger keeps, per (store, sku), the events in
 ``occurred_at`` order and a running sum of the movements after the current base,
 so the usual question (the book *now*, after every known event) costs O(1); a
-question about an earlier moment falls back to the reference rules on the kept
-events. A property test holds it equal to the reference on shuffled, redelivered
+question about an earlier moment takes back the movements after it (feedback is
+about a moment before the pair's newest events), and falls back to the reference
+rules on the kept events only when a count came after it. A property test holds it equal to the reference on shuffled, redelivered
 and late streams. Pure: no I/O, no clock.
 """
 
@@ -80,6 +81,18 @@ class PairBook:
             if not isinstance(e, Count):
                 total += -e.qty if isinstance(e, Sale) else e.qty
         self.moved, self.moved_base_at = total, base_at
+
+    def after(self, at: datetime, base_at: datetime) -> tuple[int, datetime | None]:
+        """The movements after ``at`` (and after the base, ``base_at``) summed, and the
+        newest ``occurred_at`` at or before ``at`` (None: none): what separates the book
+        at ``at`` from the running one when the base is the same at both moments."""
+        total = 0
+        for occurred, _, e in reversed(self.events):
+            if occurred <= at:
+                return total, occurred
+            if occurred > base_at and not isinstance(e, Count):
+                total += -e.qty if isinstance(e, Sale) else e.qty
+        return total, None
 
 
 _ROW_NUMBERS: list[int] = []  # shared int objects for row numbers (above 256 each is an object)
@@ -214,16 +227,22 @@ class Ledger:
         rows = self.rows_at.get(store_id)
         i = None if rows is None else rows.index.get(sku)
         loc_as_of = self.location_as_of.get(store_id)
-        if pb is not None and pb.max_occurred is not None and at < pb.max_occurred:
-            return book_position(
-                store_id,
-                sku,
-                snapshot_row=None if rows is None else rows.row(store_id, sku),
-                location_as_of=loc_as_of,
-                events=[e for _, _, e in pb.events],
-                at=at,
-            )
-        # Fast path: every kept event (if any) is at or before ``at``.
+        last: datetime | None = None  # the pair's newest occurred_at
+        c: Count | None = None  # its latest count
+        if pb is not None:
+            last, c = pb.max_occurred, pb.latest_count
+            if c is not None and at < c.occurred_at:
+                # A count after ``at``: the base at ``at`` is an older one (reference rules).
+                return book_position(
+                    store_id,
+                    sku,
+                    snapshot_row=None if rows is None else rows.row(store_id, sku),
+                    location_as_of=loc_as_of,
+                    events=[e for _, _, e in pb.events],
+                    at=at,
+                )
+        # Fast path: the base at ``at`` is the running one (every count, if any, is at or
+        # before ``at``); events after ``at`` are taken back below.
         base_qty: int | None = None
         base_at: datetime | None = None
         in_transit = 0
@@ -240,7 +259,6 @@ class Ledger:
             return BookPosition(store_id=store_id, sku=sku, book=base_qty, base_source="snapshot",
                                 base_at=base_at, snapshot_as_of=snap_as_of, in_transit=in_transit)  # fmt: skip
         source = "snapshot"
-        c = pb.latest_count
         if c is not None and (base_at is None or c.occurred_at > base_at):
             base_qty, base_at, source = c.on_hand, c.occurred_at, "count"
         if base_qty is None or base_at is None:
@@ -249,13 +267,17 @@ class Ledger:
         if pb.base_generation != gen or pb.moved_base_at != base_at:
             pb.recompute(base_at)
             pb.base_generation = gen
+        book = base_qty + pb.moved
+        if last is not None and at < last:  # a moment before the pair's newest events
+            later, last = pb.after(at, base_at)
+            book -= later
         return BookPosition(
             store_id=store_id,
             sku=sku,
-            book=base_qty + pb.moved,
+            book=book,
             base_source="count" if source == "count" else "snapshot",
             base_at=base_at,
             snapshot_as_of=snap_as_of,
-            last_event_at=pb.max_occurred,
+            last_event_at=last,
             in_transit=in_transit,
         )

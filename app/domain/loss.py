@@ -68,11 +68,12 @@ class LossRate:
 
     def rate(self, store_id: str, category: str | None) -> float:
         """Units per item-day, never negative."""
-        chain = max(0.0, self.chain_gone) / (self.chain_days + PRIOR_DAYS)
+        # max(0.0, x) as conditionals (after every count, per store and category read)
+        gone = self.chain_gone
+        chain = (gone if gone > 0.0 else 0.0) / (self.chain_days + PRIOR_DAYS)
         g = (store_id, category)
-        return max(0.0, (self.gone.get(g, 0.0) + PRIOR_DAYS * chain)) / (
-            self.days.get(g, 0.0) + PRIOR_DAYS
-        )
+        gone = self.gone.get(g, 0.0) + PRIOR_DAYS * chain
+        return (gone if gone > 0.0 else 0.0) / (self.days.get(g, 0.0) + PRIOR_DAYS)
 
     def cached_rate(self, store_id: str, category: str | None) -> float:
         """``rate``, kept until the next count moves it."""

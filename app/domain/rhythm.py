@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from itertools import accumulate, repeat
-from operator import lt, mul
+from math import floor  # floor(x): int(x // 1)'s int for a finite x, without int()'s call
+from operator import lt
 
 WEEK_HOURS = 168
 # Pseudo-sales that keep an unseen hour or day from reading as "never trades".
@@ -66,13 +67,12 @@ class Rhythm:
         hs = [(c + HOUR_PRIOR) for c in self.hour]
         day_prior = DAY_PRIOR_SHARE * n / 7 + 1.0
         ds = [(c + day_prior) for c in self.day]
-        # Cell i = day i // 24, hour i % 24. The same products, mapped in C (``operator``
-        # functions): a rebuild runs ~2,000 times a replay, ~5% of its instructions.
-        w: list[float] = []
-        for d in ds:
-            w += map(mul, hs, repeat(d))  # h * d
+        # Cell i = day i // 24, hour i % 24. A rebuild runs ~2,000 times a replay (~5% of
+        # its instructions): comprehensions (~50,000 instructions each) rather than
+        # ``map(mul, ..., repeat(...))`` (~86,000 and ~62,000), the same products.
+        w = [h * d for d in ds for h in hs]
         scale = WEEK_HOURS / sum(w)
-        self._w = ws = list(map(mul, w, repeat(scale)))  # x * scale
+        self._w = ws = [x * scale for x in w]
         self._cum = list(accumulate(ws, initial=0.0))  # cum[i + 1] = cum[i] + w[i]
         quiet = bytes(map(lt, ws, repeat(QUIET_SHARE)))  # 1 where ws[i] < QUIET_SHARE
         start = ws.index(min(ws))  # the first quietest cell, as min(range, key=...) gives
@@ -97,7 +97,7 @@ class Rhythm:
         return self.builds
 
     def _at(self, x: float) -> float:
-        k = int(x // 1)
+        k = floor(x)
         weeks, i = divmod(k, WEEK_HOURS)
         return weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
 
@@ -117,7 +117,7 @@ class Rhythm:
         cum, w = self._cum, self._w
         out = []
         for x in xs:
-            k = int(x // 1)
+            k = floor(x)
             weeks, i = divmod(k, WEEK_HOURS)
             out.append(weeks * WEEK_HOURS + cum[i] + (x - k) * w[i])
         return out
@@ -126,7 +126,7 @@ class Rhythm:
         """``clock`` of a moment given as epoch hours (``timestamp() / 3600``)."""
         if self.total > self._built_at * REBUILD_GROWTH + 1.0:
             self._build()
-        k = int(x // 1)
+        k = floor(x)
         weeks, i = divmod(k, WEEK_HOURS)
         return weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
 
@@ -137,16 +137,16 @@ class Rhythm:
         if self.total > self._built_at * REBUILD_GROWTH + 1.0:
             self._build()
         cum, w = self._cum, self._w
-        k = int(x_now // 1)
+        k = floor(x_now)
         weeks, i = divmod(k, WEEK_HOURS)
         w_now = w[i]
         c_now = weeks * WEEK_HOURS + cum[i] + (x_now - k) * w_now
         c_end = 0.0
         if x_end is not None:
-            k = int(x_end // 1)
+            k = floor(x_end)
             weeks, j = divmod(k, WEEK_HOURS)
             c_end = weeks * WEEK_HOURS + cum[j] + (x_end - k) * w[j]
-        # into_day_h(x_now): its cell is int(x // 1) % WEEK_HOURS, i.e. i above
+        # into_day_h(x_now): its cell is floor(x) % WEEK_HOURS, i.e. i above
         into = 0.0 if w_now < QUIET_SHARE else self._since_quiet[i] - w_now * (1.0 - (x_now % 1.0))
         return c_now, c_end, into
 
@@ -164,7 +164,7 @@ class Rhythm:
     def into_day_h(self, x: float) -> float:
         """``into_day`` of a moment given as epoch hours."""
         self._fresh()
-        i = int(x // 1) % WEEK_HOURS
+        i = floor(x) % WEEK_HOURS
         w = self._w[i]
         if w < QUIET_SHARE:
             return 0.0
@@ -174,13 +174,13 @@ class Rhythm:
         """The epoch hour (``int(timestamp // 3600)``) at which the store's trading day
         holding the moment ``x`` (epoch hours) began. Reads the profile as last built
         (no rebuild: a reading here leaves every other reading as it would have been)."""
-        k = int(x // 1)
+        k = floor(x)
         return k - self._day_back[k % WEEK_HOURS]
 
     def built_day_clock_h(self, x: float) -> tuple[int, int, float]:
         """``day_start_h`` of ``x``, the epoch hour the next trading day begins, and the
         ``clocks_h`` of ``x``, on the profile as last built (no rebuild), in one call."""
-        k = int(x // 1)
+        k = floor(x)
         weeks, i = divmod(k, WEEK_HOURS)
         clock = weeks * WEEK_HOURS + self._cum[i] + (x - k) * self._w[i]
         return k - self._day_back[i], k + self._day_fwd[i], clock

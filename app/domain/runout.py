@@ -74,7 +74,7 @@ class RunOut:
 
     def observe(self, store: str, units_before: float, dry: bool) -> None:
         """A stretch at ``store`` that began with ``units_before`` sold that trading day."""
-        i = bisect_right(RUN_EDGES, max(0.0, units_before))
+        i = bisect_right(RUN_EDGES, units_before if units_before > 0.0 else 0.0)
         e = 1.0 if dry else 0.0
         self.bin_dry[i] += e
         self.bin_n[i] += 1.0
@@ -111,7 +111,11 @@ class RunOut:
                     0.0,
                     0.0,
                 )
-            f = self._factors[store] = [min(RUN_FACTOR_MAX, max(1.0, r / chain)) for r in rates]
+            f = self._factors[store] = []
+            for r in rates:  # min(RUN_FACTOR_MAX, max(1.0, r / chain)) as conditionals
+                x = r / chain
+                x = x if x > 1.0 else 1.0
+                f.append(x if x < RUN_FACTOR_MAX else RUN_FACTOR_MAX)
         return f
 
     def factor(self, units_today: float, store: str | None = None) -> float:

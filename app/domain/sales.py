@@ -71,7 +71,8 @@ class SalesSpeed:
     def speed_at(self, store_id: str, units: float, category: str | None, exposure: float) -> float:
         """``speed`` given the store's ``exposure`` at the moment."""
         g = (store_id, category)
-        items = max(1, self.group_items.get(g, 0))
+        items = self.group_items.get(g, 0)
+        items = items if items > 1 else 1  # max(1, items), as a conditional (per visit)
         group = self.group_units.get(g, 0.0)
         prior = (group + 1.0) / (items * exposure + PRIOR_HOURS * items)
         return (units + PRIOR_HOURS * prior) / (exposure + PRIOR_HOURS)

@@ -56,7 +56,7 @@ class ShelfFill:
     def p_filled(self, hours: float) -> float:
         if hours >= FILL_EDGES[-1]:
             return 1.0
-        return self.curve()[bisect_right(FILL_EDGES, max(0.0, hours))]
+        return self.curve()[bisect_right(FILL_EDGES, hours if hours > 0.0 else 0.0)]
 
 
 class PhantomRate:
@@ -141,7 +141,7 @@ class PairEmptiness:
 
     @staticmethod
     def _bin(per_day: float) -> int:
-        return bisect_right(SPEED_EDGES, max(0.0, per_day))
+        return bisect_right(SPEED_EDGES, per_day if per_day > 0.0 else 0.0)
 
     def observe(self, store_id: str, sku: str, per_day: float, empty: bool) -> None:
         key = (store_id, sku)
@@ -183,7 +183,9 @@ class PairEmptiness:
         one per store until the next observation, whatever the pair."""
         lo, hi = STORE_FACTOR
         chain = self._chain if self._chain is not None else self.chain()
-        return min(hi, max(lo, store_rate / chain))
+        f = store_rate / chain  # min(hi, max(lo, f)) as conditionals
+        f = f if f > lo else lo
+        return f if f < hi else hi
 
     def prior_with(self, empty: float, n: float, per_day: float, factor: float) -> float:
         """``prior_of`` given the store's ``store_factor``."""
@@ -221,7 +223,7 @@ class IdleEmptiness:
         self._factors: list[float] | None = None
 
     def observe(self, idle_hours: float, empty: bool) -> None:
-        i = bisect_right(IDLE_EDGES, max(0.0, idle_hours))
+        i = bisect_right(IDLE_EDGES, idle_hours if idle_hours > 0.0 else 0.0)
         self.bin_empty[i] += 1.0 if empty else 0.0
         self.bin_n[i] += 1.0
         self._factors = None
