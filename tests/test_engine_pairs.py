@@ -111,3 +111,34 @@ def test_an_empty_shelf_after_a_receipt_says_the_units_wait_only_while_the_book_
     assert sum(waiting.fill.n) == 1 and sum(waiting.fill.filled) == 0
     assert sum(sold_through.fill.n) == 0
     assert sold_through.fill.curve() == Engine(Policy(), {}).fill.curve()
+
+
+def _store_with_a_glitch(qty: int) -> Engine:
+    """Two pairs of one store selling through a week; on day 3 pair B's till sends one
+    sale of ``qty`` units."""
+    engine = Engine(Policy(), {"A": "food", "B": "food"})
+    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 500, 0, 0, T0),
+                                 SnapshotRow("S1", "B", 500, 0, 0, T0)])  # fmt: skip
+    n = 0
+    for day in range(7):
+        for hour in (9, 11, 13, 15, 17):
+            for sku in ("A", "B"):
+                at = T0 + timedelta(days=day, hours=hour - 6)
+                n += 1
+                engine.observe_event(
+                    Sale(event_id=f"s{n}", store_id="S1", sku=sku, occurred_at=at, qty=2)
+                )
+    at = T0 + timedelta(days=3, hours=2)  # 08:00, an hour the store otherwise sells nothing
+    engine.observe_event(Sale(event_id="glitch", store_id="S1", sku="B", occurred_at=at, qty=qty))
+    return engine
+
+
+def test_one_absurd_sale_line_teaches_the_store_no_more_than_two_dozen_units() -> None:
+    """A till's qty 1,000,000,000 reaches the other items of its store as a 24-unit sale
+    would (the store's week and category speed); its own book takes every unit."""
+    glitch, bulk = _store_with_a_glitch(1_000_000_000), _store_with_a_glitch(24)
+    now = T0 + timedelta(days=7, hours=2)
+    for wanted in (1, 40, 120):
+        assert glitch.answer("S1", "A", wanted, now) == bulk.answer("S1", "A", wanted, now)
+    book = glitch.ledger.position("S1", "B", now)
+    assert book is not None and book.book == 500 - 70 - 1_000_000_000

@@ -13,6 +13,12 @@ from datetime import datetime
 from app.domain.rhythm import Rhythm
 
 PRIOR_HOURS = 48.0
+# Units one sale line can teach the store's side (its week's rhythm, its store × category
+# speed): a till that sends qty 2,000,000,000 by mistake would otherwise rewrite the
+# store's week and every item's prior there (measured: one such line moved a whole
+# dataset's false-promise rate, docs/engine.md). Two dozen still counts a bulk buy as
+# a big one; the book and the pair's own speed take every unit.
+STORE_UNITS_PER_SALE = 24
 
 
 class SalesSpeed:
@@ -49,7 +55,8 @@ class SalesSpeed:
     ) -> None:
         """The store × category side of a sale (the pair's units are the caller's), given
         the store's rhythm and the sale's epoch hour (``int(timestamp // 3600)``), which
-        the engine's sale path already holds."""
+        the engine's sale path already holds; at most ``STORE_UNITS_PER_SALE`` units."""
+        qty = qty if qty < STORE_UNITS_PER_SALE else STORE_UNITS_PER_SALE
         g = (store_id, category)
         self.group_units[g] = self.group_units.get(g, 0.0) + qty
         rhythm.add_hour(hour, qty)
