@@ -142,3 +142,29 @@ def test_one_absurd_sale_line_teaches_the_store_no_more_than_two_dozen_units() -
         assert glitch.answer("S1", "A", wanted, now) == bulk.answer("S1", "A", wanted, now)
     book = glitch.ledger.position("S1", "B", now)
     assert book is not None and book.book == 500 - 70 - 1_000_000_000
+
+
+def _store_counted(on_hand_b: int) -> Engine:
+    """Pairs A and B of one store, with books of 100 and 20 from a snapshot; a week later
+    A is counted 50 short (a loss to learn from) and B's count says ``on_hand_b``."""
+    engine = Engine(Policy(), {"A": "food", "B": "food"})
+    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 100, 0, 0, T0),
+                                 SnapshotRow("S1", "B", 20, 0, 0, T0)])  # fmt: skip
+    t1 = T0 + timedelta(days=7)
+    engine.observe_event(Count(event_id="cA", store_id="S1", sku="A", occurred_at=t1, on_hand=50))
+    engine.observe_event(
+        Count(event_id="cB", store_id="S1", sku="B", occurred_at=t1, on_hand=on_hand_b)
+    )
+    return engine
+
+
+def test_a_count_far_above_the_book_teaches_the_loss_rates_two_dozen_units_found() -> None:
+    """A count keyed as 2,000,000,000 cancels the store's and the chain's losses no more
+    than one finding 24 units over the book would; the count itself is B's new base."""
+    typo, found = _store_counted(2_000_000_000), _store_counted(20 + 24)
+    assert typo.loss.rate("S1", "food") == found.loss.rate("S1", "food") > 0.0
+    later = T0 + timedelta(days=20)
+    for wanted in (1, 30, 50):
+        assert typo.answer("S1", "A", wanted, later) == found.answer("S1", "A", wanted, later)
+    book = typo.ledger.position("S1", "B", later)
+    assert book is not None and book.book == 2_000_000_000 and book.base_source == "count"

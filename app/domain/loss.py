@@ -13,6 +13,11 @@ from datetime import datetime
 UNVERIFIED_DAYS = 30.0
 PRIOR_DAYS = 60.0
 MAX_DAYS = 90.0
+# Units one count may say were found (count above the book) for the rates: a count keyed
+# as 2,000,000,000, or 1000 for 10, would otherwise cancel the chain's losses for good
+# and make every pair look safer (measured in docs/engine.md). A loss is never clipped
+# (it cannot exceed the book before the count: the cautious side).
+MAX_FOUND_PER_COUNT = 24
 
 
 def days_unverified(verified: datetime | None, first_seen: datetime | None, now: datetime) -> float:
@@ -58,7 +63,9 @@ class LossRate:
 
     def counted(self, store_id: str, category: str | None, days: float, gap: int) -> None:
         """A count found ``gap`` units fewer than the book after ``days`` unverified
-        (already capped at ``MAX_DAYS``)."""
+        (already capped at ``MAX_DAYS``); a count above the book by more than
+        ``MAX_FOUND_PER_COUNT`` counts as that many found."""
+        gap = gap if gap > -MAX_FOUND_PER_COUNT else -MAX_FOUND_PER_COUNT
         g = (store_id, category)
         self.gone[g] = self.gone.get(g, 0.0) + gap
         self.days[g] = self.days.get(g, 0.0) + days
