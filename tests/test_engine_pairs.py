@@ -168,3 +168,38 @@ def test_a_count_far_above_the_book_teaches_the_loss_rates_two_dozen_units_found
         assert typo.answer("S1", "A", wanted, later) == found.answer("S1", "A", wanted, later)
     book = typo.ledger.position("S1", "B", later)
     assert book is not None and book.book == 2_000_000_000 and book.base_source == "count"
+
+
+def _store_with_a_sale_dated(at: datetime | None) -> Engine:
+    """A store of six items selling for a week; a new item's first sale dated ``at``
+    (a till whose clock was reset) arrives on day 3, or none."""
+    skus = ["A", "B", "C", "D", "E", "F"]
+    engine = Engine(Policy(), dict.fromkeys([*skus, "NEW"], "food"))
+    engine.observe_snapshot(T0, [SnapshotRow("S1", s, 50, 0, 0, T0) for s in skus])
+    n = 0
+    for day in range(7):
+        for hour in (9, 12, 15):
+            for sku in skus:
+                n += 1
+                when = T0 + timedelta(days=day, hours=hour - 6)
+                engine.observe_event(
+                    Sale(event_id=f"s{n}", store_id="S1", sku=sku, occurred_at=when, qty=1)
+                )
+            if day == 3 and hour == 9 and at is not None:
+                engine.observe_event(
+                    Sale(event_id="old", store_id="S1", sku="NEW", occurred_at=at, qty=1)
+                )
+    return engine
+
+
+def test_one_event_from_a_reset_till_clock_does_not_date_the_store_back() -> None:
+    """A sale dated 2000 is booked, but the store still trades from its items' sightings
+    of this week: its answers are those of the same sale dated two days before the week
+    (the same weekday and hour, so the store's rhythm learns the same from both)."""
+    reset = _store_with_a_sale_dated(datetime(2000, 1, 1, 10, tzinfo=UTC))  # a Saturday
+    recent = _store_with_a_sale_dated(datetime(2026, 10, 31, 10, tzinfo=UTC))  # a Saturday
+    assert reset.sales.opened["S1"] == recent.sales.opened["S1"] == T0
+    now = T0 + timedelta(days=6, hours=3)
+    for sku in ("A", "NEW"):
+        for wanted in (1, 5, 20):
+            assert reset.answer("S1", sku, wanted, now) == recent.answer("S1", sku, wanted, now)
