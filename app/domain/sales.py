@@ -39,7 +39,9 @@ class SalesSpeed:
         self.group_items: dict[tuple[str, str | None], int] = {}  # skus known per group
         self.rhythm: dict[str, Rhythm] = {}
         self.opened: dict[str, datetime] = {}
-        self._earliest: dict[str, list[datetime]] = {}  # per store, its OPENED_BY earliest sightings
+        self._earliest: dict[
+            str, list[datetime]
+        ] = {}  # per store, its OPENED_BY earliest sightings
 
     def store_rhythm(self, store_id: str) -> Rhythm:
         r = self.rhythm.get(store_id)
