@@ -39,9 +39,8 @@ class SalesSpeed:
         self.group_items: dict[tuple[str, str | None], int] = {}  # skus known per group
         self.rhythm: dict[str, Rhythm] = {}
         self.opened: dict[str, datetime] = {}
-        self._earliest: dict[
-            str, list[datetime]
-        ] = {}  # per store, its OPENED_BY earliest sightings
+        # per store, its OPENED_BY earliest item sightings (``opened`` is the last of them)
+        self._earliest: dict[str, list[datetime]] = {}
 
     def store_rhythm(self, store_id: str) -> Rhythm:
         r = self.rhythm.get(store_id)
