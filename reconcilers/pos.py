@@ -11,7 +11,7 @@ the held pages, never skips one; positions never lag the events stored with them
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -268,11 +268,31 @@ async def pull_pos(
         state = await feed_state.get_feed(conn, feed.name)
     if state is None:
         raise LookupError(f"feed {feed.name} has no feed row; upsert the feeds first")
+    return await pull_held(
+        pool, feed.name, state.cursor, lambda held: _fetch_pages(client, feed, settings, clock, held),
+        group_events=group_events, policy=policy, clock=clock, progress=progress,
+    )  # fmt: skip
+
+
+async def pull_held(
+    pool: asyncpg.Pool,
+    feed: str,
+    saved: str | None,
+    fetch: Callable[[HeldPages], Awaitable[bool]],
+    *,
+    group_events: int,
+    policy: Policy,
+    clock: Clock,
+    progress: PullOutcome | None,
+) -> PullOutcome:
+    """One run of a feed whose pages are held and stored together (``HeldPages``, from
+    the ``saved`` cursor): ``fetch`` fills the holder and says whether it stopped at
+    ``MAX_PAGES_PER_RUN`` pages with more to come. Contract POS feeds and vendor
+    adapters (Square) run this way; ``progress`` (or a new outcome) counts the pages."""
     outcome = progress if progress is not None else PullOutcome(outcome="applied")
-    held = HeldPages(pool, feed.name, state.cursor, group_events=group_events, policy=policy,
-                 clock=clock, outcome=outcome)  # fmt: skip
-    complete = await held.around(_fetch_pages(client, feed, settings, clock, held))
-    if not complete:
+    held = HeldPages(pool, feed, saved, group_events=group_events, policy=policy, clock=clock,
+                     outcome=outcome)  # fmt: skip
+    if await held.around(fetch(held)):
         outcome.detail = f"stopped after {MAX_PAGES_PER_RUN} pages; the next run continues"
     outcome.outcome = "applied" if outcome.events_new else "unchanged"
     return outcome
@@ -286,7 +306,7 @@ async def _fetch_pages(
     held: HeldPages,
 ) -> bool:
     """Fetch and check pages from the held cursor into ``held``, storing when it is
-    full; False when ``MAX_PAGES_PER_RUN`` pages came and the source has more."""
+    full; True when ``MAX_PAGES_PER_RUN`` pages came and the source has more."""
     cursor = held.cursor
     seen: dict[str | None, int] = {cursor: 1}  # cursors used in this run -> page number
     for page_no in range(1, MAX_PAGES_PER_RUN + 1):
@@ -317,5 +337,5 @@ async def _fetch_pages(
             await held.store()
         cursor = next_cursor
         if not page.has_more:
-            return True
-    return False
+            return False
+    return True

@@ -25,7 +25,7 @@ from reconcilers.adapters.http import send
 from reconcilers.adapters.ids import IdMap, Skipped
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.outcome import FeedDataError, PullOutcome
-from reconcilers.pos import GROUP_EVENTS, MAX_PAGES_PER_RUN, HeldPages
+from reconcilers.pos import GROUP_EVENTS, MAX_PAGES_PER_RUN, HeldPages, pull_held
 
 log = structlog.get_logger(__name__)
 
@@ -64,18 +64,16 @@ async def pull_square(
             log.warning("square.resume_reset", feed=feed.name,
                         detail="saved cursor is not a Square resume point; starting over")  # fmt: skip
         resume = square.initial_resume(clock())
-    outcome = progress if progress is not None else PullOutcome(outcome="applied")
-    held = HeldPages(pool, feed.name, state.cursor, group_events=group_events, policy=policy,
-                     clock=clock, outcome=outcome)  # fmt: skip
     skipped = Skipped()
-    left = await held.around(_fetch_pages(client, feed, settings, resume, held, skipped))
-    if left is not None:
-        outcome.detail = f"stopped after {MAX_PAGES_PER_RUN} pages; the next run continues"
+    outcome = await pull_held(
+        pool, feed.name, state.cursor,
+        lambda held: _fetch_pages(client, feed, settings, resume, held, skipped),
+        group_events=group_events, policy=policy, clock=clock, progress=progress,
+    )  # fmt: skip
     if skipped.total:
         log.warning("square.records_skipped", feed=feed.name, **skipped.log_fields())
         note = ", ".join(f"{k} {v}" for k, v in sorted(skipped.reasons.items()))
         outcome.detail = "; ".join(filter(None, [outcome.detail, f"skipped: {note}"]))
-    outcome.outcome = "applied" if outcome.events_new else "unchanged"
     return outcome
 
 
@@ -86,9 +84,10 @@ async def _fetch_pages(
     resume: square.Resume,
     held: HeldPages,
     skipped: Skipped,
-) -> square.Resume | None:
-    """Fetch and translate pages into ``held``, storing when it is full; ``None`` when
-    Square has no more, else the resume point after ``MAX_PAGES_PER_RUN`` pages."""
+) -> bool:
+    """Fetch and translate pages into ``held``, storing when it is full; True when
+    ``MAX_PAGES_PER_RUN`` pages came and Square has more (the resume point is saved
+    with the last page)."""
     ids = IdMap(feed.locations, feed.items)
     location_ids = sorted(feed.locations)
     base = feed.url.rstrip("/")
@@ -122,5 +121,5 @@ async def _fetch_pages(
         if held.full():
             await held.store()
         if last:
-            return None
-    return resume
+            return False
+    return True
