@@ -207,6 +207,9 @@ class FeedServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
             timeout = 10  # idle keep-alive connections close after this
+            # Headers and body go out in separate writes: with Nagle's algorithm on, the
+            # body waits for the client's delayed ACK (~40 ms a response on keep-alive).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None

@@ -21,7 +21,7 @@ from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.jobs import run_feed
 from reconcilers.outcome import PullOutcome
-from reconcilers.pos import page_url, pull_pos
+from reconcilers.pos import MAX_PAGES_PER_RUN, page_url, pull_pos
 from tests.feedserver import FeedServer, PagedFeed, Reply, json_reply
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -527,6 +527,40 @@ async def test_a_cursor_that_goes_back_is_rejected_and_the_good_pages_stay(
     st = await state(db)
     assert st.last_error == outcome.detail and st.consecutive_failures == 1
     assert (await book_of(db, "SKU-A"))["book"] == 18
+
+
+async def test_a_run_stops_after_max_pages_and_the_next_run_continues(
+    db: asyncpg.Pool,
+    feed_server: FeedServer,
+    pos_feed: FeedConfig,
+    client: httpx.AsyncClient,
+    settings: Settings,
+) -> None:
+    """A source that always has more cannot hold one run forever: it stops at the page
+    limit with everything stored and the cursor saved, and the next run goes on."""
+    pages = MAX_PAGES_PER_RUN + 2
+    feed = PagedFeed([
+        [{"event_id": f"E{i}", "type": "sale", "store_id": "S1", "sku": "SKU-A", "qty": 1,
+          "occurred_at": (T0 + timedelta(seconds=i + 1)).isoformat().replace("+00:00", "Z")}]
+        for i in range(pages)
+    ])  # fmt: skip
+    feed_server.route("/events", feed)
+    outcome = await run(db, pos_feed, client, settings)
+    assert (outcome.outcome, outcome.pages, outcome.events_new) == ("applied", 1000, 1000)
+    assert outcome.detail == "stopped after 1000 pages; the next run continues"
+    assert len(feed_server.requests_to("/events")) == MAX_PAGES_PER_RUN
+    st = await state(db)
+    assert st.cursor == "c1000" and st.consecutive_failures == 0 and st.last_success_at == NOW
+    assert (await book_of(db, "SKU-A"))["book"] == 20 - 1000
+
+    feed_server.clear_requests()
+    outcome = await run(db, pos_feed, client, settings)
+    assert (outcome.outcome, outcome.pages, outcome.events_new, outcome.detail) == (
+        "applied", 2, 2, None
+    )  # fmt: skip
+    assert [r.param("cursor") for r in feed_server.requests_to("/events")] == ["c1000", "c1001"]
+    assert (await state(db)).cursor == "c1002"
+    assert (await book_of(db, "SKU-A"))["book"] == 20 - pages
 
 
 def test_events_up_to_max_ahead_of_the_clock_pass_and_later_ones_are_named() -> None:
