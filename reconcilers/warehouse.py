@@ -374,11 +374,12 @@ async def _apply(
         received_at=clock(),
     )
     started = time.perf_counter()
-    named = await snapshots.apply_staged(conn, snapshot_id)
+    named = await snapshots.apply_staged_changes(conn, snapshot_id)
     applied = time.perf_counter()
     positions = await recompute_stores(
-        conn, named, policy=policy, now=clock(), snapshot_id=snapshot_id
-    )
+        conn, named.named, policy=policy, now=clock(), snapshot_id=snapshot_id,
+        changes=named.changes,
+    )  # fmt: skip
     timings |= {"apply_ms": _ms(started, applied), "positions_ms": _ms(applied)}
     await feed_state.save_etag(conn, feed.name, etag)
     log.info(
@@ -459,10 +460,12 @@ async def release_snapshot(
         await admin.mark_released(conn, snapshot_id, at=clock())
         from app.db.positions import recompute_stores
 
-        named = await snapshots.apply_staged(conn, snapshot_id)
+        applied = await snapshots.apply_staged_changes(conn, snapshot_id)
+        named = applied.named
         positions = await recompute_stores(
-            conn, named, policy=policy, now=clock(), snapshot_id=snapshot_id
-        )
+            conn, named, policy=policy, now=clock(), snapshot_id=snapshot_id,
+            changes=applied.changes,
+        )  # fmt: skip
         await feed_state.save_etag(conn, info.feed, info.etag)
     log.warning(
         "snapshot.released",

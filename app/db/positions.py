@@ -34,7 +34,7 @@ import structlog
 from app.collector import collector_paused
 from app.db import Connection
 from app.db.availability import notify_badges_changed
-from app.db.engine_state import Fresh, LiveEngine, bound_engine
+from app.db.engine_state import Fresh, LiveEngine, SnapshotChanges, bound_engine
 from app.db.queries import Queries
 from app.domain.badge import badge_for
 from app.domain.live import Assessor
@@ -113,6 +113,7 @@ async def recompute_stores(
     policy: Policy,
     now: datetime,
     snapshot_id: int | None = None,
+    changes: SnapshotChanges | None = None,
 ) -> int:
     """Recompute the pairs the stores have warehouse rows, POS events or positions for
     (those a snapshot left as they were are skipped, see ``only_changed``).
@@ -123,7 +124,8 @@ async def recompute_stores(
     positions, only the pairs it can have changed are computed (``pairs_of_snapshot``),
     the others are as stored. A store without positions yet (a first load) has all
     its pairs computed (every one is new; and the planner, which cannot foresee that
-    pairs_of_snapshot names them all, would join them one by one).
+    pairs_of_snapshot names them all, would join them one by one). ``changes``: what
+    that snapshot changed (``snapshots.apply_staged_changes``), for the engine's catch-up.
     """
     stores = sorted(set(store_ids))
     if not stores:
@@ -141,7 +143,7 @@ async def recompute_stores(
             for i in range(0, len(group), STORES_PER_BATCH)
         ]
     return await _recompute(conn, stores, batches, policy=policy, now=now, engine=None,
-                            only_changed=True, kept=True)  # fmt: skip
+                            only_changed=True, kept=True, changes=changes)  # fmt: skip
 
 
 async def _recompute(
@@ -155,6 +157,7 @@ async def _recompute(
     only_changed: bool,
     kept: bool = False,
     fresh: Fresh | None = None,
+    changes: SnapshotChanges | None = None,
 ) -> int:
     """Each batch is (query, its stores, its arguments after book_rule's four).
 
@@ -171,7 +174,7 @@ async def _recompute(
                 assessor = None
                 if live is not None:
                     assessor = await stack.enter_async_context(
-                        live.assessor(conn, now, fresh=fresh)
+                        live.assessor(conn, now, fresh=fresh, changes=changes)
                     )
                 caught_up = time.perf_counter()
                 derive = _Deriver(policy, now, assessor)

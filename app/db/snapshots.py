@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable
 from datetime import datetime
+from itertools import repeat
 from typing import Literal
 
 import msgspec
 
 from app.db import Connection
+from app.db.engine_state import LocationChanges, SnapshotChanges
 from app.db.queries import Queries
+from app.domain.model import SnapshotRow
 
 Q = Queries("snapshots.sql")
 
@@ -115,6 +118,13 @@ async def keep_staged_rows(conn: Connection, snapshot_id: int) -> None:
     await conn.execute(Q.keep_staged_rows, snapshot_id)
 
 
+class Applied(msgspec.Struct, frozen=True):
+    """The locations a snapshot replaced, and what it changed at those that held stock."""
+
+    named: list[str]
+    changes: SnapshotChanges
+
+
 async def apply_staged(conn: Connection, snapshot_id: int) -> list[str]:
     """Replace the stock of every location the staged file names; return those locations.
 
@@ -124,11 +134,28 @@ async def apply_staged(conn: Connection, snapshot_id: int) -> list[str]:
     own only when it differs) and raises the store's snapshot freshness. Staged rows
     must have passed ``staged_problems``.
     """
+    return (await apply_staged_changes(conn, snapshot_id)).named
+
+
+async def apply_staged_changes(conn: Connection, snapshot_id: int) -> Applied:
+    """``apply_staged``, also returning what changed at the locations that held stock
+    (for the live engine: ``recompute_stores(changes=...)``)."""
     await conn.execute(Q.stage_locations)
+    changes = SnapshotChanges(snapshot_id, {})
     if await conn.fetchval(Q.stock_at_staged_locations):
-        await conn.execute(Q.remove_unlisted_rows)
+        removed: dict[str, list[str]] = {}
+        for r in await conn.fetch(Q.remove_unlisted_rows):
+            removed.setdefault(r["location_id"], []).append(r["sku"])
         await conn.execute(Q.merge_staged_rows, snapshot_id)
+        for r in await conn.fetch(Q.staged_changes, snapshot_id):
+            here: str = r["location_id"]
+            names = r["skus"] or []
+            written = list(map(SnapshotRow, repeat(here, len(names)), names, r["on_hands"] or [],
+                               r["reserveds"] or [], r["in_transits"] or [], r["as_ofs"] or []))  # fmt: skip
+            changes.locations[here] = LocationChanges(
+                r["as_of"], r["previous_snapshot"], written, removed.get(here, [])
+            )
     else:  # a first load of these locations: every row is new
         await conn.execute(Q.insert_staged_rows, snapshot_id)
     rows = await conn.fetch(Q.apply_locations, snapshot_id)
-    return [r["store_id"] for r in rows]
+    return Applied([r["store_id"] for r in rows], changes)

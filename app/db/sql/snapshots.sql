@@ -175,19 +175,41 @@ SELECT $1, location_id, sku, on_hand::integer, reserved::integer, in_transit::in
 FROM warehouse_staging;
 
 -- name: stage_locations
--- Each location the staged file names, with its as_of (the latest among its rows).
+-- Each location the staged file names, with its as_of (the latest among its rows) and
+-- the snapshot whose rows it held until now (NULL: none).
 CREATE TEMP TABLE staged_location ON COMMIT DROP AS
-SELECT location_id, max(as_of::timestamptz) AS as_of
-FROM warehouse_staging
-GROUP BY location_id;
+SELECT s.location_id, s.as_of, l.snapshot_id AS previous_snapshot
+FROM (SELECT location_id, max(as_of::timestamptz) AS as_of
+      FROM warehouse_staging
+      GROUP BY location_id) AS s
+LEFT JOIN warehouse_location l ON l.location_id = s.location_id;
 
 -- name: remove_unlisted_rows
 -- Every location the file names is replaced whole: a sku it no longer lists goes.
+-- Returns the rows removed (the live engine takes them out).
 DELETE FROM warehouse_stock AS w
 USING staged_location AS n
 WHERE w.location_id = n.location_id
   AND NOT EXISTS (SELECT 1 FROM warehouse_staging s
-                  WHERE s.location_id = w.location_id AND s.sku = w.sku);
+                  WHERE s.location_id = w.location_id AND s.sku = w.sku)
+RETURNING w.location_id, w.sku::text AS sku;
+
+-- name: staged_changes
+-- After merge_staged_rows, per named location that held stock: its previous snapshot
+-- and the rows the engine cannot infer (the rows $1 wrote, and those whose as_of is
+-- not the location's; every other row is as it was, at the location's new as_of),
+-- column-wise with each row's as_of in full.
+SELECT n.location_id, n.as_of, n.previous_snapshot,
+       array_agg(w.sku::text) FILTER (WHERE w.sku IS NOT NULL) AS skus,
+       array_agg(w.on_hand) FILTER (WHERE w.sku IS NOT NULL) AS on_hands,
+       array_agg(w.reserved) FILTER (WHERE w.sku IS NOT NULL) AS reserveds,
+       array_agg(w.in_transit) FILTER (WHERE w.sku IS NOT NULL) AS in_transits,
+       array_agg(COALESCE(w.as_of, n.as_of)) FILTER (WHERE w.sku IS NOT NULL) AS as_ofs
+FROM staged_location n
+LEFT JOIN warehouse_stock w
+    ON w.location_id = n.location_id AND (w.snapshot_id = $1 OR w.as_of IS NOT NULL)
+WHERE n.previous_snapshot IS NOT NULL
+GROUP BY n.location_id, n.as_of, n.previous_snapshot;
 
 -- name: merge_staged_rows
 -- The file's rows, cast once here, into the stock; $1 the snapshot. A row's as_of is
