@@ -40,7 +40,9 @@ def _csv(rows: dict[tuple[str, str], tuple[int, int, int, datetime]]) -> bytes:
     return out.getvalue().encode()
 
 
-async def _apply(conn: asyncpg.Connection, body: bytes, now: datetime) -> int:
+async def _apply(
+    conn: asyncpg.Connection, body: bytes, now: datetime, *, with_changes: bool = False
+) -> int:
     async with conn.transaction():
         await snapshots.create_staging(conn)
         await snapshots.copy_into_staging(conn, io.BytesIO(body))  # type: ignore[arg-type]
@@ -49,12 +51,22 @@ async def _apply(conn: asyncpg.Connection, body: bytes, now: datetime) -> int:
             conn, feed="wh", etag=None, status="applied", reason=None, row_count=None,
             locations=None, received_at=now,
         )  # fmt: skip
-        named = await snapshots.apply_staged(conn, snapshot_id)
-        return await recompute_stores(conn, named, policy=POLICY, now=now, snapshot_id=snapshot_id)
+        if not with_changes:  # the candidates searched for (pairs_of_snapshot)
+            named = await snapshots.apply_staged(conn, snapshot_id)
+            return await recompute_stores(
+                conn, named, policy=POLICY, now=now, snapshot_id=snapshot_id
+            )
+        # the candidates from what the apply changed (pairs_of_changes), as a pull does
+        applied = await snapshots.apply_staged_changes(conn, snapshot_id)
+        return await recompute_stores(conn, applied.named, policy=POLICY, now=now,
+                                      snapshot_id=snapshot_id, changes=applied.changes)  # fmt: skip
 
 
+@pytest.mark.parametrize("with_changes", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-async def test_snapshots_write_and_recompute_only_changes(pool: asyncpg.Pool, seed: int) -> None:
+async def test_snapshots_write_and_recompute_only_changes(
+    pool: asyncpg.Pool, seed: int, with_changes: bool
+) -> None:
     rng = random.Random(seed)
     in_force: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
     async with pool.acquire() as conn:
@@ -79,7 +91,7 @@ async def test_snapshots_write_and_recompute_only_changes(pool: asyncpg.Pool, se
                     else:
                         rows[(loc, sku)] = (rng.randint(0, 9), rng.randint(0, 2),
                                             rng.randint(0, 3), as_of)  # fmt: skip
-            await _apply(conn, _csv(rows), now)
+            await _apply(conn, _csv(rows), now, with_changes=with_changes)
             for key in [k for k in in_force if k[0] in named]:
                 del in_force[key]
             in_force |= rows
@@ -282,3 +294,55 @@ async def test_an_engine_fed_changes_equals_one_fed_whole_snapshots(
         later = now + timedelta(minutes=10)
         assert _engine_state(fed_changes, later) == _engine_state(fed_whole, later), round_
     assert taken > 0  # the changes were taken in, not only whole locations
+
+
+async def test_a_snapshot_that_changes_no_row_still_recomputes_unknown_and_unassessed_badges(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """pairs_of_changes' other branch: a badge gone unknown (the store's data aged) and
+    badges stored without an engine's assessment are recomputed by the next snapshot
+    even when it lists every row as it was (no row written, none removed)."""
+    from app.db.engine_state import LiveEngine, binding
+    from app.db.feeds import upsert_feeds
+    from reconcilers.feeds_config import FeedConfig
+    from reconcilers.warehouse import apply_snapshot_stream
+
+    feed = FeedConfig(name="wh", kind="warehouse", url="http://x/s")
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, [feed])
+    stock = {("S1", sku): (5, 0, 1, T0) for sku in SKUS} | {
+        ("S2", sku): (0, 0, 0, T0) for sku in SKUS
+    }
+
+    async def pull(as_of: datetime, now: datetime, live: LiveEngine | None) -> None:
+        rows = {key: (*value[:3], as_of) for key, value in stock.items()}
+
+        async def chunks() -> Any:
+            yield b"location_id,sku,on_hand,reserved,in_transit,as_of\n" + _csv(rows)
+
+        with binding(live):
+            outcome = await apply_snapshot_stream(
+                pool, feed, chunks(), f'"{as_of}"', settings=settings, policy=POLICY,
+                clock=lambda: now,
+            )  # fmt: skip
+        assert outcome.outcome == "applied", outcome.detail
+
+    await pull(T0, T0 + timedelta(minutes=5), None)  # no engine: no assessment stored
+    later = T0 + timedelta(days=1)
+    async with pool.acquire() as conn:  # the refresh: every badge ages to unknown
+        await recompute_pairs(conn, list(stock), policy=POLICY, now=later)
+        states = {r[0] for r in await conn.fetch("SELECT DISTINCT badge_state FROM book_position")}
+    assert states == {"unknown"}
+    await pull(later, later + timedelta(minutes=5), None)  # same rows, as_of moved on
+    stored = await pool.fetch("SELECT badge_state, evidence FROM book_position")
+    assert len(stored) == len(stock) and all(r["badge_state"] != "unknown" for r in stored)
+    assert all(r["evidence"] is None for r in stored)
+    live = LiveEngine(POLICY)
+    await live.warm_start(pool, later)
+    await pull(later + timedelta(hours=1), later + timedelta(hours=1, minutes=5), live)
+    stored = await pool.fetch("SELECT badge_state, evidence FROM book_position")
+    assert all(r["evidence"] is not None for r in stored)  # assessed by the engine now
+    written = await pool.fetchval(
+        "SELECT count(*) FROM warehouse_stock WHERE snapshot_id > 1 OR as_of IS NOT NULL"
+    )
+    assert written == 0  # no row was written after the first snapshot

@@ -133,17 +133,30 @@ async def recompute_stores(
     positioned: set[str] = set()
     if snapshot_id is not None:
         positioned = {r[0] for r in await conn.fetch(Q.stores_with_positions, stores)}
+    known = set() if changes is None or changes.snapshot_id != snapshot_id else changes.locations
     batches: list[tuple[str, list[str], tuple[object, ...]]] = []
     for group, query, extra in (
         ([s for s in stores if s not in positioned], _KEPT_BOOKS_OF_STORES, ()),
-        ([s for s in stores if s in positioned], _KEPT_BOOKS_OF_SNAPSHOT, (snapshot_id,)),
-    ):
+        ([s for s in stores if s in positioned and s not in known], _KEPT_BOOKS_OF_SNAPSHOT,
+         (snapshot_id,)),
+    ):  # fmt: skip
         batches += [
             (query, group[i : i + STORES_PER_BATCH], extra)
             for i in range(0, len(group), STORES_PER_BATCH)
         ]
+    search = None
+    if changes is not None and (
+        by_changes := [s for s in stores if s in positioned and s in known]
+    ):
+        listed: list[tuple[str, str]] = []
+        for store in by_changes:
+            change = changes.locations[store]
+            listed += [(store, r.sku) for r in change.rows]
+            listed += [(store, sku) for sku in change.removed]
+        search = (by_changes, [p[0] for p in listed], [p[1] for p in listed])
     return await _recompute(conn, stores, batches, policy=policy, now=now, engine=None,
-                            only_changed=True, kept=True, changes=changes)  # fmt: skip
+                            only_changed=True, kept=True, changes=changes,
+                            search=search)  # fmt: skip
 
 
 async def _recompute(
@@ -158,11 +171,15 @@ async def _recompute(
     kept: bool = False,
     fresh: Fresh | None = None,
     changes: SnapshotChanges | None = None,
+    search: tuple[list[str], list[str], list[str]] | None = None,
 ) -> int:
     """Each batch is (query, its stores, its arguments after book_rule's four).
 
     ``kept``: the batches' queries keep their rows in ``book_batch`` (numbered ``n``)
-    and the write joins them with the distinct badges derived (``_write_kept``)."""
+    and the write joins them with the distinct badges derived (``_write_kept``).
+    ``search`` (kept only): stores whose snapshot came with what it changed, and the
+    pairs it listed (stores, skus): their candidates (``pairs_of_changes``) are found
+    in one statement once the stores are locked, and computed as named pairs."""
     live = engine if engine is not None else bound_engine()
     timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
     started = time.perf_counter()
@@ -180,6 +197,14 @@ async def _recompute(
                 derive = _Deriver(policy, now, assessor)
                 if kept:
                     await conn.execute(Q.create_book_batch)
+                if search is not None:
+                    found = await conn.fetch(Q.pairs_of_changes, search[0], assessor is not None,
+                                             search[1], search[2])  # fmt: skip
+                    batches = [*batches, *(
+                        (_KEPT_BOOKS_OF_PAIRS, [r[0] for r in chunk], ([r[1] for r in chunk],))
+                        for chunk in (found[i : i + BATCH] for i in range(0, len(found), BATCH))
+                    )]  # fmt: skip
+                    del found
                 for query, batch_stores, args in batches:
                     t0 = time.perf_counter()
                     rows = await conn.fetch(query, batch_stores, now, only_changed,
@@ -188,7 +213,7 @@ async def _recompute(
                     if kept:
                         badges = _kept_badges(derive, rows)
                         t2 = time.perf_counter()
-                        await _write_kept(conn, badges, batch_stores, now)
+                        await _write_kept(conn, badges, sorted(set(batch_stores)), now)
                         for group in rows:
                             changed.extend(zip(repeat(group["store_id"]), group["skus"]))
                     else:
@@ -358,6 +383,8 @@ _BOOK_OF_PAIRS = _book_of(Q.pairs_named, scoped=False)
 _BOOK_OF_PAIRS_PLAIN = _book_of(Q.pairs_named, scoped=False, compared=False)
 _KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
 _KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
+# A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once.
+_KEPT_BOOKS_OF_PAIRS = _kept(_book_of(Q.pairs_named, scoped=False))
 
 
 class _KeptBadges(msgspec.Struct):
