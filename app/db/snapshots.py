@@ -22,6 +22,7 @@ from app.domain.model import SnapshotRow
 Q = Queries("snapshots.sql")
 
 STAGING_TABLE = "warehouse_staging"
+TYPED_TABLE = "warehouse_typed"
 STAGING_COLUMNS = ("location_id", "sku", "on_hand", "reserved", "in_transit", "as_of")
 
 
@@ -65,6 +66,57 @@ async def copy_into_staging(conn: Connection, source: AsyncIterable[bytes]) -> N
     """
     await conn.copy_to_table(STAGING_TABLE, source=source, columns=STAGING_COLUMNS, format="csv")
     await conn.execute(Q.analyze_staging)
+
+
+async def create_typed_staging(conn: Connection) -> None:
+    """The typed staging table of the fast path (counts parsed, as_of text)."""
+    await conn.execute(Q.create_typed_staging)
+
+
+async def copy_into_typed(conn: Connection, source: AsyncIterable[bytes]) -> None:
+    """COPY CSV data rows into the typed staging table; a row that does not parse
+    raises asyncpg's DataError (the caller then takes the text path)."""
+    await conn.copy_to_table(TYPED_TABLE, source=source, columns=STAGING_COLUMNS, format="csv")
+
+
+async def typed_summary(conn: Connection) -> tuple[int, int] | None:
+    """(rows, distinct locations) of the typed rows when their counts, locations and
+    as_of values pass ``staged_problems``' rules; ``None`` when they may not."""
+    await conn.execute(Q.typed_as_ofs)
+    if not await conn.fetchval(Q.typed_clean):
+        return None
+    row = await conn.fetchrow(Q.typed_summary)
+    assert row is not None
+    return int(row["row_count"] or 0), int(row["locations"])
+
+
+async def typed_differences(conn: Connection) -> bool:
+    """Compare the typed rows with the stock in force at the locations they name
+    (``snapshot_change``); False when a sku or a duplicate would fail ``staged_problems``
+    (nothing is written either way)."""
+    await conn.execute(Q.stage_typed_locations)
+    await conn.execute(Q.typed_changes)
+    if not await conn.fetchval(Q.changes_clean):
+        return False
+    await conn.execute(Q.analyze_changes)
+    return True
+
+
+async def apply_typed_changes(conn: Connection, snapshot_id: int) -> Applied:
+    """``apply_staged_changes`` for rows judged by ``typed_summary`` and
+    ``typed_differences``: writes the differences found there."""
+    await conn.execute(Q.write_changes, snapshot_id)
+    rows = await conn.fetch(Q.apply_locations, snapshot_id)
+    changes = SnapshotChanges(snapshot_id, {})
+    for r in await conn.fetch(Q.changes_by_location):
+        here: str = r["location_id"]
+        names = r["skus"] or []
+        written = list(map(SnapshotRow, repeat(here, len(names)), names, r["on_hands"] or [],
+                           r["reserveds"] or [], r["in_transits"] or [], r["as_ofs"] or []))  # fmt: skip
+        changes.locations[here] = LocationChanges(
+            r["as_of"], r["previous_snapshot"], written, r["removed"] or []
+        )
+    return Applied([r["store_id"] for r in rows], changes)
 
 
 async def staged_problems(conn: Connection, *, limit: int) -> Problems:
