@@ -95,8 +95,12 @@ async def typed_differences(conn: Connection) -> bool:
     (``snapshot_change``); False when a sku or a duplicate would fail ``staged_problems``
     (nothing is written either way)."""
     await conn.execute(Q.stage_typed_locations)
-    await conn.execute(Q.typed_changes)
-    if not await conn.fetchval(Q.changes_clean):
+    shape = await conn.fetchrow(Q.typed_shape)
+    assert shape is not None
+    await conn.execute(Q.hash_joins_only)
+    await conn.execute(Q.typed_changes, shape["one_as_of"], shape["every_location"])
+    await conn.execute(Q.any_joins)
+    if not await conn.fetchval(Q.changes_clean, shape["every_location"]):
         return False
     await conn.execute(Q.analyze_changes)
     return True

@@ -229,12 +229,14 @@ SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = '
 -- snapshot that removed it (listed then); since then its base is 0 at the location's
 -- as_of, so only its events or counts (listed here) can change its book. A row
 -- without a position: the snapshot that wrote it computed its pair then (a new pair
--- is always written), and positions are never deleted.
+-- is always written), and positions are never deleted. (The stores joined, not
+-- "= ANY": a bitmap scan of 200 stores' keys took twice the hash join's time at 1M.)
 SELECT store_id, sku FROM unnest($3::text[], $4::text[]) AS c(store_id, sku)
 UNION
-SELECT store_id, sku FROM book_position
-WHERE store_id = ANY($1::text[])
-  AND (badge_state = 'unknown' OR (evidence IS NOT NULL) <> $2::boolean)
+SELECT bp.store_id, bp.sku
+FROM book_position bp
+JOIN unnest($1::text[]) AS named(store_id) ON named.store_id = bp.store_id
+WHERE bp.badge_state = 'unknown' OR (bp.evidence IS NOT NULL) <> $2::boolean
 UNION
 SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
 UNION
