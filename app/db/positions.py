@@ -181,7 +181,7 @@ async def _recompute(
     pairs it listed (stores, skus): their candidates (``pairs_of_changes``) are found
     in one statement once the stores are locked, and computed as named pairs."""
     live = engine if engine is not None else bound_engine()
-    timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
+    timing = {"search_ms": 0.0, "inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
     started = time.perf_counter()
     changed: list[tuple[str, str]] = []
     with collector_paused():  # the collector would walk the engine's heap again and again
@@ -198,6 +198,7 @@ async def _recompute(
                 if kept:
                     await conn.execute(Q.create_book_batch)
                 if search is not None:
+                    searched = time.perf_counter()
                     found = await conn.fetch(Q.pairs_of_changes, search[0], assessor is not None,
                                              search[1], search[2])  # fmt: skip
                     batches = [*batches, *(
@@ -205,6 +206,7 @@ async def _recompute(
                         for chunk in (found[i : i + BATCH] for i in range(0, len(found), BATCH))
                     )]  # fmt: skip
                     del found
+                    timing["search_ms"] = (time.perf_counter() - searched) * 1000
                 for query, batch_stores, args in batches:
                     t0 = time.perf_counter()
                     rows = await conn.fetch(query, batch_stores, now, only_changed,
