@@ -1,10 +1,15 @@
 """Pull a warehouse snapshot over HTTP and apply it whole, or quarantine it.
 
-The body is streamed straight into a COPY (never held in memory), judged in SQL with
-line numbers, and then, in the same transaction, either applied (stock of every
-named location replaced, locations and freshness updated, book positions of the
-named stores recomputed, ETag saved) or quarantined (the previous snapshot stays in
-force). Transient HTTP failures are retried and then raised; bad data is not retried.
+The body is streamed straight into a COPY (spooled as it goes: 8 MB in memory, then
+a temporary file; never held whole), judged in SQL, and then, in the same
+transaction, either applied (stock of every named location replaced, locations and
+freshness updated, book positions of the named stores recomputed, ETag saved) or
+quarantined (the previous snapshot stays in force). A plain file (``SnapshotBody``)
+goes the typed fast path (``_judge_typed``: counts parsed by the COPY, judged on its
+distinct values and on its differences from the stock in force, applied from those);
+any other file, and any the fast path cannot vouch for, is judged again from the
+spool by the text path, with line numbers. Transient HTTP failures are retried and
+then raised; bad data is not retried.
 
 ETag choice: the ETag is saved only when a snapshot is applied, so a quarantined
 snapshot is downloaded and judged again on the next pull. That is deliberate: an
