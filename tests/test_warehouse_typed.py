@@ -215,3 +215,29 @@ def test_each_fault_alone_is_judged_as_by_the_text_path(db_dsn: str) -> None:
             await conn.close()
 
     asyncio.run(run())
+
+
+def test_a_body_spooled_to_disk_is_judged_again_whole(db_dsn: str, monkeypatch: Any) -> None:
+    """Past ``SPOOL_IN_MEMORY`` the spool is a temporary file; the text path reads the
+    whole body back from it (a fault near the end, far past the memory part)."""
+    monkeypatch.setattr(warehouse, "SPOOL_IN_MEMORY", 64)
+    monkeypatch.setattr(warehouse, "REPLAY_CHUNK", 50)
+    settings = load_settings({}, scheduler=False)
+    rows = [list(r) for r in NEXT] + [["S3", f"K{i}", "1", "0", "0", "2026-11-23T06:00:00Z"]
+                                      for i in range(40)]  # fmt: skip
+    rows[-1][2] = "1_0"  # not plain: the text path judges it
+    text = "".join(line + "\n" for line in [HEADER, *(",".join(r) for r in rows)])
+
+    async def run() -> tuple[Any, Any]:
+        conn = await asyncpg.connect(db_dsn, server_settings={"timezone": "UTC"})
+        try:
+            return (await _pull(conn, text, settings, fast=True),
+                    await _pull(conn, text, settings, fast=False))  # fmt: skip
+        finally:
+            await conn.close()
+
+    fast, slow = asyncio.run(run())
+    assert fast == slow
+    assert fast[0] == "quarantined" and fast[3] == (
+        f"line {len(rows) + 1}: on_hand '1_0' is not a non-negative integer"
+    )
