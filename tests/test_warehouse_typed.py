@@ -241,3 +241,39 @@ def test_a_body_spooled_to_disk_is_judged_again_whole(db_dsn: str, monkeypatch: 
     assert fast[0] == "quarantined" and fast[3] == (
         f"line {len(rows) + 1}: on_hand '1_0' is not a non-negative integer"
     )
+
+
+@hsettings(max_examples=500, deadline=None)
+@given(window=st.binary(max_size=24) | st.text(alphabet=",+-0xXoObB_aZ9.:\r\n \"", max_size=24)
+       .map(str.encode))  # fmt: skip
+def test_is_plain_is_the_rule_it_states(window: bytes) -> None:
+    expected = all(b in warehouse.PLAIN_BYTES for b in window) and not any(
+        seq in window for seq in warehouse.NOT_PLAIN
+    )
+    assert warehouse.is_plain(window) is expected
+
+
+@given(text=st.text(alphabet=",+-0xb_a9\n", min_size=1, max_size=16), data=st.data())
+def test_plain_holds_across_any_chunking(text: str, data: Any) -> None:
+    """A sequence split between two chunks is seen as in one."""
+    body_bytes = text.encode()
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(body_bytes) - 1)), max_size=6)))
+    pieces = [body_bytes[a:b] for a, b in zip([0, *cuts], [*cuts, len(body_bytes)], strict=True)]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield HEADER.encode() + b"\n"
+        for piece in pieces:
+            if piece:
+                yield piece
+
+    async def read() -> bool:
+        body = warehouse.SnapshotBody(chunks(), max_bytes=1 << 20)
+        try:
+            await body.read_header()
+            async for _ in body:
+                pass
+            return body.plain
+        finally:
+            body.close()
+
+    assert asyncio.run(read()) is warehouse.is_plain(body_bytes)
