@@ -1,10 +1,15 @@
 """Pull a warehouse snapshot over HTTP and apply it whole, or quarantine it.
 
-The body is streamed straight into a COPY (never held in memory), judged in SQL with
-line numbers, and then, in the same transaction, either applied (stock of every
-named location replaced, locations and freshness updated, book positions of the
-named stores recomputed, ETag saved) or quarantined (the previous snapshot stays in
-force). Transient HTTP failures are retried and then raised; bad data is not retried.
+The body is streamed straight into a COPY (spooled as it goes: 8 MB in memory, then
+a temporary file; never held whole), judged in SQL, and then, in the same
+transaction, either applied (stock of every named location replaced, locations and
+freshness updated, book positions of the named stores recomputed, ETag saved) or
+quarantined (the previous snapshot stays in force). A plain file (``SnapshotBody``)
+goes the typed fast path (``_judge_typed``: counts parsed by the COPY, judged on its
+distinct values and on its differences from the stock in force, applied from those);
+any other file, and any the fast path cannot vouch for, is judged again from the
+spool by the text path, with line numbers. Transient HTTP failures are retried and
+then raised; bad data is not retried.
 
 ETag choice: the ETag is saved only when a snapshot is applied, so a quarantined
 snapshot is downloaded and judged again on the next pull. That is deliberate: an
@@ -17,6 +22,7 @@ again (outcome "quarantined", detail says which snapshot it repeats).
 from __future__ import annotations
 
 import re
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -107,6 +113,50 @@ def copy_error_reason(exc: asyncpg.PostgresError) -> str:
 # -- the body as COPY data -----------------------------------------------------------
 
 
+# The bytes of a plain file (``SnapshotBody.plain``): the contract's fields, commas and
+# line ends. Then only these let int4in take a count that ^[0-9]+$ does not: a sign or
+# a 0x/0o/0b prefix after a comma (a count never starts a line) or an underscore.
+PLAIN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:+-,\r\n"
+NOT_PLAIN = (b",+", b",-", b",0x", b",0X", b",0o", b",0O", b",0b", b",0B", b"_")
+
+
+def _plain_map() -> bytes:
+    """A translation that keeps what NOT_PLAIN looks for and folds the rest: '!' for an
+    underscore or a byte not in PLAIN_BYTES, 'x' for x/o/b of either case, 'a' for any
+    other letter or digit but 0. Searching ``bytes.find`` for a sequence starting with a
+    comma costs a step per comma (one every few bytes); on the folded text the rare
+    bytes are looked for first and most searches are one ``memchr``."""
+    table = bytearray(b"!" * 256)
+    for byte in PLAIN_BYTES:
+        table[byte] = ord("a")
+    for byte in b",+-0\n":
+        table[byte] = byte
+    for byte in b"xXoObB":
+        table[byte] = ord("x")
+    table[ord("\r")] = ord("\n")
+    table[ord("_")] = ord("!")
+    return bytes(table)
+
+
+PLAIN_MAP = _plain_map()
+
+
+def is_plain(window: bytes) -> bool:
+    """``window`` holds only PLAIN_BYTES and none of NOT_PLAIN."""
+    folded = window.translate(PLAIN_MAP)
+    return not (
+        b"!" in folded
+        or b",-" in folded
+        or (b"+" in folded and b",+" in folded)
+        or (b"x" in folded and b",0x" in folded)
+    )
+
+
+# A body is spooled (to replay it into the text path) in memory up to this size.
+SPOOL_IN_MEMORY = 8 * 1024 * 1024
+REPLAY_CHUNK = 1024 * 1024
+
+
 class SnapshotBody:
     """A streamed response body as CSV data rows for COPY.
 
@@ -114,6 +164,10 @@ class SnapshotBody:
     remaining bytes as they arrive. Raises ``SnapshotRejected`` past ``max_bytes``
     (decoded, so a gzip bomb is caught too) or on a backslash: no contract field can
     hold one, and a line ``\\.`` would end a CSV COPY early, silently.
+
+    The bytes yielded are also spooled, and ``plain`` says whether they have held
+    only ``PLAIN_BYTES`` and none of ``NOT_PLAIN`` (the typed fast path's premise);
+    ``replay`` yields them again and then the rest of the body.
     """
 
     def __init__(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> None:
@@ -122,6 +176,38 @@ class SnapshotBody:
         self._rest = b""
         self._bytes = 0
         self._newlines = 0
+        self.plain = True
+        self._tail = b""  # the last bytes yielded (a NOT_PLAIN sequence may straddle)
+        self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
+        self._replaying = False
+
+    def close(self) -> None:
+        """Drop the spool."""
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def _kept(self, chunk: bytes) -> bytes:
+        if self.plain:
+            self.plain = is_plain(self._tail + chunk)
+            self._tail = chunk[-2:]
+        if self._spool is None:
+            self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (closed by close())
+        self._spool.write(chunk)
+        return chunk
+
+    async def replay(self) -> AsyncIterator[bytes]:
+        """The bytes yielded so far, then the rest of the body (not spooled)."""
+        spool, self._spool = self._spool, None
+        self.plain = False
+        if spool is not None:
+            with spool:
+                spool.seek(0)
+                while block := spool.read(REPLAY_CHUNK):
+                    yield block
+        self._replaying = True
+        async for chunk in self:
+            yield chunk
 
     async def _next_chunk(self) -> bytes | None:
         try:
@@ -162,12 +248,15 @@ class SnapshotBody:
         return chunk
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        keep = not self._replaying
         if self._rest:
-            yield self._checked(self._rest)
-            self._rest = b""
+            rest, self._rest = self._rest, b""
+            checked = self._checked(rest)
+            yield self._kept(checked) if keep else checked
         while (chunk := await self._next_chunk()) is not None:
             if chunk:
-                yield self._checked(chunk)
+                checked = self._checked(chunk)
+                yield self._kept(checked) if keep else checked
 
 
 # -- the pull ------------------------------------------------------------------------
@@ -246,44 +335,126 @@ async def apply_snapshot_stream(
     back and propagates; ``SnapshotRejected`` quarantines with its reason.
     """
     body = SnapshotBody(chunks, max_bytes=settings.max_feed_bytes)
-    async with pool.acquire() as conn, conn.transaction():
-        await snapshots.begin_pull(conn, feed.name)
-        started = time.perf_counter()
-        reason = await _stage(conn, body)
-        staged = time.perf_counter()
-        if reason is not None:
-            return await _quarantine(conn, feed, etag, reason, None, clock=clock)
-        problems = await snapshots.staged_problems(conn, limit=PROBLEMS_SHOWN)
-        counts = await snapshots.staged_summary(conn)
-        if problems.total:
-            reason = problems_reason(problems.first, problems.total)
-            return await _quarantine(conn, feed, etag, reason, counts, clock=clock)
-        rows, _ = counts
-        previous = await snapshots.previous_applied_rows(conn, feed.name)
-        max_drop = settings.max_snapshot_drop if feed.max_drop is None else feed.max_drop
-        reason = drop_problem(rows, previous, max_drop)
-        if reason is not None:
-            return await _quarantine(
-                conn, feed, etag, reason, counts, keep_rows=rows > 0, clock=clock
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await snapshots.begin_pull(conn, feed.name)
+            return await _judge(conn, feed, body, etag, settings=settings, policy=policy,
+                                clock=clock)  # fmt: skip
+    finally:
+        body.close()
+
+
+async def _judge(
+    conn: Connection,
+    feed: FeedConfig,
+    body: SnapshotBody,
+    etag: str | None,
+    *,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+    fast: bool = True,
+) -> PullOutcome:
+    """The typed fast path when the file is plain and passes; else (or not ``fast``,
+    for tests) the text path."""
+    started = time.perf_counter()
+    max_drop = settings.max_snapshot_drop if feed.max_drop is None else feed.max_drop
+    reason = await _read_header(body)
+    if reason is None:
+        typed = await _judge_typed(conn, feed, body, max_drop) if fast else None
+        if isinstance(typed, str):
+            reason = typed
+        elif typed is not None:
+            counts, staged = typed
+            timings = {"stage_ms": _ms(started, staged), "validate_ms": _ms(staged)}
+            return await _apply(
+                conn, feed, etag, counts, timings, policy=policy, clock=clock, typed=True
             )
-        timings = {"stage_ms": _ms(started, staged), "validate_ms": _ms(staged)}
-        return await _apply(conn, feed, etag, counts, timings, policy=policy, clock=clock)
+        else:  # the text path judges it again from the start (its reasons, line numbers)
+            reason = await _stage(conn, body.replay())
+    staged = time.perf_counter()
+    if reason is not None:
+        return await _quarantine(conn, feed, etag, reason, None, clock=clock)
+    problems = await snapshots.staged_problems(conn, limit=PROBLEMS_SHOWN)
+    counts = await snapshots.staged_summary(conn)
+    if problems.total:
+        reason = problems_reason(problems.first, problems.total)
+        return await _quarantine(conn, feed, etag, reason, counts, clock=clock)
+    rows, _ = counts
+    previous = await snapshots.previous_applied_rows(conn, feed.name)
+    reason = drop_problem(rows, previous, max_drop)
+    if reason is not None:
+        return await _quarantine(conn, feed, etag, reason, counts, keep_rows=rows > 0, clock=clock)
+    timings = {"stage_ms": _ms(started, staged), "validate_ms": _ms(staged)}
+    return await _apply(conn, feed, etag, counts, timings, policy=policy, clock=clock)
+
+
+async def _judge_typed(
+    conn: Connection, feed: FeedConfig, body: SnapshotBody, max_drop: float
+) -> tuple[tuple[int, int], float] | str | None:
+    """The fast path, in a savepoint: COPY into typed columns, judge the few distinct
+    locations and as_of values and the rows that differ from the stock in force.
+    Returns (rows, locations) and when the COPY ended when the file can be applied
+    (``snapshots.apply_typed_changes``), the reason when the body itself is rejected
+    (``SnapshotBody``'s checks, decoding), ``None`` (all undone) when the text path
+    must judge it: the file is not plain, a row does not parse, a rule may fail, or it
+    must be quarantined (the text path gives the same answer with line numbers).
+    """
+    savepoint = conn.transaction()
+    await savepoint.start()
+    try:
+        await snapshots.create_typed_staging(conn)
+        try:
+            await snapshots.copy_into_typed(conn, body)
+        except asyncpg.DataError:
+            await savepoint.rollback()
+            return None
+        staged = time.perf_counter()
+        counts = None if not body.plain else await snapshots.typed_summary(conn)
+        if counts is not None:
+            previous = await snapshots.previous_applied_rows(conn, feed.name)
+            if drop_problem(counts[0], previous, max_drop) is not None:
+                counts = None
+        if counts is None or not await snapshots.typed_differences(conn):
+            await savepoint.rollback()
+            return None
+    except SnapshotRejected as exc:
+        await savepoint.rollback()
+        return exc.reason
+    except httpx.DecodingError as exc:
+        await savepoint.rollback()
+        return f"body: cannot be decoded ({exc})"
+    except BaseException:
+        await savepoint.rollback()
+        raise
+    await savepoint.commit()
+    return counts, staged
 
 
 def _ms(start: float, end: float | None = None) -> float:
     return round(((time.perf_counter() if end is None else end) - start) * 1000, 1)
 
 
-async def _stage(conn: Connection, body: SnapshotBody) -> str | None:
-    """COPY the body into staging; the reason it cannot be staged, if any.
+async def _read_header(body: SnapshotBody) -> str | None:
+    """Consume and check the header line; the reason it is rejected, if it is."""
+    try:
+        await body.read_header()
+    except SnapshotRejected as exc:
+        return exc.reason
+    except httpx.DecodingError as exc:
+        return f"body: cannot be decoded ({exc})"
+    return None
+
+
+async def _stage(conn: Connection, source: AsyncIterator[bytes]) -> str | None:
+    """COPY the data rows into the text staging; the reason they cannot be staged, if any.
 
     Transport errors mid-body propagate (the transaction rolls back, the pull retries).
     """
     try:
-        await body.read_header()
         await snapshots.create_staging(conn)
         async with conn.transaction():  # a savepoint: a failed COPY leaves the pull usable
-            await snapshots.copy_into_staging(conn, body)
+            await snapshots.copy_into_staging(conn, source)
     except SnapshotRejected as exc:
         return exc.reason
     except asyncpg.DataError as exc:
@@ -358,8 +529,10 @@ async def _apply(
     *,
     policy: Policy,
     clock: Clock,
+    typed: bool = False,
 ) -> PullOutcome:
-    """Make the staged snapshot the one in force, in the caller's transaction."""
+    """Make the staged snapshot the one in force, in the caller's transaction
+    (``typed``: the fast path's differences, else the text staging)."""
     from app.db.positions import recompute_stores
 
     rows, locations = counts
@@ -374,11 +547,15 @@ async def _apply(
         received_at=clock(),
     )
     started = time.perf_counter()
-    named = await snapshots.apply_staged(conn, snapshot_id)
+    if typed:
+        named = await snapshots.apply_typed_changes(conn, snapshot_id)
+    else:
+        named = await snapshots.apply_staged_changes(conn, snapshot_id)
     applied = time.perf_counter()
     positions = await recompute_stores(
-        conn, named, policy=policy, now=clock(), snapshot_id=snapshot_id
-    )
+        conn, named.named, policy=policy, now=clock(), snapshot_id=snapshot_id,
+        changes=named.changes,
+    )  # fmt: skip
     timings |= {"apply_ms": _ms(started, applied), "positions_ms": _ms(applied)}
     await feed_state.save_etag(conn, feed.name, etag)
     log.info(
@@ -389,6 +566,7 @@ async def _apply(
         rows=rows,
         locations=locations,
         positions=positions,
+        typed=typed,
         **timings,
     )
     return PullOutcome(
@@ -459,10 +637,12 @@ async def release_snapshot(
         await admin.mark_released(conn, snapshot_id, at=clock())
         from app.db.positions import recompute_stores
 
-        named = await snapshots.apply_staged(conn, snapshot_id)
+        applied = await snapshots.apply_staged_changes(conn, snapshot_id)
+        named = applied.named
         positions = await recompute_stores(
-            conn, named, policy=policy, now=clock(), snapshot_id=snapshot_id
-        )
+            conn, named, policy=policy, now=clock(), snapshot_id=snapshot_id,
+            changes=applied.changes,
+        )  # fmt: skip
         await feed_state.save_etag(conn, info.feed, info.etag)
     log.warning(
         "snapshot.released",

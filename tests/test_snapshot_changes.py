@@ -21,8 +21,10 @@ import pytest
 from app.db import snapshots
 from app.db.events import insert_events
 from app.db.positions import Q, _book_of, recompute_pairs, recompute_stores
+from app.domain.live import Assessor
 from app.domain.model import Count, Sale
 from app.domain.policy import Policy
+from app.settings import Settings
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 STORES = ["S1", "S2", "S3"]
@@ -38,7 +40,9 @@ def _csv(rows: dict[tuple[str, str], tuple[int, int, int, datetime]]) -> bytes:
     return out.getvalue().encode()
 
 
-async def _apply(conn: asyncpg.Connection, body: bytes, now: datetime) -> int:
+async def _apply(
+    conn: asyncpg.Connection, body: bytes, now: datetime, *, with_changes: bool = False
+) -> int:
     async with conn.transaction():
         await snapshots.create_staging(conn)
         await snapshots.copy_into_staging(conn, io.BytesIO(body))  # type: ignore[arg-type]
@@ -47,12 +51,22 @@ async def _apply(conn: asyncpg.Connection, body: bytes, now: datetime) -> int:
             conn, feed="wh", etag=None, status="applied", reason=None, row_count=None,
             locations=None, received_at=now,
         )  # fmt: skip
-        named = await snapshots.apply_staged(conn, snapshot_id)
-        return await recompute_stores(conn, named, policy=POLICY, now=now, snapshot_id=snapshot_id)
+        if not with_changes:  # the candidates searched for (pairs_of_snapshot)
+            named = await snapshots.apply_staged(conn, snapshot_id)
+            return await recompute_stores(
+                conn, named, policy=POLICY, now=now, snapshot_id=snapshot_id
+            )
+        # the candidates from what the apply changed (pairs_of_changes), as a pull does
+        applied = await snapshots.apply_staged_changes(conn, snapshot_id)
+        return await recompute_stores(conn, applied.named, policy=POLICY, now=now,
+                                      snapshot_id=snapshot_id, changes=applied.changes)  # fmt: skip
 
 
+@pytest.mark.parametrize("with_changes", [False, True])
 @pytest.mark.parametrize("seed", range(6))
-async def test_snapshots_write_and_recompute_only_changes(pool: asyncpg.Pool, seed: int) -> None:
+async def test_snapshots_write_and_recompute_only_changes(
+    pool: asyncpg.Pool, seed: int, with_changes: bool
+) -> None:
     rng = random.Random(seed)
     in_force: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
     async with pool.acquire() as conn:
@@ -77,7 +91,7 @@ async def test_snapshots_write_and_recompute_only_changes(pool: asyncpg.Pool, se
                     else:
                         rows[(loc, sku)] = (rng.randint(0, 9), rng.randint(0, 2),
                                             rng.randint(0, 3), as_of)  # fmt: skip
-            await _apply(conn, _csv(rows), now)
+            await _apply(conn, _csv(rows), now, with_changes=with_changes)
             for key in [k for k in in_force if k[0] in named]:
                 del in_force[key]
             in_force |= rows
@@ -164,3 +178,171 @@ async def test_the_quick_check_is_clean_exactly_when_there_are_no_problems(
         detailed = await conn.fetch(snapshots.Q.staged_problems, 5)
     assert clean is (bad is None)
     assert bool(detailed) is (bad is not None)
+
+
+def _engine_state(live: Any, now: datetime) -> dict[str, Any]:
+    """Everything a snapshot moves in an engine, comparable across engines."""
+    engine = live.engine
+    ledger = engine.ledger
+    rows = {
+        (loc, sku): held.row(loc, sku) for loc, held in ledger.rows_at.items() for sku in held.index
+    }
+    assessor = Assessor(engine, now)
+    positions: dict[tuple[str, str], Any] = {}
+    for store in STORES:
+        for sku in [*SKUS, "K-new"]:
+            pos = ledger.position(store, sku, now)
+            positions[(store, sku)] = pos if pos is None else (pos, assessor.assess(pos))
+    return {
+        "rows": rows,
+        "location_as_of": dict(ledger.location_as_of),
+        "first_seen": engine.loss.first_seen,
+        "earliest": engine.sales._earliest,
+        "opened": engine.sales.opened,
+        "group_items": engine.sales.group_items,
+        "positions": positions,
+    }
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_an_engine_fed_changes_equals_one_fed_whole_snapshots(
+    pool: asyncpg.Pool, settings: Settings, seed: int
+) -> None:
+    """The live engine takes a snapshot its transaction applied as what changed per
+    location (``SnapshotChanges``): after every snapshot of a random sequence (rows
+    changed, added, dropped and listed again, as_of moving on, staying or going back,
+    rows with an as_of of their own, locations with fewer rows than a store's opening
+    needs, POS events and counts between) it holds what an engine that reads every
+    snapshot whole holds, and assesses every pair alike."""
+    from app.db.engine_state import LiveEngine, binding
+    from app.db.feeds import upsert_feeds
+    from reconcilers.feeds_config import FeedConfig
+    from reconcilers.warehouse import apply_snapshot_stream
+
+    rng = random.Random(seed)
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, [FeedConfig(name="wh", kind="warehouse", url="http://x/s"),
+                                  FeedConfig(name="pos", kind="pos", url="http://x/p")])  # fmt: skip
+    fed_changes, fed_whole = LiveEngine(POLICY), LiveEngine(POLICY)
+    await fed_changes.warm_start(pool, T0)
+    await fed_whole.warm_start(pool, T0)
+    taken = 0
+    real = fed_changes.engine.observe_changes
+
+    def counted(*args: Any) -> bool:
+        nonlocal taken
+        took = real(*args)
+        taken += took
+        return took
+
+    fed_changes.engine.observe_changes = counted  # type: ignore[method-assign]
+    in_force: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
+    skus = [*SKUS, "K-new"]
+    now = T0
+    for round_ in range(10):
+        now += timedelta(minutes=30)
+        named = rng.sample(STORES, rng.randint(1, len(STORES)))
+        rows: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
+        for loc in named:
+            # as_of mostly moves on; sometimes stays or goes back (the engine keeps its newer)
+            as_of = now - timedelta(minutes=rng.choice([5, 25, 45, 45, 200]))
+            few = rng.random() < 0.3  # fewer rows than a store's opening needs
+            for sku in skus[:3] if few else skus:
+                old = in_force.get((loc, sku))
+                if rng.random() < 0.15:
+                    continue
+                if old is not None and rng.random() < 0.7:
+                    at = as_of if rng.random() < 0.8 else as_of - timedelta(minutes=1)
+                    rows[(loc, sku)] = (*old[:3], at)
+                else:
+                    rows[(loc, sku)] = (rng.randint(0, 9), rng.randint(0, 2),
+                                        rng.randint(0, 3), as_of)  # fmt: skip
+        if not rows:
+            continue
+        body = b"location_id,sku,on_hand,reserved,in_transit,as_of\n" + _csv(rows)
+
+        async def chunks(data: bytes = body) -> Any:
+            yield data
+
+        feed = FeedConfig(name="wh", kind="warehouse", url="http://x/s", max_drop=1.0)
+        with binding(fed_changes):
+            outcome = await apply_snapshot_stream(
+                pool, feed, chunks(), f'"{round_}"', settings=settings, policy=POLICY,
+                clock=lambda at=now: at,
+            )  # fmt: skip
+        assert outcome.outcome == "applied", outcome.detail
+        for key in [k for k in in_force if k[0] in named]:
+            del in_force[key]
+        in_force |= rows
+        events: list[Any] = []
+        for i in range(rng.randint(0, 4)):
+            store, sku = rng.choice(STORES), rng.choice(skus)
+            at = now - timedelta(minutes=rng.randint(1, 20))
+            if rng.random() < 0.3:
+                events.append(Count(event_id=f"C{round_}-{i}", store_id=store, sku=sku,
+                                    on_hand=rng.randint(0, 9), occurred_at=at))  # fmt: skip
+            else:
+                events.append(Sale(event_id=f"E{round_}-{i}", store_id=store, sku=sku,
+                                   qty=1, occurred_at=at))  # fmt: skip
+        if events:
+            with binding(fed_changes):
+                async with pool.acquire() as conn, conn.transaction():
+                    new = await insert_events(conn, "pos", events, received_at=now)
+                    await recompute_pairs(conn, {(e.store_id, e.sku) for e in new},
+                                          policy=POLICY, now=now)  # fmt: skip
+        await fed_whole.catch_up(pool)
+        later = now + timedelta(minutes=10)
+        assert _engine_state(fed_changes, later) == _engine_state(fed_whole, later), round_
+    assert taken > 0  # the changes were taken in, not only whole locations
+
+
+async def test_a_snapshot_that_changes_no_row_still_recomputes_unknown_and_unassessed_badges(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """pairs_of_changes' other branch: a badge gone unknown (the store's data aged) and
+    badges stored without an engine's assessment are recomputed by the next snapshot
+    even when it lists every row as it was (no row written, none removed)."""
+    from app.db.engine_state import LiveEngine, binding
+    from app.db.feeds import upsert_feeds
+    from reconcilers.feeds_config import FeedConfig
+    from reconcilers.warehouse import apply_snapshot_stream
+
+    feed = FeedConfig(name="wh", kind="warehouse", url="http://x/s")
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, [feed])
+    stock = {("S1", sku): (5, 0, 1, T0) for sku in SKUS} | {
+        ("S2", sku): (0, 0, 0, T0) for sku in SKUS
+    }
+
+    async def pull(as_of: datetime, now: datetime, live: LiveEngine | None) -> None:
+        rows = {key: (*value[:3], as_of) for key, value in stock.items()}
+
+        async def chunks() -> Any:
+            yield b"location_id,sku,on_hand,reserved,in_transit,as_of\n" + _csv(rows)
+
+        with binding(live):
+            outcome = await apply_snapshot_stream(
+                pool, feed, chunks(), f'"{as_of}"', settings=settings, policy=POLICY,
+                clock=lambda: now,
+            )  # fmt: skip
+        assert outcome.outcome == "applied", outcome.detail
+
+    await pull(T0, T0 + timedelta(minutes=5), None)  # no engine: no assessment stored
+    later = T0 + timedelta(days=1)
+    async with pool.acquire() as conn:  # the refresh: every badge ages to unknown
+        await recompute_pairs(conn, list(stock), policy=POLICY, now=later)
+        states = {r[0] for r in await conn.fetch("SELECT DISTINCT badge_state FROM book_position")}
+    assert states == {"unknown"}
+    await pull(later, later + timedelta(minutes=5), None)  # same rows, as_of moved on
+    stored = await pool.fetch("SELECT badge_state, evidence FROM book_position")
+    assert len(stored) == len(stock) and all(r["badge_state"] != "unknown" for r in stored)
+    assert all(r["evidence"] is None for r in stored)
+    live = LiveEngine(POLICY)
+    await live.warm_start(pool, later)
+    await pull(later + timedelta(hours=1), later + timedelta(hours=1, minutes=5), live)
+    stored = await pool.fetch("SELECT badge_state, evidence FROM book_position")
+    assert all(r["evidence"] is not None for r in stored)  # assessed by the engine now
+    written = await pool.fetchval(
+        "SELECT count(*) FROM warehouse_stock WHERE snapshot_id > 1 OR as_of IS NOT NULL"
+    )
+    assert written == 0  # no row was written after the first snapshot

@@ -108,6 +108,27 @@ class Fresh(msgspec.Struct, frozen=True):
     events: Sequence[PosEvent]
 
 
+class LocationChanges(msgspec.Struct, frozen=True):
+    """What a snapshot changed at one location that held stock (``apply_staged``):
+    ``rows`` the rows it wrote and those whose ``as_of`` is not the location's (every
+    other row is as it was, now at ``as_of``), ``removed`` the skus it no longer lists."""
+
+    as_of: datetime
+    previous_snapshot: int
+    rows: list[SnapshotRow]
+    removed: list[str]
+
+
+class SnapshotChanges(msgspec.Struct, frozen=True):
+    """A snapshot this transaction has just applied, as what changed per location: its
+    recompute's catch-up takes a location in this way instead of reading all its rows
+    when the engine holds that location's rows of ``previous_snapshot`` (else it reads
+    them all, as for any other snapshot)."""
+
+    snapshot_id: int
+    locations: dict[str, LocationChanges]
+
+
 class LiveEngine:
     """One process's engine, its catch-up marks and the calibration map it persisted."""
 
@@ -119,6 +140,9 @@ class LiveEngine:
         self.events_mark: datetime | None = None
         self.feedback_mark: datetime | None = None
         self.snapshot_mark = 0
+        # Per location, the applied snapshot whose rows the engine holds (taken in
+        # whole or as changes); a snapshot's changes apply only on top of its previous.
+        self._holds: dict[str, int] = {}
         self._feedback_seen: set[tuple[str, str, str, datetime, int]] = set()
         # The events received exactly at events_mark the engine has seen: the next
         # catch-up (which reads from the mark on, for late commits at that instant)
@@ -144,18 +168,26 @@ class LiveEngine:
 
     @contextlib.asynccontextmanager
     async def assessor(
-        self, conn: Connection, now: datetime, *, fresh: Fresh | None = None
+        self,
+        conn: Connection,
+        now: datetime,
+        *,
+        fresh: Fresh | None = None,
+        changes: SnapshotChanges | None = None,
     ) -> AsyncIterator[Assessor]:
         """Catch up inside the caller's transaction, then assess at ``now`` (one at a time).
 
         ``fresh``: the events this transaction has just stored; the engine takes them
-        as they are instead of reading them back.
+        as they are instead of reading them back. ``changes``: the snapshot this
+        transaction has just applied, as what changed (see ``SnapshotChanges``).
 
         Take the stores' advisory locks before entering: a recompute waiting for
         them must not hold this lock (another one holding them may need it).
         """
         async with self._lock:
-            await self._catch_up(conn, overlap=timedelta(0), categories=False, fresh=fresh)
+            await self._catch_up(
+                conn, overlap=timedelta(0), categories=False, fresh=fresh, changes=changes
+            )
             calibration = await self._persisted_calibration(conn)
             yield Assessor(self.engine, now, calibration)
 
@@ -191,7 +223,13 @@ class LiveEngine:
         return self._calibration
 
     async def _catch_up(
-        self, conn: Connection, *, overlap: timedelta, categories: bool, fresh: Fresh | None = None
+        self,
+        conn: Connection,
+        *,
+        overlap: timedelta,
+        categories: bool,
+        fresh: Fresh | None = None,
+        changes: SnapshotChanges | None = None,
     ) -> None:
         if categories:
             for r in await conn.fetch(Q.categories):
@@ -247,17 +285,48 @@ class LiveEngine:
                 if received_at > self.feedback_mark:
                     self.feedback_mark = received_at
             elif isinstance(r, asyncpg.Record):
-                await self._observe_snapshot(conn, r)
+                await self._observe_snapshot(conn, r, changes)
                 snapshots = True
         if snapshots:
             settle_heap()
 
-    async def _observe_snapshot(self, conn: Connection, snap: asyncpg.Record) -> None:
-        """Feed one applied snapshot, location by location (a few locations per fetch)."""
+    async def _observe_snapshot(
+        self, conn: Connection, snap: asyncpg.Record, changes: SnapshotChanges | None = None
+    ) -> None:
+        """Feed one applied snapshot, location by location (a few locations per fetch).
+
+        A location ``changes`` gives (this transaction's snapshot) is taken in as its
+        changes when the engine holds that location's rows of the snapshot before;
+        any other is read whole."""
+        snapshot_id: int = snap["snapshot_id"]
         as_of = dict(zip(snap["locations"], snap["as_ofs"], strict=True))
+        engine, holds = self.engine, self._holds
+        whole: list[str] = snap["locations"]
+        if changes is not None and changes.snapshot_id == snapshot_id:
+            whole = []
+            for here in snap["locations"]:
+                change = changes.locations.get(here)
+                if (
+                    change is not None
+                    and holds.get(here) == change.previous_snapshot
+                    and engine.observe_changes(here, as_of[here], change.rows, change.removed)
+                ):
+                    holds[here] = snapshot_id
+                    self.observed["snapshot_rows"] += len(change.rows)
+                else:
+                    whole.append(here)
+        if whole:
+            await self._observe_whole(conn, snapshot_id, whole, as_of)
+        self.snapshot_mark = max(self.snapshot_mark, snapshot_id)
+
+    async def _observe_whole(
+        self, conn: Connection, snapshot_id: int, locations: list[str], as_of: dict[str, datetime]
+    ) -> None:
+        """Feed every row in force at ``locations`` (a snapshot's)."""
+        ledger, holds = self.engine.ledger, self._holds
         skus: dict[str, str] = {}  # one string per sku across locations
         times: dict[datetime, datetime] = {}  # one object per as_of (most rows share it)
-        async for r in conn.cursor(Q.snapshot_rows, snap["locations"], prefetch=4):
+        async for r in conn.cursor(Q.snapshot_rows, locations, prefetch=4):
             here: str = r["location_id"]
             names, ats = r["skus"], r["as_ofs"]
             if None in ats:  # NULL: the location's as_of (a row stores only its own)
@@ -266,9 +335,13 @@ class LiveEngine:
                             r["on_hands"], r["reserveds"], r["in_transits"],
                             map(times.setdefault, ats, ats)))  # fmt: skip
             self.observed["snapshot_rows"] += len(rows)
+            held = ledger.location_as_of.get(here)
             self.engine.observe_snapshot(as_of[here], rows)
+            if held is None or held < as_of[here]:  # the ledger took the rows
+                holds[here] = snapshot_id
+            else:
+                holds.pop(here, None)
             del rows, names, ats
-        self.snapshot_mark = max(self.snapshot_mark, snap["snapshot_id"])
 
 
 def settle_heap() -> None:

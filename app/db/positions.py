@@ -34,7 +34,7 @@ import structlog
 from app.collector import collector_paused
 from app.db import Connection
 from app.db.availability import notify_badges_changed
-from app.db.engine_state import Fresh, LiveEngine, bound_engine
+from app.db.engine_state import Fresh, LiveEngine, SnapshotChanges, bound_engine
 from app.db.queries import Queries
 from app.domain.badge import badge_for
 from app.domain.live import Assessor
@@ -113,6 +113,7 @@ async def recompute_stores(
     policy: Policy,
     now: datetime,
     snapshot_id: int | None = None,
+    changes: SnapshotChanges | None = None,
 ) -> int:
     """Recompute the pairs the stores have warehouse rows, POS events or positions for
     (those a snapshot left as they were are skipped, see ``only_changed``).
@@ -123,7 +124,8 @@ async def recompute_stores(
     positions, only the pairs it can have changed are computed (``pairs_of_snapshot``),
     the others are as stored. A store without positions yet (a first load) has all
     its pairs computed (every one is new; and the planner, which cannot foresee that
-    pairs_of_snapshot names them all, would join them one by one).
+    pairs_of_snapshot names them all, would join them one by one). ``changes``: what
+    that snapshot changed (``snapshots.apply_staged_changes``), for the engine's catch-up.
     """
     stores = sorted(set(store_ids))
     if not stores:
@@ -131,17 +133,30 @@ async def recompute_stores(
     positioned: set[str] = set()
     if snapshot_id is not None:
         positioned = {r[0] for r in await conn.fetch(Q.stores_with_positions, stores)}
+    known = set() if changes is None or changes.snapshot_id != snapshot_id else changes.locations
     batches: list[tuple[str, list[str], tuple[object, ...]]] = []
     for group, query, extra in (
         ([s for s in stores if s not in positioned], _KEPT_BOOKS_OF_STORES, ()),
-        ([s for s in stores if s in positioned], _KEPT_BOOKS_OF_SNAPSHOT, (snapshot_id,)),
-    ):
+        ([s for s in stores if s in positioned and s not in known], _KEPT_BOOKS_OF_SNAPSHOT,
+         (snapshot_id,)),
+    ):  # fmt: skip
         batches += [
             (query, group[i : i + STORES_PER_BATCH], extra)
             for i in range(0, len(group), STORES_PER_BATCH)
         ]
+    search = None
+    if changes is not None and (
+        by_changes := [s for s in stores if s in positioned and s in known]
+    ):
+        listed: list[tuple[str, str]] = []
+        for store in by_changes:
+            change = changes.locations[store]
+            listed += [(store, r.sku) for r in change.rows]
+            listed += [(store, sku) for sku in change.removed]
+        search = (by_changes, [p[0] for p in listed], [p[1] for p in listed])
     return await _recompute(conn, stores, batches, policy=policy, now=now, engine=None,
-                            only_changed=True, kept=True)  # fmt: skip
+                            only_changed=True, kept=True, changes=changes,
+                            search=search)  # fmt: skip
 
 
 async def _recompute(
@@ -155,13 +170,18 @@ async def _recompute(
     only_changed: bool,
     kept: bool = False,
     fresh: Fresh | None = None,
+    changes: SnapshotChanges | None = None,
+    search: tuple[list[str], list[str], list[str]] | None = None,
 ) -> int:
     """Each batch is (query, its stores, its arguments after book_rule's four).
 
     ``kept``: the batches' queries keep their rows in ``book_batch`` (numbered ``n``)
-    and the write joins them with the distinct badges derived (``_write_kept``)."""
+    and the write joins them with the distinct badges derived (``_write_kept``).
+    ``search`` (kept only): stores whose snapshot came with what it changed, and the
+    pairs it listed (stores, skus): their candidates (``pairs_of_changes``) are found
+    in one statement once the stores are locked, and computed as named pairs."""
     live = engine if engine is not None else bound_engine()
-    timing = {"inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
+    timing = {"search_ms": 0.0, "inputs_ms": 0.0, "assess_ms": 0.0, "write_ms": 0.0}
     started = time.perf_counter()
     changed: list[tuple[str, str]] = []
     with collector_paused():  # the collector would walk the engine's heap again and again
@@ -171,12 +191,22 @@ async def _recompute(
                 assessor = None
                 if live is not None:
                     assessor = await stack.enter_async_context(
-                        live.assessor(conn, now, fresh=fresh)
+                        live.assessor(conn, now, fresh=fresh, changes=changes)
                     )
                 caught_up = time.perf_counter()
                 derive = _Deriver(policy, now, assessor)
                 if kept:
                     await conn.execute(Q.create_book_batch)
+                if search is not None:
+                    searched = time.perf_counter()
+                    found = await conn.fetch(Q.pairs_of_changes, search[0], assessor is not None,
+                                             search[1], search[2])  # fmt: skip
+                    batches = [*batches, *(
+                        (_KEPT_BOOKS_OF_PAIRS, [r[0] for r in chunk], ([r[1] for r in chunk],))
+                        for chunk in (found[i : i + BATCH] for i in range(0, len(found), BATCH))
+                    )]  # fmt: skip
+                    del found
+                    timing["search_ms"] = (time.perf_counter() - searched) * 1000
                 for query, batch_stores, args in batches:
                     t0 = time.perf_counter()
                     rows = await conn.fetch(query, batch_stores, now, only_changed,
@@ -185,7 +215,7 @@ async def _recompute(
                     if kept:
                         badges = _kept_badges(derive, rows)
                         t2 = time.perf_counter()
-                        await _write_kept(conn, badges, batch_stores, now)
+                        await _write_kept(conn, badges, sorted(set(batch_stores)), now)
                         for group in rows:
                             changed.extend(zip(repeat(group["store_id"]), group["skus"]))
                     else:
@@ -355,6 +385,8 @@ _BOOK_OF_PAIRS = _book_of(Q.pairs_named, scoped=False)
 _BOOK_OF_PAIRS_PLAIN = _book_of(Q.pairs_named, scoped=False, compared=False)
 _KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
 _KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
+# A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once.
+_KEPT_BOOKS_OF_PAIRS = _kept(_book_of(Q.pairs_named, scoped=False))
 
 
 class _KeptBadges(msgspec.Struct):

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterable
 from datetime import datetime
+from itertools import repeat
 from typing import Literal
 
 import msgspec
 
 from app.db import Connection
+from app.db.engine_state import LocationChanges, SnapshotChanges
 from app.db.queries import Queries
+from app.domain.model import SnapshotRow
 
 Q = Queries("snapshots.sql")
 
 STAGING_TABLE = "warehouse_staging"
+TYPED_TABLE = "warehouse_typed"
 STAGING_COLUMNS = ("location_id", "sku", "on_hand", "reserved", "in_transit", "as_of")
 
 
@@ -62,6 +66,61 @@ async def copy_into_staging(conn: Connection, source: AsyncIterable[bytes]) -> N
     """
     await conn.copy_to_table(STAGING_TABLE, source=source, columns=STAGING_COLUMNS, format="csv")
     await conn.execute(Q.analyze_staging)
+
+
+async def create_typed_staging(conn: Connection) -> None:
+    """The typed staging table of the fast path (counts parsed, as_of text)."""
+    await conn.execute(Q.create_typed_staging)
+
+
+async def copy_into_typed(conn: Connection, source: AsyncIterable[bytes]) -> None:
+    """COPY CSV data rows into the typed staging table; a row that does not parse
+    raises asyncpg's DataError (the caller then takes the text path)."""
+    await conn.copy_to_table(TYPED_TABLE, source=source, columns=STAGING_COLUMNS, format="csv")
+
+
+async def typed_summary(conn: Connection) -> tuple[int, int] | None:
+    """(rows, distinct locations) of the typed rows when their counts, locations and
+    as_of values pass ``staged_problems``' rules; ``None`` when they may not."""
+    await conn.execute(Q.typed_as_ofs)
+    if not await conn.fetchval(Q.typed_clean):
+        return None
+    row = await conn.fetchrow(Q.typed_summary)
+    assert row is not None
+    return int(row["row_count"] or 0), int(row["locations"])
+
+
+async def typed_differences(conn: Connection) -> bool:
+    """Compare the typed rows with the stock in force at the locations they name
+    (``snapshot_change``); False when a sku or a duplicate would fail ``staged_problems``
+    (nothing is written either way)."""
+    await conn.execute(Q.stage_typed_locations)
+    shape = await conn.fetchrow(Q.typed_shape)
+    assert shape is not None
+    await conn.execute(Q.hash_joins_only)
+    await conn.execute(Q.typed_changes, shape["one_as_of"], shape["every_location"])
+    await conn.execute(Q.any_joins)
+    if not await conn.fetchval(Q.changes_clean, shape["every_location"]):
+        return False
+    await conn.execute(Q.analyze_changes)
+    return True
+
+
+async def apply_typed_changes(conn: Connection, snapshot_id: int) -> Applied:
+    """``apply_staged_changes`` for rows judged by ``typed_summary`` and
+    ``typed_differences``: writes the differences found there."""
+    await conn.execute(Q.write_changes, snapshot_id)
+    rows = await conn.fetch(Q.apply_locations, snapshot_id)
+    changes = SnapshotChanges(snapshot_id, {})
+    for r in await conn.fetch(Q.changes_by_location):
+        here: str = r["location_id"]
+        names = r["skus"] or []
+        written = list(map(SnapshotRow, repeat(here, len(names)), names, r["on_hands"] or [],
+                           r["reserveds"] or [], r["in_transits"] or [], r["as_ofs"] or []))  # fmt: skip
+        changes.locations[here] = LocationChanges(
+            r["as_of"], r["previous_snapshot"], written, r["removed"] or []
+        )
+    return Applied([r["store_id"] for r in rows], changes)
 
 
 async def staged_problems(conn: Connection, *, limit: int) -> Problems:
@@ -115,6 +174,13 @@ async def keep_staged_rows(conn: Connection, snapshot_id: int) -> None:
     await conn.execute(Q.keep_staged_rows, snapshot_id)
 
 
+class Applied(msgspec.Struct, frozen=True):
+    """The locations a snapshot replaced, and what it changed at those that held stock."""
+
+    named: list[str]
+    changes: SnapshotChanges
+
+
 async def apply_staged(conn: Connection, snapshot_id: int) -> list[str]:
     """Replace the stock of every location the staged file names; return those locations.
 
@@ -124,11 +190,28 @@ async def apply_staged(conn: Connection, snapshot_id: int) -> list[str]:
     own only when it differs) and raises the store's snapshot freshness. Staged rows
     must have passed ``staged_problems``.
     """
+    return (await apply_staged_changes(conn, snapshot_id)).named
+
+
+async def apply_staged_changes(conn: Connection, snapshot_id: int) -> Applied:
+    """``apply_staged``, also returning what changed at the locations that held stock
+    (for the live engine: ``recompute_stores(changes=...)``)."""
     await conn.execute(Q.stage_locations)
+    changes = SnapshotChanges(snapshot_id, {})
     if await conn.fetchval(Q.stock_at_staged_locations):
-        await conn.execute(Q.remove_unlisted_rows)
+        removed: dict[str, list[str]] = {}
+        for r in await conn.fetch(Q.remove_unlisted_rows):
+            removed.setdefault(r["location_id"], []).append(r["sku"])
         await conn.execute(Q.merge_staged_rows, snapshot_id)
+        for r in await conn.fetch(Q.staged_changes, snapshot_id):
+            here: str = r["location_id"]
+            names = r["skus"] or []
+            written = list(map(SnapshotRow, repeat(here, len(names)), names, r["on_hands"] or [],
+                               r["reserveds"] or [], r["in_transits"] or [], r["as_ofs"] or []))  # fmt: skip
+            changes.locations[here] = LocationChanges(
+                r["as_of"], r["previous_snapshot"], written, removed.get(here, [])
+            )
     else:  # a first load of these locations: every row is new
         await conn.execute(Q.insert_staged_rows, snapshot_id)
     rows = await conn.fetch(Q.apply_locations, snapshot_id)
-    return [r["store_id"] for r in rows]
+    return Applied([r["store_id"] for r in rows], changes)

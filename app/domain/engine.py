@@ -27,7 +27,7 @@ from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, Snaps
 from app.domain.policy import Policy
 from app.domain.rhythm import Rhythm
 from app.domain.runout import DayTally, RunOut
-from app.domain.sales import SalesSpeed
+from app.domain.sales import OPENED_BY, SalesSpeed
 from app.domain.shelf import FILL_EDGES, IdleEmptiness, PairEmptiness, PhantomRate, ShelfFill
 
 BACK_ROOM_WINDOW = timedelta(hours=FILL_EDGES[-1])
@@ -270,6 +270,45 @@ class Engine:
             if p is None or p.book is None:
                 self._sighted(r.location_id, r.sku, categories.get(r.sku), as_of)
         self.ledger.apply_snapshot(as_of, rows)
+
+    def observe_changes(
+        self, location: str, as_of: datetime, rows: Iterable[SnapshotRow], removed: Iterable[str]
+    ) -> bool:
+        """One location's next snapshot given as what changed (the live engine's catch-up
+        of a snapshot it saw applied): ``rows`` every row that is new, changed, or whose
+        ``as_of`` is not ``as_of``; ``removed`` the skus no longer listed. Same state as
+        ``observe_snapshot(as_of, <the location's whole rows>)``; False (nothing
+        changes) when the ledger would not take it this way (``Ledger.apply_changes``):
+        give the whole rows then."""
+        rows = list(rows)
+        removed = list(removed)
+        ledger = self.ledger
+        held = ledger.rows_at.get(location)
+        current = ledger.location_as_of.get(location)
+        if held is None or current is None or current >= as_of:
+            return False
+        pairs = self.pairs
+        categories = self.categories
+        listed: set[str] = set()
+        for r in rows:
+            listed.add(r.sku)
+            p = pairs.get((location, r.sku))
+            if p is None or p.book is None:
+                self._sighted(location, r.sku, categories.get(r.sku), as_of)
+        # The rows kept as they were are sighted again too: the pair was seen (it was
+        # in force already), so only the store's earliest times can move, and only
+        # when as_of is earlier than those kept or they are fewer than the rule needs.
+        gone = set(removed)
+        again = 0
+        for sku in held.index:
+            if sku not in listed and sku not in gone:
+                p = pairs.get((location, sku))
+                if p is None or p.book is None:
+                    again += 1
+                    if again >= OPENED_BY:
+                        break
+        self.sales.known_again(location, as_of, again)
+        return ledger.apply_changes(location, as_of, rows, removed)
 
     def observe_feedback(
         self, *, kind: str, store_id: str, sku: str, qty: int, observed_at: datetime,

@@ -112,7 +112,7 @@ class LocationRows:
     instead of a ``SnapshotRow`` object each. ``row`` rebuilds one when asked.
     """
 
-    __slots__ = ("as_of", "in_transit", "index", "on_hand", "reserved")
+    __slots__ = ("as_of", "dead", "in_transit", "index", "on_hand", "reserved")
 
     def __init__(self) -> None:
         self.index: dict[str, int] = {}
@@ -120,6 +120,7 @@ class LocationRows:
         self.reserved = array("q")
         self.in_transit = array("q")
         self.as_of: list[datetime] = []
+        self.dead = 0  # slots of removed rows (``remove``), until ``compact``
 
     def add(self, r: SnapshotRow) -> None:
         """A row; a later row for the same sku replaces the earlier one."""
@@ -142,6 +143,25 @@ class LocationRows:
                 r.in_transit,
             )
             self.as_of[i] = at
+
+    def remove(self, sku: str) -> None:
+        """The sku is no longer listed (its slot stays, unused, until ``compact``)."""
+        if self.index.pop(sku, None) is not None:
+            self.dead += 1
+
+    def compact(self) -> None:
+        """Drop the slots of removed rows when they are many (a quarter or more)."""
+        if self.dead * 4 < len(self.as_of):
+            return
+        kept = LocationRows()
+        for sku, i in self.index.items():
+            kept.index[sku] = _row_number(len(kept.as_of))
+            kept.on_hand.append(self.on_hand[i])
+            kept.reserved.append(self.reserved[i])
+            kept.in_transit.append(self.in_transit[i])
+            kept.as_of.append(self.as_of[i])
+        self.index, self.on_hand, self.reserved = kept.index, kept.on_hand, kept.reserved
+        self.in_transit, self.as_of, self.dead = kept.in_transit, kept.as_of, 0
 
     def row(self, location_id: str, sku: str) -> SnapshotRow | None:
         i = self.index.get(sku)
@@ -215,6 +235,31 @@ class Ledger:
             self.generation[location] = self.generation.get(location, 0) + 1
             applied.add(location)
         return applied
+
+    def apply_changes(
+        self, location: str, as_of: datetime, rows: Iterable[SnapshotRow], removed: Iterable[str]
+    ) -> bool:
+        """Apply one location's next snapshot as what changed from the rows it holds.
+
+        Same result as ``apply_snapshot(as_of, <the location's whole rows>)`` when
+        ``rows`` holds every row that is new, changed, or whose ``as_of`` is not
+        ``as_of`` (every row not listed takes ``as_of``) and ``removed`` every sku the
+        snapshot no longer lists. False, and nothing changes, when the location holds
+        no rows yet or an ``as_of`` at or after this one (apply it whole then).
+        """
+        held = self.rows_at.get(location)
+        current = self.location_as_of.get(location)
+        if held is None or current is None or current >= as_of:
+            return False
+        held.as_of = [as_of] * len(held.as_of)
+        for sku in removed:
+            held.remove(sku)
+        for r in rows:
+            held.add(r)
+        held.compact()
+        self.location_as_of[location] = as_of
+        self.generation[location] = self.generation.get(location, 0) + 1
+        return True
 
     def position(self, store_id: str, sku: str, at: datetime) -> BookPosition | None:
         """The contract book position at ``at`` from everything recorded so far."""

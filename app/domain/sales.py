@@ -63,6 +63,15 @@ class SalesSpeed:
             del earliest[OPENED_BY:]
             self.opened[store_id] = earliest[-1]
 
+    def known_again(self, store_id: str, at: datetime, times: int) -> None:
+        """``times`` calls of ``know(store_id, _, at, new=False)`` (items the store knew,
+        seen again at ``at``): only the store's earliest times can move."""
+        earliest = self._earliest.get(store_id)
+        if earliest is not None and len(earliest) >= OPENED_BY and at >= earliest[-1]:
+            return  # each call would change nothing
+        for _ in range(min(times, OPENED_BY)):  # the first OPENED_BY calls decide
+            self.know(store_id, None, at, False)
+
     def sold_in(
         self, rhythm: Rhythm, store_id: str, category: str | None, qty: int, hour: int
     ) -> None:

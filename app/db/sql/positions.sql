@@ -219,6 +219,30 @@ SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
 UNION
 SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = 'shelf_count'
 
+-- name: pairs_of_changes
+-- pairs_of_snapshot for stores $1 whose snapshot came with what it changed ($3 stores
+-- and $4 skus, parallel arrays: the rows it wrote or removed and those with an as_of
+-- of their own), in one statement for all of them: those pairs, the positions
+-- book_rule recomputes whatever their inputs (unknown, or not assessed as $2 says),
+-- and the pairs with POS events or shelf counts. pairs_of_snapshot's other two
+-- branches need no search here. A position without a row: the row went in the
+-- snapshot that removed it (listed then); since then its base is 0 at the location's
+-- as_of, so only its events or counts (listed here) can change its book. A row
+-- without a position: the snapshot that wrote it computed its pair then (a new pair
+-- is always written), and positions are never deleted. (The stores joined, not
+-- "= ANY": a bitmap scan of 200 stores' keys took twice the hash join's time at 1M.)
+SELECT store_id, sku FROM unnest($3::text[], $4::text[]) AS c(store_id, sku)
+UNION
+SELECT bp.store_id, bp.sku
+FROM book_position bp
+JOIN unnest($1::text[]) AS named(store_id) ON named.store_id = bp.store_id
+WHERE bp.badge_state = 'unknown' OR (bp.evidence IS NOT NULL) <> $2::boolean
+UNION
+SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
+UNION
+SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = 'shelf_count'
+ORDER BY 1, 2;
+
 -- name: stores_with_positions
 -- Those of the stores $1 that have any position stored.
 SELECT s FROM unnest($1::text[]) AS s

@@ -1,0 +1,279 @@
+"""The typed fast path of a warehouse pull answers exactly as the text path.
+
+``reconcilers.warehouse._judge_typed`` COPYs a plain file into typed columns and judges
+it on its distinct locations and as_of values and on the rows that differ from the
+stock in force; anything it cannot vouch for is judged again by the text path (the
+line-numbered reasons). For any file, valid or not, plain or not, both paths must give
+the same outcome, the same reason or detail, and the same stock in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from hypothesis import HealthCheck, given, note
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from app.db import snapshots
+from app.db.feeds import upsert_feeds
+from app.domain.policy import Policy
+from app.settings import Settings, load_settings
+from reconcilers import warehouse
+from reconcilers.feeds_config import FeedConfig
+from reconcilers.outcome import PullOutcome
+
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+POLICY = Policy()
+FEED = FeedConfig(name="wh", kind="warehouse", url="http://x/s", max_drop=0.5)
+HEADER = "location_id,sku,on_hand,reserved,in_transit,as_of"
+BASE = [f"{loc},K{k},{k},0,1,2026-11-23T05:00:00Z" for loc in ("S1", "S2") for k in range(1, 5)]
+
+GOOD_LOCATIONS = ["S1", "S2", "S3"]
+GOOD_SKUS = ["K1", "K2", "K3", "K4", "K5", "k.5:x", "K-6", "K" * 64]
+GOOD_COUNTS = ["0", "1", "3", "05", "40", "2147483647"]
+GOOD_AS_OFS = ["2026-11-23T06:00:00Z", "2026-11-23T05:00:00+01:00", "2026-11-23T06:15:00.5Z",
+               "2026-11-23t06:00:00z", "2026-11-23T05:00:00Z"]  # fmt: skip
+# Valid but not plain (the text path takes them), and invalid in every way a row can be.
+ODD_IDS = ["S_1", "K_1", "-K7", "0x8", '"K1"', "", "K+9", "K 1", "K" * 65, "K/1", "K\\1", "Kü"]
+ODD_COUNTS = ["+5", "-0", "-3", "0x10", "0o7", "0b1", "1_0", "", "x", "99999999999", " 5",
+              "2147483648", '"5"', "5.0"]  # fmt: skip
+ODD_AS_OFS = ["2026-11-23T06:00:00", "2026-11-23", "epoch", "2026-13-23T06:00:00Z",
+              "2026-11-23 06:00:00Z", "", "2026-11-23T06:00:00+01", "2026-11-23T24:00:00Z",
+              "20261123T060000Z", "2026-11-23T06:00:00UTC", '"2026-11-23T06:00:00Z"']  # fmt: skip
+
+
+KEYS = [(loc, sku) for loc in GOOD_LOCATIONS for sku in GOOD_SKUS]
+
+
+@st.composite
+def files(draw: Any) -> str:
+    """A valid plain file (usually enough rows to pass the drop check), and in half of
+    them one fault: an odd value in one field, a duplicate, a short or long row, CRLF
+    line ends (each alone, so the fast path's every check is put to the test)."""
+    keys = draw(st.lists(st.sampled_from(KEYS), min_size=0, max_size=12, unique=True))
+    rows = [[loc, sku, draw(st.sampled_from(GOOD_COUNTS)), draw(st.sampled_from(GOOD_COUNTS)),
+             draw(st.sampled_from(GOOD_COUNTS)), draw(st.sampled_from(GOOD_AS_OFS))]
+            for loc, sku in keys]  # fmt: skip
+    fault = draw(st.sampled_from(["none", "none", "id", "count", "as_of", "duplicate",
+                                  "short", "long", "crlf"]))  # fmt: skip
+    end = "\n"
+    if rows and fault in ("id", "count", "as_of"):
+        row = draw(st.integers(0, len(rows) - 1))
+        if fault == "id":
+            rows[row][draw(st.integers(0, 1))] = draw(st.sampled_from(ODD_IDS))
+        elif fault == "count":
+            rows[row][draw(st.integers(2, 4))] = draw(st.sampled_from(ODD_COUNTS))
+        else:
+            rows[row][5] = draw(st.sampled_from(ODD_AS_OFS))
+    elif rows and fault == "duplicate":
+        copy = list(rows[draw(st.integers(0, len(rows) - 1))])
+        if draw(st.booleans()):
+            copy[2] = "7"
+        rows.insert(draw(st.integers(0, len(rows))), copy)
+    elif fault == "short":
+        rows.append(["S1", "K1", "1", "0"])
+    elif fault == "long":
+        rows.append(["S1", "K9", "1", "0", "1", "2026-11-23T06:00:00Z", "x"])
+    elif fault == "crlf":
+        end = "\r\n"
+    return "".join(line + end for line in [HEADER, *(",".join(r) for r in rows)])
+
+
+async def _pull(conn: asyncpg.Connection, text: str, settings: Settings, *, fast: bool) -> Any:
+    """Seed the stock in force, pull ``text`` by one path, and read what is in force;
+    everything is rolled back."""
+
+    async def chunks(data: bytes) -> AsyncIterator[bytes]:
+        for i in range(0, len(data), 7):  # odd chunk sizes: sequences straddle chunks
+            yield data[i : i + 7]
+
+    async def judge(data: bytes, etag: str, *, fast: bool) -> PullOutcome:
+        body = warehouse.SnapshotBody(chunks(data), max_bytes=settings.max_feed_bytes)
+        try:
+            return await warehouse._judge(conn, FEED, body, etag, settings=settings,
+                                          policy=POLICY, clock=lambda: NOW, fast=fast)  # fmt: skip
+        finally:
+            body.close()
+
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        await upsert_feeds(conn, [FEED])
+        await snapshots.begin_pull(conn, FEED.name)
+        seeded = await judge(("\n".join([HEADER, *BASE]) + "\n").encode(), "base", fast=False)
+        assert seeded.outcome == "applied"
+        await conn.execute("DISCARD TEMP")  # one pull per transaction: its temp tables go
+        outcome = await judge(text.encode(), "next", fast=fast)
+        stock = await conn.fetch(
+            "SELECT ws.location_id, ws.sku, on_hand, reserved, in_transit,"
+            " COALESCE(ws.as_of, wl.as_of) AS as_of"
+            " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id)"
+            " ORDER BY 1, 2"
+        )
+        positions = await conn.fetch(
+            "SELECT store_id, sku, book, base_source, in_transit, badge_state"
+            " FROM book_position ORDER BY 1, 2"
+        )
+    finally:
+        await tx.rollback()
+    detail = re.sub(r"snapshot \d+", "snapshot N", outcome.detail or "")
+    return (outcome.outcome, outcome.rows, outcome.positions, detail,
+            [tuple(r) for r in stock], [tuple(r) for r in positions])  # fmt: skip
+
+
+TYPED: list[bool] = []
+
+
+@hsettings(max_examples=150, deadline=None,
+           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(text=files())
+def test_the_typed_path_answers_as_the_text_path(db_dsn: str, text: str) -> None:
+    note(text)
+    settings = load_settings({}, scheduler=False)
+    real = warehouse._judge_typed
+
+    async def counted(*args: Any) -> Any:
+        answer = await real(*args)
+        TYPED.append(isinstance(answer, tuple))
+        return answer
+
+    async def run() -> tuple[Any, Any]:
+        conn = await asyncpg.connect(db_dsn, server_settings={"timezone": "UTC"})
+        try:
+            return (await _pull(conn, text, settings, fast=True),
+                    await _pull(conn, text, settings, fast=False))  # fmt: skip
+        finally:
+            await conn.close()
+
+    warehouse._judge_typed = counted  # type: ignore[assignment]
+    try:
+        fast, slow = asyncio.run(run())
+    finally:
+        warehouse._judge_typed = real  # type: ignore[assignment]
+    assert fast == slow
+
+
+def test_the_typed_path_took_plain_files_and_left_the_others() -> None:
+    """(After the property test: both kinds of file came up.)"""
+    assert True in TYPED and False in TYPED
+
+
+# A valid plain next snapshot (two rows changed, one removed, one new), then each fault
+# alone at each place it can be: the fast path must hand every one to the text path.
+NEXT = [r.split(",") for r in BASE[:-1]] + [["S2", "K5", "2", "0", "0", "2026-11-23T06:00:00Z"]]
+NEXT[0][2], NEXT[5][3] = "9", "1"
+FAULTS: list[tuple[str, int, int, str]] = (
+    [("field", row, col, odd) for row in (0, 7) for col in (0, 1) for odd in ODD_IDS]
+    + [("field", row, col, odd) for row in (0, 7) for col in (2, 3, 4) for odd in ODD_COUNTS]
+    + [("field", row, 5, odd) for row in (0, 7) for odd in ODD_AS_OFS]
+    + [("duplicate", row, col, value) for row in (0, 1, 7) for col, value in ((2, ""), (2, "7"))]
+    + [("short", 0, 0, ""), ("long", 0, 0, ""), ("crlf", 0, 0, ""), ("none", 0, 0, ""),
+       ("empty", 0, 0, "")]
+)  # fmt: skip
+
+
+def _faulty(kind: str, row: int, col: int, value: str) -> str:
+    rows = [list(r) for r in NEXT]
+    end = "\n"
+    if kind == "field":
+        rows[row][col] = value
+    elif kind == "duplicate":  # row 7 is a new pair, rows 0 and 1 stored ones
+        copy = list(rows[row])
+        copy[col] = value or copy[col]
+        rows.append(copy)
+    elif kind == "short":
+        rows.append(["S1", "K1", "1", "0"])
+    elif kind == "long":
+        rows.append(["S1", "K9", "1", "0", "1", "2026-11-23T06:00:00Z", "x"])
+    elif kind == "crlf":
+        end = "\r\n"
+    elif kind == "empty":
+        rows = []
+    return "".join(line + end for line in [HEADER, *(",".join(r) for r in rows)])
+
+
+def test_each_fault_alone_is_judged_as_by_the_text_path(db_dsn: str) -> None:
+    settings = load_settings({}, scheduler=False)
+
+    async def run() -> None:
+        conn = await asyncpg.connect(db_dsn, server_settings={"timezone": "UTC"})
+        try:
+            for fault in FAULTS:
+                text = _faulty(*fault)
+                fast = await _pull(conn, text, settings, fast=True)
+                slow = await _pull(conn, text, settings, fast=False)
+                assert fast == slow, (fault, fast[:4], slow[:4])
+                if fault[0] == "none":
+                    assert fast[0] == "applied"
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def test_a_body_spooled_to_disk_is_judged_again_whole(db_dsn: str, monkeypatch: Any) -> None:
+    """Past ``SPOOL_IN_MEMORY`` the spool is a temporary file; the text path reads the
+    whole body back from it (a fault near the end, far past the memory part)."""
+    monkeypatch.setattr(warehouse, "SPOOL_IN_MEMORY", 64)
+    monkeypatch.setattr(warehouse, "REPLAY_CHUNK", 50)
+    settings = load_settings({}, scheduler=False)
+    rows = [list(r) for r in NEXT] + [["S3", f"K{i}", "1", "0", "0", "2026-11-23T06:00:00Z"]
+                                      for i in range(40)]  # fmt: skip
+    rows[-1][2] = "1_0"  # not plain: the text path judges it
+    text = "".join(line + "\n" for line in [HEADER, *(",".join(r) for r in rows)])
+
+    async def run() -> tuple[Any, Any]:
+        conn = await asyncpg.connect(db_dsn, server_settings={"timezone": "UTC"})
+        try:
+            return (await _pull(conn, text, settings, fast=True),
+                    await _pull(conn, text, settings, fast=False))  # fmt: skip
+        finally:
+            await conn.close()
+
+    fast, slow = asyncio.run(run())
+    assert fast == slow
+    assert fast[0] == "quarantined" and fast[3] == (
+        f"line {len(rows) + 1}: on_hand '1_0' is not a non-negative integer"
+    )
+
+
+@hsettings(max_examples=500, deadline=None)
+@given(window=st.binary(max_size=24) | st.text(alphabet=",+-0xXoObB_aZ9.:\r\n \"", max_size=24)
+       .map(str.encode))  # fmt: skip
+def test_is_plain_is_the_rule_it_states(window: bytes) -> None:
+    expected = all(b in warehouse.PLAIN_BYTES for b in window) and not any(
+        seq in window for seq in warehouse.NOT_PLAIN
+    )
+    assert warehouse.is_plain(window) is expected
+
+
+@given(text=st.text(alphabet=",+-0xb_a9\n", min_size=1, max_size=16), data=st.data())
+def test_plain_holds_across_any_chunking(text: str, data: Any) -> None:
+    """A sequence split between two chunks is seen as in one."""
+    body_bytes = text.encode()
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(body_bytes) - 1)), max_size=6)))
+    pieces = [body_bytes[a:b] for a, b in zip([0, *cuts], [*cuts, len(body_bytes)], strict=True)]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield HEADER.encode() + b"\n"
+        for piece in pieces:
+            if piece:
+                yield piece
+
+    async def read() -> bool:
+        body = warehouse.SnapshotBody(chunks(), max_bytes=1 << 20)
+        try:
+            await body.read_header()
+            async for _ in body:
+                pass
+            return body.plain
+        finally:
+            body.close()
+
+    assert asyncio.run(read()) is warehouse.is_plain(body_bytes)
