@@ -23,7 +23,16 @@ from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.confidence import raw_confidence as raw_of
 from app.domain.ledger import Ledger, PairBook
 from app.domain.loss import MAX_DAYS, LossRate, days_unverified
-from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, SnapshotRow
+from app.domain.model import (
+    EVENT_KINDS,
+    BookPosition,
+    Count,
+    PosEvent,
+    Receipt,
+    Sale,
+    SnapshotRow,
+    kind_of,
+)
 from app.domain.policy import Policy
 from app.domain.rhythm import Rhythm
 from app.domain.runout import DayTally, RunOut
@@ -209,8 +218,10 @@ class Engine:
         if p.book is None:
             self._sighted(store, sku, category, at)
         x: float | None = None  # a sale's epoch hours
-        if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
-            qty = e.qty
+        kind = EVENT_KINDS.get(type(e)) or kind_of(e)  # (one lookup for every type test below)
+        if kind is Sale:  # the common case first; the order of effects is unchanged
+            sale: Sale = e  # type: ignore[assignment]  # (its kind is Sale)
+            qty = sale.qty
             sales = self.sales
             rhythm = st.rhythm
             ts = at.timestamp()  # one reading for the learner, the rhythm and the marks below
@@ -227,9 +238,9 @@ class Engine:
                 or last.occurred_at < at
                 or (last.occurred_at == at and last.event_id < e.event_id)
             ):
-                p.last_sale = e
+                p.last_sale = sale
                 p.sale_x = x
-        elif isinstance(e, (Count, Receipt)):
+        elif isinstance(e, (Count, Receipt)):  # (kind is Count or kind is Receipt)
             before = ledger.position(store, sku, at)
             if before is not None:
                 if isinstance(e, Count):
@@ -242,7 +253,7 @@ class Engine:
                 p.last_receipt is None or _order(p.last_receipt) < _order(e)
             ):
                 p.last_receipt = e
-        p.book = ledger.record(e, p.book)
+        p.book = ledger.record(e, p.book, kind)
         wm = st.watermark
         if wm is None or at > wm:
             st.watermark, st.wm_x = at, x
@@ -352,9 +363,9 @@ class Engine:
             return cached
         if p.book is None:
             return None
-        for occurred, _, e in reversed(p.book.events):
-            if occurred <= at and isinstance(e, kind):
-                return e
+        for occurred, _, e, k in reversed(p.book.events):
+            if occurred <= at and k is kind:  # (the kind of a Sale or subclass is Sale)
+                return e  # type: ignore[return-value]  # (k is kind: e is a Sale / Receipt)
         return None
 
     def _evidence(
@@ -506,11 +517,11 @@ class Engine:
         """A shelf observation plus the movements recorded after it."""
         units = qty
         if p.book is not None:
-            for occurred, _, e in reversed(p.book.events):
+            for occurred, _, e, kind in reversed(p.book.events):
                 if occurred <= at:
                     break
-                if occurred <= now and not isinstance(e, Count):
-                    units += -e.qty if isinstance(e, Sale) else e.qty
+                if occurred <= now and kind is not Count:
+                    units += -e.qty if kind is Sale else e.qty  # type: ignore[union-attr]
         return units
 
     def store_quiet(self, store_id: str, now: datetime) -> float:
