@@ -584,7 +584,8 @@ class Engine:
         return assessment(
             ev,
             threshold=self.policy.confidence_threshold,
-            calibrate=self.calibration if self.calibration.labels >= MIN_LABELS else None,
+            # (the bound method: calling the instance goes through the slower tp_call slot)
+            calibrate=self.calibration.__call__ if self.calibration.labels >= MIN_LABELS else None,
             pos_quiet=quiet,
             sources_disagree=disagree,
             reasons=reasons,
