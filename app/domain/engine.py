@@ -22,7 +22,7 @@ from app.domain.calibration import MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.confidence import raw_confidence as raw_of
 from app.domain.ledger import Ledger, PairBook
-from app.domain.loss import MAX_DAYS, LossRate, days_unverified
+from app.domain.loss import MAX_DAYS, LossGroup, LossRate, days_unverified
 from app.domain.model import (
     EVENT_KINDS,
     BookPosition,
@@ -36,7 +36,7 @@ from app.domain.model import (
 from app.domain.policy import Policy
 from app.domain.rhythm import Rhythm
 from app.domain.runout import DayTally, RunOut
-from app.domain.sales import SalesSpeed
+from app.domain.sales import SalesGroup, SalesSpeed
 from app.domain.shelf import FILL_EDGES, IdleEmptiness, PairEmptiness, PhantomRate, ShelfFill
 
 BACK_ROOM_WINDOW = timedelta(hours=FILL_EDGES[-1])
@@ -93,15 +93,18 @@ class Pair:
 
     __slots__ = (
         "book",
+        "category",
         "day",
         "empty",
         "found_at",
         "last_gap",
         "last_receipt",
         "last_sale",
+        "loss_group",
         "n",
         "receipt_before",
         "sale_x",
+        "sales_group",
         "shelf_obs",
         "store",
         "units",
@@ -110,6 +113,11 @@ class Pair:
 
     def __init__(self, store: StoreState) -> None:
         self.store = store  # its store's state
+        # Its store × category's learner groups, for the category they were found for
+        # (``Engine._groups``: looked up again should the catalogue move the sku).
+        self.category: str | None = None
+        self.sales_group: SalesGroup | None = None
+        self.loss_group: LossGroup | None = None
         self.book: PairBook | None = None  # the ledger's events and running book
         self.units = 0.0  # units sold (``SalesSpeed``)
         self.verified: datetime | None = None  # last count or shelf count (``loss``)
@@ -179,6 +187,15 @@ class Engine:
             p = self.pairs[key] = Pair(self._store(key[0]))
         return p
 
+    def _groups(self, p: Pair, store: str, category: str | None) -> SalesGroup:
+        """The pair's store × category groups (sales speed, loss) for ``category``, found
+        once (a tuple key per event or visit was ~5% of their instructions); its sales
+        group."""
+        p.category = category
+        p.loss_group = self.loss.group(store, category)
+        g = p.sales_group = self.sales.group(store, category)
+        return g
+
     def _store(self, store_id: str) -> StoreState:
         st = self.stores.get(store_id)
         if st is None:
@@ -226,12 +243,16 @@ class Engine:
             rhythm = st.rhythm
             ts = at.timestamp()  # one reading for the learner, the rhythm and the marks below
             x = ts / 3600
+            group = p.sales_group
+            if group is None or p.category is not category:
+                group = self._groups(p, store, category)
             if self.runout_factor:  # the run-out learner, before the sale counts toward speed
                 tally = p.day = self.runout.sold(store, p.day, rhythm, x, qty)
                 if tally.per_day < 0.0:  # a new trading day: the pair's speed, read once a day
-                    tally.per_day = 24.0 * sales.speed(store, p.units, category, at)
+                    exposure = sales.exposure(sales.opened.get(store), at)  # sales.speed()
+                    tally.per_day = 24.0 * sales.speed_in(group, p.units, exposure)
             p.units += qty
-            sales.sold_in(rhythm, store, category, qty, int(ts // 3600))
+            sales.sold_in_group(rhythm, group, qty, int(ts // 3600))
             last = p.last_sale
             if (
                 last is None
@@ -421,7 +442,15 @@ class Engine:
         store, sku = pos.store_id, pos.sku
         now = at.now
         category = self.categories.get(sku)
-        speed = self.sales.speed_at(store, 0.0 if p is None else p.units, category, at.exposure)
+        if p is None:
+            speed = self.sales.speed_at(store, 0.0, category, at.exposure)
+            loss_rate = self.loss.cached_rate(store, category)
+        else:
+            group = p.sales_group
+            if group is None or p.category is not category:
+                group = self._groups(p, store, category)
+            speed = SalesSpeed.speed_in(group, p.units, at.exposure)
+            loss_rate = self.loss.group_rate(p.loss_group)  # type: ignore[arg-type]  # (set)
         rhythm = at.rhythm
         wm = at.watermark
         if wm is None:  # no POS event at the store yet: the pair's base stands in
@@ -502,8 +531,7 @@ class Engine:
             wanted=wanted,
             expected_sales=0.0 if at.c_end is None else speed * (at.c_end - c_now),
             unreported_sales=speed * (c_now - c_wm) if wm < now else 0.0,
-            unrecorded_loss=self.loss.cached_rate(store, category)
-            * (days if days < MAX_DAYS else MAX_DAYS),
+            unrecorded_loss=loss_rate * (days if days < MAX_DAYS else MAX_DAYS),
             back_room=back_room,
             shelf_fill=fill,
             silence=speed * (c_wm - c_since) if since < wm else 0.0,
