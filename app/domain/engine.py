@@ -58,6 +58,7 @@ class StoreState:
     __slots__ = (
         "events",
         "opened_clock",
+        "pairs",
         "rhythm",
         "shelf_factor",
         "shelf_version",
@@ -68,6 +69,9 @@ class StoreState:
 
     def __init__(self, rhythm: Rhythm) -> None:
         self.rhythm = rhythm
+        # Its pairs by sku (``Engine.pairs`` by key too): an event or a visit looks its
+        # pair up by strings, without building, hashing and comparing a (store, sku) tuple.
+        self.pairs: dict[str, Pair] = {}
         self.watermark: datetime | None = None  # newest occurred_at published
         # Its epoch hours when a sale set it (read at the sale; None when another event
         # did): a datetime's ``timestamp()`` is ~1,400 instructions.
@@ -184,7 +188,11 @@ class Engine:
     def _pair(self, key: tuple[str, str]) -> Pair:
         p = self.pairs.get(key)
         if p is None:
-            p = self.pairs[key] = Pair(self._store(key[0]))
+            p = self._new_pair(self._store(key[0]), key[0], key[1])
+        return p
+
+    def _new_pair(self, st: StoreState, store: str, sku: str) -> Pair:
+        p = self.pairs[(store, sku)] = st.pairs[sku] = Pair(st)
         return p
 
     def _groups(self, p: Pair, store: str, category: str | None) -> SalesGroup:
@@ -226,12 +234,13 @@ class Engine:
         if ledger.knows(e.event_id):
             return False
         store, sku, at = e.store_id, e.sku, e.occurred_at
-        key = (store, sku)
         category = self.categories.get(sku)
-        p = self.pairs.get(key)
+        st = self.stores.get(store)
+        if st is None:
+            st = self._store(store)
+        p = st.pairs.get(sku)
         if p is None:
-            p = self.pairs[key] = Pair(self._store(store))
-        st = p.store
+            p = self._new_pair(st, store, sku)
         if p.book is None:
             self._sighted(store, sku, category, at)
         x: float | None = None  # a sale's epoch hours
@@ -625,9 +634,9 @@ class Engine:
         """The badge the live API would give at ``now``, with the default arrival horizon.
         ``reasons=False`` (the backtest, which scores state, book and confidence): the same
         badge without its reasons, nor the store-quiet and disagreement checks only they read."""
-        p = self.pairs.get((store_id, sku))
-        pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
         st = self.stores.get(store_id)
+        p = None if st is None else st.pairs.get(sku)
+        pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
         wm = None if st is None else st.watermark
         snap = self.ledger.location_as_of.get(store_id)
         store_newest = snap if wm is None or (snap is not None and snap > wm) else wm  # newest()
