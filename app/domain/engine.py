@@ -271,7 +271,7 @@ class Engine:
                 p.last_sale = sale
                 p.sale_x = x
         elif isinstance(e, (Count, Receipt)):  # (kind is Count or kind is Receipt)
-            before = ledger.position(store, sku, at)
+            before = ledger.position_in(p.book, store, sku, at)
             if before is not None:
                 if isinstance(e, Count):
                     self._counted(store, sku, p, category, before.book, e.on_hand, at)
@@ -319,7 +319,7 @@ class Engine:
         """Staff or a pick saw the shelf: learn from it, then let it act (a shelf count is a count)."""
         key = (store_id, sku)
         p = self._pair(key)
-        pos = self.ledger.position(store_id, sku, observed_at)
+        pos = self.ledger.position_in(p.book, store_id, sku, observed_at)  # (p.book: its book)
         if pos is not None:
             wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
             outcome = kind == "pick_found" or (kind == "shelf_count" and qty >= 1)
