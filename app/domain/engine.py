@@ -501,18 +501,19 @@ class Engine:
                     bound = self._rolled_forward(p, *shelf_obs, now)
                     if bound >= 0:
                         shelf_bound = bound
-            if (
-                receipt is not None
-                and now - receipt.occurred_at < BACK_ROOM_WINDOW
-                and (pos.base_source != "count" or pos.base_at < receipt.occurred_at)
-            ):
-                before = p.receipt_before
-                pre = None if before is None else before.get(receipt.event_id)
-                sold_since = last_sale is not None and last_sale.occurred_at > receipt.occurred_at
-                if not (sold_since and pre is not None and pre <= 0):
-                    back_room = receipt.qty
-                    hours = (now - receipt.occurred_at).total_seconds() / 3600
-                    fill = self.fill.p_filled(hours)
+            if receipt is not None:
+                waited = now - receipt.occurred_at  # (one subtraction for both readings)
+                if waited < BACK_ROOM_WINDOW and (
+                    pos.base_source != "count" or pos.base_at < receipt.occurred_at
+                ):
+                    before = p.receipt_before
+                    pre = None if before is None else before.get(receipt.event_id)
+                    sold_since = (
+                        last_sale is not None and last_sale.occurred_at > receipt.occurred_at
+                    )
+                    if not (sold_since and pre is not None and pre <= 0):
+                        back_room = receipt.qty
+                        fill = self.fill.p_filled(waited.total_seconds() / 3600)
             verified = p.verified
             empty, n = p.empty, p.n
         else:
