@@ -139,6 +139,7 @@ class Pair:
         "store",
         "units",
         "verified",
+        "verified_us",
     )
 
     def __init__(self, store: StoreState) -> None:
@@ -151,6 +152,7 @@ class Pair:
         self.book: PairBook | None = None  # the ledger's events and running book
         self.units = 0.0  # units sold (``SalesSpeed``)
         self.verified: datetime | None = None  # last count or shelf count (``loss``)
+        self.verified_us: tuple[datetime, int | None] | None = None  # (verified, _epoch_us)
         self.last_gap: tuple[datetime, int] | None = None  # (at, book − count) of the last count
         self.empty = 0.0  # shelf observations that found it empty (``PairEmptiness``)
         self.n = 0.0  # shelf observations
@@ -184,6 +186,7 @@ class StoreAt(msgspec.Struct, gc=False):
     into_day: float
     c_wm: float  # the clock at the watermark (0.0 without one)
     shelf_factor: float  # ``PairEmptiness.store_factor`` of its phantom rate
+    us: int | None  # now's ``_epoch_us`` (None: not a fixed-offset zone)
 
 
 class Engine:
@@ -477,7 +480,7 @@ class Engine:
                 hours = (us - op[1]) / 1_000_000 / 3600
                 exposure = hours if hours > 0.0 else 0.0
         return StoreAt(store, st, now, x_now, rhythm, opened, wm, exposure,
-                       c_now, c_end, into_day, c_wm, st.shelf_factor)  # fmt: skip
+                       c_now, c_end, into_day, c_wm, st.shelf_factor, us)  # fmt: skip
 
     @staticmethod
     def _clock_wm(st: StoreState, wm: datetime) -> float:
@@ -577,8 +580,18 @@ class Engine:
             c_since = c_wm
         else:  # since_wm is since
             c_since = rhythm.clock_h(since_wm.timestamp() / 3600 if since_x is None else since_x)
-        first = None if verified is not None else self.loss.first_seen_at(store, sku)
-        days = days_unverified(verified, first, now)  # first sighting: read only if unverified
+        if verified is not None and p is not None and at.us is not None:
+            vu = p.verified_us  # days_unverified(verified, None, now), from integers
+            if vu is None or vu[0] is not verified:
+                vu = p.verified_us = (verified, _epoch_us(verified))
+            if vu[1] is None:
+                days = days_unverified(verified, None, now)
+            else:
+                days = (at.us - vu[1]) / 1_000_000 / 86400
+                days = days if days > 0.0 else 0.0
+        else:
+            first = None if verified is not None else self.loss.first_seen_at(store, sku)
+            days = days_unverified(verified, first, now)  # first sighting: only if unverified
         idle = c_now - c_since
         idle = idle if idle > 0.0 else 0.0
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
