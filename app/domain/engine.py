@@ -597,7 +597,9 @@ class Engine:
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
         phantom *= self.idle.factor(idle)
         if self.runout_factor and p is not None:
-            phantom *= self.runout.factor(RunOut.today(p.day, at.x_now), store)
+            tally = p.day  # RunOut.today(p.day, at.x_now), inline (per visit)
+            today = 0.0 if tally is None or at.x_now >= tally.end else tally.units
+            phantom *= self.runout.factor(today, store)
         ev = Evidence(
             book=pos.book,
             wanted=wanted,
