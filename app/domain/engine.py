@@ -300,19 +300,20 @@ class Engine:
             ):
                 p.last_sale = sale
                 p.sale_x = x
-        elif isinstance(e, (Count, Receipt)):  # (kind is Count or kind is Receipt)
+        elif kind is Count:
             before = ledger.position_in(p.book, store, sku, at)
             if before is not None:
-                if isinstance(e, Count):
-                    self._counted(store, sku, p, category, before.book, e.on_hand, at)
-                else:
-                    if p.receipt_before is None:
-                        p.receipt_before = {}
-                    p.receipt_before[e.event_id] = before.book
-            if isinstance(e, Receipt) and (
-                p.last_receipt is None or _order(p.last_receipt) < _order(e)
-            ):
-                p.last_receipt = e
+                on_hand = e.on_hand  # type: ignore[union-attr]  # (its kind is Count)
+                self._counted(store, sku, p, category, before.book, on_hand, at)
+        elif kind is Receipt:
+            receipt: Receipt = e  # type: ignore[assignment]  # (its kind is Receipt)
+            before = ledger.position_in(p.book, store, sku, at)
+            if before is not None:
+                if p.receipt_before is None:
+                    p.receipt_before = {}
+                p.receipt_before[e.event_id] = before.book
+            if p.last_receipt is None or _order(p.last_receipt) < _order(receipt):
+                p.last_receipt = receipt
         p.book = ledger.record(e, p.book, kind)
         wm = st.watermark
         if wm is None or at > wm:
