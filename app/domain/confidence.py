@@ -291,7 +291,11 @@ def assessment(
         conf = calibrate(ev, conf)
         conf = conf if conf < 1.0 else 1.0
         conf = conf if conf > 0.0 else 0.0
-    for_sales, for_uncertainty = _held_back(mean, threshold)
+    # _held_back(mean, threshold), inline (per visit)
+    total = negbin_quantile(threshold, mean)
+    ceiling = math.ceil(mean - 1e-9)
+    for_sales = ceiling if ceiling < total else total
+    for_uncertainty = total - for_sales
     found: list[Reason] = []
     if reasons:
         if pos_quiet:

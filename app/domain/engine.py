@@ -445,7 +445,7 @@ class Engine:
         its ``_epoch_us`` when the caller has it), for arrival ``horizon`` ahead (zero: no
         arrival clock)."""
         sales = self.sales
-        st = self._store(store)
+        st = self.stores.get(store) or self._store(store)
         rhythm = st.rhythm
         opened = sales.opened.get(store)
         wm = st.watermark
@@ -466,7 +466,14 @@ class Engine:
             c_end = None
         c_wm = 0.0
         if wm is not None:
-            c_wm = c_now if wm == now else self._clock_wm(st, wm)
+            if wm == now:
+                c_wm = c_now
+            else:  # _clock_wm(st, wm) when kept (now_clocks just freshened the rhythm)
+                kept = st.wm_clock
+                if kept is not None and kept[0] is wm and kept[1] == rhythm.builds:
+                    c_wm = kept[2]
+                else:
+                    c_wm = self._clock_wm(st, wm)
         if st.shelf_version != self._shelf_observations:
             st.shelf_factor = self.emptiness.store_factor(self.phantom.prior(store))
             st.shelf_version = self._shelf_observations
