@@ -285,7 +285,12 @@ def assessment(
     same confidence and held-back units."""
     # confidence() and held_back() inlined: depletion and p_phantom read once each.
     mean = ev.expected_sales + ev.unreported_sales + ev.unrecorded_loss  # depletion(ev)
-    phantom = p_phantom(ev)
+    phantom = ev.phantom_prior  # p_phantom(ev), inline (per visit)
+    phantom = 0.0 if phantom < 0.0 else phantom
+    phantom = 1.0 if phantom > 1.0 else phantom
+    if not (phantom <= 0.0 or ev.silence <= 0.0):  # (NaN as p_phantom takes it)
+        p_quiet = math.exp(SILENCE_SIZE * math.log(SILENCE_SIZE / (SILENCE_SIZE + ev.silence)))
+        phantom = phantom / (phantom + (1.0 - phantom) * p_quiet)
     conf = _raw(ev, mean, phantom)
     if calibrate is not None:
         conf = calibrate(ev, conf)

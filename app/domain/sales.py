@@ -104,7 +104,9 @@ class SalesSpeed:
         """``sold_in`` given the store × category's group."""
         qty = qty if qty < STORE_UNITS_PER_SALE else STORE_UNITS_PER_SALE
         group.units += qty
-        rhythm.add_hour(hour, qty)
+        rhythm.hour[hour % 24] += qty  # rhythm.add_hour(hour, qty), inline (per sale)
+        rhythm.day[(hour // 24) % 7] += qty
+        rhythm.total += qty
 
     def speed(self, store_id: str, units: float, category: str | None, now: datetime) -> float:
         """Posterior mean units per average trade hour of a pair that sold ``units``."""
