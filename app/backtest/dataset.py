@@ -350,13 +350,19 @@ def read_manifest(root: Path) -> Manifest:
 
 def read_pos_events(path: Path) -> Iterator[PublishedEvent]:
     """POS events in file order, decoded a chunk of lines per msgspec call."""
+    for events in read_pos_chunks(path):
+        yield from events
+
+
+def read_pos_chunks(path: Path) -> Iterator[list[PublishedEvent]]:
+    """``read_pos_events`` a decoded chunk at a time (no generator step per event)."""
     with path.open("rb") as f:
         first_line = 1
         while True:
             chunk = f.readlines(CHUNK_BYTES)
             if not chunk:
                 return
-            yield from _decode_pos_chunk(path, chunk, first_line)
+            yield _decode_pos_chunk(path, chunk, first_line)
             first_line += len(chunk)
 
 
@@ -379,7 +385,7 @@ def _decode_pos_chunk(path: Path, chunk: list[bytes], first_line: int) -> list[P
     ids = "\n".join([*(e.event_id for e in lines), *names, ""])
     if _IDENTIFIERS.fullmatch(ids) is None:
         _raise_first_bad_line(path, numbered or _numbered(chunk, first_line))
-    if any(e.published_at < e.occurred_at for e in lines):
+    if any([e.published_at < e.occurred_at for e in lines]):  # (a list: no generator steps)
         for (n, _), e in zip(numbered or _numbered(chunk, first_line), lines, strict=True):
             if e.published_at < e.occurred_at:
                 raise DatasetError(f"{path.name}:{n}: published_at is before occurred_at")
@@ -497,7 +503,8 @@ class Dataset:
         # Concatenated in rank order, each source in file order, then a stable sort on
         # the time alone: the same order as sorting on (time, rank, index).
         items: list[tuple[datetime, StreamItem]] = [(s.published_at, s) for s in self.snapshots()]
-        items += [(e.published_at, e) for e in self.pos_events()]
+        for events in read_pos_chunks(self.pos_path):
+            items += [(e.published_at, e) for e in events]
         items += [(f.published_at, f) for f in self.feedback()]
         items += [(v.viewed_at, v) for v in self.visits()]
         items.sort(key=_time)

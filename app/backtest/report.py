@@ -105,21 +105,26 @@ class PolicyScore:
             self._bin_conf[i] += confidence
             self._bin_obs[i] += outcome
 
-    def add_certain(self, available: bool, promise: bool) -> None:
+    def add_certain(self, available: bool, promise: bool, times: int = 1) -> None:
         """``add`` for a baseline of an uncalibrated policy, whose confidence is its promise
-        (1.0 or 0.0): the same totals (a Brier term is 1.0 or 0.0; adding 0.0 to the
-        non-negative sum changes nothing), without the checks and the power per visit."""
-        self.visits += 1
-        if available:
-            self.available += 1
-        if promise:
-            self.promises += 1
-            if available:
-                self.kept += 1
-            else:
-                self.false_promises += 1
+        (1.0 or 0.0), ``times`` visits alike: the same totals (a Brier term is 1.0 or 0.0,
+        so the sum is the count of wrong promises, exact as a float), without the checks
+        and the power per visit."""
+        self.add_counts(available, promise, times)
         if promise != available:  # (confidence - outcome) ** 2 == 1.0
-            self.brier_sum += 1.0
+            self.brier_sum += times
+
+    def add_counts(self, available: bool, promise: bool, times: int) -> None:
+        """The counts of ``times`` visits alike (not the Brier sum nor the bins)."""
+        self.visits += times
+        if available:
+            self.available += times
+        if promise:
+            self.promises += times
+            if available:
+                self.kept += times
+            else:
+                self.false_promises += times
 
     def finish(self) -> PolicyReport:
         calibration = None
@@ -145,13 +150,21 @@ class PolicyScore:
 
 
 class ReportBuilder:
-    """Scores the service against the ``naive`` and ``static_buffer`` baselines."""
+    """Scores the service against the ``naive`` and ``static_buffer`` baselines.
+
+    Every count of the three policies is a sum over visits alike in (service promise,
+    available, naive promise, static_buffer promise), so a visit adds one to a tally of
+    those 16 kinds, and ``finish`` hands each kind to the policies once; the service's
+    Brier sum and calibration bins are added per visit, as ``PolicyScore.add`` does (the
+    same floats in the same order). One call per visit of the replay, not four."""
 
     def __init__(self) -> None:
         self.visits = 0
-        self.service = PolicyScore(calibrated=True)
-        self.naive = PolicyScore(calibrated=False)
-        self.static_buffer = PolicyScore(calibrated=False)
+        self._kinds = [0] * 16  # index: 8 service promise, 4 available, 2 naive, 1 static
+        self._brier_sum = 0.0
+        self._bin_n = [0] * CALIBRATION_BINS
+        self._bin_conf = [0.0] * CALIBRATION_BINS
+        self._bin_obs = [0] * CALIBRATION_BINS
 
     def add(
         self,
@@ -162,22 +175,48 @@ class ReportBuilder:
         confidence: float,
     ) -> None:
         """One visit: the truth, the book the service had at ``viewed_at`` and its answer."""
-        available = on_shelf_qty >= qty_wanted
+        if not 0.0 <= confidence <= 1.0:  # also rejects NaN
+            raise ValueError(f"confidence must be within [0, 1], got {confidence!r}")
         self.visits += 1
-        self.service.add(available, promise, confidence)
-        promised = book is not None and book >= qty_wanted  # naive_promise
-        self.naive.add_certain(available, promised)
-        promised = book is not None and book - STATIC_BUFFER >= qty_wanted  # static_buffer_promise
-        self.static_buffer.add_certain(available, promised)
+        outcome = 1 if on_shelf_qty >= qty_wanted else 0  # available
+        kind = 8 if promise else 0
+        if outcome:
+            kind += 4
+        if book is not None:
+            if book >= qty_wanted:  # naive_promise
+                kind += 2
+            if book - STATIC_BUFFER >= qty_wanted:  # static_buffer_promise
+                kind += 1
+        self._kinds[kind] += 1
+        self._brier_sum += (confidence - outcome) ** 2
+        # _bin_index(confidence), inline (per visit)
+        i = math.floor(confidence * CALIBRATION_BINS + 1e-9)
+        i = i if i < CALIBRATION_BINS - 1 else CALIBRATION_BINS - 1
+        self._bin_n[i] += 1
+        self._bin_conf[i] += confidence
+        self._bin_obs[i] += outcome
 
     def finish(self) -> BacktestReport:
+        service = PolicyScore(calibrated=True)
+        naive = PolicyScore(calibrated=False)
+        static_buffer = PolicyScore(calibrated=False)
+        for kind, times in enumerate(self._kinds):
+            if times:
+                available = kind & 4 != 0
+                service.add_counts(available, kind & 8 != 0, times)
+                naive.add_certain(available, kind & 2 != 0, times)
+                static_buffer.add_certain(available, kind & 1 != 0, times)
+        service.brier_sum = self._brier_sum
+        service._bin_n = list(self._bin_n)
+        service._bin_conf = list(self._bin_conf)
+        service._bin_obs = list(self._bin_obs)
         return BacktestReport(
             format=REPORT_FORMAT,
             visits=self.visits,
             policies={
-                "service": self.service.finish(),
-                "naive": self.naive.finish(),
-                "static_buffer": self.static_buffer.finish(),
+                "service": service.finish(),
+                "naive": naive.finish(),
+                "static_buffer": static_buffer.finish(),
             },
         )
 

@@ -17,6 +17,7 @@ confidence; more expected sales, loss, unreported sales or silence never raise i
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 
 import msgspec
@@ -69,15 +70,34 @@ def negbin_cdf(m: int, mean: float, size: float = DEPLETION_SIZE) -> float:
 
 
 def negbin_quantile(level: float, mean: float, size: float = DEPLETION_SIZE) -> int:
-    """Smallest n with P(D ≤ n) ≥ level."""
+    """Smallest n with P(D ≤ n) ≥ level: the running sum's first n (``_summed_quantile``),
+    read from the level's table of means when the depletion size is asked (every visit
+    asks the policy's threshold), summed when the table cannot be sure."""
     if mean <= 1e-12:
         return 0
+    if size == DEPLETION_SIZE:
+        table = _TABLES.get(level)
+        if table is None:
+            table = _quantile_table(level)
+        if table is not None:
+            short_of = table.short_of  # table.lookup(mean)'s usual answer, inline (per visit)
+            n = bisect_right(short_of, mean)
+            if n < len(short_of) and mean <= table.sure_by[n]:
+                return n
+            n = table.lookup(mean)
+            if n >= 0:
+                return n
+    return _summed_quantile(level, mean, size)
+
+
+def _summed_quantile(level: float, mean: float, size: float) -> int:
+    """``negbin_quantile`` by summing the probabilities until they reach ``level``."""
     p = size / (size + mean)
     q = 1.0 - p
     pk = math.exp(size * math.log(p))
     total = pk
-    # ~12-30 steps a visit: for loops (not a while with two tests) and, for the depletion
-    # size, each step's ratio (k + size) / (k + 1) read from a table (the same floats).
+    # for loops (not a while with two tests) and, for the depletion size, each step's
+    # ratio (k + size) / (k + 1) read from a table (the same floats).
     first = 0
     if size == DEPLETION_SIZE:
         for k, ratio in enumerate(_RATIOS_2):
@@ -95,6 +115,87 @@ def negbin_quantile(level: float, mean: float, size: float = DEPLETION_SIZE) -> 
 
 
 _RATIOS_2 = tuple((k + DEPLETION_SIZE) / (k + 1) for k in range(512))
+
+# The quantile table: the summed series at n differs from the closed form
+# 1 − q^(n+1) (1 + (n+1) p) (size 2) by rounding only (~n² · 1e-16), far below this margin.
+QUANTILE_MARGIN = 1e-8
+QUANTILE_TABLE_N = 256  # answers up to here from a table (a mean of ~130 at level 0.9)
+QUANTILE_LEVELS = 64  # tables kept (one per level asked: the policies' thresholds)
+
+
+def _tail_2(n: int, mean: float) -> float:
+    """P(D ≤ n) at size 2 in closed form, from ``p`` and ``q`` computed as the sum does."""
+    p = 2.0 / (2.0 + mean)
+    q = 1.0 - p
+    return 1.0 - q ** (n + 1) * (1.0 + (n + 1) * p)
+
+
+def _mean_bracket(n: int, target: float) -> tuple[float, float]:
+    """Means ``lo < hi`` with ``_tail_2(n, lo) > target >= _tail_2(n, hi)`` (the closed form
+    falls as the mean grows), ``hi - lo`` a few ulps of ``hi``."""
+    lo, hi = 0.0, 1.0
+    while _tail_2(n, hi) > target:
+        lo, hi = hi, 2.0 * hi
+    for _ in range(64):
+        mid = 0.5 * (lo + hi)
+        if not lo < mid < hi:
+            break
+        if _tail_2(n, mid) > target:
+            lo = mid
+        else:
+            hi = mid
+    return lo, hi
+
+
+class _QuantileTable:
+    """``negbin_quantile`` at size 2 for one level, by the mean. Per n, ``sure_by[n]``:
+    at a mean at or below it P(D ≤ n) exceeds the level by the margin, so the sum has
+    reached it by n; ``short_of[n]``: at a mean at or above it P(D ≤ n) is below the
+    level by the margin, so the sum has not (both rise with n). A mean in neither
+    (within ~1e-8 of a step, or beyond the table) is left to the sum: the same answer
+    for every mean, one bisection instead of ~12-30 terms. Built as far as asked."""
+
+    __slots__ = ("level", "short_of", "sure_by")
+
+    def __init__(self, level: float) -> None:
+        self.level = level
+        self.sure_by: list[float] = []
+        self.short_of: list[float] = []
+
+    def lookup(self, mean: float) -> int:
+        """The quantile at ``mean``; -1 when the table cannot be sure (sum instead)."""
+        short_of = self.short_of
+        n = bisect_right(short_of, mean)  # the sum falls short of the level at 0 .. n - 1
+        if n == len(short_of):
+            if not (n < QUANTILE_TABLE_N and mean < math.inf):
+                return -1
+            self._extend(mean)
+            n = bisect_right(short_of, mean)
+            if n == len(short_of):
+                return -1
+        return n if mean <= self.sure_by[n] else -1
+
+    def _extend(self, mean: float) -> None:
+        """Rows until one falls short above ``mean`` (or the table is full)."""
+        level = self.level
+        while len(self.short_of) < QUANTILE_TABLE_N:
+            n = len(self.short_of)
+            self.sure_by.append(_mean_bracket(n, level + QUANTILE_MARGIN)[0])
+            self.short_of.append(_mean_bracket(n, level - QUANTILE_MARGIN)[1])
+            if self.short_of[-1] > mean:
+                return
+
+
+_TABLES: dict[float, _QuantileTable | None] = {}
+
+
+def _quantile_table(level: float) -> _QuantileTable | None:
+    """The level's table (None: a level the margin leaves no room in, summed always)."""
+    if len(_TABLES) >= QUANTILE_LEVELS:
+        _TABLES.clear()
+    ok = 2 * QUANTILE_MARGIN < level < 1.0 - 2 * QUANTILE_MARGIN  # (False for NaN)
+    table = _TABLES[level] = _QuantileTable(level) if ok else None
+    return table
 
 
 def depletion(e: Evidence) -> float:
@@ -184,13 +285,22 @@ def assessment(
     same confidence and held-back units."""
     # confidence() and held_back() inlined: depletion and p_phantom read once each.
     mean = ev.expected_sales + ev.unreported_sales + ev.unrecorded_loss  # depletion(ev)
-    phantom = p_phantom(ev)
+    phantom = ev.phantom_prior  # p_phantom(ev), inline (per visit)
+    phantom = 0.0 if phantom < 0.0 else phantom
+    phantom = 1.0 if phantom > 1.0 else phantom
+    if not (phantom <= 0.0 or ev.silence <= 0.0):  # (NaN as p_phantom takes it)
+        p_quiet = math.exp(SILENCE_SIZE * math.log(SILENCE_SIZE / (SILENCE_SIZE + ev.silence)))
+        phantom = phantom / (phantom + (1.0 - phantom) * p_quiet)
     conf = _raw(ev, mean, phantom)
     if calibrate is not None:
         conf = calibrate(ev, conf)
         conf = conf if conf < 1.0 else 1.0
         conf = conf if conf > 0.0 else 0.0
-    for_sales, for_uncertainty = _held_back(mean, threshold)
+    # _held_back(mean, threshold), inline (per visit)
+    total = negbin_quantile(threshold, mean)
+    ceiling = math.ceil(mean - 1e-9)
+    for_sales = ceiling if ceiling < total else total
+    for_uncertainty = total - for_sales
     found: list[Reason] = []
     if reasons:
         if pos_quiet:

@@ -13,7 +13,7 @@ given its time. Assembling ``Evidence`` is here; the probability is in ``confide
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
 
@@ -22,18 +22,51 @@ from app.domain.calibration import MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.confidence import raw_confidence as raw_of
 from app.domain.ledger import Ledger, PairBook
-from app.domain.loss import MAX_DAYS, LossRate, days_unverified
-from app.domain.model import BookPosition, Count, PosEvent, Receipt, Sale, SnapshotRow
+from app.domain.loss import MAX_DAYS, LossGroup, LossRate, days_unverified
+from app.domain.model import (
+    EVENT_KINDS,
+    BookPosition,
+    Count,
+    PosEvent,
+    Receipt,
+    Sale,
+    SnapshotRow,
+    kind_of,
+)
 from app.domain.policy import Policy
 from app.domain.rhythm import Rhythm
 from app.domain.runout import DayTally, RunOut
-from app.domain.sales import OPENED_BY, SalesSpeed
+from app.domain.sales import OPENED_BY, SalesGroup, SalesSpeed
 from app.domain.shelf import FILL_EDGES, IdleEmptiness, PairEmptiness, PhantomRate, ShelfFill
 
 BACK_ROOM_WINDOW = timedelta(hours=FILL_EDGES[-1])
 QUIET_EVENTS = 4.6  # expected store events with none published: P(silence | normal) < 1%
 DISAGREE_DAYS = 7.0
 ZERO = timedelta(0)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_us(t: datetime) -> int | None:
+    """Whole microseconds from the epoch to ``t`` when its zone is a fixed offset (a
+    ``datetime.timezone``, as the contract's timestamps decode), else None. ``t.timestamp()``
+    is this over 10**6 (an integer true division), a difference's ``total_seconds()`` is
+    the two moments' difference over 10**6, and ``t + d`` is ``t``'s plus ``d``'s: the same
+    floats from integers, without a timedelta and its microseconds per reading (~1,400
+    instructions each; a visit read four)."""
+    if type(t.tzinfo) is not timezone:
+        return None
+    d = t - EPOCH
+    return (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
+
+
+def _delta_us(d: timedelta) -> int:
+    """Whole microseconds of ``d`` (what its ``total_seconds()`` divides by 10**6)."""
+    return (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
+
+
+def _x_of(t: datetime, us: int | None) -> float:
+    """``t``'s epoch hours, ``t.timestamp() / 3600``, from ``_epoch_us(t)`` when there is one."""
+    return t.timestamp() / 3600 if us is None else us / 1_000_000 / 3600
 
 
 def _order(e: PosEvent) -> tuple[datetime, str]:
@@ -49,6 +82,8 @@ class StoreState:
     __slots__ = (
         "events",
         "opened_clock",
+        "opened_us",
+        "pairs",
         "rhythm",
         "shelf_factor",
         "shelf_version",
@@ -59,6 +94,9 @@ class StoreState:
 
     def __init__(self, rhythm: Rhythm) -> None:
         self.rhythm = rhythm
+        # Its pairs by sku (``Engine.pairs`` by key too): an event or a visit looks its
+        # pair up by strings, without building, hashing and comparing a (store, sku) tuple.
+        self.pairs: dict[str, Pair] = {}
         self.watermark: datetime | None = None  # newest occurred_at published
         # Its epoch hours when a sale set it (read at the sale; None when another event
         # did): a datetime's ``timestamp()`` is ~1,400 instructions.
@@ -68,6 +106,7 @@ class StoreState:
         # builds, its clock), (opened, builds, its clock).
         self.wm_clock: tuple[datetime, int, float] | None = None
         self.opened_clock: tuple[datetime, int, float] | None = None
+        self.opened_us: tuple[datetime, int | None] | None = None  # (opened, its _epoch_us)
         # ``PairEmptiness.store_factor`` of its phantom rate, as of the engine's shelf
         # observation count ``shelf_version`` (any store's observation moves the chain's rates).
         self.shelf_factor = 0.0
@@ -84,26 +123,36 @@ class Pair:
 
     __slots__ = (
         "book",
+        "category",
         "day",
         "empty",
         "found_at",
         "last_gap",
         "last_receipt",
         "last_sale",
+        "loss_group",
         "n",
         "receipt_before",
         "sale_x",
+        "sales_group",
         "shelf_obs",
         "store",
         "units",
         "verified",
+        "verified_us",
     )
 
     def __init__(self, store: StoreState) -> None:
         self.store = store  # its store's state
+        # Its store × category's learner groups, for the category they were found for
+        # (``Engine._groups``: looked up again should the catalogue move the sku).
+        self.category: str | None = None
+        self.sales_group: SalesGroup | None = None
+        self.loss_group: LossGroup | None = None
         self.book: PairBook | None = None  # the ledger's events and running book
         self.units = 0.0  # units sold (``SalesSpeed``)
         self.verified: datetime | None = None  # last count or shelf count (``loss``)
+        self.verified_us: tuple[datetime, int | None] | None = None  # (verified, _epoch_us)
         self.last_gap: tuple[datetime, int] | None = None  # (at, book − count) of the last count
         self.empty = 0.0  # shelf observations that found it empty (``PairEmptiness``)
         self.n = 0.0  # shelf observations
@@ -137,6 +186,7 @@ class StoreAt(msgspec.Struct, gc=False):
     into_day: float
     c_wm: float  # the clock at the watermark (0.0 without one)
     shelf_factor: float  # ``PairEmptiness.store_factor`` of its phantom rate
+    us: int | None  # now's ``_epoch_us`` (None: not a fixed-offset zone)
 
 
 class Engine:
@@ -160,6 +210,7 @@ class Engine:
         self.pairs: dict[tuple[str, str], Pair] = {}
         self.stores: dict[str, StoreState] = {}
         self._feedback_ids = 0
+        self._horizon_us: tuple[timedelta, int] = (ZERO, 0)  # (a horizon, its microseconds)
         self._shelf_observations = 0  # (a store's empty-shelf factor holds until the next)
 
     # ---- feeding -------------------------------------------------------------------
@@ -167,8 +218,21 @@ class Engine:
     def _pair(self, key: tuple[str, str]) -> Pair:
         p = self.pairs.get(key)
         if p is None:
-            p = self.pairs[key] = Pair(self._store(key[0]))
+            p = self._new_pair(self._store(key[0]), key[0], key[1])
         return p
+
+    def _new_pair(self, st: StoreState, store: str, sku: str) -> Pair:
+        p = self.pairs[(store, sku)] = st.pairs[sku] = Pair(st)
+        return p
+
+    def _groups(self, p: Pair, store: str, category: str | None) -> SalesGroup:
+        """The pair's store × category groups (sales speed, loss) for ``category``, found
+        once (a tuple key per event or visit was ~5% of their instructions); its sales
+        group."""
+        p.category = category
+        p.loss_group = self.loss.group(store, category)
+        g = p.sales_group = self.sales.group(store, category)
+        return g
 
     def _store(self, store_id: str) -> StoreState:
         st = self.stores.get(store_id)
@@ -200,49 +264,57 @@ class Engine:
         if ledger.knows(e.event_id):
             return False
         store, sku, at = e.store_id, e.sku, e.occurred_at
-        key = (store, sku)
         category = self.categories.get(sku)
-        p = self.pairs.get(key)
+        st = self.stores.get(store)
+        if st is None:
+            st = self._store(store)
+        p = st.pairs.get(sku)
         if p is None:
-            p = self.pairs[key] = Pair(self._store(store))
-        st = p.store
+            p = self._new_pair(st, store, sku)
         if p.book is None:
             self._sighted(store, sku, category, at)
         x: float | None = None  # a sale's epoch hours
-        if isinstance(e, Sale):  # the common case first; the order of effects is unchanged
-            qty = e.qty
+        kind = EVENT_KINDS.get(type(e)) or kind_of(e)  # (one lookup for every type test below)
+        if kind is Sale:  # the common case first; the order of effects is unchanged
+            sale: Sale = e  # type: ignore[assignment]  # (its kind is Sale)
+            qty = sale.qty
             sales = self.sales
             rhythm = st.rhythm
             ts = at.timestamp()  # one reading for the learner, the rhythm and the marks below
             x = ts / 3600
+            group = p.sales_group
+            if group is None or p.category is not category:
+                group = self._groups(p, store, category)
             if self.runout_factor:  # the run-out learner, before the sale counts toward speed
                 tally = p.day = self.runout.sold(store, p.day, rhythm, x, qty)
                 if tally.per_day < 0.0:  # a new trading day: the pair's speed, read once a day
-                    tally.per_day = 24.0 * sales.speed(store, p.units, category, at)
+                    exposure = sales.exposure(sales.opened.get(store), at)  # sales.speed()
+                    tally.per_day = 24.0 * sales.speed_in(group, p.units, exposure)
             p.units += qty
-            sales.sold_in(rhythm, store, category, qty, int(ts // 3600))
+            sales.sold_in_group(rhythm, group, qty, int(ts // 3600))
             last = p.last_sale
             if (
                 last is None
                 or last.occurred_at < at
                 or (last.occurred_at == at and last.event_id < e.event_id)
             ):
-                p.last_sale = e
+                p.last_sale = sale
                 p.sale_x = x
-        elif isinstance(e, (Count, Receipt)):
-            before = ledger.position(store, sku, at)
+        elif kind is Count:
+            before = ledger.position_in(p.book, store, sku, at)
             if before is not None:
-                if isinstance(e, Count):
-                    self._counted(store, sku, p, category, before.book, e.on_hand, at)
-                else:
-                    if p.receipt_before is None:
-                        p.receipt_before = {}
-                    p.receipt_before[e.event_id] = before.book
-            if isinstance(e, Receipt) and (
-                p.last_receipt is None or _order(p.last_receipt) < _order(e)
-            ):
-                p.last_receipt = e
-        p.book = ledger.record(e, p.book)
+                on_hand = e.on_hand  # type: ignore[union-attr]  # (its kind is Count)
+                self._counted(store, sku, p, category, before.book, on_hand, at)
+        elif kind is Receipt:
+            receipt: Receipt = e  # type: ignore[assignment]  # (its kind is Receipt)
+            before = ledger.position_in(p.book, store, sku, at)
+            if before is not None:
+                if p.receipt_before is None:
+                    p.receipt_before = {}
+                p.receipt_before[e.event_id] = before.book
+            if p.last_receipt is None or _order(p.last_receipt) < _order(receipt):
+                p.last_receipt = receipt
+        p.book = ledger.record(e, p.book, kind)
         wm = st.watermark
         if wm is None or at > wm:
             st.watermark, st.wm_x = at, x
@@ -317,7 +389,7 @@ class Engine:
         """Staff or a pick saw the shelf: learn from it, then let it act (a shelf count is a count)."""
         key = (store_id, sku)
         p = self._pair(key)
-        pos = self.ledger.position(store_id, sku, observed_at)
+        pos = self.ledger.position_in(p.book, store_id, sku, observed_at)  # (p.book: its book)
         if pos is not None:
             wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
             outcome = kind == "pick_found" or (kind == "shelf_count" and qty >= 1)
@@ -325,7 +397,8 @@ class Engine:
             if pos.book >= wanted or pos.book >= 1:
                 # One evidence at the observation: the label for the map and the pair's idle
                 # hours (which do not depend on ``wanted``) for the idle factor.
-                at = self._store_at(store_id, observed_at, observed_at.timestamp() / 3600, ZERO)
+                us = _epoch_us(observed_at)
+                at = self._store_at(store_id, observed_at, _x_of(observed_at, us), ZERO, us)
                 ev, idle, _ = self._evidence_at(pos, p, wanted, at)
                 if pos.book >= wanted:
                     self.calibration.observe(ev, raw_of(ev), outcome)
@@ -391,23 +464,27 @@ class Engine:
             return cached
         if p.book is None:
             return None
-        for occurred, _, e in reversed(p.book.events):
-            if occurred <= at and isinstance(e, kind):
-                return e
+        for occurred, _, e, k in reversed(p.book.events):
+            if occurred <= at and k is kind:  # (the kind of a Sale or subclass is Sale)
+                return e  # type: ignore[return-value]  # (k is kind: e is a Sale / Receipt)
         return None
 
     def _evidence(
         self, pos: BookPosition, wanted: int, now: datetime, horizon: timedelta
     ) -> Evidence:
         p = self.pairs.get((pos.store_id, pos.sku))
-        at = self._store_at(pos.store_id, now, now.timestamp() / 3600, horizon)
+        us = _epoch_us(now)
+        at = self._store_at(pos.store_id, now, _x_of(now, us), horizon, us)
         return self._evidence_at(pos, p, wanted, at)[0]
 
-    def _store_at(self, store: str, now: datetime, x_now: float, horizon: timedelta) -> StoreAt:
-        """The store's side of the evidence at ``now`` (``x_now``: its epoch hours), for
-        arrival ``horizon`` ahead (zero: no arrival clock)."""
+    def _store_at(
+        self, store: str, now: datetime, x_now: float, horizon: timedelta, us: int | None = None
+    ) -> StoreAt:
+        """The store's side of the evidence at ``now`` (``x_now``: its epoch hours; ``us``:
+        its ``_epoch_us`` when the caller has it), for arrival ``horizon`` ahead (zero: no
+        arrival clock)."""
         sales = self.sales
-        st = self._store(store)
+        st = self.stores.get(store) or self._store(store)
         rhythm = st.rhythm
         opened = sales.opened.get(store)
         wm = st.watermark
@@ -415,18 +492,42 @@ class Engine:
             wm = now  # min(now, wm)
         c_end: float | None
         if horizon > ZERO:
-            c_now, c_end, into_day = rhythm.now_clocks(x_now, (now + horizon).timestamp() / 3600)
+            if us is None:
+                x_end = (now + horizon).timestamp() / 3600
+            else:  # (now + horizon).timestamp(), from integers
+                h_us = self._horizon_us
+                if h_us[0] is not horizon:
+                    h_us = self._horizon_us = (horizon, _delta_us(horizon))
+                x_end = (us + h_us[1]) / 1_000_000 / 3600
+            c_now, c_end, into_day = rhythm.now_clocks(x_now, x_end)
         else:
             c_now, _, into_day = rhythm.now_clocks(x_now, None)
             c_end = None
         c_wm = 0.0
         if wm is not None:
-            c_wm = c_now if wm == now else self._clock_wm(st, wm)
+            if wm == now:
+                c_wm = c_now
+            else:  # _clock_wm(st, wm) when kept (now_clocks just freshened the rhythm)
+                kept = st.wm_clock
+                if kept is not None and kept[0] is wm and kept[1] == rhythm.builds:
+                    c_wm = kept[2]
+                else:
+                    c_wm = self._clock_wm(st, wm)
         if st.shelf_version != self._shelf_observations:
             st.shelf_factor = self.emptiness.store_factor(self.phantom.prior(store))
             st.shelf_version = self._shelf_observations
-        return StoreAt(store, st, now, x_now, rhythm, opened, wm, sales.exposure(opened, now),
-                       c_now, c_end, into_day, c_wm, st.shelf_factor)  # fmt: skip
+        exposure = 0.0  # sales.exposure(opened, now), from integers when both have them
+        if opened is not None:
+            op = st.opened_us
+            if op is None or op[0] is not opened:
+                op = st.opened_us = (opened, _epoch_us(opened))
+            if us is None or op[1] is None:
+                exposure = sales.exposure(opened, now)
+            else:
+                hours = (us - op[1]) / 1_000_000 / 3600
+                exposure = hours if hours > 0.0 else 0.0
+        return StoreAt(store, st, now, x_now, rhythm, opened, wm, exposure,
+                       c_now, c_end, into_day, c_wm, st.shelf_factor, us)  # fmt: skip
 
     @staticmethod
     def _clock_wm(st: StoreState, wm: datetime) -> float:
@@ -449,7 +550,15 @@ class Engine:
         store, sku = pos.store_id, pos.sku
         now = at.now
         category = self.categories.get(sku)
-        speed = self.sales.speed_at(store, 0.0 if p is None else p.units, category, at.exposure)
+        if p is None:
+            speed = self.sales.speed_at(store, 0.0, category, at.exposure)
+            loss_rate = self.loss.cached_rate(store, category)
+        else:
+            group = p.sales_group
+            if group is None or p.category is not category:
+                group = self._groups(p, store, category)
+            speed = SalesSpeed.speed_in(group, p.units, at.exposure)
+            loss_rate = self.loss.group_rate(p.loss_group)  # type: ignore[arg-type]  # (set)
         rhythm = at.rhythm
         wm = at.watermark
         if wm is None:  # no POS event at the store yet: the pair's base stands in
@@ -491,18 +600,19 @@ class Engine:
                     bound = self._rolled_forward(p, *shelf_obs, now)
                     if bound >= 0:
                         shelf_bound = bound
-            if (
-                receipt is not None
-                and now - receipt.occurred_at < BACK_ROOM_WINDOW
-                and (pos.base_source != "count" or pos.base_at < receipt.occurred_at)
-            ):
-                before = p.receipt_before
-                pre = None if before is None else before.get(receipt.event_id)
-                sold_since = last_sale is not None and last_sale.occurred_at > receipt.occurred_at
-                if not (sold_since and pre is not None and pre <= 0):
-                    back_room = receipt.qty
-                    hours = (now - receipt.occurred_at).total_seconds() / 3600
-                    fill = self.fill.p_filled(hours)
+            if receipt is not None:
+                waited = now - receipt.occurred_at  # (one subtraction for both readings)
+                if waited < BACK_ROOM_WINDOW and (
+                    pos.base_source != "count" or pos.base_at < receipt.occurred_at
+                ):
+                    before = p.receipt_before
+                    pre = None if before is None else before.get(receipt.event_id)
+                    sold_since = (
+                        last_sale is not None and last_sale.occurred_at > receipt.occurred_at
+                    )
+                    if not (sold_since and pre is not None and pre <= 0):
+                        back_room = receipt.qty
+                        fill = self.fill.p_filled(waited.total_seconds() / 3600)
             verified = p.verified
             empty, n = p.empty, p.n
         else:
@@ -517,21 +627,32 @@ class Engine:
             c_since = c_wm
         else:  # since_wm is since
             c_since = rhythm.clock_h(since_wm.timestamp() / 3600 if since_x is None else since_x)
-        first = None if verified is not None else self.loss.first_seen_at(store, sku)
-        days = days_unverified(verified, first, now)  # first sighting: read only if unverified
+        if verified is not None and p is not None and at.us is not None:
+            vu = p.verified_us  # days_unverified(verified, None, now), from integers
+            if vu is None or vu[0] is not verified:
+                vu = p.verified_us = (verified, _epoch_us(verified))
+            if vu[1] is None:
+                days = days_unverified(verified, None, now)
+            else:
+                days = (at.us - vu[1]) / 1_000_000 / 86400
+                days = days if days > 0.0 else 0.0
+        else:
+            first = None if verified is not None else self.loss.first_seen_at(store, sku)
+            days = days_unverified(verified, first, now)  # first sighting: only if unverified
         idle = c_now - c_since
         idle = idle if idle > 0.0 else 0.0
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
         phantom *= self.idle.factor(idle)
         if self.runout_factor and p is not None:
-            phantom *= self.runout.factor(RunOut.today(p.day, at.x_now), store)
+            tally = p.day  # RunOut.today(p.day, at.x_now), inline (per visit)
+            today = 0.0 if tally is None or at.x_now >= tally.end else tally.units
+            phantom *= self.runout.factor(today, store)
         ev = Evidence(
             book=pos.book,
             wanted=wanted,
             expected_sales=0.0 if at.c_end is None else speed * (at.c_end - c_now),
             unreported_sales=speed * (c_now - c_wm) if wm < now else 0.0,
-            unrecorded_loss=self.loss.cached_rate(store, category)
-            * (days if days < MAX_DAYS else MAX_DAYS),
+            unrecorded_loss=loss_rate * (days if days < MAX_DAYS else MAX_DAYS),
             back_room=back_room,
             shelf_fill=fill,
             silence=speed * (c_wm - c_since) if since < wm else 0.0,
@@ -545,11 +666,11 @@ class Engine:
         """A shelf observation plus the movements recorded after it."""
         units = qty
         if p.book is not None:
-            for occurred, _, e in reversed(p.book.events):
+            for occurred, _, e, kind in reversed(p.book.events):
                 if occurred <= at:
                     break
-                if occurred <= now and not isinstance(e, Count):
-                    units += -e.qty if isinstance(e, Sale) else e.qty
+                if occurred <= now and kind is not Count:
+                    units += -e.qty if kind is Sale else e.qty  # type: ignore[union-attr]
         return units
 
     def store_quiet(self, store_id: str, now: datetime) -> float:
@@ -592,7 +713,8 @@ class Engine:
     def assess(self, pos: BookPosition, wanted: int, now: datetime) -> Assessment:
         """Confidence, held-back units and the reasons behind them."""
         p = self.pairs.get((pos.store_id, pos.sku))
-        at = self._store_at(pos.store_id, now, now.timestamp() / 3600, self.policy.arrival_horizon)
+        us = _epoch_us(now)
+        at = self._store_at(pos.store_id, now, _x_of(now, us), self.policy.arrival_horizon, us)
         return self._assess(pos, p, wanted, at)
 
     def _assess(
@@ -612,7 +734,8 @@ class Engine:
         return assessment(
             ev,
             threshold=self.policy.confidence_threshold,
-            calibrate=self.calibration if self.calibration.labels >= MIN_LABELS else None,
+            # (the bound method: calling the instance goes through the slower tp_call slot)
+            calibrate=self.calibration.__call__ if self.calibration.labels >= MIN_LABELS else None,
             pos_quiet=quiet,
             sources_disagree=disagree,
             reasons=reasons,
@@ -624,16 +747,17 @@ class Engine:
         """The badge the live API would give at ``now``, with the default arrival horizon.
         ``reasons=False`` (the backtest, which scores state, book and confidence): the same
         badge without its reasons, nor the store-quiet and disagreement checks only they read."""
-        p = self.pairs.get((store_id, sku))
-        pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
         st = self.stores.get(store_id)
+        p = None if st is None else st.pairs.get(sku)
+        pos = self.ledger.position_in(None if p is None else p.book, store_id, sku, now)
         wm = None if st is None else st.watermark
         snap = self.ledger.location_as_of.get(store_id)
         store_newest = snap if wm is None or (snap is not None and snap > wm) else wm  # newest()
         assessed = None
         if pos is not None:
             horizon = self.policy.arrival_horizon
-            at = self._store_at(store_id, now, now.timestamp() / 3600, horizon)
+            us = _epoch_us(now)
+            at = self._store_at(store_id, now, _x_of(now, us), horizon, us)
             assessed = self._assess(pos, p, wanted, at, reasons)
         return badge_for(
             pos,

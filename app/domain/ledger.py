@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from app.domain.book import book_position
-from app.domain.model import BookPosition, Count, PosEvent, Sale, SnapshotRow
+from app.domain.model import BookPosition, Count, EventKind, PosEvent, Sale, SnapshotRow, kind_of
 
 
 def _key(e: PosEvent) -> tuple[datetime, str]:
@@ -27,7 +27,8 @@ def _key(e: PosEvent) -> tuple[datetime, str]:
 
 
 class PairBook:
-    """One (store, sku): its events (by ``occurred_at``) and the running book."""
+    """One (store, sku): its events (by ``occurred_at``, each with its contract type,
+    ``model.kind_of``: the walks back over them test no type) and the running book."""
 
     __slots__ = (
         "base_generation",
@@ -43,7 +44,7 @@ class PairBook:
     def __init__(self, store_id: str, sku: str) -> None:
         self.store_id = store_id
         self.sku = sku
-        self.events: list[tuple[datetime, str, PosEvent]] = []
+        self.events: list[tuple[datetime, str, PosEvent, EventKind]] = []
         self.latest_count: Count | None = None
         self.max_occurred: datetime | None = None
         # Sum of movements strictly after ``moved_base_at``; valid while the base holds.
@@ -51,35 +52,39 @@ class PairBook:
         self.moved_base_at: datetime | None = None
         self.base_generation = -1
 
-    def add(self, e: PosEvent) -> None:
+    def add(self, e: PosEvent, kind: EventKind | None = None) -> None:
+        """Keep ``e`` (``kind``: its ``kind_of``, when the caller holds it)."""
+        if kind is None:
+            kind = kind_of(e)
         at, eid = e.occurred_at, e.event_id
-        item = (at, eid, e)
+        item = (at, eid, e, kind)
         events = self.events
         newest = self.max_occurred  # the last event's time (events are in (at, id) order)
         if newest is None or at > newest:  # the usual case: later than every kept event
             events.append(item)
             self.max_occurred = at
         else:
-            last_at, last_id, _ = events[-1]  # (at, id) order, as comparing _key tuples
+            last_at, last_id, _, _ = events[-1]  # (at, id) order, as comparing _key tuples
             if last_at < at or (last_at == at and last_id < eid):
                 events.append(item)
             else:
                 insort(events, item, key=lambda t: (t[0], t[1]))
-        if isinstance(e, Count):
-            if self.latest_count is None or _key(self.latest_count) < _key(e):
-                self.latest_count = e
+        if kind is Count:
+            latest = self.latest_count
+            if latest is None or _key(latest) < _key(e):
+                self.latest_count = e  # type: ignore[assignment]  # (kind Count: e is one)
                 self.base_generation = -1  # the base may have moved: recompute lazily
         elif self.moved_base_at is not None and at > self.moved_base_at:
-            self.moved += -e.qty if isinstance(e, Sale) else e.qty
+            self.moved += -e.qty if kind is Sale else e.qty  # type: ignore[union-attr]
 
     def recompute(self, base_at: datetime) -> None:
         """Re-sum the movements after a new base time."""
         total = 0
-        for at, _, e in reversed(self.events):
+        for at, _, e, kind in reversed(self.events):
             if at <= base_at:
                 break
-            if not isinstance(e, Count):
-                total += -e.qty if isinstance(e, Sale) else e.qty
+            if kind is not Count:
+                total += -e.qty if kind is Sale else e.qty  # type: ignore[union-attr]
         self.moved, self.moved_base_at = total, base_at
 
     def after(self, at: datetime, base_at: datetime) -> tuple[int, datetime | None]:
@@ -87,11 +92,11 @@ class PairBook:
         newest ``occurred_at`` at or before ``at`` (None: none): what separates the book
         at ``at`` from the running one when the base is the same at both moments."""
         total = 0
-        for occurred, _, e in reversed(self.events):
+        for occurred, _, e, kind in reversed(self.events):
             if occurred <= at:
                 return total, occurred
-            if occurred > base_at and not isinstance(e, Count):
-                total += -e.qty if isinstance(e, Sale) else e.qty
+            if occurred > base_at and kind is not Count:
+                total += -e.qty if kind is Sale else e.qty  # type: ignore[union-attr]
         return total, None
 
 
@@ -208,13 +213,16 @@ class Ledger:
         self.pair(e.store_id, e.sku).add(e)
         return True
 
-    def record(self, e: PosEvent, pb: PairBook | None = None) -> PairBook:
+    def record(
+        self, e: PosEvent, pb: PairBook | None = None, kind: EventKind | None = None
+    ) -> PairBook:
         """``add_event`` for an event the caller checked is new (``knows``); ``pb`` its
-        pair's book when the caller holds it. Returns the pair's book."""
+        pair's book and ``kind`` its ``kind_of`` when the caller holds them. Returns the
+        pair's book."""
         self._seen.add(e.event_id)
         if pb is None:
             pb = self.pair(e.store_id, e.sku)
-        pb.add(e)
+        pb.add(e, kind)
         return pb
 
     def apply_snapshot(self, as_of: datetime, rows: Iterable[SnapshotRow]) -> set[str]:
@@ -283,7 +291,7 @@ class Ledger:
                     sku,
                     snapshot_row=None if rows is None else rows.row(store_id, sku),
                     location_as_of=loc_as_of,
-                    events=[e for _, _, e in pb.events],
+                    events=[e for _, _, e, _ in pb.events],
                     at=at,
                 )
         # Fast path: the base at ``at`` is the running one (every count, if any, is at or

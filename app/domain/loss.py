@@ -31,6 +31,20 @@ def days_unverified(verified: datetime | None, first_seen: datetime | None, now:
     return UNVERIFIED_DAYS + (days if days > 0.0 else 0.0)
 
 
+class LossGroup:
+    """One store × category's counts: units gone and days unverified summed, and its
+    ``rate`` as of the ``version``-th count (every count moves the chain's rate, so
+    every group's). The engine's per-pair state holds its group's: no key per visit."""
+
+    __slots__ = ("days", "gone", "rate", "version")
+
+    def __init__(self) -> None:
+        self.gone = 0.0
+        self.days = 0.0
+        self.rate = 0.0
+        self.version = -1
+
+
 class LossRate:
     """Loss per store × category and when each pair was first seen.
 
@@ -40,12 +54,19 @@ class LossRate:
     """
 
     def __init__(self) -> None:
-        self.gone: dict[tuple[str, str | None], float] = {}
-        self.days: dict[tuple[str, str | None], float] = {}
+        self.groups: dict[tuple[str, str | None], LossGroup] = {}
         self.chain_gone = 0.0
         self.chain_days = 0.0
+        self.counts = 0  # counts learnt from (a group's kept rate is of one of them)
         self.first_seen: dict[str, dict[str, datetime]] = {}
-        self._rates: dict[tuple[str, str | None], float] = {}  # ``rate``, until the next count
+
+    def group(self, store_id: str, category: str | None) -> LossGroup:
+        """The store × category's group (a new, empty one the first time)."""
+        g = (store_id, category)
+        c = self.groups.get(g)
+        if c is None:
+            c = self.groups[g] = LossGroup()
+        return c
 
     def seen(self, store_id: str, sku: str, at: datetime) -> bool:
         """The pair is seen at ``at``; True the first time."""
@@ -66,26 +87,35 @@ class LossRate:
         (already capped at ``MAX_DAYS``); a count above the book by more than
         ``MAX_FOUND_PER_COUNT`` counts as that many found."""
         gap = gap if gap > -MAX_FOUND_PER_COUNT else -MAX_FOUND_PER_COUNT
-        g = (store_id, category)
-        self.gone[g] = self.gone.get(g, 0.0) + gap
-        self.days[g] = self.days.get(g, 0.0) + days
+        c = self.group(store_id, category)
+        c.gone += gap
+        c.days += days
         self.chain_gone += gap
         self.chain_days += days
-        self._rates.clear()  # the chain moved: every group's rate did
+        self.counts += 1  # the chain moved: every group's rate did
 
     def rate(self, store_id: str, category: str | None) -> float:
         """Units per item-day, never negative."""
+        return self._rate(self.groups.get((store_id, category)))
+
+    def _rate(self, c: LossGroup | None) -> float:
+        """``rate`` of the group (None: no count there yet)."""
         # max(0.0, x) as conditionals (after every count, per store and category read)
         gone = self.chain_gone
         chain = (gone if gone > 0.0 else 0.0) / (self.chain_days + PRIOR_DAYS)
-        g = (store_id, category)
-        gone = self.gone.get(g, 0.0) + PRIOR_DAYS * chain
-        return (gone if gone > 0.0 else 0.0) / (self.days.get(g, 0.0) + PRIOR_DAYS)
+        if c is None:
+            gone, days = PRIOR_DAYS * chain, 0.0
+        else:
+            gone, days = c.gone + PRIOR_DAYS * chain, c.days
+        return (gone if gone > 0.0 else 0.0) / (days + PRIOR_DAYS)
 
     def cached_rate(self, store_id: str, category: str | None) -> float:
         """``rate``, kept until the next count moves it."""
-        g = (store_id, category)
-        rate = self._rates.get(g)
-        if rate is None:
-            rate = self._rates[g] = self.rate(store_id, category)
-        return rate
+        return self.group_rate(self.group(store_id, category))
+
+    def group_rate(self, c: LossGroup) -> float:
+        """``cached_rate`` of the group."""
+        if c.version != self.counts:
+            c.rate = self._rate(c)
+            c.version = self.counts
+        return c.rate

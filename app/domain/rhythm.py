@@ -75,11 +75,11 @@ class Rhythm:
         self._w = ws = [x * scale for x in w]
         self._cum = list(accumulate(ws, initial=0.0))  # cum[i + 1] = cum[i] + w[i]
         quiet = bytes(map(lt, ws, repeat(QUIET_SHARE)))  # 1 where ws[i] < QUIET_SHARE
-        start = ws.index(min(ws))  # the first quietest cell, as min(range, key=...) gives
-        self._since_quiet = _since_quiet(ws, quiet, start)
+        quiet_hour = hs.index(min(hs))
+        self._since_quiet = _since_quiet(ws, quiet, _quietest(ws, ds, quiet_hour))
         # The day tables depend only on which cells are quiet and on the quietest hour,
         # which hold in about half the rebuilds: kept until they move.
-        day_key = (quiet, hs.index(min(hs)))
+        day_key = (quiet, quiet_hour)
         if day_key != self._day_key:
             self._day_back, self._day_fwd = _day_tables(quiet, day_key[1])
             self._day_key = day_key
@@ -189,6 +189,15 @@ class Rhythm:
         """Intensity at ``at`` relative to the store's average hour."""
         self._fresh()
         return self._w[int(at.timestamp() // 3600) % WEEK_HOURS]
+
+
+def _quietest(ws: list[float], ds: list[float], quiet_hour: int) -> int:
+    """``ws.index(min(ws))``, the first quietest cell, for ``ws[24 d + h]`` the products
+    ``hs[h] * ds[d]`` (positive) times a positive scale, ``quiet_hour`` the first lowest
+    ``hs``: rounding is monotone, so the product of the lowest hour and the lowest day is
+    the lowest cell (its value; the first cell equal to it is the answer) without
+    comparing all 168."""
+    return ws.index(ws[24 * ds.index(min(ds)) + quiet_hour])
 
 
 def _since_quiet(ws: list[float], quiet: bytes, start: int) -> list[float]:

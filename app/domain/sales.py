@@ -27,6 +27,18 @@ STORE_UNITS_PER_SALE = 24
 OPENED_BY = 5
 
 
+class SalesGroup:
+    """One store × category's side of the speed: units sold there (at most
+    ``STORE_UNITS_PER_SALE`` a line) and the skus known. The engine's per-pair state
+    holds its group's, so an event or a visit builds no ``(store, category)`` key."""
+
+    __slots__ = ("items", "units")
+
+    def __init__(self) -> None:
+        self.units = 0.0
+        self.items = 0
+
+
 class SalesSpeed:
     """Units sold per store × category, against each store's trade hours.
 
@@ -35,12 +47,29 @@ class SalesSpeed:
     """
 
     def __init__(self) -> None:
-        self.group_units: dict[tuple[str, str | None], float] = {}
-        self.group_items: dict[tuple[str, str | None], int] = {}  # skus known per group
+        self.groups: dict[tuple[str, str | None], SalesGroup] = {}
         self.rhythm: dict[str, Rhythm] = {}
         self.opened: dict[str, datetime] = {}
         # per store, its OPENED_BY earliest item sightings (``opened`` is the last of them)
         self._earliest: dict[str, list[datetime]] = {}
+
+    @property
+    def group_units(self) -> dict[tuple[str, str | None], float]:
+        """Units sold per store × category (groups with a sale)."""
+        return {g: c.units for g, c in self.groups.items() if c.units}
+
+    @property
+    def group_items(self) -> dict[tuple[str, str | None], int]:
+        """Skus known per store × category (groups with one)."""
+        return {g: c.items for g, c in self.groups.items() if c.items}
+
+    def group(self, store_id: str, category: str | None) -> SalesGroup:
+        """The store × category's group (a new, empty one the first time)."""
+        g = (store_id, category)
+        c = self.groups.get(g)
+        if c is None:
+            c = self.groups[g] = SalesGroup()
+        return c
 
     def store_rhythm(self, store_id: str) -> Rhythm:
         r = self.rhythm.get(store_id)
@@ -52,8 +81,7 @@ class SalesSpeed:
         """An item is stocked at a store from ``at`` (first event or snapshot row);
         ``new`` when the store had not known the sku (it joins its group's count)."""
         if new:
-            g = (store_id, category)
-            self.group_items[g] = self.group_items.get(g, 0) + 1
+            self.group(store_id, category).items += 1
         earliest = self._earliest.get(store_id)
         if earliest is None:
             self._earliest[store_id] = [at]
@@ -78,15 +106,21 @@ class SalesSpeed:
         """The store × category side of a sale (the pair's units are the caller's), given
         the store's rhythm and the sale's epoch hour (``int(timestamp // 3600)``), which
         the engine's sale path already holds; at most ``STORE_UNITS_PER_SALE`` units."""
+        self.sold_in_group(rhythm, self.group(store_id, category), qty, hour)
+
+    @staticmethod
+    def sold_in_group(rhythm: Rhythm, group: SalesGroup, qty: int, hour: int) -> None:
+        """``sold_in`` given the store × category's group."""
         qty = qty if qty < STORE_UNITS_PER_SALE else STORE_UNITS_PER_SALE
-        g = (store_id, category)
-        self.group_units[g] = self.group_units.get(g, 0.0) + qty
-        rhythm.add_hour(hour, qty)
+        group.units += qty
+        rhythm.hour[hour % 24] += qty  # rhythm.add_hour(hour, qty), inline (per sale)
+        rhythm.day[(hour // 24) % 7] += qty
+        rhythm.total += qty
 
     def speed(self, store_id: str, units: float, category: str | None, now: datetime) -> float:
         """Posterior mean units per average trade hour of a pair that sold ``units``."""
         exposure = self.exposure(self.opened.get(store_id), now)
-        return self.speed_at(store_id, units, category, exposure)
+        return self.speed_in(self.groups.get((store_id, category)), units, exposure)
 
     @staticmethod
     def exposure(opened: datetime | None, now: datetime) -> float:
@@ -99,9 +133,16 @@ class SalesSpeed:
 
     def speed_at(self, store_id: str, units: float, category: str | None, exposure: float) -> float:
         """``speed`` given the store's ``exposure`` at the moment."""
-        g = (store_id, category)
-        items = self.group_items.get(g, 0)
-        items = items if items > 1 else 1  # max(1, items), as a conditional (per visit)
-        group = self.group_units.get(g, 0.0)
-        prior = (group + 1.0) / (items * exposure + PRIOR_HOURS * items)
+        return self.speed_in(self.groups.get((store_id, category)), units, exposure)
+
+    @staticmethod
+    def speed_in(group: SalesGroup | None, units: float, exposure: float) -> float:
+        """``speed_at`` given the store × category's group (None: none yet)."""
+        if group is None:
+            items, sold = 1, 0.0
+        else:
+            items = group.items
+            items = items if items > 1 else 1  # max(1, items), as a conditional (per visit)
+            sold = group.units
+        prior = (sold + 1.0) / (items * exposure + PRIOR_HOURS * items)
         return (units + PRIOR_HOURS * prior) / (exposure + PRIOR_HOURS)
