@@ -170,7 +170,10 @@ class SnapshotBody:
     ``replay`` yields them again and then the rest of the body.
     """
 
-    def __init__(self, chunks: AsyncIterator[bytes], *, max_bytes: int) -> None:
+    def __init__(
+        self, chunks: AsyncIterator[bytes], *, max_bytes: int, in_memory: int = SPOOL_IN_MEMORY
+    ) -> None:
+        self._in_memory = in_memory  # spooled in memory up to this, then a temporary file
         self._chunks = chunks
         self._max_bytes = max_bytes
         self._rest = b""
@@ -192,7 +195,7 @@ class SnapshotBody:
             self.plain = is_plain(self._tail + chunk)
             self._tail = chunk[-2:]
         if self._spool is None:
-            self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 (closed by close())
+            self._spool = tempfile.SpooledTemporaryFile(max_size=self._in_memory)  # noqa: SIM115 (closed by close())
         self._spool.write(chunk)
         return chunk
 

@@ -16,9 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from hypothesis import HealthCheck, given, note
+from hypothesis import HealthCheck, event, given, note
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from app.db import snapshots
 from app.db.feeds import upsert_feeds
@@ -85,16 +86,20 @@ def files(draw: Any) -> str:
     return "".join(line + end for line in [HEADER, *(",".join(r) for r in rows)])
 
 
-async def _pull(conn: asyncpg.Connection, text: str, settings: Settings, *, fast: bool) -> Any:
+async def _pull(
+    conn: asyncpg.Connection, text: str, settings: Settings, *, fast: bool,
+    in_memory: int = warehouse.SPOOL_IN_MEMORY,
+) -> tuple[Any, bool]:  # fmt: skip
     """Seed the stock in force, pull ``text`` by one path, and read what is in force;
-    everything is rolled back."""
+    everything is rolled back. Also whether the typed path applied it (its log line)."""
 
     async def chunks(data: bytes) -> AsyncIterator[bytes]:
         for i in range(0, len(data), 7):  # odd chunk sizes: sequences straddle chunks
             yield data[i : i + 7]
 
     async def judge(data: bytes, etag: str, *, fast: bool) -> PullOutcome:
-        body = warehouse.SnapshotBody(chunks(data), max_bytes=settings.max_feed_bytes)
+        body = warehouse.SnapshotBody(chunks(data), max_bytes=settings.max_feed_bytes,
+                                      in_memory=in_memory)  # fmt: skip
         try:
             return await warehouse._judge(conn, FEED, body, etag, settings=settings,
                                           policy=POLICY, clock=lambda: NOW, fast=fast)  # fmt: skip
@@ -109,7 +114,9 @@ async def _pull(conn: asyncpg.Connection, text: str, settings: Settings, *, fast
         seeded = await judge(("\n".join([HEADER, *BASE]) + "\n").encode(), "base", fast=False)
         assert seeded.outcome == "applied"
         await conn.execute("DISCARD TEMP")  # one pull per transaction: its temp tables go
-        outcome = await judge(text.encode(), "next", fast=fast)
+        with capture_logs() as logs:
+            outcome = await judge(text.encode(), "next", fast=fast)
+        typed = any(e["event"] == "snapshot.applied" and e["typed"] for e in logs)
         stock = await conn.fetch(
             "SELECT ws.location_id, ws.sku, on_hand, reserved, in_transit,"
             " COALESCE(ws.as_of, wl.as_of) AS as_of"
@@ -124,10 +131,7 @@ async def _pull(conn: asyncpg.Connection, text: str, settings: Settings, *, fast
         await tx.rollback()
     detail = re.sub(r"snapshot \d+", "snapshot N", outcome.detail or "")
     return (outcome.outcome, outcome.rows, outcome.positions, detail,
-            [tuple(r) for r in stock], [tuple(r) for r in positions])  # fmt: skip
-
-
-TYPED: list[bool] = []
+            [tuple(r) for r in stock], [tuple(r) for r in positions]), typed  # fmt: skip
 
 
 @hsettings(max_examples=150, deadline=None,
@@ -136,12 +140,6 @@ TYPED: list[bool] = []
 def test_the_typed_path_answers_as_the_text_path(db_dsn: str, text: str) -> None:
     note(text)
     settings = load_settings({}, scheduler=False)
-    real = warehouse._judge_typed
-
-    async def counted(*args: Any) -> Any:
-        answer = await real(*args)
-        TYPED.append(isinstance(answer, tuple))
-        return answer
 
     async def run() -> tuple[Any, Any]:
         conn = await asyncpg.connect(db_dsn, server_settings={"timezone": "UTC"})
@@ -151,17 +149,10 @@ def test_the_typed_path_answers_as_the_text_path(db_dsn: str, text: str) -> None
         finally:
             await conn.close()
 
-    warehouse._judge_typed = counted  # type: ignore[assignment]
-    try:
-        fast, slow = asyncio.run(run())
-    finally:
-        warehouse._judge_typed = real  # type: ignore[assignment]
+    (fast, typed), (slow, slow_typed) = asyncio.run(run())
+    event(f"typed path applied it: {typed}")
     assert fast == slow
-
-
-def test_the_typed_path_took_plain_files_and_left_the_others() -> None:
-    """(After the property test: both kinds of file came up.)"""
-    assert True in TYPED and False in TYPED
+    assert not slow_typed
 
 
 # A valid plain next snapshot (two rows changed, one removed, one new), then each fault
@@ -206,22 +197,22 @@ def test_each_fault_alone_is_judged_as_by_the_text_path(db_dsn: str) -> None:
         try:
             for fault in FAULTS:
                 text = _faulty(*fault)
-                fast = await _pull(conn, text, settings, fast=True)
-                slow = await _pull(conn, text, settings, fast=False)
+                fast, typed = await _pull(conn, text, settings, fast=True)
+                slow, _ = await _pull(conn, text, settings, fast=False)
                 assert fast == slow, (fault, fast[:4], slow[:4])
-                if fault[0] == "none":
-                    assert fast[0] == "applied"
+                if fault[0] == "none":  # a plain valid file: the typed path applies it
+                    assert fast[0] == "applied" and typed
+                if fault[3] in ("S_1", "K_1") and fault[1] == 7:  # valid, not plain
+                    assert fast[0] == "applied" and not typed, fault
         finally:
             await conn.close()
 
     asyncio.run(run())
 
 
-def test_a_body_spooled_to_disk_is_judged_again_whole(db_dsn: str, monkeypatch: Any) -> None:
-    """Past ``SPOOL_IN_MEMORY`` the spool is a temporary file; the text path reads the
+def test_a_body_spooled_to_disk_is_judged_again_whole(db_dsn: str) -> None:
+    """Past its in-memory size the spool is a temporary file; the text path reads the
     whole body back from it (a fault near the end, far past the memory part)."""
-    monkeypatch.setattr(warehouse, "SPOOL_IN_MEMORY", 64)
-    monkeypatch.setattr(warehouse, "REPLAY_CHUNK", 50)
     settings = load_settings({}, scheduler=False)
     rows = [list(r) for r in NEXT] + [["S3", f"K{i}", "1", "0", "0", "2026-11-23T06:00:00Z"]
                                       for i in range(40)]  # fmt: skip
@@ -231,12 +222,12 @@ def test_a_body_spooled_to_disk_is_judged_again_whole(db_dsn: str, monkeypatch: 
     async def run() -> tuple[Any, Any]:
         conn = await asyncpg.connect(db_dsn, server_settings={"timezone": "UTC"})
         try:
-            return (await _pull(conn, text, settings, fast=True),
-                    await _pull(conn, text, settings, fast=False))  # fmt: skip
+            return (await _pull(conn, text, settings, fast=True, in_memory=64),
+                    await _pull(conn, text, settings, fast=False, in_memory=64))  # fmt: skip
         finally:
             await conn.close()
 
-    fast, slow = asyncio.run(run())
+    (fast, _), (slow, _) = asyncio.run(run())
     assert fast == slow
     assert fast[0] == "quarantined" and fast[3] == (
         f"line {len(rows) + 1}: on_hand '1_0' is not a non-negative integer"
