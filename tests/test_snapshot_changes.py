@@ -40,6 +40,23 @@ def _csv(rows: dict[tuple[str, str], tuple[int, int, int, datetime]]) -> bytes:
     return out.getvalue().encode()
 
 
+def _between(
+    rng: random.Random, round_: int, now: datetime, skus: list[str], *, most: int
+) -> list[Count | Sale]:
+    """Up to ``most`` POS sales and counts (three in ten) in the 20 minutes before ``now``."""
+    events: list[Count | Sale] = []
+    for i in range(rng.randint(0, most)):
+        store, sku = rng.choice(STORES), rng.choice(skus)
+        at = now - timedelta(minutes=rng.randint(1, 20))
+        if rng.random() < 0.3:
+            events.append(Count(event_id=f"C{round_}-{i}", store_id=store, sku=sku,
+                                on_hand=rng.randint(0, 9), occurred_at=at))  # fmt: skip
+        else:
+            events.append(Sale(event_id=f"E{round_}-{i}", store_id=store, sku=sku, qty=1,
+                               occurred_at=at))  # fmt: skip
+    return events
+
+
 async def _apply(
     conn: asyncpg.Connection, body: bytes, now: datetime, *, with_changes: bool = False
 ) -> int:
@@ -103,16 +120,7 @@ async def test_snapshots_write_and_recompute_only_changes(
             assert {(r[0], r[1]): tuple(r[2:]) for r in stock} == in_force, round_
             await _assert_positions_are_full_recompute(conn, now, round_)
             # POS events and counts between snapshots, before and after the next as_of
-            events: list[Any] = []
-            for i in range(rng.randint(0, 6)):
-                store, sku = rng.choice(STORES), rng.choice(SKUS)
-                at = now - timedelta(minutes=rng.randint(1, 20))
-                if rng.random() < 0.3:
-                    events.append(Count(event_id=f"C{round_}-{i}", store_id=store, sku=sku,
-                                        on_hand=rng.randint(0, 9), occurred_at=at))  # fmt: skip
-                else:
-                    events.append(Sale(event_id=f"E{round_}-{i}", store_id=store, sku=sku,
-                                       qty=1, occurred_at=at))  # fmt: skip
+            events = _between(rng, round_, now, SKUS, most=6)
             if events:  # stored with their positions, as the POS puller does
                 async with conn.transaction():
                     new = await insert_events(conn, "pos", events, received_at=now)
@@ -274,16 +282,7 @@ async def test_an_engine_fed_changes_equals_one_fed_whole_snapshots(
         for key in [k for k in in_force if k[0] in named]:
             del in_force[key]
         in_force |= rows
-        events: list[Any] = []
-        for i in range(rng.randint(0, 4)):
-            store, sku = rng.choice(STORES), rng.choice(skus)
-            at = now - timedelta(minutes=rng.randint(1, 20))
-            if rng.random() < 0.3:
-                events.append(Count(event_id=f"C{round_}-{i}", store_id=store, sku=sku,
-                                    on_hand=rng.randint(0, 9), occurred_at=at))  # fmt: skip
-            else:
-                events.append(Sale(event_id=f"E{round_}-{i}", store_id=store, sku=sku,
-                                   qty=1, occurred_at=at))  # fmt: skip
+        events = _between(rng, round_, now, skus, most=4)
         if events:
             with binding(fed_changes):
                 async with pool.acquire() as conn, conn.transaction():
