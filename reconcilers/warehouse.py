@@ -115,15 +115,20 @@ def copy_error_reason(exc: asyncpg.PostgresError) -> str:
 
 # The bytes of a plain file (``SnapshotBody.plain``): the contract's fields, commas and
 # line ends. Then only these let int4in take a count that ^[0-9]+$ does not: a sign or
-# a 0x/0o/0b prefix after a comma (a count never starts a line) or an underscore.
+# a 0x/0o/0b prefix after a comma (a count never starts a line), or an underscore in a
+# count ('1_000'; ids may hold one, so that is judged per line: COUNT_UNDERSCORE).
 PLAIN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:+-,\r\n"
-NOT_PLAIN = (b",+", b",-", b",0x", b",0X", b",0o", b",0O", b",0b", b",0B", b"_")
+NOT_PLAIN = (b",+", b",-", b",0x", b",0X", b",0o", b",0O", b",0b", b",0B")
+# A line with an underscore in its third to fifth field (on_hand, reserved, in_transit).
+COUNT_UNDERSCORE = re.compile(rb"^[^,\n]*,[^,\n]*,(?:[^,\n]*,){0,2}[^,\n_]*_", re.MULTILINE)
+# No contract line is this long (six fields, ids of at most 64 bytes): past it, not plain.
+MAX_PLAIN_LINE = 4096
 
 
 def _plain_map() -> bytes:
-    """A translation that keeps what NOT_PLAIN looks for and folds the rest: '!' for an
-    underscore or a byte not in PLAIN_BYTES, 'x' for x/o/b of either case, 'a' for any
-    other letter or digit but 0. Searching ``bytes.find`` for a sequence starting with a
+    """A translation that keeps what NOT_PLAIN looks for and folds the rest: '!' for a
+    byte not in PLAIN_BYTES, 'x' for x/o/b of either case, 'a' for any other letter,
+    digit but 0, or '.', '_', ':'. Searching ``bytes.find`` for a sequence starting with a
     comma costs a step per comma (one every few bytes); on the folded text the rare
     bytes are looked for first and most searches are one ``memchr``."""
     table = bytearray(b"!" * 256)
@@ -134,7 +139,6 @@ def _plain_map() -> bytes:
     for byte in b"xXoObB":
         table[byte] = ord("x")
     table[ord("\r")] = ord("\n")
-    table[ord("_")] = ord("!")
     return bytes(table)
 
 
@@ -166,8 +170,9 @@ class SnapshotBody:
     hold one, and a line ``\\.`` would end a CSV COPY early, silently.
 
     The bytes yielded are also spooled, and ``plain`` says whether they have held
-    only ``PLAIN_BYTES`` and none of ``NOT_PLAIN`` (the typed fast path's premise);
-    ``replay`` yields them again and then the rest of the body.
+    only ``PLAIN_BYTES``, none of ``NOT_PLAIN`` and no underscore in a count (the
+    typed fast path's premise; see ``plain_counts``); ``replay`` yields them again and
+    then the rest of the body.
     """
 
     def __init__(
@@ -181,6 +186,7 @@ class SnapshotBody:
         self._newlines = 0
         self.plain = True
         self._tail = b""  # the last bytes yielded (a NOT_PLAIN sequence may straddle)
+        self._line = b""  # the last line yielded so far, when it has not ended
         self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._replaying = False
 
@@ -192,12 +198,22 @@ class SnapshotBody:
 
     def _kept(self, chunk: bytes) -> bytes:
         if self.plain:
-            self.plain = is_plain(self._tail + chunk)
+            self.plain = is_plain(self._tail + chunk) and self._plain_counts(chunk)
             self._tail = chunk[-2:]
         if self._spool is None:
             self._spool = tempfile.SpooledTemporaryFile(max_size=self._in_memory)  # noqa: SIM115 (closed by close())
         self._spool.write(chunk)
         return chunk
+
+    def _plain_counts(self, chunk: bytes, *, last: bool = False) -> bool:
+        """No underscore in a count of the lines ended so far (``last``: the body's
+        end, its last line too); the line not ended yet waits for its end."""
+        window = self._line + chunk if self._line else chunk
+        end = len(window) if last else window.rfind(b"\n") + 1
+        self._line = window[end:]
+        if len(self._line) > MAX_PLAIN_LINE:
+            return False
+        return window.find(b"_", 0, end) < 0 or COUNT_UNDERSCORE.search(window, 0, end) is None
 
     async def replay(self) -> AsyncIterator[bytes]:
         """The bytes yielded so far, then the rest of the body (not spooled)."""
@@ -260,6 +276,8 @@ class SnapshotBody:
             if chunk:
                 checked = self._checked(chunk)
                 yield self._kept(checked) if keep else checked
+        if keep and self.plain:
+            self.plain = self._plain_counts(b"", last=True)
 
 
 # -- the pull ------------------------------------------------------------------------
