@@ -55,8 +55,7 @@ def _epoch_us(t: datetime) -> int | None:
     instructions each; a visit read four)."""
     if type(t.tzinfo) is not timezone:
         return None
-    d = t - EPOCH
-    return (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
+    return _delta_us(t - EPOCH)
 
 
 def _delta_us(d: timedelta) -> int:
@@ -355,10 +354,9 @@ class Engine:
         rows = list(rows)
         removed = list(removed)
         ledger = self.ledger
-        held = ledger.rows_at.get(location)
-        current = ledger.location_as_of.get(location)
-        if held is None or current is None or current >= as_of:
+        if not ledger.takes_changes(location, as_of):
             return False
+        held = ledger.rows_at[location]
         pairs = self.pairs
         categories = self.categories
         listed: set[str] = set()

@@ -244,6 +244,12 @@ class Ledger:
             applied.add(location)
         return applied
 
+    def takes_changes(self, location: str, as_of: datetime) -> bool:
+        """Whether ``apply_changes`` takes the location's snapshot at ``as_of``: it holds
+        the location's rows, at an earlier ``as_of``."""
+        current = self.location_as_of.get(location)
+        return location in self.rows_at and current is not None and current < as_of
+
     def apply_changes(
         self, location: str, as_of: datetime, rows: Iterable[SnapshotRow], removed: Iterable[str]
     ) -> bool:
@@ -256,8 +262,7 @@ class Ledger:
         no rows yet or an ``as_of`` at or after this one (apply it whole then).
         """
         held = self.rows_at.get(location)
-        current = self.location_as_of.get(location)
-        if held is None or current is None or current >= as_of:
+        if held is None or not self.takes_changes(location, as_of):
             return False
         held.as_of = [as_of] * len(held.as_of)
         for sku in removed:

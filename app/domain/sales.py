@@ -54,11 +54,6 @@ class SalesSpeed:
         self._earliest: dict[str, list[datetime]] = {}
 
     @property
-    def group_units(self) -> dict[tuple[str, str | None], float]:
-        """Units sold per store × category (groups with a sale)."""
-        return {g: c.units for g, c in self.groups.items() if c.units}
-
-    @property
     def group_items(self) -> dict[tuple[str, str | None], int]:
         """Skus known per store × category (groups with one)."""
         return {g: c.items for g, c in self.groups.items() if c.items}
@@ -100,22 +95,15 @@ class SalesSpeed:
         for _ in range(min(times, OPENED_BY)):  # the first OPENED_BY calls decide
             self.know(store_id, None, at, False)
 
-    def sold_in(
-        self, rhythm: Rhythm, store_id: str, category: str | None, qty: int, hour: int
-    ) -> None:
-        """The store × category side of a sale (the pair's units are the caller's), given
-        the store's rhythm and the sale's epoch hour (``int(timestamp // 3600)``), which
-        the engine's sale path already holds; at most ``STORE_UNITS_PER_SALE`` units."""
-        self.sold_in_group(rhythm, self.group(store_id, category), qty, hour)
-
     @staticmethod
     def sold_in_group(rhythm: Rhythm, group: SalesGroup, qty: int, hour: int) -> None:
-        """``sold_in`` given the store × category's group."""
+        """The store × category side of a sale (the pair's units are the caller's): its
+        group and the store's rhythm, given the sale's epoch hour (``int(timestamp //
+        3600)``), which the engine's sale path already holds; at most
+        ``STORE_UNITS_PER_SALE`` units."""
         qty = qty if qty < STORE_UNITS_PER_SALE else STORE_UNITS_PER_SALE
         group.units += qty
-        rhythm.hour[hour % 24] += qty  # rhythm.add_hour(hour, qty), inline (per sale)
-        rhythm.day[(hour // 24) % 7] += qty
-        rhythm.total += qty
+        rhythm.add_hour(hour, qty)
 
     def speed(self, store_id: str, units: float, category: str | None, now: datetime) -> float:
         """Posterior mean units per average trade hour of a pair that sold ``units``."""
