@@ -86,12 +86,7 @@ def badge_for(
             as_of=None,
             reasons=(Reason.NO_DATA,),
         )
-    # (no rules: the default, without a call per visit)
-    buffer = (
-        policy.buffer_for(position.store_id, position.sku, category)
-        if policy.buffers
-        else policy.safety_buffer
-    )
+    buffer = policy.buffer_for(position.store_id, position.sku, category)
     confidence: float | None = None
     if assessment is not None:
         buffer += assessment.held_for_sales + assessment.held_for_uncertainty
@@ -102,7 +97,7 @@ def badge_for(
     fresh = as_of if store_newest_at is None or as_of > store_newest_at else store_newest_at
     state: BadgeState
     why: Reason  # the state's reason, first of the badge's
-    if fresh is None or now - fresh > policy.max_data_age:  # is_stale(), inline (per visit)
+    if is_stale(fresh, now, policy):
         state, why = "unknown", Reason.STALE_DATA
     else:
         promisable = position.book - buffer

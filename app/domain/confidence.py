@@ -80,10 +80,6 @@ def negbin_quantile(level: float, mean: float, size: float = DEPLETION_SIZE) -> 
         if table is None:
             table = _quantile_table(level)
         if table is not None:
-            short_of = table.short_of  # table.lookup(mean)'s usual answer, inline (per visit)
-            n = bisect_right(short_of, mean)
-            if n < len(short_of) and mean <= table.sure_by[n]:
-                return n
             n = table.lookup(mean)
             if n >= 0:
                 return n
@@ -285,22 +281,13 @@ def assessment(
     same confidence and held-back units."""
     # confidence() and held_back() inlined: depletion and p_phantom read once each.
     mean = ev.expected_sales + ev.unreported_sales + ev.unrecorded_loss  # depletion(ev)
-    phantom = ev.phantom_prior  # p_phantom(ev), inline (per visit)
-    phantom = 0.0 if phantom < 0.0 else phantom
-    phantom = 1.0 if phantom > 1.0 else phantom
-    if not (phantom <= 0.0 or ev.silence <= 0.0):  # (NaN as p_phantom takes it)
-        p_quiet = math.exp(SILENCE_SIZE * math.log(SILENCE_SIZE / (SILENCE_SIZE + ev.silence)))
-        phantom = phantom / (phantom + (1.0 - phantom) * p_quiet)
+    phantom = p_phantom(ev)
     conf = _raw(ev, mean, phantom)
     if calibrate is not None:
         conf = calibrate(ev, conf)
         conf = conf if conf < 1.0 else 1.0
         conf = conf if conf > 0.0 else 0.0
-    # _held_back(mean, threshold), inline (per visit)
-    total = negbin_quantile(threshold, mean)
-    ceiling = math.ceil(mean - 1e-9)
-    for_sales = ceiling if ceiling < total else total
-    for_uncertainty = total - for_sales
+    for_sales, for_uncertainty = _held_back(mean, threshold)
     found: list[Reason] = []
     if reasons:
         if pos_quiet:

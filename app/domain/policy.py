@@ -69,6 +69,8 @@ class Policy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def buffer_for(self, store_id: str, sku: str, category: str | None) -> int:
         """Safety buffer for a (store, sku): the most specific matching rule."""
+        if not self.buffers:  # the usual policy: asked per visit
+            return self.safety_buffer
         best: BufferRule | None = None
         for rule in self.buffers:
             if rule.matches(store_id, sku, category) and (
