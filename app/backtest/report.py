@@ -6,6 +6,7 @@ A replay streams visits, so scoring is an accumulator: ``add`` per visit, then
 
 from __future__ import annotations
 
+import copy
 import math
 
 import msgspec
@@ -85,19 +86,17 @@ class PolicyScore:
         self._bin_obs = [0] * CALIBRATION_BINS
 
     def add(self, available: bool, promise: bool, confidence: float) -> None:
-        """One visit's outcome, the policy's promise and its confidence (positional in the
-        replay's hot loop: keyword calls cost more than the arithmetic)."""
+        """One visit's outcome, the policy's promise and its confidence."""
+        self.add_confidence(available, confidence)
+        self.add_counts(available, promise, 1)
+
+    def add_confidence(self, available: bool, confidence: float) -> None:
+        """One visit's confidence against its outcome: the Brier sum and (calibrated) its
+        bin, not the counts (positional in the replay's hot loop: keyword calls cost
+        more than the arithmetic)."""
         if not 0.0 <= confidence <= 1.0:  # also rejects NaN
             raise ValueError(f"confidence must be within [0, 1], got {confidence!r}")
         outcome = 1 if available else 0
-        self.visits += 1
-        self.available += outcome
-        if promise:
-            self.promises += 1
-            if available:
-                self.kept += 1
-            else:
-                self.false_promises += 1
         self.brier_sum += (confidence - outcome) ** 2
         if self.calibrated:
             i = _bin_index(confidence)
@@ -155,16 +154,13 @@ class ReportBuilder:
     Every count of the three policies is a sum over visits alike in (service promise,
     available, naive promise, static_buffer promise), so a visit adds one to a tally of
     those 16 kinds, and ``finish`` hands each kind to the policies once; the service's
-    Brier sum and calibration bins are added per visit, as ``PolicyScore.add`` does (the
-    same floats in the same order). One call per visit of the replay, not four."""
+    Brier sum and calibration bins are added per visit (``PolicyScore.add_confidence``).
+    Two calls per visit of the replay, not four."""
 
     def __init__(self) -> None:
         self.visits = 0
         self._kinds = [0] * 16  # index: 8 service promise, 4 available, 2 naive, 1 static
-        self._brier_sum = 0.0
-        self._bin_n = [0] * CALIBRATION_BINS
-        self._bin_conf = [0.0] * CALIBRATION_BINS
-        self._bin_obs = [0] * CALIBRATION_BINS
+        self._service = PolicyScore(calibrated=True)  # its Brier sum and bins; counts at finish
 
     def add(
         self,
@@ -175,12 +171,11 @@ class ReportBuilder:
         confidence: float,
     ) -> None:
         """One visit: the truth, the book the service had at ``viewed_at`` and its answer."""
-        if not 0.0 <= confidence <= 1.0:  # also rejects NaN
-            raise ValueError(f"confidence must be within [0, 1], got {confidence!r}")
+        available = on_shelf_qty >= qty_wanted
+        self._service.add_confidence(available, confidence)
         self.visits += 1
-        outcome = 1 if on_shelf_qty >= qty_wanted else 0  # available
         kind = 8 if promise else 0
-        if outcome:
+        if available:
             kind += 4
         if book is not None:
             if book >= qty_wanted:  # naive_promise
@@ -188,16 +183,9 @@ class ReportBuilder:
             if book - STATIC_BUFFER >= qty_wanted:  # static_buffer_promise
                 kind += 1
         self._kinds[kind] += 1
-        self._brier_sum += (confidence - outcome) ** 2
-        # _bin_index(confidence), inline (per visit)
-        i = math.floor(confidence * CALIBRATION_BINS + 1e-9)
-        i = i if i < CALIBRATION_BINS - 1 else CALIBRATION_BINS - 1
-        self._bin_n[i] += 1
-        self._bin_conf[i] += confidence
-        self._bin_obs[i] += outcome
 
     def finish(self) -> BacktestReport:
-        service = PolicyScore(calibrated=True)
+        service = copy.copy(self._service)  # (finish can be asked again)
         naive = PolicyScore(calibrated=False)
         static_buffer = PolicyScore(calibrated=False)
         for kind, times in enumerate(self._kinds):
@@ -206,10 +194,6 @@ class ReportBuilder:
                 service.add_counts(available, kind & 8 != 0, times)
                 naive.add_certain(available, kind & 2 != 0, times)
                 static_buffer.add_certain(available, kind & 1 != 0, times)
-        service.brier_sum = self._brier_sum
-        service._bin_n = list(self._bin_n)
-        service._bin_conf = list(self._bin_conf)
-        service._bin_obs = list(self._bin_obs)
         return BacktestReport(
             format=REPORT_FORMAT,
             visits=self.visits,
