@@ -439,17 +439,26 @@ async def _judge_typed(
         if counts is None or not await snapshots.typed_differences(conn):
             await savepoint.rollback()
             return None
-    except SnapshotRejected as exc:
+    except BODY_ERRORS as exc:
         await savepoint.rollback()
-        return exc.reason
-    except httpx.DecodingError as exc:
-        await savepoint.rollback()
-        return f"body: cannot be decoded ({exc})"
+        return _body_reason(exc)
     except BaseException:
         await savepoint.rollback()
         raise
     await savepoint.commit()
     return counts, staged
+
+
+# What rejects the body itself (past its size, a backslash, an encoding that does not
+# decode), whichever path reads it.
+BODY_ERRORS = (SnapshotRejected, httpx.DecodingError)
+
+
+def _body_reason(exc: SnapshotRejected | httpx.DecodingError) -> str:
+    """The quarantine reason for a body ``BODY_ERRORS`` rejected."""
+    if isinstance(exc, SnapshotRejected):
+        return exc.reason
+    return f"body: cannot be decoded ({exc})"
 
 
 def _ms(start: float, end: float | None = None) -> float:
@@ -460,10 +469,8 @@ async def _read_header(body: SnapshotBody) -> str | None:
     """Consume and check the header line; the reason it is rejected, if it is."""
     try:
         await body.read_header()
-    except SnapshotRejected as exc:
-        return exc.reason
-    except httpx.DecodingError as exc:
-        return f"body: cannot be decoded ({exc})"
+    except BODY_ERRORS as exc:
+        return _body_reason(exc)
     return None
 
 
@@ -476,12 +483,10 @@ async def _stage(conn: Connection, source: AsyncIterator[bytes]) -> str | None:
         await snapshots.create_staging(conn)
         async with conn.transaction():  # a savepoint: a failed COPY leaves the pull usable
             await snapshots.copy_into_staging(conn, source)
-    except SnapshotRejected as exc:
-        return exc.reason
+    except BODY_ERRORS as exc:
+        return _body_reason(exc)
     except asyncpg.DataError as exc:
         return copy_error_reason(exc)
-    except httpx.DecodingError as exc:
-        return f"body: cannot be decoded ({exc})"
     return None
 
 

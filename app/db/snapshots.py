@@ -12,6 +12,7 @@ from datetime import datetime
 from itertools import repeat
 from typing import Literal
 
+import asyncpg
 import msgspec
 
 from app.db import Connection
@@ -113,14 +114,18 @@ async def apply_typed_changes(conn: Connection, snapshot_id: int) -> Applied:
     rows = await conn.fetch(Q.apply_locations, snapshot_id)
     changes = SnapshotChanges(snapshot_id, {})
     for r in await conn.fetch(Q.changes_by_location):
-        here: str = r["location_id"]
-        names = r["skus"] or []
-        written = list(map(SnapshotRow, repeat(here, len(names)), names, r["on_hands"] or [],
-                           r["reserveds"] or [], r["in_transits"] or [], r["as_ofs"] or []))  # fmt: skip
-        changes.locations[here] = LocationChanges(
-            r["as_of"], r["previous_snapshot"], written, r["removed"] or []
-        )
+        changes.locations[r["location_id"]] = _location_changes(r, r["removed"] or [])
     return Applied([r["store_id"] for r in rows], changes)
+
+
+def _location_changes(r: asyncpg.Record, removed: list[str]) -> LocationChanges:
+    """One location's changes from a row of ``staged_changes`` or ``changes_by_location``
+    (its as_of, previous snapshot and the rows written, column-wise)."""
+    here: str = r["location_id"]
+    names = r["skus"] or []
+    written = list(map(SnapshotRow, repeat(here, len(names)), names, r["on_hands"] or [],
+                       r["reserveds"] or [], r["in_transits"] or [], r["as_ofs"] or []))  # fmt: skip
+    return LocationChanges(r["as_of"], r["previous_snapshot"], written, removed)
 
 
 async def staged_problems(conn: Connection, *, limit: int) -> Problems:
@@ -205,12 +210,7 @@ async def apply_staged_changes(conn: Connection, snapshot_id: int) -> Applied:
         await conn.execute(Q.merge_staged_rows, snapshot_id)
         for r in await conn.fetch(Q.staged_changes, snapshot_id):
             here: str = r["location_id"]
-            names = r["skus"] or []
-            written = list(map(SnapshotRow, repeat(here, len(names)), names, r["on_hands"] or [],
-                               r["reserveds"] or [], r["in_transits"] or [], r["as_ofs"] or []))  # fmt: skip
-            changes.locations[here] = LocationChanges(
-                r["as_of"], r["previous_snapshot"], written, removed.get(here, [])
-            )
+            changes.locations[here] = _location_changes(r, removed.get(here, []))
     else:  # a first load of these locations: every row is new
         await conn.execute(Q.insert_staged_rows, snapshot_id)
     rows = await conn.fetch(Q.apply_locations, snapshot_id)
