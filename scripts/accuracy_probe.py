@@ -114,7 +114,11 @@ class _Recorder(Engine):
         )
 
 
-def record(root: Path) -> tuple[list[VisitRec], list[LabelRec], list[tuple[float, int]]]:
+def record(
+    root: Path, *, feedback: bool = True
+) -> tuple[list[VisitRec], list[LabelRec], list[tuple[float, int]]]:
+    """The replay's visits, labels and count gaps (``feedback``: False replays the
+    dataset as if it had none)."""
     ds = open_dataset(root)
     policy = Policy()
     eng = _Recorder(policy, {p.sku: p.category for p in ds.products})
@@ -137,7 +141,7 @@ def record(root: Path) -> tuple[list[VisitRec], list[LabelRec], list[tuple[float
                 raw=0.0 if ev is None else raw_confidence(ev),
                 conf=0.0 if badge.confidence is None else badge.confidence,
             ))  # fmt: skip
-        elif isinstance(item, Feedback):
+        elif isinstance(item, Feedback) and feedback:
             eng.observe_feedback(kind=item.kind, store_id=item.store_id, sku=item.sku,
                                  qty=item.qty, observed_at=item.observed_at, now=at)  # fmt: skip
         elif isinstance(item, WarehouseSnapshot) and item.rows is not None:

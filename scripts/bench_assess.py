@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from app.db.positions import _Deriver
 from app.domain.engine import Engine
-from app.domain.live import Assessor
+from app.domain.live import Assessor, frozen_calibration
 from app.domain.model import Sale
 from app.domain.policy import Policy
 from scripts.synthetic_chain import AS_OF, catalogue, fill
@@ -59,7 +59,7 @@ def main(stores: int, skus: int, pages: int, per_page: int = 1000) -> None:
                          "in_transit": pos.in_transit, "category": categories[sku],
                          "store_newest_at": now})  # fmt: skip
         began = time.process_time()
-        derive = _Deriver(engine.policy, now, Assessor(engine, now))
+        derive = _Deriver(engine.policy, now, Assessor(engine, now, frozen_calibration(engine, 1)))
         values = [derive(row) for row in rows]  # type: ignore[arg-type]
         micros.append((time.process_time() - began) * 1e6 / len(rows))
         digest.update(repr(values).encode())

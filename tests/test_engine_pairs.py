@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.domain.book import book_position
 from app.domain.engine import Engine
-from app.domain.live import Assessor
+from app.domain.live import Assessor, frozen_calibration
 from app.domain.model import Count, Receipt, Sale, SnapshotRow
 from app.domain.policy import Policy
 
@@ -31,7 +31,7 @@ def test_snapshot_rows_alone_give_no_pair_state_and_the_reference_book() -> None
         assert engine.ledger.position(store, sku, now) == book_position(
             store, sku, snapshot_row=row, location_as_of=T0, events=(), at=now
         )
-    assessor = Assessor(engine, now)
+    assessor = Assessor(engine, now, frozen_calibration(engine, 1))
     assert assessor.shared_key("S1", "A", T0, "snapshot", 8) is not None
     sale = Sale(event_id="e1", store_id="S1", sku="A", occurred_at=now, qty=2)
     assert engine.observe_event(sale) and not engine.observe_event(sale)

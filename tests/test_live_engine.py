@@ -13,8 +13,8 @@ import asyncpg
 import msgspec
 import pytest
 
-from app.db.engine_state import LiveEngine
-from app.domain.live import Assessor
+from app.db.engine_state import LiveEngine, load_calibration
+from app.domain.live import Assessor, frozen_calibration
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
 from app.domain.reassess import decode_record, reassess
@@ -121,7 +121,11 @@ async def test_stored_badges_carry_the_engines_assessment(
         for r in stored:
             assert r["confidence"] is not None and r["evidence"] is not None
             record = decode_record(r["evidence"])
-            again = reassess(record, wanted=1, horizon=POLICY.arrival_horizon, policy=POLICY)
+            assert record.calibration_id is not None  # the cold-start map: no labels yet
+            async with pool.acquire() as conn:
+                calibration = await load_calibration(conn, record.calibration_id)
+            again = reassess(record, wanted=1, horizon=POLICY.arrival_horizon, policy=POLICY,
+                             calibration=calibration)  # fmt: skip
             assert r["confidence"] == again.confidence
             assert r["safety_buffer"] == (
                 POLICY.safety_buffer + again.held_for_sales + again.held_for_uncertainty
@@ -189,7 +193,8 @@ async def test_a_warm_restart_reproduces_the_running_engine(
         warm = LiveEngine(POLICY)
         await warm.warm_start(pool, clock.now)
         now = clock.now + timedelta(minutes=30)
-        one, two = Assessor(running.engine, now), Assessor(warm.engine, now)
+        one = Assessor(running.engine, now, frozen_calibration(running.engine, 1))
+        two = Assessor(warm.engine, now, frozen_calibration(warm.engine, 1))
         stored = await rows(pool)
         for r in stored:
             pos = position(r)
@@ -214,6 +219,37 @@ async def test_without_an_engine_the_badge_is_book_only(pool: asyncpg.Pool) -> N
         await recompute_pairs(conn, [("S1", "A")], policy=POLICY, now=T0)
     (r,) = await rows(pool)
     assert (r["confidence"], r["evidence"], r["badge_state"]) == (None, None, "in_stock")
+
+
+async def test_records_never_name_a_map_that_a_rolled_back_recompute_saved(
+    pool: asyncpg.Pool,
+) -> None:
+    """The calibration map is stored in the recompute's transaction; when that rolls
+    back, the next recompute stores it again, so every record names a stored map."""
+    from app.db.positions import recompute_pairs
+
+    await pool.execute("INSERT INTO warehouse_stock VALUES ('S1', 'A', 9, 0, 0, $1, 1)", T0)
+    await pool.execute(
+        "INSERT INTO store_freshness (store_id, snapshot_as_of) VALUES ('S1', $1)", T0
+    )
+    live = LiveEngine(POLICY)
+    await live.warm_start(pool, T0)
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError, match="after the recompute"):
+            async with conn.transaction():
+                await recompute_pairs(conn, [("S1", "A")], policy=POLICY, now=T0, engine=live)
+                raise RuntimeError("the pull fails after the recompute")
+        assert await conn.fetchval("SELECT count(*) FROM engine_calibration") == 0
+        await recompute_pairs(conn, [("S1", "A")], policy=POLICY, now=T0, engine=live)
+    (r,) = await rows(pool)
+    named = decode_record(r["evidence"]).calibration_id
+    assert named is not None
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM engine_calibration WHERE calibration_id = $1", named
+        )
+        == 1
+    )
 
 
 async def test_a_stored_page_reaches_the_engine_from_the_page_exactly_once(

@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.domain.badge import badge_for
+from app.domain.calibration import COLD_PRIOR, MIN_LABELS
 from app.domain.engine import Engine
-from app.domain.live import Assessor, calibration_state
+from app.domain.live import Assessor, calibration_state, frozen_calibration
 from app.domain.model import BookPosition, Count, Receipt, Sale, SnapshotRow
 from app.domain.policy import Policy
 from app.domain.reassess import (
@@ -91,16 +92,21 @@ def positions(engine: Engine, now: datetime) -> list[BookPosition]:
     return [p for p in found if p is not None]
 
 
+def assessor_of(engine: Engine, now: datetime) -> Assessor:
+    """An assessor with the engine's map in use (the shell would give it a stored id)."""
+    return Assessor(engine, now, frozen_calibration(engine, 1))
+
+
 @settings(max_examples=60, deadline=None)
 @given(worlds())
 def test_the_stored_assessment_is_the_engines(world: tuple[Engine, datetime]) -> None:
     engine, now = world
-    assessor = Assessor(engine, now)
+    assessor = assessor_of(engine, now)
     for pos in positions(engine, now):
         raw, stored = assessor.assess(pos)
         assert stored == engine.assess(pos, 1, now)
         again = reassess(decode_record(raw), wanted=1, horizon=engine.policy.arrival_horizon,
-                         policy=engine.policy)  # fmt: skip
+                         policy=engine.policy, calibration=assessor.calibration)  # fmt: skip
         assert again == stored
 
 
@@ -110,13 +116,14 @@ def test_other_quantities_and_knot_horizons_are_the_engines(
     world: tuple[Engine, datetime], wanted: int, minutes: int
 ) -> None:
     engine, now = world
-    assessor = Assessor(engine, now)
+    assessor = assessor_of(engine, now)
     horizon = timedelta(minutes=minutes)
     other = Engine(msgspec.structs.replace(engine.policy, arrival_horizon=horizon), CATEGORIES)
     other.__dict__.update({k: v for k, v in engine.__dict__.items() if k != "policy"})
     for pos in positions(engine, now):
         raw, _ = assessor.assess(pos)
-        got = reassess(decode_record(raw), wanted=wanted, horizon=horizon, policy=engine.policy)
+        got = reassess(decode_record(raw), wanted=wanted, horizon=horizon, policy=engine.policy,
+                       calibration=assessor.calibration)  # fmt: skip
         assert got == other.assess(pos, wanted, now)
 
 
@@ -130,17 +137,19 @@ def test_between_knots_never_more_optimistic_and_no_promise_without_margin(
     horizon = timedelta(minutes=minutes)
     other = Engine(msgspec.structs.replace(policy, arrival_horizon=horizon), CATEGORIES)
     other.__dict__.update({k: v for k, v in engine.__dict__.items() if k != "policy"})
-    assessor = Assessor(engine, now)
+    assessor = assessor_of(engine, now)
+    cal = assessor.calibration
     for pos in positions(engine, now):
         record = decode_record(assessor.assess(pos)[0])
-        got = reassess(record, wanted=wanted, horizon=horizon, policy=policy)
+        got = reassess(record, wanted=wanted, horizon=horizon, policy=policy, calibration=cal)
         exact = other.assess(pos, wanted, now)
         assert got.confidence <= exact.confidence + 1e-12
         assert got.held_for_sales + got.held_for_uncertainty >= (
             exact.held_for_sales + exact.held_for_uncertainty
         )
         badge = badge_from_record(pos, record, policy=policy, category=CATEGORIES[pos.sku],
-                                  store_newest_at=now, now=now, wanted=wanted, horizon=horizon)  # fmt: skip
+                                  store_newest_at=now, now=now, wanted=wanted, horizon=horizon,
+                                  calibration=cal)  # fmt: skip
         if badge.promise:
             assert pos.book - badge.safety_buffer >= wanted
             assert badge.confidence is not None
@@ -152,15 +161,16 @@ def test_between_knots_never_more_optimistic_and_no_promise_without_margin(
 def test_defaults_reproduce_the_stored_badge(world: tuple[Engine, datetime], wanted: int) -> None:
     """badge_from_record at one unit and the default horizon is badge_for with the engine."""
     engine, now = world
-    assessor = Assessor(engine, now)
+    assessor = assessor_of(engine, now)
     for pos in positions(engine, now):
         record = decode_record(assessor.assess(pos)[0])
         kwargs: dict[str, Any] = {"policy": engine.policy, "category": CATEGORIES[pos.sku],
                   "store_newest_at": now, "now": now}  # fmt: skip
-        assert badge_from_record(pos, record, **kwargs) == badge_for(
+        kwargs_cal = {**kwargs, "calibration": assessor.calibration}
+        assert badge_from_record(pos, record, **kwargs_cal) == badge_for(
             pos, assessment=engine.assess(pos, 1, now), **kwargs
         )
-        assert badge_from_record(pos, record, wanted=wanted, **kwargs) == badge_for(
+        assert badge_from_record(pos, record, wanted=wanted, **kwargs_cal) == badge_for(
             pos, wanted=wanted, assessment=engine.assess(pos, wanted, now), **kwargs
         )
 
@@ -169,13 +179,12 @@ def test_a_learned_calibration_is_applied_and_required() -> None:
     engine = Engine(Policy(), CATEGORIES)
     engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 9, 0, 0, T0)])
     at = T0
-    for i in range(260):  # enough labels for the map to replace the raw probability
+    for i in range(260):  # enough labels for the learned map to replace the cold-start one
         at += timedelta(minutes=5)
         engine.observe_feedback(kind="pick_short" if i % 3 == 0 else "pick_found",
                                 store_id="S1", sku="A", qty=1, observed_at=at, now=at)  # fmt: skip
-    state = calibration_state(engine)
-    assert state is not None
-    cal = CalibrationMap(7, *state)
+    cal = CalibrationMap(7, *calibration_state(engine))
+    assert engine.calibration.labels >= MIN_LABELS and list(cal.table) != list(COLD_PRIOR)
     pos = engine.ledger.position("S1", "A", at)
     assert pos is not None
     raw, stored = Assessor(engine, at, cal).assess(pos)
@@ -193,11 +202,13 @@ def test_bad_records_and_horizons_are_refused_with_the_reason() -> None:
     engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 9, 0, 0, T0)])
     pos = engine.ledger.position("S1", "A", T0)
     assert pos is not None
-    record = decode_record(Assessor(engine, T0).assess(pos)[0])
+    assessor = assessor_of(engine, T0)
+    record, cal = decode_record(assessor.assess(pos)[0]), assessor.calibration
     with pytest.raises(ValueError, match="beyond the longest supported"):
-        reassess(record, wanted=1, horizon=MAX_HORIZON + timedelta(minutes=1), policy=Policy())
+        reassess(record, wanted=1, horizon=MAX_HORIZON + timedelta(minutes=1), policy=Policy(),
+                 calibration=cal)  # fmt: skip
     with pytest.raises(ValueError, match="wanted 0 must be at least 1"):
-        reassess(record, wanted=0, horizon=timedelta(hours=1), policy=Policy())
+        reassess(record, wanted=0, horizon=timedelta(hours=1), policy=Policy(), calibration=cal)
 
 
 def test_snapshot_only_pairs_share_records_without_losing_exactness() -> None:
@@ -206,7 +217,7 @@ def test_snapshot_only_pairs_share_records_without_losing_exactness() -> None:
     rows += [SnapshotRow(s, f"Z{i}", i % 5, 0, 0, T0) for s in STORES for i in range(200)]
     engine.observe_snapshot(T0, rows)
     now = T0 + timedelta(hours=3)
-    assessor = Assessor(engine, now)
+    assessor = assessor_of(engine, now)
     for r in rows:
         pos = engine.ledger.position(r.location_id, r.sku, now)
         assert pos is not None

@@ -21,7 +21,7 @@ import pytest
 from app.db import snapshots
 from app.db.events import insert_events
 from app.db.positions import Q, _book_of, recompute_pairs, recompute_stores
-from app.domain.live import Assessor
+from app.domain.live import Assessor, frozen_calibration
 from app.domain.model import Count, Sale
 from app.domain.policy import Policy
 from app.settings import Settings
@@ -195,7 +195,7 @@ def _engine_state(live: Any, now: datetime) -> dict[str, Any]:
     rows = {
         (loc, sku): held.row(loc, sku) for loc, held in ledger.rows_at.items() for sku in held.index
     }
-    assessor = Assessor(engine, now)
+    assessor = Assessor(engine, now, frozen_calibration(engine, 1))
     positions: dict[tuple[str, str], Any] = {}
     for store in STORES:
         for sku in [*SKUS, "K-new"]:

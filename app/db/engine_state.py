@@ -197,29 +197,26 @@ class LiveEngine:
             s for s in self.engine.watermarks() if self.engine.store_quiet(s, now) >= QUIET_EVENTS
         )
 
-    async def _persisted_calibration(self, conn: Connection) -> CalibrationMap | None:
-        state = calibration_state(self.engine)
-        if state is None:
-            return None
-        weights, table = state
+    async def _persisted_calibration(self, conn: Connection) -> CalibrationMap:
+        """The map in use, stored in the caller's transaction (its id for the records).
+
+        Saved (or found) in every recompute, not only when the map changed: a map
+        saved by a transaction that then rolled back is gone, and records written
+        later must not name it."""
+        weights, table = calibration_state(self.engine)
         digest = hashlib.sha256(
             struct.pack(f"{len(weights) + len(table)}d", *weights, *table)
         ).hexdigest()
-        if digest != self._calibration_digest:
-            cid = await conn.fetchval(
-                Q.save_calibration,
-                digest,
-                self.engine.calibration.labels,
-                list(weights),
-                list(table),
-            )
+        labels = self.engine.calibration.labels
+        cid = await conn.fetchval(Q.save_calibration, digest, labels, list(weights), list(table))
+        if (
+            self._calibration is None
+            or digest != self._calibration_digest
+            or cid != self._calibration.calibration_id
+        ):
             self._calibration = CalibrationMap(cid, weights, table)
             self._calibration_digest = digest
-            log.info(
-                "engine.calibration_saved",
-                calibration_id=cid,
-                labels=self.engine.calibration.labels,
-            )
+            log.info("engine.calibration_saved", calibration_id=cid, labels=labels)
         return self._calibration
 
     async def _catch_up(

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import msgspec
 
 from app.domain.badge import Badge, badge_for
-from app.domain.calibration import MIN_LABELS, Calibration
+from app.domain.calibration import Calibration
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.confidence import raw_confidence as raw_of
 from app.domain.ledger import Ledger, PairBook
@@ -733,7 +733,7 @@ class Engine:
             ev,
             threshold=self.policy.confidence_threshold,
             # (the bound method: calling the instance goes through the slower tp_call slot)
-            calibrate=self.calibration.__call__ if self.calibration.labels >= MIN_LABELS else None,
+            calibrate=self.calibration.__call__,
             pos_quiet=quiet,
             sources_disagree=disagree,
             reasons=reasons,

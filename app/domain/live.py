@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 
 import msgspec
 
-from app.domain.calibration import MIN_LABELS
 from app.domain.confidence import Assessment
 from app.domain.engine import QUIET_EVENTS, Engine, StoreAt
 from app.domain.model import BookPosition
@@ -33,27 +32,30 @@ from app.domain.reassess import (
 _DISAGREE_SECONDS = 7 * 86400.0  # Engine.assess's DISAGREE_DAYS
 
 
-def calibration_state(engine: Engine) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
-    """The engine's calibration as (weights, table) when it is in use, else None."""
+def calibration_state(engine: Engine) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The engine's calibration as (weights, table): the map it uses now (the cold-start
+    map until it has labels enough)."""
     cal = engine.calibration
-    if cal.labels < MIN_LABELS:
-        return None
     if cal._map is None:  # built lazily: build it as the next assessment would
         cal._map = cal._build()
         cal._built_at = cal.labels
     return tuple(cal.w), tuple(cal._map)
 
 
+def frozen_calibration(engine: Engine, calibration_id: int) -> CalibrationMap:
+    """The engine's map in use now, frozen under ``calibration_id`` (which the caller
+    gives it: the shell's stored row, see ``app.db.engine_state``)."""
+    return CalibrationMap(calibration_id, *calibration_state(engine))
+
+
 class Assessor:
     """One recompute's view of the engine at ``now``: records and assessments per position.
 
-    ``calibration`` is the frozen copy of the engine's current map (None while the
-    engine has too few labels); the shell persists it and gives its id.
+    ``calibration`` is the frozen copy of the engine's current map
+    (``frozen_calibration``); the shell persists it and gives its id.
     """
 
-    def __init__(
-        self, engine: Engine, now: datetime, calibration: CalibrationMap | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, now: datetime, calibration: CalibrationMap) -> None:
         self.engine = engine
         self.now = now
         self.calibration = calibration
@@ -119,7 +121,7 @@ class Assessor:
             into_day=ev.into_day,
             pos_quiet=quiet,
             sources_disagree=disagree,
-            calibration_id=None if self.calibration is None else self.calibration.calibration_id,
+            calibration_id=self.calibration.calibration_id,
         )
 
     def _assessed(self, record: EvidenceRecord) -> Assessment:
