@@ -51,6 +51,7 @@ class VisitRec:
     ev: Evidence | None
     raw: float
     conf: float
+    per_day: float = 0.0  # the pair's sales speed (units a day) at the look-up
 
 
 @dataclass
@@ -140,6 +141,7 @@ def record(
                 book=None if pos is None else pos.book, stale=badge.state == "unknown", ev=ev,
                 raw=0.0 if ev is None else raw_confidence(ev),
                 conf=0.0 if badge.confidence is None else badge.confidence,
+                per_day=24.0 * eng.speed(item.store_id, item.sku, at),
             ))  # fmt: skip
         elif isinstance(item, Feedback) and feedback:
             eng.observe_feedback(kind=item.kind, store_id=item.store_id, sku=item.sku,
