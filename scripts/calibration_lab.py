@@ -18,7 +18,9 @@ reproduces the service's report):
   ``app/domain/calibration.py`` fitted in batch (projected Newton with a line search,
   ridge toward the identity) every 25% more labels, on the engine's labels or on
   pseudo-visit labels (looked up 1 h before with the policy's horizon), then the
-  isotonic map on its output (``BatchLogitMap``).
+  isotonic map on its output (``BatchLogitMap``);
+- and a label fix: a pick's book also holds the units its own order reserved (an online
+  sale is on the record from the order, its units on the shelf until the pick).
 
 ``--ceilings`` adds what these maps would do with labels the service does not have or
 cannot trust: the visits' own outcomes, learned 2 h after each look-up (a cheat: it
@@ -39,6 +41,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Protocol
 
+import msgspec
 from accuracy_probe import LabelRec, VisitRec, held_back, mechanism, record  # scripts/ on sys.path
 
 from app.backtest.dataset import PublishedEvent, open_dataset
@@ -255,11 +258,17 @@ class BatchLogitMap:
         return self._map[_bin(self._p(C.features(ev, raw)))]
 
 
-def labels_of(labels: list[LabelRec], lead: int | None = None) -> list[tuple[Label, float]]:
-    """The map's labels (the engine's filter: the book covers the request), published order."""
+def labels_of(
+    labels: list[LabelRec], lead: int | None = None, own_units: bool = False
+) -> list[tuple[Label, float]]:
+    """The map's labels (the engine's filter: the book covers the request), published order.
+    ``own_units``: a pick's book also holds the units its order reserved (an online sale is
+    on the record at order time, its units on the shelf until the pick: the wanted units)."""
     out = []
     for lab in labels:
         ev = lab.ev0 if lead is None else lab.leads[lead]
+        if ev is not None and own_units and lab.kind != "shelf_count":
+            ev = msgspec.structs.replace(ev, book=ev.book + lab.wanted)
         if ev is not None and ev.book >= lab.wanted:
             out.append(((lab.pub, ev, raw_confidence(ev), lab.outcome), lab.per_day))
     return sorted(out, key=lambda x: x[0][0])
@@ -391,6 +400,7 @@ def main() -> None:
         runs: list[tuple[str, list[tuple[Label, float]], Callable[[], Map]]] = [
             (name, labels_of(labels, lead), make) for name, lead, make in variants
         ]
+        runs.append(("picks' own units on the shelf", labels_of(labels, own_units=True), CellMap))
         if args.ceilings:
             own, matched = outcomes_of(visits), matched_of(visits, root)
             runs += [
