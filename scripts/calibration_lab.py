@@ -11,8 +11,9 @@ reproduces the service's report):
   look-ups (their evidence, not their outcomes), so each label gets the weight
   (look-ups' share of its cell) / (labels' share of its cell), from the histograms of
   everything seen so far, clipped and normalised to a mean of 1; the isotonic map on raw
-  is rebuilt from the weighted bins (``CellMap``). ``--table`` prints, by raw decile,
-  what visits find against what labels find, plain and weighted by sales speed over the
+  is rebuilt from the weighted bins (``CellMap``); cells are evidence features, the
+  pair's sales speed or the pair itself. ``--table`` prints, by raw decile, what visits
+  find against what labels find, plain and weighted by sales speed or by pair over the
   whole replay (the weighting's best case);
 - **a map that conditions on more than raw**: the sign-constrained logistic stage of
   ``app/domain/calibration.py`` fitted in batch (projected Newton with a line search,
@@ -50,7 +51,8 @@ from app.domain.confidence import Evidence, raw_confidence
 from app.domain.model import Sale
 
 Label = tuple[float, Evidence, float, bool]  # (published, evidence, raw, outcome)
-Cell = Callable[[Evidence, float, float], Hashable]  # (evidence, raw, units a day) → cell
+Who = tuple[float, tuple[str, str]]  # (the pair's units a day, the pair)
+Cell = Callable[[Evidence, float, Who], Hashable]  # (evidence, raw, who) → cell
 
 
 def _cut(x: float, edges: tuple[float, ...]) -> int:
@@ -62,14 +64,15 @@ def _units(ev: Evidence) -> int:
 
 
 CELLS: dict[str, Cell] = {
-    "raw decile": lambda ev, r, s: min(9, int(r * 10)),
-    "silence": lambda ev, r, s: _cut(ev.silence, (0.5, 1.5, 3, 6)),
-    "mechanism": lambda ev, r, s: mechanism(ev),
-    "loss": lambda ev, r, s: _cut(ev.unrecorded_loss, (1, 3, 6, 12)),
-    "units beyond the request": lambda ev, r, s: _cut(_units(ev) - ev.wanted, (1, 3, 6, 12, 30)),
-    "phantom prior": lambda ev, r, s: _cut(ev.phantom_prior, (0.03, 0.06, 0.1, 0.2)),
-    "into the day": lambda ev, r, s: _cut(ev.into_day, (2, 5, 9)),
-    "sales speed": lambda ev, r, s: _cut(s, (0.25, 0.5, 1, 2, 4, 8, 16, 32)),
+    "raw decile": lambda ev, r, w: min(9, int(r * 10)),
+    "silence": lambda ev, r, w: _cut(ev.silence, (0.5, 1.5, 3, 6)),
+    "mechanism": lambda ev, r, w: mechanism(ev),
+    "loss": lambda ev, r, w: _cut(ev.unrecorded_loss, (1, 3, 6, 12)),
+    "units beyond the request": lambda ev, r, w: _cut(_units(ev) - ev.wanted, (1, 3, 6, 12, 30)),
+    "phantom prior": lambda ev, r, w: _cut(ev.phantom_prior, (0.03, 0.06, 0.1, 0.2)),
+    "into the day": lambda ev, r, w: _cut(ev.into_day, (2, 5, 9)),
+    "sales speed": lambda ev, r, w: _cut(w[0], (0.25, 0.5, 1, 2, 4, 8, 16, 32)),
+    "pair": lambda ev, r, w: w[1],
 }
 
 
@@ -94,8 +97,8 @@ def _isotonic(n: list[float], hits: list[float], raw: list[float], prior_n: floa
 class Map(Protocol):
     labels: int
 
-    def see(self, ev: Evidence, raw: float, per_day: float) -> None: ...
-    def observe(self, lab: Label, per_day: float) -> None: ...
+    def see(self, ev: Evidence, raw: float, who: Who) -> None: ...
+    def observe(self, lab: Label, who: Who) -> None: ...
     def __call__(self, ev: Evidence, raw: float) -> float: ...
 
 
@@ -107,22 +110,22 @@ class CellMap:
 
     def __init__(
         self, cell: Cell | None = None, clip: tuple[float, float] = (0.2, 5.0),
-        per_bin: bool = False,
+        per_bin: bool = False, prior_n: float = C.PRIOR_N,
     ) -> None:  # fmt: skip
-        self.cell, self.clip, self.per_bin = cell, clip, per_bin
+        self.cell, self.clip, self.per_bin, self.prior_n = cell, clip, per_bin, prior_n
         self.stats: dict[Hashable, list[list[float]]] = {}  # cell → [n, hits, raw] by bin
         self.looked: dict[Hashable, int] = defaultdict(int)
         self.lookups = self.labels = self._built_at = 0
         self._map: list[float] | None = None
 
-    def see(self, ev: Evidence, raw: float, per_day: float) -> None:
+    def see(self, ev: Evidence, raw: float, who: Who) -> None:
         if self.cell is not None:
-            self.looked[self.cell(ev, raw, per_day)] += 1
+            self.looked[self.cell(ev, raw, who)] += 1
             self.lookups += 1
 
-    def observe(self, lab: Label, per_day: float) -> None:
+    def observe(self, lab: Label, who: Who) -> None:
         _, ev, raw, outcome = lab
-        c = None if self.cell is None else self.cell(ev, raw, per_day)
+        c = None if self.cell is None else self.cell(ev, raw, who)
         s = self.stats.setdefault(c, [[0.0] * C.BINS, [0.0] * C.BINS, [0.0] * C.BINS])
         i = _bin(raw)
         s[0][i] += 1
@@ -158,7 +161,7 @@ class CellMap:
             for i in range(C.BINS):
                 f = plain[i] / n[i] if n[i] else 1.0
                 n[i], hits[i], raw[i] = n[i] * f, hits[i] * f, raw[i] * f
-        return _isotonic(n, hits, raw, C.PRIOR_N)
+        return _isotonic(n, hits, raw, self.prior_n)
 
     def __call__(self, ev: Evidence, raw: float) -> float:
         if self._map is None:
@@ -194,13 +197,13 @@ class BatchLogitMap:
         self.labels = self._fit_at = self._built_at = 0
         self._map: list[float] | None = None
 
-    def see(self, ev: Evidence, raw: float, per_day: float) -> None:
+    def see(self, ev: Evidence, raw: float, who: Who) -> None:
         pass
 
     def _p(self, x: tuple[float, ...]) -> float:
         return C._sigmoid(sum(a * b for a, b in zip(self.w, x, strict=True)))
 
-    def observe(self, lab: Label, per_day: float) -> None:
+    def observe(self, lab: Label, who: Who) -> None:
         self.xs.append(C.features(lab[1], lab[2]))
         self.ys.append(1.0 if lab[3] else 0.0)
         self.labels += 1
@@ -260,7 +263,7 @@ class BatchLogitMap:
 
 def labels_of(
     labels: list[LabelRec], lead: int | None = None, own_units: bool = False
-) -> list[tuple[Label, float]]:
+) -> list[tuple[Label, Who]]:
     """The map's labels (the engine's filter: the book covers the request), published order.
     ``own_units``: a pick's book also holds the units its order reserved (an online sale is
     on the record at order time, its units on the shelf until the pick: the wanted units)."""
@@ -270,20 +273,20 @@ def labels_of(
         if ev is not None and own_units and lab.kind != "shelf_count":
             ev = msgspec.structs.replace(ev, book=ev.book + lab.wanted)
         if ev is not None and ev.book >= lab.wanted:
-            out.append(((lab.pub, ev, raw_confidence(ev), lab.outcome), lab.per_day))
+            out.append(((lab.pub, ev, raw_confidence(ev), lab.outcome), (lab.per_day, lab.key)))
     return sorted(out, key=lambda x: x[0][0])
 
 
-def outcomes_of(visits: list[VisitRec]) -> list[tuple[Label, float]]:
+def outcomes_of(visits: list[VisitRec]) -> list[tuple[Label, Who]]:
     """The visits' own outcomes as labels, 2 h after each look-up (a cheat: a ceiling)."""
     return [
-        ((v.t + 7200, v.ev, v.raw, v.available), v.per_day)
+        ((v.t + 7200, v.ev, v.raw, v.available), (v.per_day, v.key))
         for v in visits
         if v.ev is not None and v.ev.book >= v.wanted
     ]
 
 
-def matched_of(visits: list[VisitRec], root: Path) -> list[tuple[Label, float]]:
+def matched_of(visits: list[VisitRec], root: Path) -> list[tuple[Label, Who]]:
     """Each look-up labelled by the published POS: found when a sale of the pair of at
     least the wanted units occurred within 3 h after it; learned 4 h after the look-up."""
     sales: dict[tuple[str, str], list[tuple[float, int]]] = defaultdict(list)
@@ -303,12 +306,12 @@ def matched_of(visits: list[VisitRec], root: Path) -> list[tuple[Label, float]]:
         while i < len(got) and got[i][0] <= v.t + 3 * 3600 and not found:
             found = got[i][1] >= v.wanted
             i += 1
-        out.append(((v.t + 4 * 3600, v.ev, v.raw, found), v.per_day))
+        out.append(((v.t + 4 * 3600, v.ev, v.raw, found), (v.per_day, v.key)))
     return sorted(out, key=lambda x: x[0][0])
 
 
 def rescore(
-    visits: list[VisitRec], labels: list[tuple[Label, float]], cal: Map,
+    visits: list[VisitRec], labels: list[tuple[Label, Who]], cal: Map,
     threshold: float = 0.9, buffer: int = 2,
 ) -> tuple[float, float, float, float]:  # fmt: skip
     """FPR, coverage, Brier and the worst gap over 500+-visit bins, as the report; each
@@ -326,7 +329,7 @@ def rescore(
             margin = v.book - buffer - sum(held_back(v.ev, threshold)) >= v.wanted
             promise = not v.stale and v.book > 0 and margin and conf >= threshold
             if v.ev.book >= v.wanted:
-                cal.see(v.ev, v.raw, v.per_day)
+                cal.see(v.ev, v.raw, (v.per_day, v.key))
         available += v.available
         promises += promise
         false += promise and not v.available
@@ -340,36 +343,56 @@ def rescore(
 
 def table(visits: list[VisitRec], labels: list[LabelRec]) -> list[str]:
     """By raw decile (book covers the request): what visits find, what labels find (all,
-    shelf counts), and labels weighted to the visits' mix of sales speed over the replay."""
-    speed = CELLS["sales speed"]
-    seen: dict[tuple[int, Hashable], list[float]] = defaultdict(lambda: [0.0, 0.0])
-    for v in visits:
-        if v.ev is not None and v.ev.book >= v.wanted:
-            a = seen[(min(9, int(v.raw * 10)), speed(v.ev, v.raw, v.per_day))]
-            a[0], a[1] = a[0] + 1, a[1] + v.available
-    rows = {"visits": seen}
+    shelf counts), and labels weighted to the visits' mix of sales speed or of pairs over
+    the whole replay (the weighting's best case)."""
+    vis = [
+        (min(9, int(v.raw * 10)), v.ev, v.raw, (v.per_day, v.key), v.available)
+        for v in visits
+        if v.ev is not None and v.ev.book >= v.wanted
+    ]
+    out = ["raw decile               " + " ".join(f"{d / 10:5.1f}" for d in range(10))]
+    rate = [[0.0, 0.0] for _ in range(10)]
+    for d, *_, ok in vis:
+        rate[d][0] += 1
+        rate[d][1] += ok
+    out.append(f"{'visits':<25}" + " ".join(f"{h / n:5.2f}" if n else "    -" for n, h in rate))
     for name, kinds in (("labels", None), ("shelf counts", {"shelf_count"})):
-        got: dict[tuple[int, Hashable], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        labs = []
         for lab in labels:
             ev = lab.ev0
             if ev is not None and ev.book >= lab.wanted and (kinds is None or lab.kind in kinds):
                 r = raw_confidence(ev)
-                a = got[(min(9, int(r * 10)), speed(ev, r, lab.per_day))]
-                a[0], a[1] = a[0] + 1, a[1] + lab.outcome
-        rows[name] = got
-    out = ["raw decile            " + " ".join(f"{d / 10:5.1f}" for d in range(10))]
-    for name, cells in rows.items():
-        for weighted in (False, True) if name != "visits" else (False,):
+                labs.append((min(9, int(r * 10)), ev, r, (lab.per_day, lab.key), lab.outcome))
+        for by in (None, "sales speed", "pair"):
+            # speed: weighted within each decile; pair: one weight a pair (its look-ups'
+            # share over its labels' share), as CellMap weighs it
+            cell = CELLS[by] if by else None
+            within = by != "pair"
+            seen: dict[Hashable, float] = defaultdict(float)
+            mine: dict[Hashable, float] = defaultdict(float)
+            got: dict[tuple[int, Hashable], list[float]] = defaultdict(lambda: [0.0, 0.0])
+            for d, ev, r, who, _ in vis:
+                c = cell(ev, r, who) if cell else None
+                seen[(d, c) if within else c] += 1
+            for d, ev, r, who, ok in labs:
+                c = cell(ev, r, who) if cell else None
+                mine[c] += 1
+                a = got[(d, c)]
+                a[0], a[1] = a[0] + 1, a[1] + ok
             line = []
             for d in range(10):
                 num = den = 0.0
-                for (b, c), (n, h) in cells.items():
+                for (b, c), (n, h) in got.items():
                     if b == d:
-                        w = seen[(b, c)][0] / n if weighted else 1.0
+                        if cell is None:
+                            w = 1.0
+                        elif within:
+                            w = seen[(b, c)] / n
+                        else:
+                            w = (seen[c] + 0.1) / len(vis) / (mine[c] / len(labs))
                         num, den = num + w * h, den + w * n
                 line.append(f"{num / den:5.2f}" if den else "    -")
-            label = f"{name}{', by speed' if weighted else ''}"
-            out.append(f"{label:<22}" + " ".join(line))
+            out.append(f"{name + (', by ' + by if by else ''):<25}" + " ".join(line))
     return out
 
 
@@ -379,12 +402,15 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="visits against labels by raw decile")
     ap.add_argument("--ceilings", action="store_true", help="with visits' outcomes, POS matches")
     args = ap.parse_args()
-    silence = CELLS["silence"]
+    silence, pair = CELLS["silence"], CELLS["pair"]
     variants: list[tuple[str, int | None, Callable[[], Map]]] = [
         ("engine", None, CellMap),
         *((f"weighted by {k}", None, lambda c=c: CellMap(c)) for k, c in CELLS.items()),
         ("weighted by silence, within each bin", None, lambda: CellMap(silence, per_bin=True)),
         ("weighted by silence, clip 0.5-2", None, lambda: CellMap(silence, clip=(0.5, 2.0))),
+        ("weighted by pair, within each bin", None, lambda: CellMap(pair, per_bin=True)),
+        ("5 pseudo-labels a bin", None, lambda: CellMap(prior_n=5.0)),
+        ("weighted by pair, 5 pseudo-labels", None, lambda: CellMap(pair, prior_n=5.0)),
         ("batch logistic, ridge 1", None, BatchLogitMap),
         ("batch logistic, ridge 1, pseudo-visit 1 h", 1, BatchLogitMap),
         ("batch logistic, ridge 1000", None, lambda: BatchLogitMap(ridge=1000.0)),
@@ -397,7 +423,7 @@ def main() -> None:
             for line in table(visits, labels):
                 print("  " + line)
             continue
-        runs: list[tuple[str, list[tuple[Label, float]], Callable[[], Map]]] = [
+        runs: list[tuple[str, list[tuple[Label, Who]], Callable[[], Map]]] = [
             (name, labels_of(labels, lead), make) for name, lead, make in variants
         ]
         runs.append(("picks' own units on the shelf", labels_of(labels, own_units=True), CellMap))
