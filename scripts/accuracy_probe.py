@@ -268,7 +268,11 @@ def rescore(
             li += 1
         conf, promise = 0.0, False
         if v.ev is not None and v.book is not None:
-            conf = max(0.0, min(1.0, cal(v.raw))) if cal.labels >= C.MIN_LABELS else v.raw
+            conf = (
+                max(0.0, min(1.0, cal(v.raw)))
+                if cal.labels >= C.MIN_LABELS
+                else C.COLD_PRIOR[IsoMap._bin(v.raw)]  # the engine's cold-start map
+            )
             held = sum(held_back(v.ev, threshold))
             margin = v.book - buffer - held >= v.wanted
             promise = not v.stale and v.book > 0 and margin and conf >= threshold

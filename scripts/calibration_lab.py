@@ -325,7 +325,11 @@ def rescore(
             li += 1
         conf, promise = 0.0, False
         if v.ev is not None and v.book is not None:
-            conf = max(0.0, min(1.0, cal(v.ev, v.raw))) if cal.labels >= C.MIN_LABELS else v.raw
+            conf = (
+                max(0.0, min(1.0, cal(v.ev, v.raw)))
+                if cal.labels >= C.MIN_LABELS
+                else C.COLD_PRIOR[_bin(v.raw)]  # the engine's cold-start map
+            )
             margin = v.book - buffer - sum(held_back(v.ev, threshold)) >= v.wanted
             promise = not v.stale and v.book > 0 and margin and conf >= threshold
             if v.ev.book >= v.wanted:
