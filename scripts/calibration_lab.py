@@ -80,20 +80,6 @@ def _bin(p: float) -> int:
     return min(C.BINS - 1, max(0, math.floor(p * C.BINS)))
 
 
-def _isotonic(n: list[float], hits: list[float], raw: list[float], prior_n: float) -> list[float]:
-    """The engine's map: bins shrunk toward their mean input, pooled non-decreasing."""
-    blocks: list[list[float]] = []
-    for i in range(C.BINS):
-        prior = raw[i] / n[i] if n[i] else (i + 0.5) / C.BINS
-        blocks.append([hits[i] + prior_n * prior, n[i] + prior_n, 1.0])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, w, c = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += w
-            blocks[-1][2] += c
-    return [s / w for s, w, c in blocks for _ in range(int(c))]
-
-
 class Map(Protocol):
     labels: int
 
@@ -161,7 +147,7 @@ class CellMap:
             for i in range(C.BINS):
                 f = plain[i] / n[i] if n[i] else 1.0
                 n[i], hits[i], raw[i] = n[i] * f, hits[i] * f, raw[i] * f
-        return _isotonic(n, hits, raw, self.prior_n)
+        return C.isotonic_map(n, hits, raw, self.prior_n)
 
     def __call__(self, ev: Evidence, raw: float) -> float:
         if self._map is None:
@@ -257,7 +243,7 @@ class BatchLogitMap:
                 n[_bin(p)] += 1
                 hits[_bin(p)] += y
                 ps[_bin(p)] += p
-            self._map, self._built_at = _isotonic(n, hits, ps, C.PRIOR_N), self.labels
+            self._map, self._built_at = C.isotonic_map(n, hits, ps, C.PRIOR_N), self.labels
         return self._map[_bin(self._p(C.features(ev, raw)))]
 
 

@@ -56,16 +56,7 @@ def fit(visits: list[VisitRec]) -> list[float]:
         n[i] += 1
         hits[i] += v.available
         raw[i] += v.raw
-    blocks: list[list[float]] = []
-    for i in range(C.BINS):
-        prior = raw[i] / n[i] if n[i] else (i + 0.5) / C.BINS
-        blocks.append([hits[i] + C.PRIOR_N * prior, n[i] + C.PRIOR_N, 1.0])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, w, c = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += w
-            blocks[-1][2] += c
-    return [s / w for s, w, c in blocks for _ in range(int(c))]
+    return C.isotonic_map(n, hits, raw)
 
 
 def main() -> None:

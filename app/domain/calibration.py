@@ -87,6 +87,27 @@ def _sigmoid(z: float) -> float:
     return ez / (1.0 + ez)
 
 
+def isotonic_map(
+    n: list[float], hits: list[float], raw: list[float], prior_n: float = PRIOR_N
+) -> list[float]:
+    """Observed rate by bin (``n`` outcomes, ``hits`` of them found, ``raw`` their summed
+    input), each bin shrunk toward its mean input by ``prior_n`` pseudo-outcomes, pooled
+    until non-decreasing (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [weighted sum, weight, bins]
+    for i in range(len(n)):
+        prior_mean = raw[i] / n[i] if n[i] else (i + 0.5) / len(n)
+        blocks.append([hits[i] + prior_n * prior_mean, n[i] + prior_n, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
+            s, w, c = blocks.pop()
+            blocks[-1][0] += s
+            blocks[-1][1] += w
+            blocks[-1][2] += c
+    out: list[float] = []
+    for s, w, c in blocks:
+        out.extend([s / w] * int(c))
+    return out
+
+
 class Calibration:
     def __init__(self, rate: float = RATE) -> None:
         self.rate = rate
@@ -139,21 +160,7 @@ class Calibration:
     def _build(self) -> list[float]:
         if self.labels < MIN_LABELS:
             return list(COLD_PRIOR)
-        blocks: list[list[float]] = []  # [weighted sum, weight, bins]
-        for i in range(BINS):
-            mid = (i + 0.5) / BINS
-            prior_mean = self.raw[i] / self.n[i] if self.n[i] else mid
-            w = self.n[i] + PRIOR_N
-            blocks.append([self.hits[i] + PRIOR_N * prior_mean, w, 1.0])
-            while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-                s, w2, c = blocks.pop()
-                blocks[-1][0] += s
-                blocks[-1][1] += w2
-                blocks[-1][2] += c
-        out: list[float] = []
-        for s, w, c in blocks:
-            out.extend([s / w] * int(c))
-        return out
+        return isotonic_map(self.n, self.hits, self.raw)
 
     def __call__(self, e: Evidence, raw: float) -> float:
         """Calibrated P(enough); non-decreasing in ``raw`` and in each safe feature."""
