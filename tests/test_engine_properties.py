@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from app.domain.badge import badge_for
-from app.domain.calibration import Calibration
+from app.domain.calibration import BINS, COLD_PRIOR, MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, confidence, held_back, raw_confidence
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
@@ -38,12 +39,17 @@ def evidence(draw: st.DrawFn) -> Evidence:
 
 @st.composite
 def calibrations(draw: st.DrawFn) -> Calibration | None:
-    """None, or a map learned from arbitrary (even perverse) labelled evidence."""
+    """None, or a map learned from arbitrary (even perverse) labelled evidence: the
+    cold-start map while there are fewer than MIN_LABELS labels, else the learned one
+    (the drawn labels repeated past MIN_LABELS)."""
     if draw(st.booleans()):
         return None
     cal = Calibration(rate=draw(st.sampled_from([0.0, 0.05, 1.0])))
-    for e, hit in draw(st.lists(st.tuples(evidence(), st.booleans()), max_size=60)):
-        cal.observe(e, raw_confidence(e), hit)
+    labels = draw(st.lists(st.tuples(evidence(), st.booleans()), max_size=60))
+    rounds = -(-MIN_LABELS // len(labels)) if labels and draw(st.booleans()) else 1
+    for _ in range(rounds):
+        for e, hit in labels:
+            cal.observe(e, raw_confidence(e), hit)
     return cal
 
 
@@ -86,6 +92,20 @@ def test_a_lower_shelf_bound_never_raises_confidence(
 @given(evidence(), calibrations())
 def test_calibrated_confidence_is_a_probability(e: Evidence, cal: Calibration | None) -> None:
     assert 0.0 <= confidence(e, cal) <= 1.0
+
+
+def test_the_cold_start_map_is_a_non_decreasing_probability_used_until_labels_come() -> None:
+    assert len(COLD_PRIOR) == BINS
+    assert all(0.0 < p < 1.0 for p in COLD_PRIOR)
+    assert all(a <= b for a, b in pairwise(COLD_PRIOR))
+    cal = Calibration()
+    e = Evidence(book=2, wanted=1, expected_sales=1.0, unrecorded_loss=0.5)
+    raw = raw_confidence(e)
+    assert 0.1 < raw < 0.9  # the middle of the scale, where the cold-start map lifts raw
+    assert cal(e, raw) == COLD_PRIOR[min(BINS - 1, int(raw * BINS))]
+    for _ in range(MIN_LABELS):
+        cal.observe(e, raw, True)  # every label found the units: the learned map says so
+    assert cal(e, raw) > COLD_PRIOR[min(BINS - 1, int(raw * BINS))]
 
 
 def test_the_learned_map_learns_that_fast_sellers_fail_more() -> None:
