@@ -1,6 +1,7 @@
 """Accuracy on several simulated datasets: service vs the book-only baselines.
 
     .venv/bin/python scripts/bench_accuracy.py [--work DIR] [--threshold 0.9] [--buffer 2]
+        [--no-feedback]
 
 Simulates (or reuses, in DIR: the directory name carries a hash of the world's
 parameters, so a changed world is simulated afresh) three default-profile datasets
@@ -50,11 +51,29 @@ def ensure(work: Path, name: str, seed: int) -> Path:
     return root
 
 
+def without_feedback(root: Path, work: Path) -> Path:
+    """``root`` as a dataset without feedback (the contract makes it optional): a
+    directory in ``work`` with links to its files but ``feedback.csv``, and its
+    manifest without the ``feedback`` key."""
+    out = work / "no-feedback" / root.name
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = msgspec.json.decode((root / "manifest.json").read_bytes())
+    feedback = manifest.pop("feedback", None)
+    for item in root.iterdir():
+        link = out / item.name
+        if item.name not in ("manifest.json", feedback) and not link.exists():
+            link.symlink_to(item.resolve())
+    (out / "manifest.json").write_bytes(msgspec.json.encode(manifest))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_accuracy"))
     ap.add_argument("--threshold", type=float, default=Policy().confidence_threshold)
     ap.add_argument("--buffer", type=int, default=Policy().safety_buffer, help="minimum buffer")
+    ap.add_argument("--no-feedback", action="store_true",
+                    help="replay each dataset as if it had no feedback.csv")  # fmt: skip
     args = ap.parse_args()
     policy = Policy(confidence_threshold=args.threshold, safety_buffer=args.buffer)
     print(f"confidence_threshold {args.threshold} safety_buffer {args.buffer}")
@@ -62,7 +81,10 @@ def main() -> None:
         f"{'dataset':<15} {'policy':<14} {'FPR':>7} {'coverage':>9} {'brier':>7} {'worst gap':>10}"
     )
     for name, seed in RUNS:
-        report, _ = replay(ensure(args.work, name, seed), policy=policy)
+        root = ensure(args.work, name, seed)
+        if args.no_feedback:
+            root = without_feedback(root, args.work)
+        report, _ = replay(root, policy=policy)
         for pname, p in report.policies.items():
             gap = ""
             if p.calibration is not None:
