@@ -41,6 +41,12 @@ log = structlog.get_logger(__name__)
 
 # The refresh job's id, beside the feed names (which are identifiers, so never contain '!').
 REFRESH_JOB_ID = "!refresh-badges"
+# An idle pooled connection to a feed is reused for this long at most. Servers often
+# close idle connections after 5 s (uvicorn, Node, Apache); httpx keeps them 5 s too,
+# so a pull that came ~5 s after the last one could be sent on a connection the
+# server was closing and fail with a ReadError (then retried). Pages of one pull
+# follow each other at once and still share a connection.
+FEED_KEEPALIVE_S = 2.0
 T = TypeVar("T")
 
 
@@ -167,7 +173,11 @@ async def start_reconcilers(
         feeds={f.name: f for f in feeds},
         live=live,
         client=httpx.AsyncClient(
-            follow_redirects=False, headers={"User-Agent": "store-availability"}
+            follow_redirects=False,
+            headers={"User-Agent": "store-availability"},
+            limits=httpx.Limits(
+                max_connections=100, max_keepalive_connections=20, keepalive_expiry=FEED_KEEPALIVE_S
+            ),  # httpx's defaults but the expiry
         ),
     )
     if settings.scheduler:
