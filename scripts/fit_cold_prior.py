@@ -17,33 +17,17 @@ confidence by ``PRIOR_N`` visits). Prints the table to paste and each world's sh
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
-
-import msgspec
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from accuracy_probe import VisitRec, record
+from bench_accuracy import ensure
 
 from app.backtest.params import PROFILES
 from app.domain import calibration as C
-
-
-def dataset(work: Path, name: str, seed: int) -> Path:
-    tag = hashlib.sha256(msgspec.json.encode(PROFILES[name])).hexdigest()[:8]
-    root = work / f"{name}-{seed}-{tag}"
-    if not (root / "manifest.json").exists():
-        from app.backtest.simulator import simulate
-        from app.backtest.writer import write_dataset
-
-        ds = simulate(stores=20, skus=200, days=14, seed=seed,
-                      start=datetime(2026, 11, 1, tzinfo=UTC), params=PROFILES[name])  # fmt: skip
-        write_dataset(ds, root, generator={"name": "fit_cold_prior", "profile": name, "seed": seed})
-    return root
 
 
 def fit(visits: list[VisitRec]) -> list[float]:
@@ -67,7 +51,7 @@ def main() -> None:
     visits: list[VisitRec] = []
     for name in sorted(PROFILES):
         for seed in args.seeds:
-            recorded, _, _ = record(dataset(args.work, name, seed), feedback=False)
+            recorded, _, _ = record(ensure(args.work, name, seed), feedback=False)
             assessed = [v for v in recorded if v.ev is not None and v.book is not None]
             found = sum(v.available for v in assessed) / max(1, len(assessed))
             print(f"{name}-{seed}: {len(assessed)} visits assessed, {found:.1%} found the units",
