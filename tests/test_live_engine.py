@@ -207,14 +207,19 @@ async def test_a_warm_restart_reproduces_the_running_engine(
         await recs.shutdown()
 
 
-async def test_without_an_engine_the_badge_is_book_only(pool: asyncpg.Pool) -> None:
-    """Callers with no engine bound keep the book-only badge (and no evidence)."""
-    from app.db.positions import recompute_pairs
-
+async def stock_one_pair(pool: asyncpg.Pool) -> None:
+    """S1/A: 9 units on the warehouse record at T0, the store's data fresh as of T0."""
     await pool.execute("INSERT INTO warehouse_stock VALUES ('S1', 'A', 9, 0, 0, $1, 1)", T0)
     await pool.execute(
         "INSERT INTO store_freshness (store_id, snapshot_as_of) VALUES ('S1', $1)", T0
     )
+
+
+async def test_without_an_engine_the_badge_is_book_only(pool: asyncpg.Pool) -> None:
+    """Callers with no engine bound keep the book-only badge (and no evidence)."""
+    from app.db.positions import recompute_pairs
+
+    await stock_one_pair(pool)
     async with pool.acquire() as conn:
         await recompute_pairs(conn, [("S1", "A")], policy=POLICY, now=T0)
     (r,) = await rows(pool)
@@ -228,10 +233,7 @@ async def test_records_never_name_a_map_that_a_rolled_back_recompute_saved(
     back, the next recompute stores it again, so every record names a stored map."""
     from app.db.positions import recompute_pairs
 
-    await pool.execute("INSERT INTO warehouse_stock VALUES ('S1', 'A', 9, 0, 0, $1, 1)", T0)
-    await pool.execute(
-        "INSERT INTO store_freshness (store_id, snapshot_as_of) VALUES ('S1', $1)", T0
-    )
+    await stock_one_pair(pool)
     live = LiveEngine(POLICY)
     await live.warm_start(pool, T0)
     async with pool.acquire() as conn:

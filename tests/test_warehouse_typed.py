@@ -51,6 +51,14 @@ ODD_AS_OFS = ["2026-11-23T06:00:00", "2026-11-23", "epoch", "2026-13-23T06:00:00
 
 
 KEYS = [(loc, sku) for loc in GOOD_LOCATIONS for sku in GOOD_SKUS]
+# A row cut short and one with a field too many (each fault alone in a file).
+SHORT_ROW = ["S1", "K1", "1", "0"]
+LONG_ROW = ["S1", "K9", "1", "0", "1", "2026-11-23T06:00:00Z", "x"]
+
+
+def csv_file(rows: list[list[str]], end: str = "\n") -> str:
+    """The header and ``rows``, each line ended by ``end``."""
+    return "".join(line + end for line in [HEADER, *(",".join(r) for r in rows)])
 
 
 @st.composite
@@ -79,12 +87,12 @@ def files(draw: Any) -> str:
             copy[2] = "7"
         rows.insert(draw(st.integers(0, len(rows))), copy)
     elif fault == "short":
-        rows.append(["S1", "K1", "1", "0"])
+        rows.append(SHORT_ROW)
     elif fault == "long":
-        rows.append(["S1", "K9", "1", "0", "1", "2026-11-23T06:00:00Z", "x"])
+        rows.append(LONG_ROW)
     elif fault == "crlf":
         end = "\r\n"
-    return "".join(line + end for line in [HEADER, *(",".join(r) for r in rows)])
+    return csv_file(rows, end)
 
 
 async def _pull(
@@ -180,14 +188,14 @@ def _faulty(kind: str, row: int, col: int, value: str) -> str:
         copy[col] = value or copy[col]
         rows.append(copy)
     elif kind == "short":
-        rows.append(["S1", "K1", "1", "0"])
+        rows.append(SHORT_ROW)
     elif kind == "long":
-        rows.append(["S1", "K9", "1", "0", "1", "2026-11-23T06:00:00Z", "x"])
+        rows.append(LONG_ROW)
     elif kind == "crlf":
         end = "\r\n"
     elif kind == "empty":
         rows = []
-    return "".join(line + end for line in [HEADER, *(",".join(r) for r in rows)])
+    return csv_file(rows, end)
 
 
 def test_each_fault_alone_is_judged_as_by_the_text_path(db_dsn: str) -> None:
@@ -220,7 +228,7 @@ def test_a_body_spooled_to_disk_is_judged_again_whole(db_dsn: str) -> None:
     rows = [list(r) for r in NEXT] + [["S3", f"K{i}", "1", "0", "0", "2026-11-23T06:00:00Z"]
                                       for i in range(40)]  # fmt: skip
     rows[-1][2] = "1_0"  # not plain: the text path judges it
-    text = "".join(line + "\n" for line in [HEADER, *(",".join(r) for r in rows)])
+    text = csv_file(rows)
 
     async def run() -> tuple[Any, Any]:
         conn = await asyncpg.connect(db_dsn, server_settings={"timezone": "UTC"})
