@@ -93,16 +93,7 @@ class PullResult(msgspec.Struct, frozen=True, kw_only=True):
     feed: FeedOut
 
 
-class SnapshotOut(msgspec.Struct, frozen=True, kw_only=True):
-    snapshot_id: int
-    feed: str
-    etag: str | None
-    status: str
-    reason: str | None
-    row_count: int | None
-    locations: int | None
-    received_at: datetime
-    rows_kept: int
+class SnapshotOut(admin_db.SnapshotInfo, frozen=True, kw_only=True):
     releasable: bool  # quarantined with its rows kept
 
 
