@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 import msgspec
 import structlog
-from litestar import Request, Response, get, post, put
+from litestar import Response, get, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.status_codes import HTTP_200_OK
 
 from app.api import reference
 from app.api.auth import ADMIN_SECURITY, require_admin
-from app.api.csv_body import UpsertResult, csv_operation
 from app.api.errors import error_responses
 from app.api.params import SkuPath
 from app.db import stores as store_db
@@ -81,29 +80,13 @@ async def put_product(
 PRODUCTS_EXAMPLE = "sku,name,category\nSKU-0001,Cordless drill,power-tools\n"
 
 
-@post(
+upload_products = reference.csv_upsert_route(
     "/v1/products",
-    summary="Upsert products from a products.csv (admin)",
-    description=(
-        "The body is a `products.csv` as in the data contract. Every row is checked first; "
-        "any bad row rejects the whole file (422, with each line number and reason) and "
-        "nothing is applied."
-    ),
+    source="products.csv",
+    header="sku,name,category",
+    example=PRODUCTS_EXAMPLE,
     tags=TAGS,
-    guards=[require_admin],
-    security=ADMIN_SECURITY,
-    responses=error_responses(401, 403, 415, 422),
-    operation_class=csv_operation("sku,name,category", PRODUCTS_EXAMPLE),
-    status_code=HTTP_200_OK,
+    parse=parse_products_csv,
+    upsert=store_db.upsert_products,
+    event="products",
 )
-async def upload_products(
-    request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
-) -> UpsertResult:
-    return await reference.upsert_csv(
-        request,
-        pool,
-        source="products.csv",
-        parse=parse_products_csv,
-        upsert=store_db.upsert_products,
-        event="products",
-    )

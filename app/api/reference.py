@@ -2,7 +2,8 @@
 
 Reading one (404 when unknown), replacing one (201 when new, 200 when it existed)
 and upserting a CSV file of them are the same steps for either; only the repository
-calls, the parser and the words differ, so the routes pass those in.
+calls, the parser and the words differ, so the routes pass those in. The CSV upload
+is the same route for both, so it is made here whole (:func:`csv_upsert_route`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,15 @@ from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import structlog
-from litestar import Request
+from litestar import Request, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, ValidationException
+from litestar.handlers import HTTPRouteHandler
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from app.api.csv_body import UpsertResult, csv_text, rejected
+from app.api.auth import ADMIN_SECURITY, require_admin
+from app.api.csv_body import UpsertResult, csv_operation, csv_text, rejected
+from app.api.errors import error_responses
 from app.db import Connection
 from app.db.stores import UpsertCounts
 from app.reference_data import CsvRejected
@@ -96,3 +101,42 @@ async def upsert_csv(
         counts = await upsert(conn, items)
     log.info(f"{event}.uploaded", received=len(items), **counts.as_log())
     return UpsertResult.of(len(items), counts)
+
+
+def csv_upsert_route(
+    path: str,
+    *,
+    source: str,
+    header: str,
+    example: str,
+    tags: list[str],
+    parse: CsvParser[T],
+    upsert: Upsert[T],
+    event: str,
+) -> HTTPRouteHandler:
+    """``POST path`` (admin): upsert a ``source`` file as in the data contract; the
+    stores and products uploads differ only in these arguments."""
+
+    async def upload(
+        request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
+    ) -> UpsertResult:
+        return await upsert_csv(
+            request, pool, source=source, parse=parse, upsert=upsert, event=event
+        )
+
+    upload.__name__ = upload.__qualname__ = f"upload_{event}"  # names the OpenAPI operation
+    return post(
+        path,
+        summary=f"Upsert {event} from a {source} (admin)",
+        description=(
+            f"The body is a `{source}` as in the data contract. Every row is checked first; "
+            "any bad row rejects the whole file (422, with each line number and reason) and "
+            "nothing is applied."
+        ),
+        tags=tags,
+        guards=[require_admin],
+        security=ADMIN_SECURITY,
+        responses=error_responses(401, 403, 415, 422),
+        operation_class=csv_operation(header, example),
+        status_code=HTTP_200_OK,
+    )(upload)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 import msgspec
 import structlog
-from litestar import Request, Response, get, post, put
+from litestar import Response, get, put
 from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
@@ -16,7 +16,6 @@ from litestar.status_codes import HTTP_200_OK
 
 from app.api import reference
 from app.api.auth import ADMIN_SECURITY, require_admin
-from app.api.csv_body import UpsertResult, csv_operation
 from app.api.errors import error_responses
 from app.api.params import (
     DEFAULT_RADIUS_KM,
@@ -172,29 +171,13 @@ async def put_store(
 STORES_EXAMPLE = "store_id,name,lat,lon,postal_code,timezone\nS001,Main Street,48.8566,2.3522,75001,Europe/Paris\n"
 
 
-@post(
+upload_stores = reference.csv_upsert_route(
     "/v1/stores",
-    summary="Upsert stores from a stores.csv (admin)",
-    description=(
-        "The body is a `stores.csv` as in the data contract. Every row is checked first; "
-        "any bad row rejects the whole file (422, with each line number and reason) and "
-        "nothing is applied."
-    ),
+    source="stores.csv",
+    header="store_id,name,lat,lon,postal_code,timezone",
+    example=STORES_EXAMPLE,
     tags=TAGS,
-    guards=[require_admin],
-    security=ADMIN_SECURITY,
-    responses=error_responses(401, 403, 415, 422),
-    operation_class=csv_operation("store_id,name,lat,lon,postal_code,timezone", STORES_EXAMPLE),
-    status_code=HTTP_200_OK,
+    parse=parse_stores_csv,
+    upsert=store_db.upsert_stores,
+    event="stores",
 )
-async def upload_stores(
-    request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
-) -> UpsertResult:
-    return await reference.upsert_csv(
-        request,
-        pool,
-        source="stores.csv",
-        parse=parse_stores_csv,
-        upsert=store_db.upsert_stores,
-        event="stores",
-    )
