@@ -11,7 +11,6 @@ already in force (409 naming it).
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -58,22 +57,13 @@ _CONFLICT = _spec("The snapshot cannot be released; the message says why.")
 _UNAVAILABLE = _spec("The reconcilers are not running (shutting down).")
 
 
-class FeedOut(msgspec.Struct, frozen=True, kw_only=True):
-    """A feed's state (the ``feed`` table) and whether the feeds file still names it."""
+class FeedOut(feed_db.FeedState, frozen=True, kw_only=True):
+    """A feed's state (the ``feed`` table) and whether the feeds file still names it.
 
-    name: str
-    kind: str
-    url: str  # without credentials or query (tokens, cursors)
+    ``url`` is shown without credentials or query (tokens, cursors).
+    """
+
     configured: bool
-    cursor: str | None
-    etag: str | None
-    last_attempt_at: datetime | None
-    last_success_at: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    consecutive_failures: int
-    last_rows: int | None
-    last_duration_ms: float | None
 
 
 class FeedList(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,16 +83,7 @@ class PullResult(msgspec.Struct, frozen=True, kw_only=True):
     feed: FeedOut
 
 
-class SnapshotOut(msgspec.Struct, frozen=True, kw_only=True):
-    snapshot_id: int
-    feed: str
-    etag: str | None
-    status: str
-    reason: str | None
-    row_count: int | None
-    locations: int | None
-    received_at: datetime
-    rows_kept: int
+class SnapshotOut(admin_db.SnapshotInfo, frozen=True, kw_only=True):
     releasable: bool  # quarantined with its rows kept
 
 

@@ -1,4 +1,5 @@
-"""``text/csv`` request bodies: reading one, and describing it in OpenAPI.
+"""``text/csv`` request bodies: reading one, describing it in OpenAPI, and the 422
+that refuses a body whole (CSV lines here, JSON items in :mod:`app.api.feedback`).
 
 Litestar decodes JSON bodies itself; a CSV upload is read raw and handed to the
 shared parser in :mod:`app.reference_data`, which judges it exactly as it judges
@@ -7,6 +8,7 @@ the start-up files.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +64,7 @@ def csv_operation(header: str, example: str) -> type[Operation]:
 
 async def csv_text(request: Request[Any, Any, Any], source: str) -> str:
     """The body as text; 415 unless it is sent as CSV."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = request_media_type(request)
     if media_type not in CSV_MEDIA_TYPES:
         raise HTTPException(
             status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
@@ -74,15 +76,24 @@ async def csv_text(request: Request[Any, Any, Any], source: str) -> str:
         raise rejected(exc) from None
 
 
+def request_media_type(request: Request[Any, Any, Any]) -> str:
+    """The body's media type, bare and lower-case (``""`` when none was sent)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def rejected(exc: CsvRejected) -> HTTPException:
     """422 carrying every line problem (up to a bound) and the total count."""
+    return unprocessable(exc.message, exc.problems)
+
+
+def unprocessable(detail: str, problems: Sequence[msgspec.Struct]) -> HTTPException:
+    """422 for a body refused whole: every problem (up to a bound) with its fields, and
+    the total count. Shared by CSV lines and JSON items so both refusals read alike."""
     return HTTPException(
         status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-        detail=exc.message,
+        detail=detail,
         extra={
-            "problem_count": len(exc.problems),
-            "problems": [
-                {"line": p.line, "reason": p.reason} for p in exc.problems[:MAX_LISTED_PROBLEMS]
-            ],
+            "problem_count": len(problems),
+            "problems": [msgspec.structs.asdict(p) for p in problems[:MAX_LISTED_PROBLEMS]],
         },
     )

@@ -35,11 +35,10 @@ from litestar.openapi.spec import (
 from litestar.status_codes import (
     HTTP_200_OK,
     HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-    HTTP_422_UNPROCESSABLE_ENTITY,
 )
 
 from app.api.auth import ADMIN_SECURITY, require_ingest
-from app.api.csv_body import CSV_MEDIA_TYPES, MAX_LISTED_PROBLEMS, rejected
+from app.api.csv_body import CSV_MEDIA_TYPES, rejected, request_media_type, unprocessable
 from app.api.errors import error_responses
 from app.clock import Clock
 from app.db import feedback as feedback_db
@@ -355,23 +354,6 @@ class FeedbackOperation(Operation):
 # --- the handler -----------------------------------------------------------------
 
 
-def _media_type(request: Request[Any, Any, Any]) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _rejected_json(exc: FeedbackRejected) -> HTTPException:
-    return HTTPException(
-        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-        detail=exc.message,
-        extra={
-            "problem_count": len(exc.problems),
-            "problems": [
-                {"item": p.item, "reason": p.reason} for p in exc.problems[:MAX_LISTED_PROBLEMS]
-            ],
-        },
-    )
-
-
 @post(
     "/v1/feedback",
     summary="Report what staff and orders observed on the shelf (role ingest)",
@@ -396,7 +378,7 @@ async def post_feedback(
     policy: NamedDependency[Policy],
     clock: NamedDependency[Clock],
 ) -> FeedbackResult:
-    media_type = _media_type(request)
+    media_type = request_media_type(request)
     body_format: Literal["json", "csv"]
     if media_type in JSON_MEDIA_TYPES:
         body_format = "json"
@@ -417,7 +399,7 @@ async def post_feedback(
             items = parse_feedback_csv(decode_csv_bytes(body, "feedback.csv"), now=now)
     except FeedbackRejected as exc:
         log.info("feedback.rejected", format=body_format, problems=len(exc.problems))
-        raise _rejected_json(exc) from None
+        raise unprocessable(exc.message, exc.problems) from None
     except CsvRejected as exc:
         log.info("feedback.rejected", format=body_format, problems=len(exc.problems))
         raise rejected(exc) from None

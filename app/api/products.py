@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 import msgspec
 import structlog
-from litestar import Request, Response, get, post, put
+from litestar import Response, get, put
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK
 
+from app.api import reference
 from app.api.auth import ADMIN_SECURITY, require_admin
-from app.api.csv_body import UpsertResult, csv_operation, csv_text, rejected
 from app.api.errors import error_responses
 from app.api.params import SkuPath
 from app.db import stores as store_db
 from app.domain.model import Identifier, Product
-from app.reference_data import CsvRejected, optional_text, parse_products_csv, product_problems
+from app.reference_data import optional_text, parse_products_csv, product_problems
 
 log = structlog.get_logger(__name__)
 TAGS = ["products"]
@@ -52,11 +51,7 @@ def _out(record: store_db.ProductRecord) -> ProductOut:
     "/v1/products/{sku:str}", summary="One product", tags=TAGS, responses=error_responses(400, 404)
 )
 async def get_product(sku: SkuPath, pool: NamedDependency[asyncpg.Pool]) -> ProductOut:
-    async with pool.acquire() as conn:
-        record = await store_db.get_product(conn, sku)
-    if record is None:
-        raise NotFoundException(f"unknown sku {sku!r}")
-    return _out(record)
+    return _out(await reference.get_one(pool, store_db.get_product, sku, what="sku"))
 
 
 @put(
@@ -72,49 +67,26 @@ async def get_product(sku: SkuPath, pool: NamedDependency[asyncpg.Pool]) -> Prod
 async def put_product(
     sku: SkuPath, data: JSONBody[ProductBody], pool: NamedDependency[asyncpg.Pool]
 ) -> Response[ProductOut]:
-    if data.sku is not None and data.sku != sku:
-        raise ValidationException(
-            detail=f"sku in the body ({data.sku!r}) does not match the URL ({sku!r})",
-        )
+    reference.check_body_id("sku", data.sku, sku)
     product = Product(sku=sku, name=optional_text(data.name), category=optional_text(data.category))
-    if problems := product_problems(product):
-        raise ValidationException(detail=f"invalid product: {'; '.join(problems)}")
-    async with pool.acquire() as conn, conn.transaction():
-        counts = await store_db.upsert_products(conn, [product])
-        record = await store_db.get_product(conn, sku)
-    assert record is not None
+    reference.check_valid("product", product_problems(product))
+    record, counts = await reference.replace_one(
+        pool, product, sku, upsert=store_db.upsert_products, get=store_db.get_product
+    )
     log.info("products.put", sku=sku, **counts.as_log())
-    return Response(_out(record), status_code=HTTP_201_CREATED if counts.created else HTTP_200_OK)
+    return Response(_out(record), status_code=reference.put_status(counts))
 
 
 PRODUCTS_EXAMPLE = "sku,name,category\nSKU-0001,Cordless drill,power-tools\n"
 
 
-@post(
+upload_products = reference.csv_upsert_route(
     "/v1/products",
-    summary="Upsert products from a products.csv (admin)",
-    description=(
-        "The body is a `products.csv` as in the data contract. Every row is checked first; "
-        "any bad row rejects the whole file (422, with each line number and reason) and "
-        "nothing is applied."
-    ),
+    source="products.csv",
+    header="sku,name,category",
+    example=PRODUCTS_EXAMPLE,
     tags=TAGS,
-    guards=[require_admin],
-    security=ADMIN_SECURITY,
-    responses=error_responses(401, 403, 415, 422),
-    operation_class=csv_operation("sku,name,category", PRODUCTS_EXAMPLE),
-    status_code=HTTP_200_OK,
+    parse=parse_products_csv,
+    upsert=store_db.upsert_products,
+    event="products",
 )
-async def upload_products(
-    request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
-) -> UpsertResult:
-    text = await csv_text(request, "products.csv")
-    try:
-        products = parse_products_csv(text, source="products.csv")
-    except CsvRejected as exc:
-        log.info("products.upload_rejected", problems=len(exc.problems))
-        raise rejected(exc) from None
-    async with pool.acquire() as conn, conn.transaction():
-        counts = await store_db.upsert_products(conn, products)
-    log.info("products.uploaded", received=len(products), **counts.as_log())
-    return UpsertResult.of(len(products), counts)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 import msgspec
 import structlog
-from litestar import Request, Response, get, post, put
+from litestar import Response, get, put
 from litestar.di import NamedDependency
-from litestar.exceptions import NotFoundException, ValidationException
+from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK
 
+from app.api import reference
 from app.api.auth import ADMIN_SECURITY, require_admin
-from app.api.csv_body import UpsertResult, csv_operation, csv_text, rejected
 from app.api.errors import error_responses
 from app.api.params import (
     DEFAULT_RADIUS_KM,
@@ -28,7 +28,7 @@ from app.clock import Clock
 from app.db import stores as store_db
 from app.domain.geo import bounding_box, distance_km
 from app.domain.model import Identifier, Store
-from app.reference_data import CsvRejected, optional_text, parse_stores_csv, store_problems
+from app.reference_data import optional_text, parse_stores_csv, store_problems
 
 log = structlog.get_logger(__name__)
 TAGS = ["stores"]
@@ -135,11 +135,7 @@ async def list_stores(
     opt={"http_cache": True},
 )
 async def get_store(store_id: StoreIdPath, pool: NamedDependency[asyncpg.Pool]) -> StoreOut:
-    async with pool.acquire() as conn:
-        record = await store_db.get_store(conn, store_id)
-    if record is None:
-        raise NotFoundException(f"unknown store {store_id!r}")
-    return _out(record)
+    return _out(await reference.get_one(pool, store_db.get_store, store_id, what="store"))
 
 
 @put(
@@ -155,10 +151,7 @@ async def get_store(store_id: StoreIdPath, pool: NamedDependency[asyncpg.Pool]) 
 async def put_store(
     store_id: StoreIdPath, data: JSONBody[StoreBody], pool: NamedDependency[asyncpg.Pool]
 ) -> Response[StoreOut]:
-    if data.store_id is not None and data.store_id != store_id:
-        raise ValidationException(
-            detail=f"store_id in the body ({data.store_id!r}) does not match the URL ({store_id!r})",
-        )
+    reference.check_body_id("store_id", data.store_id, store_id)
     store = Store(
         store_id=store_id,
         name=data.name,
@@ -167,44 +160,24 @@ async def put_store(
         postal_code=optional_text(data.postal_code),
         timezone=optional_text(data.timezone),
     )
-    if problems := store_problems(store):
-        raise ValidationException(detail=f"invalid store: {'; '.join(problems)}")
-    async with pool.acquire() as conn, conn.transaction():
-        counts = await store_db.upsert_stores(conn, [store])
-        record = await store_db.get_store(conn, store_id)
-    assert record is not None
+    reference.check_valid("store", store_problems(store))
+    record, counts = await reference.replace_one(
+        pool, store, store_id, upsert=store_db.upsert_stores, get=store_db.get_store
+    )
     log.info("stores.put", store_id=store_id, **counts.as_log())
-    return Response(_out(record), status_code=HTTP_201_CREATED if counts.created else HTTP_200_OK)
+    return Response(_out(record), status_code=reference.put_status(counts))
 
 
 STORES_EXAMPLE = "store_id,name,lat,lon,postal_code,timezone\nS001,Main Street,48.8566,2.3522,75001,Europe/Paris\n"
 
 
-@post(
+upload_stores = reference.csv_upsert_route(
     "/v1/stores",
-    summary="Upsert stores from a stores.csv (admin)",
-    description=(
-        "The body is a `stores.csv` as in the data contract. Every row is checked first; "
-        "any bad row rejects the whole file (422, with each line number and reason) and "
-        "nothing is applied."
-    ),
+    source="stores.csv",
+    header="store_id,name,lat,lon,postal_code,timezone",
+    example=STORES_EXAMPLE,
     tags=TAGS,
-    guards=[require_admin],
-    security=ADMIN_SECURITY,
-    responses=error_responses(401, 403, 415, 422),
-    operation_class=csv_operation("store_id,name,lat,lon,postal_code,timezone", STORES_EXAMPLE),
-    status_code=HTTP_200_OK,
+    parse=parse_stores_csv,
+    upsert=store_db.upsert_stores,
+    event="stores",
 )
-async def upload_stores(
-    request: Request[Any, Any, Any], pool: NamedDependency[asyncpg.Pool]
-) -> UpsertResult:
-    text = await csv_text(request, "stores.csv")
-    try:
-        stores = parse_stores_csv(text, source="stores.csv")
-    except CsvRejected as exc:
-        log.info("stores.upload_rejected", problems=len(exc.problems))
-        raise rejected(exc) from None
-    async with pool.acquire() as conn, conn.transaction():
-        counts = await store_db.upsert_stores(conn, stores)
-    log.info("stores.uploaded", received=len(stores), **counts.as_log())
-    return UpsertResult.of(len(stores), counts)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -38,6 +39,19 @@ class ReplayStats(msgspec.Struct, kw_only=True):
 
 
 Progress = Callable[[int, int], None]
+
+
+def observe_feedback(engine: Engine, item: Feedback, at: datetime) -> None:
+    """A feedback row reaches the engine at ``at``, its publication time. One call for
+    the replay and the tuning recorder, which must feed the engine identically."""
+    engine.observe_feedback(
+        kind=item.kind,
+        store_id=item.store_id,
+        sku=item.sku,
+        qty=item.qty,
+        observed_at=item.observed_at,
+        now=at,
+    )
 
 
 def replay(
@@ -87,14 +101,7 @@ def _replay(
                 0.0 if conf is None else conf)  # fmt: skip
             visits += 1
         elif type(item) is Feedback:
-            engine.observe_feedback(
-                kind=item.kind,
-                store_id=item.store_id,
-                sku=item.sku,
-                qty=item.qty,
-                observed_at=item.observed_at,
-                now=at,
-            )
+            observe_feedback(engine, item, at)
             feedback += 1
         elif type(item) is WarehouseSnapshot:
             snapshots += 1

@@ -29,7 +29,7 @@ from pathlib import Path
 import msgspec
 
 from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
-from app.backtest.replay import Progress
+from app.backtest.replay import Progress, observe_feedback
 from app.domain.confidence import Evidence, held_back
 from app.domain.engine import Engine
 from app.domain.policy import Policy
@@ -101,14 +101,7 @@ def record_visits(
         elif isinstance(item, Visit):
             out.append(_record(engine, base, item, at, categories.get(item.sku)))
         elif isinstance(item, Feedback):
-            engine.observe_feedback(
-                kind=item.kind,
-                store_id=item.store_id,
-                sku=item.sku,
-                qty=item.qty,
-                observed_at=item.observed_at,
-                now=at,
-            )
+            observe_feedback(engine, item, at)
         elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
             engine.observe_snapshot(item.as_of, item.rows)
         if progress is not None and n % step == 0:

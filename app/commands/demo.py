@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from app.commands import database
+from app.commands.feed_simulator import add_simulation_arguments, simulation_refused
 from app.commands.serve import PreflightError, preflight
 from app.settings import Settings
 
@@ -40,23 +41,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--feeds-port", type=int, default=8001, help="simulator port on 127.0.0.1 (default 8001)"
     )
-    p.add_argument(
-        "--seed", type=int, default=7, help="simulation seed: same seed, same story (default 7)"
-    )
-    p.add_argument(
-        "--history",
-        type=float,
-        default=60.0,
-        metavar="MINUTES",
-        help="minutes of trading already in the feed when the demo starts (default 60)",
-    )
-    p.add_argument(
-        "--tick",
-        type=float,
-        default=2.0,
-        metavar="SECONDS",
-        help="how often the simulator moves stock (default 2)",
-    )
+    add_simulation_arguments(p, starts="when the demo starts")
     p.set_defaults(func=run, settings_overrides=("host", "port"))
 
 
@@ -66,8 +51,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from app.demo.files import write_demo_folder
     from app.demo.server import SimulatorServer
 
-    if args.history < 0 or args.tick <= 0:
-        print("availability demo: --history must be ≥ 0 and --tick > 0", file=sys.stderr)
+    if simulation_refused(args, "demo"):
         return 2
     try:  # serve's start-up check, on the one file the demo does not write: the policy
         preflight(

@@ -26,23 +26,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8001, help="port (default 8001)")
-    p.add_argument(
-        "--seed", type=int, default=7, help="simulation seed: same seed, same story (default 7)"
-    )
-    p.add_argument(
-        "--history",
-        type=float,
-        default=60.0,
-        metavar="MINUTES",
-        help="minutes of trading already in the feed at start (default 60)",
-    )
-    p.add_argument(
-        "--tick",
-        type=float,
-        default=2.0,
-        metavar="SECONDS",
-        help="how often the simulator moves stock (default 2)",
-    )
+    add_simulation_arguments(p, starts="at start")
     p.add_argument(
         "--write-to",
         type=Path,
@@ -58,14 +42,43 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def add_simulation_arguments(p: argparse.ArgumentParser, *, starts: str) -> None:
+    """``--seed``, ``--history`` and ``--tick``: the simulated story, asked for alike by
+    this command and ``availability demo``; ``starts`` says when the history ends."""
+    p.add_argument(
+        "--seed", type=int, default=7, help="simulation seed: same seed, same story (default 7)"
+    )
+    p.add_argument(
+        "--history",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
+        help=f"minutes of trading already in the feed {starts} (default 60)",
+    )
+    p.add_argument(
+        "--tick",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often the simulator moves stock (default 2)",
+    )
+
+
+def simulation_refused(args: argparse.Namespace, command: str) -> bool:
+    """True, once stderr says why, when ``--history`` or ``--tick`` cannot run a simulation."""
+    if args.history < 0 or args.tick <= 0:
+        print(f"availability {command}: --history must be ≥ 0 and --tick > 0", file=sys.stderr)
+        return True
+    return False
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from app.demo.catalog import demo_products
     from app.demo.feed import FeedSimulator
     from app.demo.files import write_demo_folder
     from app.demo.server import SimulatorServer
 
-    if args.history < 0 or args.tick <= 0:
-        print("availability feed-simulator: --history must be ≥ 0 and --tick > 0", file=sys.stderr)
+    if simulation_refused(args, "feed-simulator"):
         return 2
     feed = FeedSimulator.create(
         seed=args.seed, start=datetime.now(UTC) - timedelta(minutes=args.history)
