@@ -190,6 +190,22 @@ def feed_server() -> Iterator[FeedServer]:
         yield server
 
 
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for a puller to fetch feeds with (from ``feed_server``)."""
+    async with httpx.AsyncClient() as c:
+        yield c
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Until ``condition()`` holds, polled every 20 ms; fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
 @pytest.fixture(autouse=True)
 def _restore_logging_config() -> Iterator[None]:
     """A test that runs the CLI configures structlog to print to pytest's captured

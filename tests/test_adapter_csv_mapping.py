@@ -115,12 +115,6 @@ def test_feeds_file_problems_are_named(tmp_path: Path) -> None:
         load_feeds(path)
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
 async def pull(pool: asyncpg.Pool, tmp_path: Path, feed_server: FeedServer,
                client: httpx.AsyncClient, settings: Settings) -> Any:  # fmt: skip
     (feed,) = load_feeds(write_feeds(tmp_path, feed_server.url("/wms.csv")))

@@ -4,7 +4,6 @@ HTTP server replaying Shopify-shaped pages (Link header paging, 429 Retry-After)
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,12 +50,6 @@ def test_retry_after_values() -> None:
     assert retry_after_seconds("3") == 3.0
     assert retry_after_seconds("Mon, 23 Nov 2026 12:00:10 GMT", now=NOW) == 10.0
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
 
 
 @pytest.fixture

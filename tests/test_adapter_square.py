@@ -4,7 +4,6 @@ local HTTP server replaying Square-shaped responses (tests/fixtures/vendors/).""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -101,12 +100,6 @@ def test_resume_point_moves_from_counts_to_changes_and_keeps_an_overlap() -> Non
 
 
 # -- pulls -----------------------------------------------------------------------------------
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
 @pytest.fixture
 def feed(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FeedConfig:
     monkeypatch.setenv("SQUARE_TEST_TOKEN", "EAAAl-secret-token")

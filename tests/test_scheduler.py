@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.scheduler import Reconcilers, UnknownFeed, start_reconcilers
-from tests.conftest import serve_in_loop
+from tests.conftest import serve_in_loop, wait_for
 from tests.feedserver import FeedServer, Reply, json_reply
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -56,14 +56,6 @@ timeout = "{timeout}"
 
 async def start(pool: asyncpg.Pool, settings: Settings) -> Reconcilers:
     return await start_reconcilers(pool, settings, Policy(), clock)
-
-
-async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def feed_row(pool: asyncpg.Pool) -> dict[str, Any]:

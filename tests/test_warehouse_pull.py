@@ -52,12 +52,6 @@ def make_feed(server: FeedServer, **kwargs: Any) -> FeedConfig:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
-@pytest.fixture
 async def feed(pool: asyncpg.Pool, feed_server: FeedServer) -> FeedConfig:
     config = make_feed(feed_server)
     async with pool.acquire() as conn:
