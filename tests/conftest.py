@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 import uvicorn
 from litestar import Litestar
@@ -122,6 +124,19 @@ def settings(tmp_path: Path) -> Settings:
         retry_timeout=2,
         log_format="console",
     )
+
+
+def with_feeds_file(
+    settings: Settings, tmp_path: Path, *feeds: dict[str, str | float], **changes: Any
+) -> Settings:
+    """``settings`` reading ``feeds`` (each one ``[[feeds]]`` table: name, kind, url, ...)
+    from ``tmp_path/feeds.toml``; ``changes`` replace other fields."""
+    lines: list[str] = []
+    for feed in feeds:
+        lines += ["[[feeds]]", *(f"{key} = {json.dumps(value)}" for key, value in feed.items())]
+    path = tmp_path / "feeds.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return msgspec.structs.replace(settings, feeds_file=path, **changes)
 
 
 def seed_database(dsn: str, seed: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:

@@ -23,7 +23,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import msgspec
 import pytest
 
 from app.api.app import create_app
@@ -33,7 +32,7 @@ from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.jobs import run_feed
-from tests.conftest import serve_in_loop
+from tests.conftest import serve_in_loop, with_feeds_file
 from tests.feedserver import FeedServer, PagedFeed, Reply, Request, text_reply
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -94,9 +93,8 @@ async def test_postgres_restart_under_a_running_service_loses_and_doubles_nothin
         await migrate(conn)
     finally:
         await conn.close()
-    feeds = tmp_path / "feeds.toml"
-    feeds.write_text(
-        f'[[feeds]]\nname = "pos"\nkind = "pos"\nurl = "{feed_server.url("/events")}"\n'
+    feeds = with_feeds_file(
+        settings, tmp_path, {"name": "pos", "kind": "pos", "url": feed_server.url("/events")}
     )
     events = PagedFeed([[sale("E1", 30), sale("E2", 29)], [sale("E3", 28)]])
     gate = threading.Event()
@@ -107,7 +105,7 @@ async def test_postgres_restart_under_a_running_service_loses_and_doubles_nothin
         return events(request)
 
     feed_server.route("/events", responder)
-    app = create_app(msgspec.structs.replace(settings, feeds_file=feeds), dsn=dsn)
+    app = create_app(feeds, dsn=dsn)
     async with serve_in_loop(app) as client:
         reconcilers = app.state.reconcilers
         assert (await reconcilers.run_now("pos")).events_new == 3
