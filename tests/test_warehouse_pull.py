@@ -383,13 +383,28 @@ async def quarantined(
     return outcome.detail
 
 
-async def test_truncated_snapshot_is_quarantined(
+Quarantine = Callable[[str | Reply], Awaitable[str]]
+
+
+@pytest.fixture
+def quarantine(
     pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
+) -> Quarantine:
+    """``await quarantine(body)``: ``quarantined`` against the ``previous`` snapshot."""
+
+    async def serve(body: str | Reply) -> str:
+        return await quarantined(pool, feed_server, pull, body, previous)
+
+    return serve
+
+
+async def test_truncated_snapshot_is_quarantined(
+    pool: asyncpg.Pool, quarantine: Quarantine
 ) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", f"S001,SKU-2,6,1,0,{T6}", f"S002,SKU-1,2,0,3,{T6}")
     cut = body[: body.index("S002") + len("S002,SKU-1,2")]
 
-    reason = await quarantined(pool, feed_server, pull, cut, previous)
+    reason = await quarantine(cut)
 
     assert reason == (
         'line 4: missing data for column "reserved" (a row has the 6 fields '
@@ -398,13 +413,9 @@ async def test_truncated_snapshot_is_quarantined(
     assert await pool.fetchval("SELECT count(*) FROM warehouse_snapshot_row") == 0
 
 
-async def test_quarantine_is_logged_with_ids(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
+async def test_quarantine_is_logged_with_ids(pool: asyncpg.Pool, quarantine: Quarantine) -> None:
     with structlog.testing.capture_logs() as logs:
-        reason = await quarantined(
-            pool, feed_server, pull, csv(f"S001,SKU-1,-1,0,0,{T6}"), previous
-        )
+        reason = await quarantine(csv(f"S001,SKU-1,-1,0,0,{T6}"))
 
     [event] = [e for e in logs if e["event"] == "snapshot.quarantined"]
     snapshot_id = (await snapshot_rows(pool))[-1][0]
@@ -416,23 +427,19 @@ async def test_quarantine_is_logged_with_ids(
     assert event["log_level"] == "warning"
 
 
-async def test_truncated_inside_as_of_names_line_and_value(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
+async def test_truncated_inside_as_of_names_line_and_value(quarantine: Quarantine) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", f"S001,SKU-2,6,1,0,{T6}", f"S002,SKU-1,2,0,3,{T6}")
     cut = body[: body.index("S002") + len("S002,SKU-1,2,0,3,2026-11-23T06:0")]
 
-    reason = await quarantined(pool, feed_server, pull, cut, previous)
+    reason = await quarantine(cut)
 
     assert reason == "line 4: as_of '2026-11-23T06:0' is not an RFC 3339 timestamp with offset"
 
 
-async def test_wrong_header_is_quarantined(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
+async def test_wrong_header_is_quarantined(quarantine: Quarantine) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", header="location,sku,on_hand,reserved,as_of")
 
-    reason = await quarantined(pool, feed_server, pull, body, previous)
+    reason = await quarantine(body)
 
     assert reason == (
         "line 1: expected header 'location_id,sku,on_hand,reserved,in_transit,as_of', "
@@ -440,9 +447,7 @@ async def test_wrong_header_is_quarantined(
     )
 
 
-async def test_bad_values_are_quarantined_with_lines(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
+async def test_bad_values_are_quarantined_with_lines(quarantine: Quarantine) -> None:
     body = csv(
         f"S001,SKU-1,5,0,0,{T6}",
         f"S001,SKU-2,-3,0,0,{T6}",
@@ -454,7 +459,7 @@ async def test_bad_values_are_quarantined_with_lines(
         "S001,SKU-8,1,0,0,2026-02-30T06:00:00Z",
     )
 
-    reason = await quarantined(pool, feed_server, pull, body, previous)
+    reason = await quarantine(body)
 
     assert reason == (
         "line 3: on_hand '-3' is not a non-negative integer; "
@@ -467,41 +472,33 @@ async def test_bad_values_are_quarantined_with_lines(
     )
 
 
-async def test_identifier_longer_than_64_is_quarantined(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
+async def test_identifier_longer_than_64_is_quarantined(quarantine: Quarantine) -> None:
     body = csv(f"S001,{'K' * 64},5,0,0,{T6}", f"S001,{'K' * 65},5,0,0,{T6}")
 
-    reason = await quarantined(pool, feed_server, pull, body, previous)
+    reason = await quarantine(body)
 
     assert reason == (
         f"line 3: sku '{'K' * 65}' is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)"
     )
 
 
-async def test_duplicate_pair_is_quarantined(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
+async def test_duplicate_pair_is_quarantined(quarantine: Quarantine) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", f"S002,SKU-1,5,0,0,{T6}", f"S001,SKU-1,4,0,0,{T6}")
 
-    reason = await quarantined(pool, feed_server, pull, body, previous)
+    reason = await quarantine(body)
 
     assert reason == "line 4: duplicate (location_id, sku) ('S001', 'SKU-1'), first on line 2"
 
 
-async def test_empty_snapshot_is_quarantined(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
-    reason = await quarantined(pool, feed_server, pull, csv(), previous)
+async def test_empty_snapshot_is_quarantined(pool: asyncpg.Pool, quarantine: Quarantine) -> None:
+    reason = await quarantine(csv())
 
     assert reason == "snapshot has no rows (header only)"
     assert (await snapshot_rows(pool))[-1][3:5] == (0, 0)
 
 
-async def test_empty_body_is_quarantined(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
-    reason = await quarantined(pool, feed_server, pull, "", previous)
+async def test_empty_body_is_quarantined(quarantine: Quarantine) -> None:
+    reason = await quarantine("")
 
     assert reason == (
         "line 1: expected header 'location_id,sku,on_hand,reserved,in_transit,as_of', "
@@ -509,33 +506,27 @@ async def test_empty_body_is_quarantined(
     )
 
 
-async def test_header_without_line_end_is_an_empty_snapshot(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
-    reason = await quarantined(pool, feed_server, pull, EXPECTED_HEADER, previous)
+async def test_header_without_line_end_is_an_empty_snapshot(quarantine: Quarantine) -> None:
+    reason = await quarantine(EXPECTED_HEADER)
 
     assert reason == "snapshot has no rows (header only)"
 
 
-async def test_corrupt_gzip_is_quarantined(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
+async def test_corrupt_gzip_is_quarantined(quarantine: Quarantine) -> None:
     corrupt = Reply(
         body=b"this is not gzip at all",
         headers={"Content-Type": "text/csv", "Content-Encoding": "gzip"},
     )
 
-    reason = await quarantined(pool, feed_server, pull, corrupt, previous)
+    reason = await quarantine(corrupt)
 
     assert reason.startswith("body: cannot be decoded (")
 
 
-async def test_backslash_is_quarantined(
-    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
-) -> None:
+async def test_backslash_is_quarantined(quarantine: Quarantine) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", "\\.", f"S001,SKU-2,5,0,0,{T6}")
 
-    reason = await quarantined(pool, feed_server, pull, body, previous)
+    reason = await quarantine(body)
 
     assert reason == "line 3: a backslash, which no field may contain"
 
