@@ -47,6 +47,11 @@ def rows_for(location: str, count: int, as_of: str = T6) -> list[str]:
     return [f"{location},SKU-{i:04d},{i % 7 + 1},0,0,{as_of}" for i in range(count)]
 
 
+def serve_rows(server: FeedServer, *rows: str, **reply: Any) -> None:
+    """Serve a snapshot of ``rows`` at PATH, every time (``reply``: ``text_reply``'s options)."""
+    server.always(PATH, text_reply(csv(*rows), **reply))
+
+
 def make_feed(server: FeedServer, **kwargs: Any) -> FeedConfig:
     return FeedConfig(name="wh-main", kind="warehouse", url=server.url(PATH), **kwargs)
 
@@ -127,16 +132,12 @@ def ts(text: str) -> datetime:
 async def test_good_snapshot_is_applied(
     pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
-    feed_server.always(
-        PATH,
-        text_reply(
-            csv(
-                f"S001,SKU-1,12,1,6,{T5}",
-                f"S001,SKU-2,3,0,0,{T6}",
-                "S002,SKU-1,7,2,0,2026-11-23T08:30:00+02:00",
-            ),
-            headers={"ETag": '"v1"'},
-        ),
+    serve_rows(
+        feed_server,
+        f"S001,SKU-1,12,1,6,{T5}",
+        f"S001,SKU-2,3,0,0,{T6}",
+        "S002,SKU-1,7,2,0,2026-11-23T08:30:00+02:00",
+        headers={"ETag": '"v1"'},
     )
 
     outcome = await pull()
@@ -178,15 +179,11 @@ async def test_crlf_and_bom_are_tolerated(
 async def test_rfc3339_variants_are_accepted(
     pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
-    feed_server.always(
-        PATH,
-        text_reply(
-            csv(
-                "S001,SKU-1,1,0,0,2026-11-23t06:00:00z",
-                "S001,SKU-2,1,0,0,2026-11-23T06:00:00.250Z",
-                "S001,SKU-3,1,0,0,2026-11-22T21:00:00-09:00",
-            )
-        ),
+    serve_rows(
+        feed_server,
+        "S001,SKU-1,1,0,0,2026-11-23t06:00:00z",
+        "S001,SKU-2,1,0,0,2026-11-23T06:00:00.250Z",
+        "S001,SKU-3,1,0,0,2026-11-22T21:00:00-09:00",
     )
 
     outcome = await pull()
@@ -240,7 +237,7 @@ async def test_freshness_never_moves_back(
             "INSERT INTO store_freshness (store_id, snapshot_as_of) VALUES ('S001', $1)",
             ts("2026-11-23T06:30:00Z"),
         )
-    feed_server.always(PATH, text_reply(csv(f"S001,SKU-1,4,0,0,{T6}", f"S002,SKU-1,4,0,0,{T6}")))
+    serve_rows(feed_server, f"S001,SKU-1,4,0,0,{T6}", f"S002,SKU-1,4,0,0,{T6}")
 
     await pull()
 
@@ -355,12 +352,12 @@ async def test_404_is_raised_without_retry(
 @pytest.fixture
 async def previous(pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull) -> InForce:
     """A good snapshot in force (ETag "v1"); returns what is stored."""
-    feed_server.always(
-        PATH,
-        text_reply(
-            csv(f"S001,SKU-1,5,0,0,{T5}", f"S001,SKU-2,6,1,0,{T5}", f"S002,SKU-1,2,0,3,{T5}"),
-            headers={"ETag": '"v1"'},
-        ),
+    serve_rows(
+        feed_server,
+        f"S001,SKU-1,5,0,0,{T5}",
+        f"S001,SKU-2,6,1,0,{T5}",
+        f"S002,SKU-1,2,0,3,{T5}",
+        headers={"ETag": '"v1"'},
     )
     outcome = await pull()
     assert outcome.outcome == "applied"
@@ -561,7 +558,7 @@ def msgspec_replace(settings: Settings, **changes: Any) -> Settings:
 async def test_row_drop_over_limit_is_quarantined_and_rows_kept(
     pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
-    feed_server.always(PATH, text_reply(csv(*rows_for("S001", 10, T5))))
+    serve_rows(feed_server, *rows_for("S001", 10, T5))
     await pull()
     before = await in_force(pool)
 
