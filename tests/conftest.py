@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -137,6 +137,24 @@ def with_feeds_file(
     path = tmp_path / "feeds.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return msgspec.structs.replace(settings, feeds_file=path, **changes)
+
+
+async def stock_in_force(
+    db: asyncpg.Pool | asyncpg.Connection,
+    quantities: Sequence[str] = ("on_hand", "reserved", "in_transit"),
+    *,
+    then: str = "",
+) -> list[tuple[Any, ...]]:
+    """Every warehouse_stock row as (location_id, sku, *quantities, as_of[, then]) by location
+    and sku. A row stores its as_of only when it is not its location's: the as_of here is the
+    one in force, read through the location (``then``: a further column, e.g. its
+    ``wl.snapshot_id``)."""
+    rows = await db.fetch(
+        f"SELECT ws.location_id, ws.sku, {', '.join(quantities)}, COALESCE(ws.as_of, wl.as_of)"
+        + (f", {then}" if then else "")
+        + " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2"
+    )
+    return [tuple(r) for r in rows]
 
 
 def seed_database(dsn: str, seed: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:

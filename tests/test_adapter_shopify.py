@@ -20,6 +20,7 @@ from reconcilers.feeds_config import FeedConfig
 from reconcilers.jobs import run_feed
 from reconcilers.retry import retry_after_seconds
 from reconcilers.warehouse import SnapshotRejected
+from tests.conftest import stock_in_force
 from tests.feedserver import FeedServer, Reply, Request, json_reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vendors"
@@ -87,15 +88,6 @@ async def run(
     return await run_feed(pool, feed, client, settings=settings, policy=Policy(), clock=lambda: NOW)
 
 
-async def stock(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT ws.location_id, sku, on_hand, reserved, in_transit, COALESCE(ws.as_of, wl.as_of)"
-            " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2"
-        )
-    return [tuple(r) for r in rows]
-
-
 async def test_all_pages_make_one_snapshot_with_429_waited_out(
     db: asyncpg.Pool, feed_server: FeedServer, feed: FeedConfig, client: httpx.AsyncClient,
     settings: Settings,
@@ -115,7 +107,7 @@ async def test_all_pages_make_one_snapshot_with_429_waited_out(
     feed_server.route(PATH, with_limit)
     outcome = await run(db, feed, client, settings)
     assert outcome.outcome == "applied", outcome.detail
-    assert await stock(db) == [
+    assert await stock_in_force(db) == [
         ("S1", "SKU-A", 27, 0, 0, NOW),
         ("S1", "SKU-B", 0, 0, 0, NOW),  # Shopify's -3 (oversold) is 0
         ("S2", "SKU-A", 9, 0, 0, NOW),
@@ -135,13 +127,13 @@ async def test_a_bad_page_quarantines_the_whole_snapshot(
 ) -> None:  # fmt: skip
     pages(feed_server)
     assert (await run(db, feed, client, settings)).outcome == "applied"
-    before = await stock(db)
+    before = await stock_in_force(db)
     pages(feed_server, json_reply({"inventory_levels": [{"location_id": 487838322}]}))
     outcome = await run(db, feed, client, settings)
     assert outcome.outcome == "quarantined"
     assert outcome.detail is not None and "page 2" in outcome.detail
     assert "inventory_item_id" in outcome.detail
-    assert await stock(db) == before
+    assert await stock_in_force(db) == before
 
 
 async def test_server_errors_on_a_later_page_fail_the_run_and_store_nothing(
@@ -152,6 +144,6 @@ async def test_server_errors_on_a_later_page_fail_the_run_and_store_nothing(
     outcome = await run(db, feed, client, settings)
     assert outcome.outcome == "failed"
     assert outcome.detail is not None and "HTTP 502" in outcome.detail
-    assert await stock(db) == []
+    assert await stock_in_force(db) == []
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM warehouse_snapshot") == 0

@@ -25,6 +25,7 @@ from app.domain.live import Assessor, frozen_calibration
 from app.domain.model import Count, Sale
 from app.domain.policy import Policy
 from app.settings import Settings
+from tests.conftest import stock_in_force
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 STORES = ["S1", "S2", "S3"]
@@ -112,11 +113,7 @@ async def test_snapshots_write_and_recompute_only_changes(
             for key in [k for k in in_force if k[0] in named]:
                 del in_force[key]
             in_force |= rows
-            stock = await conn.fetch(
-                "SELECT ws.location_id, ws.sku, on_hand, reserved, in_transit,"
-                " COALESCE(ws.as_of, wl.as_of) AS as_of"
-                " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id)"
-            )
+            stock = await stock_in_force(conn)
             assert {(r[0], r[1]): tuple(r[2:]) for r in stock} == in_force, round_
             await _assert_positions_are_full_recompute(conn, now, round_)
             # POS events and counts between snapshots, before and after the next as_of

@@ -31,6 +31,7 @@ from reconcilers.warehouse import (
     header_problem,
     pull_warehouse,
 )
+from tests.conftest import stock_in_force
 from tests.feedserver import FeedServer, Reply, text_reply
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -92,14 +93,8 @@ def pull(
 
 
 async def stock(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
-    rows = await pool.fetch(
-        # A row stores its as_of only when it is not its location's, and the snapshot
-        # that last wrote it: read both as in force, through the location.
-        "SELECT ws.location_id, ws.sku, on_hand, reserved, in_transit,"
-        " COALESCE(ws.as_of, wl.as_of), wl.snapshot_id"
-        " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2"
-    )
-    return [tuple(r) for r in rows]
+    """The stock in force, each row with the snapshot that last wrote its location."""
+    return await stock_in_force(pool, then="wl.snapshot_id")
 
 
 async def snapshot_rows(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
