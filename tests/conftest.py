@@ -32,8 +32,10 @@ import uvicorn
 from litestar import Litestar
 
 from app.api.app import create_app
+from app.db.feeds import upsert_feeds
 from app.db.migrate import migrate
 from app.settings import Settings, load_settings
+from reconcilers.feeds_config import FeedConfig
 from tests.feedserver import FeedServer
 
 
@@ -228,6 +230,14 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client for a puller to fetch feeds with (from ``feed_server``)."""
     async with httpx.AsyncClient() as c:
         yield c
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool, feed: FeedConfig) -> asyncpg.Pool:
+    """The test's pool with the test module's ``feed`` fixture in the feed table."""
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, [feed])
+    return pool
 
 
 async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:

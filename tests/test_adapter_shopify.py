@@ -12,7 +12,6 @@ import asyncpg
 import httpx
 import pytest
 
-from app.db.feeds import upsert_feeds
 from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.adapters import shopify
@@ -63,13 +62,6 @@ def feed(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FeedConfig
         locations={"655441491": "S1", "487838322": "S2"},
         items={"808950810": "SKU-A", "39072856": "SKU-B", "457924702": "SKU-C"},
     )  # fmt: skip
-
-
-@pytest.fixture
-async def db(pool: asyncpg.Pool, feed: FeedConfig) -> asyncpg.Pool:
-    async with pool.acquire() as conn:
-        await upsert_feeds(conn, [feed])
-    return pool
 
 
 def pages(feed_server: FeedServer, page2: Reply | None = None) -> None:
