@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import socket
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 import uvicorn
 from litestar import Litestar
 
 from app.api.app import create_app
+from app.db.feeds import upsert_feeds
 from app.db.migrate import migrate
 from app.settings import Settings, load_settings
+from reconcilers.feeds_config import FeedConfig
 from tests.feedserver import FeedServer
 
 
@@ -124,6 +128,37 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+def with_feeds_file(
+    settings: Settings, tmp_path: Path, *feeds: dict[str, str | float], **changes: Any
+) -> Settings:
+    """``settings`` reading ``feeds`` (each one ``[[feeds]]`` table: name, kind, url, ...)
+    from ``tmp_path/feeds.toml``; ``changes`` replace other fields."""
+    lines: list[str] = []
+    for feed in feeds:
+        lines += ["[[feeds]]", *(f"{key} = {json.dumps(value)}" for key, value in feed.items())]
+    path = tmp_path / "feeds.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return msgspec.structs.replace(settings, feeds_file=path, **changes)
+
+
+async def stock_in_force(
+    db: asyncpg.Pool | asyncpg.Connection,
+    quantities: Sequence[str] = ("on_hand", "reserved", "in_transit"),
+    *,
+    then: str = "",
+) -> list[tuple[Any, ...]]:
+    """Every warehouse_stock row as (location_id, sku, *quantities, as_of[, then]) by location
+    and sku. A row stores its as_of only when it is not its location's: the as_of here is the
+    one in force, read through the location (``then``: a further column, e.g. its
+    ``wl.snapshot_id``)."""
+    rows = await db.fetch(
+        f"SELECT ws.location_id, ws.sku, {', '.join(quantities)}, COALESCE(ws.as_of, wl.as_of)"
+        + (f", {then}" if then else "")
+        + " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2"
+    )
+    return [tuple(r) for r in rows]
+
+
 def seed_database(dsn: str, seed: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
     """Run an async ``seed`` against the database at ``dsn``, for tests that then call a
     synchronous command (the CLI opens its own pool)."""
@@ -188,6 +223,30 @@ def feed_server() -> Iterator[FeedServer]:
     """A scriptable HTTP server on 127.0.0.1 (``tests/feedserver.py``)."""
     with FeedServer() as server:
         yield server
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for a puller to fetch feeds with (from ``feed_server``)."""
+    async with httpx.AsyncClient() as c:
+        yield c
+
+
+@pytest.fixture
+async def db(pool: asyncpg.Pool, feed: FeedConfig) -> asyncpg.Pool:
+    """The test's pool with the test module's ``feed`` fixture in the feed table."""
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, [feed])
+    return pool
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Until ``condition()`` holds, polled every 20 ms; fails after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from reconcilers.adapters.ids import Skipped
 from reconcilers.feeds_config import load_feeds
 from reconcilers.jobs import run_feed
 from reconcilers.warehouse import SnapshotRejected
+from tests.conftest import stock_in_force
 from tests.feedserver import FeedServer, Reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vendors"
@@ -115,12 +116,6 @@ def test_feeds_file_problems_are_named(tmp_path: Path) -> None:
         load_feeds(path)
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
 async def pull(pool: asyncpg.Pool, tmp_path: Path, feed_server: FeedServer,
                client: httpx.AsyncClient, settings: Settings) -> Any:  # fmt: skip
     (feed,) = load_feeds(write_feeds(tmp_path, feed_server.url("/wms.csv")))
@@ -130,12 +125,7 @@ async def pull(pool: asyncpg.Pool, tmp_path: Path, feed_server: FeedServer,
 
 
 async def stock(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT ws.location_id, sku, on_hand, reserved, COALESCE(ws.as_of, wl.as_of)"
-            " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2"
-        )
-    return [tuple(r) for r in rows]
+    return await stock_in_force(pool, ("on_hand", "reserved"))
 
 
 async def test_pull_applies_the_translated_snapshot_after_a_429(

@@ -4,7 +4,6 @@ HTTP server replaying Shopify-shaped pages (Link header paging, 429 Retry-After)
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import asyncpg
 import httpx
 import pytest
 
-from app.db.feeds import upsert_feeds
 from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.adapters import shopify
@@ -21,6 +19,7 @@ from reconcilers.feeds_config import FeedConfig
 from reconcilers.jobs import run_feed
 from reconcilers.retry import retry_after_seconds
 from reconcilers.warehouse import SnapshotRejected
+from tests.conftest import stock_in_force
 from tests.feedserver import FeedServer, Reply, Request, json_reply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "vendors"
@@ -54,12 +53,6 @@ def test_retry_after_values() -> None:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
-@pytest.fixture
 def feed(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FeedConfig:
     monkeypatch.setenv("SHOPIFY_TEST_TOKEN", "shpat_secret")
     return FeedConfig(
@@ -69,13 +62,6 @@ def feed(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FeedConfig
         locations={"655441491": "S1", "487838322": "S2"},
         items={"808950810": "SKU-A", "39072856": "SKU-B", "457924702": "SKU-C"},
     )  # fmt: skip
-
-
-@pytest.fixture
-async def db(pool: asyncpg.Pool, feed: FeedConfig) -> asyncpg.Pool:
-    async with pool.acquire() as conn:
-        await upsert_feeds(conn, [feed])
-    return pool
 
 
 def pages(feed_server: FeedServer, page2: Reply | None = None) -> None:
@@ -92,15 +78,6 @@ async def run(
     pool: asyncpg.Pool, feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
 ) -> Any:
     return await run_feed(pool, feed, client, settings=settings, policy=Policy(), clock=lambda: NOW)
-
-
-async def stock(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT ws.location_id, sku, on_hand, reserved, in_transit, COALESCE(ws.as_of, wl.as_of)"
-            " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2"
-        )
-    return [tuple(r) for r in rows]
 
 
 async def test_all_pages_make_one_snapshot_with_429_waited_out(
@@ -122,7 +99,7 @@ async def test_all_pages_make_one_snapshot_with_429_waited_out(
     feed_server.route(PATH, with_limit)
     outcome = await run(db, feed, client, settings)
     assert outcome.outcome == "applied", outcome.detail
-    assert await stock(db) == [
+    assert await stock_in_force(db) == [
         ("S1", "SKU-A", 27, 0, 0, NOW),
         ("S1", "SKU-B", 0, 0, 0, NOW),  # Shopify's -3 (oversold) is 0
         ("S2", "SKU-A", 9, 0, 0, NOW),
@@ -142,13 +119,13 @@ async def test_a_bad_page_quarantines_the_whole_snapshot(
 ) -> None:  # fmt: skip
     pages(feed_server)
     assert (await run(db, feed, client, settings)).outcome == "applied"
-    before = await stock(db)
+    before = await stock_in_force(db)
     pages(feed_server, json_reply({"inventory_levels": [{"location_id": 487838322}]}))
     outcome = await run(db, feed, client, settings)
     assert outcome.outcome == "quarantined"
     assert outcome.detail is not None and "page 2" in outcome.detail
     assert "inventory_item_id" in outcome.detail
-    assert await stock(db) == before
+    assert await stock_in_force(db) == before
 
 
 async def test_server_errors_on_a_later_page_fail_the_run_and_store_nothing(
@@ -159,6 +136,6 @@ async def test_server_errors_on_a_later_page_fail_the_run_and_store_nothing(
     outcome = await run(db, feed, client, settings)
     assert outcome.outcome == "failed"
     assert outcome.detail is not None and "HTTP 502" in outcome.detail
-    assert await stock(db) == []
+    assert await stock_in_force(db) == []
     async with db.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM warehouse_snapshot") == 0

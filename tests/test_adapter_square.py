@@ -4,7 +4,6 @@ local HTTP server replaying Square-shaped responses (tests/fixtures/vendors/).""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import msgspec
 import pytest
 from structlog.testing import capture_logs
 
-from app.db.feeds import get_feed, upsert_feeds
+from app.db.feeds import get_feed
 from app.domain.model import Adjustment, Count, Identifier, Receipt, Return, Sale
 from app.domain.policy import Policy
 from app.settings import Settings
@@ -102,12 +101,6 @@ def test_resume_point_moves_from_counts_to_changes_and_keeps_an_overlap() -> Non
 
 # -- pulls -----------------------------------------------------------------------------------
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
-
-
-@pytest.fixture
 def feed(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FeedConfig:
     monkeypatch.setenv("SQUARE_TEST_TOKEN", "EAAAl-secret-token")
     return FeedConfig(
@@ -115,13 +108,6 @@ def feed(feed_server: FeedServer, monkeypatch: pytest.MonkeyPatch) -> FeedConfig
         timeout=timedelta(seconds=2), auth_header="Authorization", auth_env="SQUARE_TEST_TOKEN",
         auth_scheme="Bearer", locations=LOCATIONS, items=ITEMS,
     )  # fmt: skip
-
-
-@pytest.fixture
-async def db(pool: asyncpg.Pool, feed: FeedConfig) -> asyncpg.Pool:
-    async with pool.acquire() as conn:
-        await upsert_feeds(conn, [feed])
-    return pool
 
 
 def counts_by_cursor(request: Request) -> Reply:
@@ -132,6 +118,12 @@ def counts_by_cursor(request: Request) -> Reply:
         else "square_counts_page1.json"
     )
     return json_reply(fixture(name))
+
+
+def serve_counts_and_changes(feed_server: FeedServer) -> None:
+    """The two counts pages (by cursor), then the changes fixture on every changes request."""
+    feed_server.route(square.COUNTS_PATH, counts_by_cursor)
+    feed_server.always(square.CHANGES_PATH, json_reply(fixture("square_changes.json")))
 
 
 async def run(
@@ -152,8 +144,7 @@ async def test_pulls_counts_then_changes_with_auth_and_saves_the_resume_point(
     db: asyncpg.Pool, feed_server: FeedServer, feed: FeedConfig, client: httpx.AsyncClient,
     settings: Settings,
 ) -> None:  # fmt: skip
-    feed_server.route(square.COUNTS_PATH, counts_by_cursor)
-    feed_server.always(square.CHANGES_PATH, json_reply(fixture("square_changes.json")))
+    serve_counts_and_changes(feed_server)
     with capture_logs() as logs:
         outcome = await run(db, feed, client, settings)
     assert outcome.outcome == "applied", outcome.detail
@@ -196,8 +187,7 @@ async def test_redelivered_changes_change_nothing(
     db: asyncpg.Pool, feed_server: FeedServer, feed: FeedConfig, client: httpx.AsyncClient,
     settings: Settings,
 ) -> None:  # fmt: skip
-    feed_server.route(square.COUNTS_PATH, counts_by_cursor)
-    feed_server.always(square.CHANGES_PATH, json_reply(fixture("square_changes.json")))
+    serve_counts_and_changes(feed_server)
     await run(db, feed, client, settings)
     before = await events(db)
     again = await run(db, feed, client, settings)
@@ -269,8 +259,7 @@ async def test_pages_are_stored_together_as_a_contract_feeds_are(
     db: asyncpg.Pool, feed_server: FeedServer, feed: FeedConfig, client: httpx.AsyncClient,
     settings: Settings,
 ) -> None:  # fmt: skip
-    feed_server.route(square.COUNTS_PATH, counts_by_cursor)
-    feed_server.always(square.CHANGES_PATH, json_reply(fixture("square_changes.json")))
+    serve_counts_and_changes(feed_server)
     with capture_logs() as logs:
         outcome = await pull_square(db, feed, client, settings=settings, policy=Policy(),
                                     clock=clock)  # fmt: skip

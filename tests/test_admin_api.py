@@ -16,7 +16,7 @@ import pytest
 from litestar import Litestar
 
 from app.settings import Settings
-from tests.conftest import serve_in_loop
+from tests.conftest import serve_in_loop, with_feeds_file
 from tests.feedserver import FeedServer, json_reply, text_reply
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -36,22 +36,17 @@ def snapshot(store: str, n: int, as_of: datetime, on_hand: int = 5) -> str:
 
 @pytest.fixture
 def admin_settings(settings: Settings, tmp_path: Path, feed_server: FeedServer) -> Settings:
-    feeds = tmp_path / "feeds.toml"
-    feeds.write_text(
-        f"""
-[[feeds]]
-name = "pos-main"
-kind = "pos"
-url = "{feed_server.url("/events")}?token=query-secret"
-
-[[feeds]]
-name = "wh"
-kind = "warehouse"
-url = "{feed_server.url("/snap.csv")}"
-max_drop = 0.5
-"""
+    return with_feeds_file(
+        settings,
+        tmp_path,
+        {
+            "name": "pos-main",
+            "kind": "pos",
+            "url": f"{feed_server.url('/events')}?token=query-secret",
+        },
+        {"name": "wh", "kind": "warehouse", "url": feed_server.url("/snap.csv"), "max_drop": 0.5},
+        admin_token=TOKEN,
     )
-    return msgspec.structs.replace(settings, feeds_file=feeds, admin_token=TOKEN)
 
 
 async def test_admin_routes_need_the_admin_credential(

@@ -83,6 +83,14 @@ async def add_freshness(pool: asyncpg.Pool, store_id: str, newest: datetime) -> 
     )
 
 
+async def add_one_badge(pool: asyncpg.Pool) -> None:
+    """Store S001 at (LAT, LON) with the default stored badge for SKU-1, its data 5 minutes
+    old at NOW."""
+    await add_store(pool, "S001")
+    await add_position(pool, "S001", "SKU-1")
+    await add_freshness(pool, "S001", NOW - timedelta(minutes=5))
+
+
 @pytest.fixture
 def app(make_app: Callable[..., Litestar]) -> Litestar:
     return make_app(clock=lambda: NOW, policy=POLICY)

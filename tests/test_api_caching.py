@@ -19,23 +19,15 @@ from tests.test_api_availability import (
     LON,
     NOW,
     POLICY,
-    add_freshness,
-    add_position,
-    add_store,
+    add_one_badge,
 )
 from tests.test_read_model import wait_for_notification
-
-
-async def _seed(pool: asyncpg.Pool) -> None:
-    await add_store(pool, "S001")
-    await add_position(pool, "S001", "SKU-1")
-    await add_freshness(pool, "S001", NOW - timedelta(minutes=5))
 
 
 async def test_nearby_read_has_etag_cache_control_and_304(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool
 ) -> None:
-    await _seed(pool)
+    await add_one_badge(pool)
     now = [NOW]
     app = make_app(clock=lambda: now[0], policy=POLICY)
     params = {"lat": LAT, "lon": LON}
@@ -72,7 +64,7 @@ async def test_nearby_read_has_etag_cache_control_and_304(
 async def test_single_store_read_has_a_strong_etag(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    await _seed(pool)
+    await add_one_badge(pool)
     custom = msgspec.structs.replace(settings, http_cache_max_age=60)
     app = make_app(settings=custom, clock=lambda: NOW, policy=POLICY)
     async with serve_in_loop(app) as client:
@@ -99,7 +91,7 @@ async def test_single_store_read_has_a_strong_etag(
 async def test_writes_and_batch_are_not_marked_cacheable(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool
 ) -> None:
-    await _seed(pool)
+    await add_one_badge(pool)
     async with serve_in_loop(make_app(clock=lambda: NOW, policy=POLICY)) as client:
         r = await client.post(
             "/v1/availability:batch", json={"skus": ["SKU-1"], "lat": LAT, "lon": LON}

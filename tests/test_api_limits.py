@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 
 import asyncpg
 import httpx
@@ -19,24 +18,16 @@ from tests.test_api_availability import (
     LON,
     NOW,
     POLICY,
-    add_freshness,
-    add_position,
-    add_store,
+    add_one_badge,
 )
 
 SHOP = "https://shop.example"
 
 
-async def _seed(pool: asyncpg.Pool) -> None:
-    await add_store(pool, "S001")
-    await add_position(pool, "S001", "SKU-1")
-    await add_freshness(pool, "S001", NOW - timedelta(minutes=5))
-
-
 async def test_cors_allows_only_configured_origins(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    await _seed(pool)
+    await add_one_badge(pool)
     configured = msgspec.structs.replace(
         settings, cors_origins=f"{SHOP}, https://www.shop.example/"
     )
@@ -72,7 +63,7 @@ async def test_no_cors_by_default(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool, settings: Settings
 ) -> None:
     assert settings.cors_origins == ""
-    await _seed(pool)
+    await add_one_badge(pool)
     async with serve_in_loop(make_app(clock=lambda: NOW, policy=POLICY)) as client:
         r = await client.get(
             "/v1/availability/SKU-1", params={"lat": LAT, "lon": LON}, headers={"Origin": SHOP}
@@ -95,7 +86,7 @@ def test_cors_origins_setting_is_validated() -> None:
 async def test_rate_limit_is_per_client_with_retry_after(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool, settings: Settings
 ) -> None:
-    await _seed(pool)
+    await add_one_badge(pool)
     limited = msgspec.structs.replace(settings, rate_limit_per_minute=3)
     app = make_app(settings=limited, clock=lambda: NOW, policy=POLICY)
     url, params = "/v1/availability/SKU-1", {"lat": LAT, "lon": LON}

@@ -4,11 +4,13 @@ answers kept in memory follow the question, the clock and the reconcilers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -61,6 +63,17 @@ async def _world(pool: asyncpg.Pool) -> None:
         await add_freshness(pool, store, NOW - timedelta(minutes=5))
 
 
+NEAR = {"lat": LAT, "lon": LON, "radius_km": 50}  # every store of STORED
+
+
+@contextlib.asynccontextmanager
+async def serve_world(app: Litestar, pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    """The stores of STORED in the database, and a client of ``app``."""
+    await _world(pool)
+    async with serve_in_loop(app) as client:
+        yield client
+
+
 @pytest.fixture
 def app(make_app: Callable[..., Litestar]) -> Litestar:
     return make_app(clock=lambda: NOW, policy=POLICY)
@@ -73,17 +86,15 @@ def _by_store(stores: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 async def test_qty_keeps_a_promise_only_with_that_many_units_beyond_the_buffer(
     app: Litestar, pool: asyncpg.Pool
 ) -> None:
-    await _world(pool)
-    near = {"lat": LAT, "lon": LON, "radius_km": 50}
-    async with serve_in_loop(app) as client:
-        default = (await client.get("/v1/availability/SKU-1", params=near)).json()
-        two = (await client.get("/v1/availability/SKU-1", params={**near, "qty": 2})).json()
-        three = (await client.get("/v1/availability/SKU-1", params={**near, "qty": 3})).json()
+    async with serve_world(app, pool) as client:
+        default = (await client.get("/v1/availability/SKU-1", params=NEAR)).json()
+        two = (await client.get("/v1/availability/SKU-1", params={**NEAR, "qty": 2})).json()
+        three = (await client.get("/v1/availability/SKU-1", params={**NEAR, "qty": 3})).json()
         one_store = (
             await client.get("/v1/stores/S001/availability/SKU-1", params={"qty": 3})
         ).json()
         batch = (
-            await client.post("/v1/availability:batch", json={"skus": ["SKU-1"], **near, "qty": 3})
+            await client.post("/v1/availability:batch", json={"skus": ["SKU-1"], **NEAR, "qty": 3})
         ).json()
     assert (default["qty"], default["pickup_within"]) == (1, HORIZON_MIN)
     assert (three["qty"], three["pickup_within"]) == (3, HORIZON_MIN)
@@ -117,20 +128,18 @@ async def test_qty_keeps_a_promise_only_with_that_many_units_beyond_the_buffer(
 async def test_pickup_within_longer_than_the_stored_window_gets_no_promise(
     app: Litestar, pool: asyncpg.Pool
 ) -> None:
-    await _world(pool)
-    near = {"lat": LAT, "lon": LON, "radius_km": 50}
-    async with serve_in_loop(app) as client:
-        first = await client.get("/v1/availability/SKU-1", params=near)
+    async with serve_world(app, pool) as client:
+        first = await client.get("/v1/availability/SKU-1", params=NEAR)
         default = first.json()
         same = await client.get(
-            "/v1/availability/SKU-1", params={**near, "pickup_within": HORIZON_MIN}
+            "/v1/availability/SKU-1", params={**NEAR, "pickup_within": HORIZON_MIN}
         )
         sooner = (
-            await client.get("/v1/availability/SKU-1", params={**near, "pickup_within": 30})
+            await client.get("/v1/availability/SKU-1", params={**NEAR, "pickup_within": 30})
         ).json()
         later = (
             await client.get(
-                "/v1/availability/SKU-1", params={**near, "pickup_within": HORIZON_MIN + 1}
+                "/v1/availability/SKU-1", params={**NEAR, "pickup_within": HORIZON_MIN + 1}
             )
         ).json()
         one_store = (
@@ -165,8 +174,7 @@ async def test_pickup_within_longer_than_the_stored_window_gets_no_promise(
 async def test_bad_qty_or_pickup_within_is_400_naming_it(
     app: Litestar, pool: asyncpg.Pool, params: dict[str, Any], field: str
 ) -> None:
-    await _world(pool)
-    async with serve_in_loop(app) as client:
+    async with serve_world(app, pool) as client:
         for path, base in [
             ("/v1/availability/SKU-1", {"lat": LAT, "lon": LON}),
             ("/v1/stores/S000/availability/SKU-1", {}),
@@ -217,7 +225,7 @@ async def test_never_a_promise_beyond_the_stored_badge_the_units_or_the_window(
     # store data 5 minutes old at NOW; age_h hours later it may be past max_data_age (6 h)
     now = NOW + timedelta(hours=age_h)
     app = make_app(clock=lambda: now, policy=POLICY)
-    params: dict[str, Any] = {"lat": LAT, "lon": LON, "radius_km": 50, "qty": qty}
+    params: dict[str, Any] = {**NEAR, "qty": qty}
     if pickup_within is not None:
         params["pickup_within"] = pickup_within
     async with serve_in_loop(app) as client:
@@ -274,15 +282,13 @@ async def test_kept_answers_follow_the_clock_without_a_notification(
 async def test_kept_answers_are_per_question_and_dropped_by_a_notification(
     make_app: Callable[..., Litestar], pool: asyncpg.Pool
 ) -> None:
-    await _world(pool)
     app = make_app(clock=lambda: NOW, policy=POLICY)
-    near = {"lat": LAT, "lon": LON, "radius_km": 50}
-    async with serve_in_loop(app) as client:
+    async with serve_world(app, pool) as client:
         reads: ReadModel = app.state.read_model
-        first = await client.get("/v1/availability/SKU-1", params={**near, "qty": 3})
+        first = await client.get("/v1/availability/SKU-1", params={**NEAR, "qty": 3})
         loads = reads.db_loads
-        again = await client.get("/v1/availability/SKU-1", params={**near, "qty": 3})
-        other = await client.get("/v1/availability/SKU-1", params={**near, "qty": 2})
+        again = await client.get("/v1/availability/SKU-1", params={**NEAR, "qty": 3})
+        other = await client.get("/v1/availability/SKU-1", params={**NEAR, "qty": 2})
         assert reads.db_loads == loads  # both from memory (the rows were loaded once)
         assert again.headers["etag"] == first.headers["etag"] != other.headers["etag"]
         assert again.json()["stores"] == first.json()["stores"]
@@ -297,7 +303,7 @@ async def test_kept_answers_are_per_question_and_dropped_by_a_notification(
         await wait_for_notification(app, seen)
         after = await client.get(
             "/v1/availability/SKU-1",
-            params={**near, "qty": 3},
+            params={**NEAR, "qty": 3},
             headers={"If-None-Match": first.headers["etag"]},
         )
         assert after.status_code == 200

@@ -19,21 +19,20 @@ from hypothesis import strategies as st
 
 from app.db.events import insert_events
 from app.db.feedback import Observation, store_feedback
-from app.db.feeds import upsert_feeds
 from app.db.positions import recompute_pairs
-from app.domain.book import book_position
-from app.domain.model import Count, PosEvent, SnapshotRow
+from app.domain.model import Count, PosEvent
 from tests.test_positions import (
     FEED,
     POLICY,
     SKUS,
+    assert_is_reference,
     at,
     event_specs,
     make_event,
     minutes,
     position_row,
-    put_location,
-    put_snapshot_row,
+    put_inputs,
+    snapshot_of,
     snapshot_rows,
 )
 
@@ -89,10 +88,7 @@ def test_sql_book_with_shelf_counts_equals_reference(
     either order of arrival; picks never move the book."""
     store_id = f"F{next(_store_numbers)}"
     events: list[PosEvent] = [make_event(store_id, i, spec) for i, spec in enumerate(specs)]
-    snapshot = {
-        sku: SnapshotRow(store_id, sku, on_hand, min(reserved, on_hand), in_transit, at(minute))
-        for sku, (on_hand, reserved, in_transit, minute) in rows.items()
-    }
+    snapshot = snapshot_of(store_id, rows)
     location_as_of = None if location_minute is None else at(location_minute)
     now = at(now_minute)
     observations = [
@@ -106,11 +102,7 @@ def test_sql_book_with_shelf_counts_equals_reference(
     async def run() -> list[tuple[str, asyncpg.Record | None]]:
         conn = await asyncpg.connect(db_dsn, server_settings={"timezone": "UTC"})
         try:
-            await upsert_feeds(conn, [FEED])
-            for row in snapshot.values():
-                await put_snapshot_row(conn, row)
-            if location_as_of is not None:
-                await put_location(conn, store_id, location_as_of)
+            await put_inputs(conn, store_id, snapshot, location_as_of)
 
             async def post() -> None:
                 await store_feedback(conn, observations, policy=POLICY, now=now)
@@ -128,22 +120,11 @@ def test_sql_book_with_shelf_counts_equals_reference(
 
     shelf_counts = {as_count(store_id, sku, q, m) for sku, q, m in shelf}
     for sku, row in asyncio.run(run()):
-        expected = book_position(
-            store_id, sku,
-            snapshot_row=snapshot.get(sku),
-            location_as_of=location_as_of,
-            events=[e for e in [*events, *shelf_counts] if e.sku == sku],
-            at=now,
+        assert_is_reference(
+            row, store_id, sku,
+            snapshot=snapshot, location_as_of=location_as_of, events=[*events, *shelf_counts],
+            now=now,
         )  # fmt: skip
-        assert row is not None
-        if expected is None:
-            assert (row["book"], row["base_source"], row["base_at"]) == (None, None, None)
-        else:
-            got = (row["book"], row["base_source"], row["base_at"], row["last_event_at"],
-                   row["snapshot_as_of"], row["in_transit"])  # fmt: skip
-            want = (expected.book, expected.base_source, expected.base_at, expected.last_event_at,
-                    expected.snapshot_as_of, expected.in_transit)  # fmt: skip
-            assert got == want, f"{store_id}/{sku} at {now}"
 
 
 async def test_a_shelf_count_alone_gives_a_base(pool: asyncpg.Pool) -> None:

@@ -7,11 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import msgspec
 from litestar import Litestar
 
 from app.settings import Settings
-from tests.conftest import serve_in_loop
+from tests.conftest import serve_in_loop, with_feeds_file
 from tests.feedserver import FeedServer, json_reply
 
 
@@ -50,13 +49,12 @@ async def test_ready_fails_while_a_configured_feed_is_staler_than_the_bound(
     tmp_path: Path,
     feed_server: FeedServer,
 ) -> None:
-    feeds = tmp_path / "feeds.toml"
-    feeds.write_text(
-        f'[[feeds]]\nname = "pos-main"\nkind = "pos"\nurl = "{feed_server.url("/events")}"\n'
-    )
     now = [datetime(2026, 11, 23, 12, 0, tzinfo=UTC)]
-    bounded = msgspec.structs.replace(
-        settings, feeds_file=feeds, ready_max_feed_age=timedelta(minutes=10)
+    bounded = with_feeds_file(
+        settings,
+        tmp_path,
+        {"name": "pos-main", "kind": "pos", "url": feed_server.url("/events")},
+        ready_max_feed_age=timedelta(minutes=10),
     )
     feed_server.always("/events", json_reply({"events": [], "has_more": False}))
     app = make_app(settings=bounded, clock=lambda: now[0])

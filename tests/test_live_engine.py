@@ -20,6 +20,7 @@ from app.domain.policy import Policy
 from app.domain.reassess import decode_record, reassess
 from app.settings import Settings
 from reconcilers.scheduler import Reconcilers, start_reconcilers
+from tests.conftest import with_feeds_file
 from tests.feedserver import FeedServer, json_reply, text_reply
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
@@ -59,22 +60,13 @@ def sales(
 
 
 def with_feeds(settings: Settings, tmp_path: Path, server: FeedServer) -> Settings:
-    path = tmp_path / "feeds.toml"
-    path.write_text(
-        f"""
-[[feeds]]
-name = "pos-main"
-kind = "pos"
-url = "{server.url("/events")}"
-
-[[feeds]]
-name = "wh"
-kind = "warehouse"
-url = "{server.url("/stock.csv")}"
-""",
-        encoding="utf-8",
+    return with_feeds_file(
+        settings,
+        tmp_path,
+        {"name": "pos-main", "kind": "pos", "url": server.url("/events")},
+        {"name": "wh", "kind": "warehouse", "url": server.url("/stock.csv")},
+        scheduler=False,
     )
-    return msgspec.structs.replace(settings, feeds_file=path, scheduler=False)
 
 
 async def rows(pool: asyncpg.Pool, store: str | None = None) -> list[asyncpg.Record]:

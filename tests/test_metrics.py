@@ -8,12 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
-import msgspec
 from litestar import Litestar
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.settings import Settings
-from tests.conftest import serve_in_loop
+from tests.conftest import serve_in_loop, with_feeds_file
 from tests.feedserver import FeedServer, Reply, json_reply
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -40,16 +39,17 @@ async def test_metrics_reports_feeds_badges_promises_and_latency(
     tmp_path: Path,
     feed_server: FeedServer,
 ) -> None:
-    feeds = tmp_path / "feeds.toml"
-    feeds.write_text(
-        f'[[feeds]]\nname = "pos-main"\nkind = "pos"\nurl = "{feed_server.url("/events")}"\n'
-        f'[[feeds]]\nname = "wh"\nkind = "warehouse"\nurl = "{feed_server.url("/s.csv")}"\n'
+    feeds = with_feeds_file(
+        settings,
+        tmp_path,
+        {"name": "pos-main", "kind": "pos", "url": feed_server.url("/events")},
+        {"name": "wh", "kind": "warehouse", "url": feed_server.url("/s.csv")},
     )
     ev = {"event_id": "E1", "type": "sale", "store_id": "S1", "sku": "SKU-A", "qty": 1,
           "occurred_at": "2026-11-23T11:00:00Z"}  # fmt: skip
     feed_server.always("/events", json_reply({"events": [ev, ev], "has_more": False}))
     feed_server.always("/s.csv", Reply(status=503))
-    app = make_app(settings=msgspec.structs.replace(settings, feeds_file=feeds), clock=lambda: NOW)
+    app = make_app(settings=feeds, clock=lambda: NOW)
     async with serve_in_loop(app) as client:
         async with pool.acquire() as conn:
             await conn.execute("UPDATE feed SET created_at = $1", NOW - timedelta(hours=1))

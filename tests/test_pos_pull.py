@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,12 +42,6 @@ def ev(event_id: str, minute: int, type_: str = "sale", qty: int = 1, *, store: 
                              "occurred_at": iso(minute)}  # fmt: skip
     event["on_hand" if type_ == "count" else "qty"] = qty
     return event
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
 
 
 @pytest.fixture

@@ -23,7 +23,16 @@ from app.db.positions import (
     recompute_stores,
 )
 from app.domain.book import book_position
-from app.domain.model import Adjustment, Count, PosEvent, Receipt, Return, Sale, SnapshotRow
+from app.domain.model import (
+    Adjustment,
+    BookPosition,
+    Count,
+    PosEvent,
+    Receipt,
+    Return,
+    Sale,
+    SnapshotRow,
+)
 from app.domain.policy import BufferRule, Policy
 from reconcilers.feeds_config import FeedConfig
 
@@ -107,6 +116,58 @@ snapshot_rows = st.dictionaries(
 )
 
 
+def snapshot_of(
+    store_id: str, rows: dict[str, tuple[int, int, int, int]]
+) -> dict[str, SnapshotRow]:
+    """Drawn ``snapshot_rows`` as the store's rows by sku (reserved at most on_hand)."""
+    return {
+        sku: SnapshotRow(store_id, sku, on_hand, min(reserved, on_hand), in_transit, at(minute))
+        for sku, (on_hand, reserved, in_transit, minute) in rows.items()
+    }
+
+
+async def put_inputs(
+    conn: Any, store_id: str, snapshot: dict[str, SnapshotRow], location_as_of: datetime | None
+) -> None:
+    """The feed, the store's snapshot rows and (if any) its location, as a pull leaves them."""
+    await upsert_feeds(conn, [FEED])
+    for row in snapshot.values():
+        await put_snapshot_row(conn, row)
+    if location_as_of is not None:
+        await put_location(conn, store_id, location_as_of)
+
+
+def assert_is_reference(
+    row: asyncpg.Record | None,
+    store_id: str,
+    sku: str,
+    *,
+    snapshot: dict[str, SnapshotRow],
+    location_as_of: datetime | None,
+    events: list[PosEvent],
+    now: datetime,
+) -> BookPosition | None:
+    """The stored position ``row`` is the reference's for the pair (``book_position`` of its
+    snapshot row and events); returns the reference position."""
+    expected = book_position(
+        store_id, sku,
+        snapshot_row=snapshot.get(sku),
+        location_as_of=location_as_of,
+        events=[e for e in events if e.sku == sku],
+        at=now,
+    )  # fmt: skip
+    assert row is not None
+    if expected is None:
+        assert (row["book"], row["base_source"], row["base_at"]) == (None, None, None)
+    else:
+        got = (row["book"], row["base_source"], row["base_at"], row["last_event_at"],
+               row["snapshot_as_of"], row["in_transit"])  # fmt: skip
+        want = (expected.book, expected.base_source, expected.base_at, expected.last_event_at,
+                expected.snapshot_as_of, expected.in_transit)  # fmt: skip
+        assert got == want, f"{store_id}/{sku} at {now}"
+    return expected
+
+
 @hsettings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -134,21 +195,14 @@ def test_sql_book_position_equals_reference(
     events = [make_event(store_id, i, spec) for i, spec in enumerate(specs)]
     deliveries = events + [events[i] for i in redelivered if i < len(events)]
     rnd.shuffle(deliveries)
-    snapshot = {
-        sku: SnapshotRow(store_id, sku, on_hand, min(reserved, on_hand), in_transit, at(minute))
-        for sku, (on_hand, reserved, in_transit, minute) in rows.items()
-    }
+    snapshot = snapshot_of(store_id, rows)
     location_as_of = None if location_minute is None else at(location_minute)
     now = at(now_minute)
 
     async def run() -> list[tuple[str, asyncpg.Record | None]]:
         conn = await asyncpg.connect(db_dsn, server_settings={"timezone": "UTC"})
         try:
-            await upsert_feeds(conn, [FEED])
-            for row in snapshot.values():
-                await put_snapshot_row(conn, row)
-            if location_as_of is not None:
-                await put_location(conn, store_id, location_as_of)
+            await put_inputs(conn, store_id, snapshot, location_as_of)
             size = max(1, -(-len(deliveries) // batches))
             for start in range(0, len(deliveries), size):  # pages, as a feed delivers them
                 async with conn.transaction():
@@ -169,23 +223,13 @@ def test_sql_book_position_equals_reference(
             await conn.close()
 
     for sku, row in asyncio.run(run()):
-        expected = book_position(
-            store_id, sku,
-            snapshot_row=snapshot.get(sku),
-            location_as_of=location_as_of,
-            events=[e for e in events if e.sku == sku],
-            at=now,
+        expected = assert_is_reference(
+            row, store_id, sku,
+            snapshot=snapshot, location_as_of=location_as_of, events=events, now=now,
         )  # fmt: skip
-        assert row is not None
         if expected is None:
-            assert (row["book"], row["base_source"], row["base_at"]) == (None, None, None)
+            assert row is not None
             assert row["badge_state"] == "unknown" and row["reasons"] == ["no_data"]
-        else:
-            got = (row["book"], row["base_source"], row["base_at"], row["last_event_at"],
-                   row["snapshot_as_of"], row["in_transit"])  # fmt: skip
-            want = (expected.book, expected.base_source, expected.base_at, expected.last_event_at,
-                    expected.snapshot_as_of, expected.in_transit)  # fmt: skip
-            assert got == want, f"{store_id}/{sku} at {now}"
 
 
 # -- plain cases --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from tests.test_api_availability import (
     LON,
     NOW,
     POLICY,
-    add_freshness,
+    add_one_badge,
     add_position,
     add_product,
     add_store,
@@ -43,10 +43,8 @@ async def wait_for_notification(app: Litestar, seen: int) -> None:
 
 
 async def _seed(pool: asyncpg.Pool) -> None:
-    await add_store(pool, "S001")
     await add_product(pool, "SKU-1")
-    await add_position(pool, "S001", "SKU-1", book=10)
-    await add_freshness(pool, "S001", NOW - timedelta(minutes=5))
+    await add_one_badge(pool)
 
 
 class FakeMonotonic:

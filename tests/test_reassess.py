@@ -48,36 +48,15 @@ def worlds(draw: st.DrawFn) -> tuple[Engine, datetime]:
         at += timedelta(minutes=draw(st.integers(1, 90)))
         store, sku = draw(st.sampled_from(STORES)), draw(st.sampled_from(SKUS))
         kind = draw(st.sampled_from(["sale", "sale", "sale", "receipt", "count", "feedback"]))
+        event: dict[str, Any] = {
+            "event_id": f"e{i}", "store_id": store, "sku": sku, "occurred_at": at,
+        }  # fmt: skip
         if kind == "sale":
-            engine.observe_event(
-                Sale(
-                    event_id=f"e{i}",
-                    store_id=store,
-                    sku=sku,
-                    occurred_at=at,
-                    qty=draw(st.integers(1, 3)),
-                )
-            )
+            engine.observe_event(Sale(qty=draw(st.integers(1, 3)), **event))
         elif kind == "receipt":
-            engine.observe_event(
-                Receipt(
-                    event_id=f"e{i}",
-                    store_id=store,
-                    sku=sku,
-                    occurred_at=at,
-                    qty=draw(st.integers(1, 12)),
-                )
-            )
+            engine.observe_event(Receipt(qty=draw(st.integers(1, 12)), **event))
         elif kind == "count":
-            engine.observe_event(
-                Count(
-                    event_id=f"e{i}",
-                    store_id=store,
-                    sku=sku,
-                    occurred_at=at,
-                    on_hand=draw(st.integers(0, 20)),
-                )
-            )
+            engine.observe_event(Count(on_hand=draw(st.integers(0, 20)), **event))
         else:
             engine.observe_feedback(
                 kind=draw(st.sampled_from(["shelf_count", "pick_found", "pick_short"])),

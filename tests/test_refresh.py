@@ -5,8 +5,7 @@ one process at a time, on the scheduler's interval. The clock is injected."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.jobs import REFRESH_LOCK, run_refresh
 from reconcilers.scheduler import start_reconcilers
+from tests.conftest import wait_for
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 POLICY = Policy(safety_buffer=2, low_stock_below=3, max_data_age=timedelta(hours=6))
@@ -241,14 +241,6 @@ async def test_a_database_failure_is_logged_not_raised(settings: Settings, db_ds
     assert outcome["outcome"] == "failed"
     assert outcome["detail"].startswith("database unavailable: InterfaceError")
     assert [(e["event"], e["log_level"]) for e in logs] == [("badges.refreshed", "warning")]
-
-
-async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def test_the_scheduler_refreshes_on_its_interval_without_feeds(

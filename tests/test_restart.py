@@ -23,7 +23,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import msgspec
 import pytest
 
 from app.api.app import create_app
@@ -33,7 +32,7 @@ from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.jobs import run_feed
-from tests.conftest import serve_in_loop
+from tests.conftest import serve_in_loop, with_feeds_file
 from tests.feedserver import FeedServer, PagedFeed, Reply, Request, text_reply
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -94,9 +93,8 @@ async def test_postgres_restart_under_a_running_service_loses_and_doubles_nothin
         await migrate(conn)
     finally:
         await conn.close()
-    feeds = tmp_path / "feeds.toml"
-    feeds.write_text(
-        f'[[feeds]]\nname = "pos"\nkind = "pos"\nurl = "{feed_server.url("/events")}"\n'
+    feeds = with_feeds_file(
+        settings, tmp_path, {"name": "pos", "kind": "pos", "url": feed_server.url("/events")}
     )
     events = PagedFeed([[sale("E1", 30), sale("E2", 29)], [sale("E3", 28)]])
     gate = threading.Event()
@@ -107,7 +105,7 @@ async def test_postgres_restart_under_a_running_service_loses_and_doubles_nothin
         return events(request)
 
     feed_server.route("/events", responder)
-    app = create_app(msgspec.structs.replace(settings, feeds_file=feeds), dsn=dsn)
+    app = create_app(feeds, dsn=dsn)
     async with serve_in_loop(app) as client:
         reconcilers = app.state.reconcilers
         assert (await reconcilers.run_now("pos")).events_new == 3
@@ -179,6 +177,13 @@ asyncio.run(main(*sys.argv[1:]))
 """
 
 
+async def run_at_now(
+    pool: asyncpg.Pool, feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+) -> Any:
+    """One run of ``feed`` (its job, as the scheduler would run it) at NOW."""
+    return await run_feed(pool, feed, client, settings=settings, policy=Policy(), clock=lambda: NOW)
+
+
 async def stored(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
     queries = {
         "events": "SELECT feed, event_id FROM pos_event ORDER BY 1, 2",
@@ -246,6 +251,7 @@ async def test_killed_in_the_middle_of_a_pos_page_leaves_nothing_half_way(
     pool: asyncpg.Pool,
     db_dsn: str,
     feed_server: FeedServer,
+    client: httpx.AsyncClient,
     settings: Settings,
     killable: Procs,
 ) -> None:
@@ -260,9 +266,7 @@ async def test_killed_in_the_middle_of_a_pos_page_leaves_nothing_half_way(
     await kill_mid_write(pool, db_dsn, "pos", feed.url, killable)
 
     assert await stored(pool) == before  # no events, no freshness, cursor still c1
-    async with httpx.AsyncClient() as client:
-        outcome = await run_feed(pool, feed, client, settings=settings, policy=Policy(),
-                                 clock=lambda: NOW)  # fmt: skip
+    outcome = await run_at_now(pool, feed, client, settings)
     assert (outcome.outcome, outcome.events_new) == ("applied", 2)
     after = await stored(pool)
     assert after["events"] == [("pos", "E2"), ("pos", "E3")]
@@ -273,6 +277,7 @@ async def test_killed_in_the_middle_of_a_snapshot_swap_leaves_the_old_one_in_for
     pool: asyncpg.Pool,
     db_dsn: str,
     feed_server: FeedServer,
+    client: httpx.AsyncClient,
     settings: Settings,
     killable: Procs,
 ) -> None:
@@ -283,20 +288,17 @@ async def test_killed_in_the_middle_of_a_snapshot_swap_leaves_the_old_one_in_for
         headers={"ETag": '"old"'}))  # fmt: skip
     async with pool.acquire() as conn:
         await upsert_feeds(conn, [feed])
-    async with httpx.AsyncClient() as client:
-        first = await run_feed(pool, feed, client, settings=settings, policy=Policy(),
-                               clock=lambda: NOW)  # fmt: skip
-        assert first.outcome == "applied"
-        feed_server.always("/snap.csv", text_reply(
-            f"{HEADER}\nS1,SKU-A,9,0,0,{iso(new)}\nS1,SKU-C,3,0,0,{iso(new)}\n",
-            headers={"ETag": '"new"'}))  # fmt: skip
-        before = await stored(pool)
+    first = await run_at_now(pool, feed, client, settings)
+    assert first.outcome == "applied"
+    feed_server.always("/snap.csv", text_reply(
+        f"{HEADER}\nS1,SKU-A,9,0,0,{iso(new)}\nS1,SKU-C,3,0,0,{iso(new)}\n",
+        headers={"ETag": '"new"'}))  # fmt: skip
+    before = await stored(pool)
 
-        await kill_mid_write(pool, db_dsn, "warehouse", feed.url, killable)
+    await kill_mid_write(pool, db_dsn, "warehouse", feed.url, killable)
 
-        assert await stored(pool) == before  # the old snapshot in force, ETag "old"
-        outcome = await run_feed(pool, feed, client, settings=settings, policy=Policy(),
-                                 clock=lambda: NOW)  # fmt: skip
+    assert await stored(pool) == before  # the old snapshot in force, ETag "old"
+    outcome = await run_at_now(pool, feed, client, settings)
     assert outcome.outcome == "applied", outcome.detail
     after = await stored(pool)
     assert [(r[1], r[2]) for r in after["stock"]] == [("SKU-A", 9), ("SKU-C", 3)]

@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.scheduler import Reconcilers, UnknownFeed, start_reconcilers
-from tests.conftest import serve_in_loop
+from tests.conftest import serve_in_loop, wait_for, with_feeds_file
 from tests.feedserver import FeedServer, Reply, json_reply
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -39,31 +39,13 @@ def page(*ids: str, next_cursor: str = "n1") -> Reply:
 
 def with_feeds(settings: Settings, tmp_path: Path, server: FeedServer, *, interval: str = "1h",
                timeout: str = "5s", scheduler: bool = True) -> Settings:  # fmt: skip
-    path = tmp_path / "feeds.toml"
-    path.write_text(
-        f"""
-[[feeds]]
-name = "pos-main"
-kind = "pos"
-url = "{server.url("/events")}"
-interval = "{interval}"
-timeout = "{timeout}"
-""",
-        encoding="utf-8",
-    )
-    return msgspec.structs.replace(settings, feeds_file=path, scheduler=scheduler)
+    feed = {"name": "pos-main", "kind": "pos", "url": server.url("/events"),
+            "interval": interval, "timeout": timeout}  # fmt: skip
+    return with_feeds_file(settings, tmp_path, feed, scheduler=scheduler)
 
 
 async def start(pool: asyncpg.Pool, settings: Settings) -> Reconcilers:
     return await start_reconcilers(pool, settings, Policy(), clock)
-
-
-async def wait_for(condition: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 async def feed_row(pool: asyncpg.Pool) -> dict[str, Any]:

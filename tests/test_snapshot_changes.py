@@ -25,6 +25,7 @@ from app.domain.live import Assessor, frozen_calibration
 from app.domain.model import Count, Sale
 from app.domain.policy import Policy
 from app.settings import Settings
+from tests.conftest import stock_in_force
 
 T0 = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 STORES = ["S1", "S2", "S3"]
@@ -33,11 +34,41 @@ POLICY = Policy()
 FULL_BOOK = _book_of(Q.pairs_of_stores)
 
 
-def _csv(rows: dict[tuple[str, str], tuple[int, int, int, datetime]]) -> bytes:
+Stock = dict[tuple[str, str], tuple[int, int, int, datetime]]
+
+
+def _csv(rows: Stock) -> bytes:
     out = io.StringIO()
     for (loc, sku), (on_hand, reserved, in_transit, as_of) in sorted(rows.items()):
         out.write(f"{loc},{sku},{on_hand},{reserved},{in_transit},{as_of.isoformat()}\n")
     return out.getvalue().encode()
+
+
+def _location_rows(
+    rng: random.Random, in_force: Stock, loc: str, skus: list[str], as_of: datetime
+) -> Stock:
+    """A random next snapshot of ``loc``: some rows dropped (or never listed), most kept
+    with unchanged counts, the rest new counts."""
+    rows: Stock = {}
+    for sku in skus:
+        old = in_force.get((loc, sku))
+        if rng.random() < 0.15:
+            continue  # dropped (or never listed)
+        if old is not None and rng.random() < 0.7:
+            # unchanged counts; as_of usually the location's, sometimes its own
+            at = as_of if rng.random() < 0.8 else as_of - timedelta(minutes=1)
+            rows[(loc, sku)] = (*old[:3], at)
+        else:
+            rows[(loc, sku)] = (rng.randint(0, 9), rng.randint(0, 2),
+                                rng.randint(0, 3), as_of)  # fmt: skip
+    return rows
+
+
+def _replace_named(in_force: Stock, named: list[str], rows: Stock) -> None:
+    """The stock in force after a snapshot of ``rows`` that names the locations ``named``."""
+    for key in [k for k in in_force if k[0] in named]:
+        del in_force[key]
+    in_force |= rows
 
 
 def _between(
@@ -85,7 +116,7 @@ async def test_snapshots_write_and_recompute_only_changes(
     pool: asyncpg.Pool, seed: int, with_changes: bool
 ) -> None:
     rng = random.Random(seed)
-    in_force: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
+    in_force: Stock = {}
     async with pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO feed (name, kind, url) VALUES ('wh', 'warehouse', 'x'), ('pos', 'pos', 'y')"
@@ -94,29 +125,13 @@ async def test_snapshots_write_and_recompute_only_changes(
         for round_ in range(8):
             now += timedelta(minutes=30)
             named = rng.sample(STORES, rng.randint(1, len(STORES)))
-            rows: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
+            rows: Stock = {}
             for loc in named:
                 as_of = now - timedelta(minutes=rng.choice([5, 25, 45]))  # events may be later
-                for sku in SKUS:
-                    old = in_force.get((loc, sku))
-                    if rng.random() < 0.15:
-                        continue  # dropped (or never listed)
-                    if old is not None and rng.random() < 0.7:
-                        # unchanged counts; as_of usually the location's, sometimes its own
-                        at = as_of if rng.random() < 0.8 else as_of - timedelta(minutes=1)
-                        rows[(loc, sku)] = (*old[:3], at)
-                    else:
-                        rows[(loc, sku)] = (rng.randint(0, 9), rng.randint(0, 2),
-                                            rng.randint(0, 3), as_of)  # fmt: skip
+                rows |= _location_rows(rng, in_force, loc, SKUS, as_of)
             await _apply(conn, _csv(rows), now, with_changes=with_changes)
-            for key in [k for k in in_force if k[0] in named]:
-                del in_force[key]
-            in_force |= rows
-            stock = await conn.fetch(
-                "SELECT ws.location_id, ws.sku, on_hand, reserved, in_transit,"
-                " COALESCE(ws.as_of, wl.as_of) AS as_of"
-                " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id)"
-            )
+            _replace_named(in_force, named, rows)
+            stock = await stock_in_force(conn)
             assert {(r[0], r[1]): tuple(r[2:]) for r in stock} == in_force, round_
             await _assert_positions_are_full_recompute(conn, now, round_)
             # POS events and counts between snapshots, before and after the next as_of
@@ -244,27 +259,18 @@ async def test_an_engine_fed_changes_equals_one_fed_whole_snapshots(
         return took
 
     fed_changes.engine.observe_changes = counted  # type: ignore[method-assign]
-    in_force: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
+    in_force: Stock = {}
     skus = [*SKUS, "K-new"]
     now = T0
     for round_ in range(10):
         now += timedelta(minutes=30)
         named = rng.sample(STORES, rng.randint(1, len(STORES)))
-        rows: dict[tuple[str, str], tuple[int, int, int, datetime]] = {}
+        rows: Stock = {}
         for loc in named:
             # as_of mostly moves on; sometimes stays or goes back (the engine keeps its newer)
             as_of = now - timedelta(minutes=rng.choice([5, 25, 45, 45, 200]))
             few = rng.random() < 0.3  # fewer rows than a store's opening needs
-            for sku in skus[:3] if few else skus:
-                old = in_force.get((loc, sku))
-                if rng.random() < 0.15:
-                    continue
-                if old is not None and rng.random() < 0.7:
-                    at = as_of if rng.random() < 0.8 else as_of - timedelta(minutes=1)
-                    rows[(loc, sku)] = (*old[:3], at)
-                else:
-                    rows[(loc, sku)] = (rng.randint(0, 9), rng.randint(0, 2),
-                                        rng.randint(0, 3), as_of)  # fmt: skip
+            rows |= _location_rows(rng, in_force, loc, skus[:3] if few else skus, as_of)
         if not rows:
             continue
         body = b"location_id,sku,on_hand,reserved,in_transit,as_of\n" + _csv(rows)
@@ -279,9 +285,7 @@ async def test_an_engine_fed_changes_equals_one_fed_whole_snapshots(
                 clock=lambda at=now: at,
             )  # fmt: skip
         assert outcome.outcome == "applied", outcome.detail
-        for key in [k for k in in_force if k[0] in named]:
-            del in_force[key]
-        in_force |= rows
+        _replace_named(in_force, named, rows)
         events = _between(rng, round_, now, skus, most=4)
         if events:
             with binding(fed_changes):

@@ -7,7 +7,7 @@ Every quarantine test checks the reason text and that what was in force before
 from __future__ import annotations
 
 import gzip
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from reconcilers.warehouse import (
     header_problem,
     pull_warehouse,
 )
+from tests.conftest import stock_in_force
 from tests.feedserver import FeedServer, Reply, text_reply
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -47,14 +48,13 @@ def rows_for(location: str, count: int, as_of: str = T6) -> list[str]:
     return [f"{location},SKU-{i:04d},{i % 7 + 1},0,0,{as_of}" for i in range(count)]
 
 
+def serve_rows(server: FeedServer, *rows: str, **reply: Any) -> None:
+    """Serve a snapshot of ``rows`` at PATH, every time (``reply``: ``text_reply``'s options)."""
+    server.always(PATH, text_reply(csv(*rows), **reply))
+
+
 def make_feed(server: FeedServer, **kwargs: Any) -> FeedConfig:
     return FeedConfig(name="wh-main", kind="warehouse", url=server.url(PATH), **kwargs)
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as c:
-        yield c
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ async def feed(pool: asyncpg.Pool, feed_server: FeedServer) -> FeedConfig:
     return config
 
 
-async def pull(
+async def pull_once(
     pool: asyncpg.Pool,
     feed: FeedConfig,
     client: httpx.AsyncClient,
@@ -76,15 +76,25 @@ async def pull(
     )
 
 
+Pull = Callable[..., Awaitable[PullOutcome]]
+InForce = dict[str, list[tuple[Any, ...]]]
+
+
+@pytest.fixture
+def pull(
+    pool: asyncpg.Pool, feed: FeedConfig, client: httpx.AsyncClient, settings: Settings
+) -> Pull:
+    """``await pull()`` pulls the test's feed once at NOW (``pull(other)``: with other settings)."""
+
+    async def once(with_settings: Settings = settings) -> PullOutcome:
+        return await pull_once(pool, feed, client, with_settings)
+
+    return once
+
+
 async def stock(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
-    rows = await pool.fetch(
-        # A row stores its as_of only when it is not its location's, and the snapshot
-        # that last wrote it: read both as in force, through the location.
-        "SELECT ws.location_id, ws.sku, on_hand, reserved, in_transit,"
-        " COALESCE(ws.as_of, wl.as_of), wl.snapshot_id"
-        " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id) ORDER BY 1, 2"
-    )
-    return [tuple(r) for r in rows]
+    """The stock in force, each row with the snapshot that last wrote its location."""
+    return await stock_in_force(pool, then="wl.snapshot_id")
 
 
 async def snapshot_rows(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
@@ -95,7 +105,7 @@ async def snapshot_rows(pool: asyncpg.Pool) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in rows]
 
 
-async def in_force(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
+async def in_force(pool: asyncpg.Pool) -> InForce:
     """Everything a snapshot may change, to compare before and after."""
     queries = {
         "stock": "SELECT * FROM warehouse_stock ORDER BY location_id, sku",
@@ -115,25 +125,17 @@ def ts(text: str) -> datetime:
 
 
 async def test_good_snapshot_is_applied(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
-    feed_server.always(
-        PATH,
-        text_reply(
-            csv(
-                f"S001,SKU-1,12,1,6,{T5}",
-                f"S001,SKU-2,3,0,0,{T6}",
-                "S002,SKU-1,7,2,0,2026-11-23T08:30:00+02:00",
-            ),
-            headers={"ETag": '"v1"'},
-        ),
+    serve_rows(
+        feed_server,
+        f"S001,SKU-1,12,1,6,{T5}",
+        f"S001,SKU-2,3,0,0,{T6}",
+        "S002,SKU-1,7,2,0,2026-11-23T08:30:00+02:00",
+        headers={"ETag": '"v1"'},
     )
 
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
 
     assert (outcome.outcome, outcome.rows) == ("applied", 3)
     [(snapshot_id, *snapshot)] = await snapshot_rows(pool)
@@ -158,40 +160,28 @@ async def test_good_snapshot_is_applied(
 
 
 async def test_crlf_and_bom_are_tolerated(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     body = "\ufeff" + csv(f"S001,SKU-1,4,0,0,{T6}", f"S001,SKU-2,5,1,0,{T6}").replace("\n", "\r\n")
     feed_server.always(PATH, text_reply(body))
 
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
 
     assert outcome.outcome == "applied", outcome.detail
     assert [(r[1], r[2], r[3]) for r in await stock(pool)] == [("SKU-1", 4, 0), ("SKU-2", 5, 1)]
 
 
 async def test_rfc3339_variants_are_accepted(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
-    feed_server.always(
-        PATH,
-        text_reply(
-            csv(
-                "S001,SKU-1,1,0,0,2026-11-23t06:00:00z",
-                "S001,SKU-2,1,0,0,2026-11-23T06:00:00.250Z",
-                "S001,SKU-3,1,0,0,2026-11-22T21:00:00-09:00",
-            )
-        ),
+    serve_rows(
+        feed_server,
+        "S001,SKU-1,1,0,0,2026-11-23t06:00:00z",
+        "S001,SKU-2,1,0,0,2026-11-23T06:00:00.250Z",
+        "S001,SKU-3,1,0,0,2026-11-22T21:00:00-09:00",
     )
 
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
 
     assert outcome.outcome == "applied", outcome.detail
     assert [r[5] for r in await stock(pool)] == [
@@ -202,11 +192,7 @@ async def test_rfc3339_variants_are_accepted(
 
 
 async def test_partial_snapshot_replaces_named_locations_only(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     feed_server.sequence(
         PATH,
@@ -219,8 +205,8 @@ async def test_partial_snapshot_replaces_named_locations_only(
         ),
         text_reply(csv(f"S001,SKU-A,4,1,0,{T6}", f"S001,SKU-C,9,0,2,{T6}")),
     )
-    await pull(pool, feed, client, settings)
-    second = await pull(pool, feed, client, settings)
+    await pull()
+    second = await pull()
 
     assert second.outcome == "applied", second.detail
     (first_id, *_), (second_id, *_) = await snapshot_rows(pool)
@@ -239,20 +225,16 @@ async def test_partial_snapshot_replaces_named_locations_only(
 
 
 async def test_freshness_never_moves_back(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     async with pool.acquire() as conn:
         await conn.execute(
             "INSERT INTO store_freshness (store_id, snapshot_as_of) VALUES ('S001', $1)",
             ts("2026-11-23T06:30:00Z"),
         )
-    feed_server.always(PATH, text_reply(csv(f"S001,SKU-1,4,0,0,{T6}", f"S002,SKU-1,4,0,0,{T6}")))
+    serve_rows(feed_server, f"S001,SKU-1,4,0,0,{T6}", f"S002,SKU-1,4,0,0,{T6}")
 
-    await pull(pool, feed, client, settings)
+    await pull()
 
     freshness = await pool.fetch("SELECT store_id, snapshot_as_of FROM store_freshness ORDER BY 1")
     assert [tuple(r) for r in freshness] == [
@@ -262,11 +244,7 @@ async def test_freshness_never_moves_back(
 
 
 async def test_etag_sent_and_304_changes_nothing(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     body = csv(f"S001,SKU-1,4,0,0,{T6}")
     feed_server.route(
@@ -277,11 +255,11 @@ async def test_etag_sent_and_304_changes_nothing(
             else text_reply(body, headers={"ETag": '"v1"'})
         ),
     )
-    await pull(pool, feed, client, settings)
+    await pull()
     before = await in_force(pool)
     snapshots_before = await snapshot_rows(pool)
 
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
 
     assert outcome.outcome == "unchanged"
     first, second = feed_server.requests_to(PATH)
@@ -292,11 +270,7 @@ async def test_etag_sent_and_304_changes_nothing(
 
 
 async def test_gzip_body_is_applied(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     rows = rows_for("S001", 2000)
     feed_server.always(
@@ -309,7 +283,7 @@ async def test_gzip_body_is_applied(
         ),
     )
 
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
 
     assert (outcome.outcome, outcome.rows) == ("applied", 2000)
     assert await pool.fetchval("SELECT sum(on_hand) FROM warehouse_stock") == sum(
@@ -318,15 +292,11 @@ async def test_gzip_body_is_applied(
 
 
 async def test_503_then_200_is_retried(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     feed_server.sequence(PATH, Reply(status=503), text_reply(csv(f"S001,SKU-1,4,0,0,{T6}")))
 
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
 
     assert outcome.outcome == "applied"
     assert len(feed_server.requests_to(PATH)) == 2
@@ -334,16 +304,12 @@ async def test_503_then_200_is_retried(
 
 
 async def test_connection_cut_mid_body_is_retried_not_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     full = text_reply(csv(*rows_for("S001", 50)))
     feed_server.sequence(PATH, Reply(body=full.body, headers=full.headers, cut_after=300), full)
 
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
 
     assert (outcome.outcome, outcome.rows) == ("applied", 50)
     assert len(feed_server.requests_to(PATH)) == 2
@@ -351,17 +317,13 @@ async def test_connection_cut_mid_body_is_retried_not_quarantined(
 
 
 async def test_persistent_cut_raises_and_stores_nothing(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, settings: Settings
 ) -> None:
     full = text_reply(csv(*rows_for("S001", 50)))
     feed_server.always(PATH, Reply(body=full.body, headers=full.headers, cut_after=300))
 
     with pytest.raises(httpx.RemoteProtocolError):
-        await pull(pool, feed, client, settings)
+        await pull()
 
     assert len(feed_server.requests_to(PATH)) == settings.retry_attempts
     assert await snapshot_rows(pool) == []
@@ -369,14 +331,10 @@ async def test_persistent_cut_raises_and_stores_nothing(
 
 
 async def test_404_is_raised_without_retry(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     with pytest.raises(httpx.HTTPStatusError) as info:
-        await pull(pool, feed, client, settings)
+        await pull()
 
     assert info.value.response.status_code == 404
     assert len(feed_server.requests_to(PATH)) == 1
@@ -387,39 +345,27 @@ async def test_404_is_raised_without_retry(
 
 
 @pytest.fixture
-async def previous(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-) -> dict[str, list[tuple[Any, ...]]]:
+async def previous(pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull) -> InForce:
     """A good snapshot in force (ETag "v1"); returns what is stored."""
-    feed_server.always(
-        PATH,
-        text_reply(
-            csv(f"S001,SKU-1,5,0,0,{T5}", f"S001,SKU-2,6,1,0,{T5}", f"S002,SKU-1,2,0,3,{T5}"),
-            headers={"ETag": '"v1"'},
-        ),
+    serve_rows(
+        feed_server,
+        f"S001,SKU-1,5,0,0,{T5}",
+        f"S001,SKU-2,6,1,0,{T5}",
+        f"S002,SKU-1,2,0,3,{T5}",
+        headers={"ETag": '"v1"'},
     )
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
     assert outcome.outcome == "applied"
     return await in_force(pool)
 
 
 async def quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    body: str | Reply,
-    before: dict[str, list[tuple[Any, ...]]],
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, body: str | Reply, before: InForce
 ) -> str:
     """Serve ``body``, pull, check it was quarantined with nothing changed; the reason."""
     reply = body if isinstance(body, Reply) else text_reply(body, headers={"ETag": '"v2"'})
     feed_server.always(PATH, reply)
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
     assert outcome.outcome == "quarantined"
     assert await in_force(pool) == before
     latest = (await snapshot_rows(pool))[-1]
@@ -429,18 +375,28 @@ async def quarantined(
     return outcome.detail
 
 
+Quarantine = Callable[[str | Reply], Awaitable[str]]
+
+
+@pytest.fixture
+def quarantine(
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
+) -> Quarantine:
+    """``await quarantine(body)``: ``quarantined`` against the ``previous`` snapshot."""
+
+    async def serve(body: str | Reply) -> str:
+        return await quarantined(pool, feed_server, pull, body, previous)
+
+    return serve
+
+
 async def test_truncated_snapshot_is_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
+    pool: asyncpg.Pool, quarantine: Quarantine
 ) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", f"S001,SKU-2,6,1,0,{T6}", f"S002,SKU-1,2,0,3,{T6}")
     cut = body[: body.index("S002") + len("S002,SKU-1,2")]
 
-    reason = await quarantined(pool, feed, feed_server, client, settings, cut, previous)
+    reason = await quarantine(cut)
 
     assert reason == (
         'line 4: missing data for column "reserved" (a row has the 6 fields '
@@ -449,18 +405,9 @@ async def test_truncated_snapshot_is_quarantined(
     assert await pool.fetchval("SELECT count(*) FROM warehouse_snapshot_row") == 0
 
 
-async def test_quarantine_is_logged_with_ids(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
+async def test_quarantine_is_logged_with_ids(pool: asyncpg.Pool, quarantine: Quarantine) -> None:
     with structlog.testing.capture_logs() as logs:
-        reason = await quarantined(
-            pool, feed, feed_server, client, settings, csv(f"S001,SKU-1,-1,0,0,{T6}"), previous
-        )
+        reason = await quarantine(csv(f"S001,SKU-1,-1,0,0,{T6}"))
 
     [event] = [e for e in logs if e["event"] == "snapshot.quarantined"]
     snapshot_id = (await snapshot_rows(pool))[-1][0]
@@ -472,33 +419,19 @@ async def test_quarantine_is_logged_with_ids(
     assert event["log_level"] == "warning"
 
 
-async def test_truncated_inside_as_of_names_line_and_value(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
+async def test_truncated_inside_as_of_names_line_and_value(quarantine: Quarantine) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", f"S001,SKU-2,6,1,0,{T6}", f"S002,SKU-1,2,0,3,{T6}")
     cut = body[: body.index("S002") + len("S002,SKU-1,2,0,3,2026-11-23T06:0")]
 
-    reason = await quarantined(pool, feed, feed_server, client, settings, cut, previous)
+    reason = await quarantine(cut)
 
     assert reason == "line 4: as_of '2026-11-23T06:0' is not an RFC 3339 timestamp with offset"
 
 
-async def test_wrong_header_is_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
+async def test_wrong_header_is_quarantined(quarantine: Quarantine) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", header="location,sku,on_hand,reserved,as_of")
 
-    reason = await quarantined(pool, feed, feed_server, client, settings, body, previous)
+    reason = await quarantine(body)
 
     assert reason == (
         "line 1: expected header 'location_id,sku,on_hand,reserved,in_transit,as_of', "
@@ -506,14 +439,7 @@ async def test_wrong_header_is_quarantined(
     )
 
 
-async def test_bad_values_are_quarantined_with_lines(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
+async def test_bad_values_are_quarantined_with_lines(quarantine: Quarantine) -> None:
     body = csv(
         f"S001,SKU-1,5,0,0,{T6}",
         f"S001,SKU-2,-3,0,0,{T6}",
@@ -525,7 +451,7 @@ async def test_bad_values_are_quarantined_with_lines(
         "S001,SKU-8,1,0,0,2026-02-30T06:00:00Z",
     )
 
-    reason = await quarantined(pool, feed, feed_server, client, settings, body, previous)
+    reason = await quarantine(body)
 
     assert reason == (
         "line 3: on_hand '-3' is not a non-negative integer; "
@@ -538,61 +464,33 @@ async def test_bad_values_are_quarantined_with_lines(
     )
 
 
-async def test_identifier_longer_than_64_is_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
+async def test_identifier_longer_than_64_is_quarantined(quarantine: Quarantine) -> None:
     body = csv(f"S001,{'K' * 64},5,0,0,{T6}", f"S001,{'K' * 65},5,0,0,{T6}")
 
-    reason = await quarantined(pool, feed, feed_server, client, settings, body, previous)
+    reason = await quarantine(body)
 
     assert reason == (
         f"line 3: sku '{'K' * 65}' is not an identifier (1 to 64 of A-Z a-z 0-9 . _ - :)"
     )
 
 
-async def test_duplicate_pair_is_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
+async def test_duplicate_pair_is_quarantined(quarantine: Quarantine) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", f"S002,SKU-1,5,0,0,{T6}", f"S001,SKU-1,4,0,0,{T6}")
 
-    reason = await quarantined(pool, feed, feed_server, client, settings, body, previous)
+    reason = await quarantine(body)
 
     assert reason == "line 4: duplicate (location_id, sku) ('S001', 'SKU-1'), first on line 2"
 
 
-async def test_empty_snapshot_is_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
-    reason = await quarantined(pool, feed, feed_server, client, settings, csv(), previous)
+async def test_empty_snapshot_is_quarantined(pool: asyncpg.Pool, quarantine: Quarantine) -> None:
+    reason = await quarantine(csv())
 
     assert reason == "snapshot has no rows (header only)"
     assert (await snapshot_rows(pool))[-1][3:5] == (0, 0)
 
 
-async def test_empty_body_is_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
-    reason = await quarantined(pool, feed, feed_server, client, settings, "", previous)
+async def test_empty_body_is_quarantined(quarantine: Quarantine) -> None:
+    reason = await quarantine("")
 
     assert reason == (
         "line 1: expected header 'location_id,sku,on_hand,reserved,in_transit,as_of', "
@@ -600,59 +498,33 @@ async def test_empty_body_is_quarantined(
     )
 
 
-async def test_header_without_line_end_is_an_empty_snapshot(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
-    reason = await quarantined(pool, feed, feed_server, client, settings, EXPECTED_HEADER, previous)
+async def test_header_without_line_end_is_an_empty_snapshot(quarantine: Quarantine) -> None:
+    reason = await quarantine(EXPECTED_HEADER)
 
     assert reason == "snapshot has no rows (header only)"
 
 
-async def test_corrupt_gzip_is_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
+async def test_corrupt_gzip_is_quarantined(quarantine: Quarantine) -> None:
     corrupt = Reply(
         body=b"this is not gzip at all",
         headers={"Content-Type": "text/csv", "Content-Encoding": "gzip"},
     )
 
-    reason = await quarantined(pool, feed, feed_server, client, settings, corrupt, previous)
+    reason = await quarantine(corrupt)
 
     assert reason.startswith("body: cannot be decoded (")
 
 
-async def test_backslash_is_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
-) -> None:
+async def test_backslash_is_quarantined(quarantine: Quarantine) -> None:
     body = csv(f"S001,SKU-1,5,0,0,{T6}", "\\.", f"S001,SKU-2,5,0,0,{T6}")
 
-    reason = await quarantined(pool, feed, feed_server, client, settings, body, previous)
+    reason = await quarantine(body)
 
     assert reason == "line 3: a backslash, which no field may contain"
 
 
 async def test_oversized_body_is_quarantined(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, settings: Settings, previous: InForce
 ) -> None:
     small = msgspec_replace(settings, max_feed_bytes=1000)
     body = csv(*rows_for("S001", 100))
@@ -666,7 +538,7 @@ async def test_oversized_body_is_quarantined(
         ),
     )
 
-    outcome = await pull(pool, feed, client, small)
+    outcome = await pull(small)
 
     assert outcome.outcome == "quarantined"
     assert outcome.detail is not None
@@ -679,19 +551,13 @@ def msgspec_replace(settings: Settings, **changes: Any) -> Settings:
 
 
 async def test_row_drop_over_limit_is_quarantined_and_rows_kept(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
-    feed_server.always(PATH, text_reply(csv(*rows_for("S001", 10, T5))))
-    await pull(pool, feed, client, settings)
+    serve_rows(feed_server, *rows_for("S001", 10, T5))
+    await pull()
     before = await in_force(pool)
 
-    reason = await quarantined(
-        pool, feed, feed_server, client, settings, csv(*rows_for("S001", 4)), before
-    )
+    reason = await quarantined(pool, feed_server, pull, csv(*rows_for("S001", 4)), before)
 
     assert reason == (
         "row count fell from 10 to 4 (60%), more than the allowed 50% against the "
@@ -706,20 +572,16 @@ async def test_row_drop_over_limit_is_quarantined_and_rows_kept(
 
 
 async def test_row_drop_within_limit_is_applied(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     feed_server.sequence(
         PATH,
         text_reply(csv(*rows_for("S001", 10, T5))),
         text_reply(csv(*rows_for("S001", 6))),
     )
-    await pull(pool, feed, client, settings)
+    await pull()
 
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
 
     assert (outcome.outcome, outcome.rows) == ("applied", 6)
     assert len(await stock(pool)) == 6
@@ -739,9 +601,9 @@ async def test_feed_max_drop_overrides_setting(
         text_reply(csv(*rows_for("S001", 10, T5))),
         text_reply(csv(*rows_for("S001", 8))),
     )
-    await pull(pool, strict, client, settings)
+    await pull_once(pool, strict, client, settings)
 
-    outcome = await pull(pool, strict, client, settings)
+    outcome = await pull_once(pool, strict, client, settings)
 
     assert outcome.outcome == "quarantined"
     assert (
@@ -751,18 +613,13 @@ async def test_feed_max_drop_overrides_setting(
 
 
 async def test_quarantined_snapshot_is_fetched_again_but_recorded_once(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
 ) -> None:
     bad = text_reply(csv(f"S001,SKU-1,-1,0,0,{T6}"), headers={"ETag": '"v2"'})
     feed_server.always(PATH, bad)
-    await pull(pool, feed, client, settings)
+    await pull()
 
-    again = await pull(pool, feed, client, settings)
+    again = await pull()
 
     assert again.outcome == "quarantined"
     assert [r.headers.get("if-none-match") for r in feed_server.requests_to(PATH)] == [
@@ -780,12 +637,7 @@ async def test_quarantined_snapshot_is_fetched_again_but_recorded_once(
 
 
 async def test_good_snapshot_after_quarantine_is_applied(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
-    previous: dict[str, list[tuple[Any, ...]]],
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull, previous: InForce
 ) -> None:
     feed_server.sequence(
         PATH,
@@ -794,9 +646,9 @@ async def test_good_snapshot_after_quarantine_is_applied(
             csv(f"S001,SKU-1,9,0,0,{T6}", f"S002,SKU-1,9,0,0,{T6}"), headers={"ETag": '"v3"'}
         ),
     )
-    assert (await pull(pool, feed, client, settings)).outcome == "quarantined"
+    assert (await pull()).outcome == "quarantined"
 
-    outcome = await pull(pool, feed, client, settings)
+    outcome = await pull()
 
     assert outcome.outcome == "applied"
     assert [(r[0], r[1], r[2]) for r in await stock(pool)] == [
@@ -810,11 +662,7 @@ async def test_good_snapshot_after_quarantine_is_applied(
 
 
 async def test_positions_follow_the_snapshot(
-    pool: asyncpg.Pool,
-    feed: FeedConfig,
-    feed_server: FeedServer,
-    client: httpx.AsyncClient,
-    settings: Settings,
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
 ) -> None:
     feed_server.sequence(
         PATH,
@@ -823,10 +671,10 @@ async def test_positions_follow_the_snapshot(
         ),
         text_reply(csv(f"S001,SKU-1,7,1,0,{T6}", f"S003,SKU-9,4,0,0,{T6}")),
     )
-    first = await pull(pool, feed, client, settings)
+    first = await pull()
     assert first.positions == 3
 
-    second = await pull(pool, feed, client, settings)
+    second = await pull()
 
     assert second.positions == 3  # S001: SKU-1 and the unlisted SKU-2; S003: SKU-9
     rows = await pool.fetch(

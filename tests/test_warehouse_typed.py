@@ -28,6 +28,7 @@ from app.settings import Settings, load_settings
 from reconcilers import warehouse
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.outcome import PullOutcome
+from tests.conftest import stock_in_force
 
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
 POLICY = Policy()
@@ -126,12 +127,7 @@ async def _pull(
         with capture_logs() as logs:
             outcome = await judge(text.encode(), "next", fast=fast)
         typed = any(e["event"] == "snapshot.applied" and e["typed"] for e in logs)
-        stock = await conn.fetch(
-            "SELECT ws.location_id, ws.sku, on_hand, reserved, in_transit,"
-            " COALESCE(ws.as_of, wl.as_of) AS as_of"
-            " FROM warehouse_stock ws JOIN warehouse_location wl USING (location_id)"
-            " ORDER BY 1, 2"
-        )
+        stock = await stock_in_force(conn)
         positions = await conn.fetch(
             "SELECT store_id, sku, book, base_source, in_transit, badge_state"
             " FROM book_position ORDER BY 1, 2"
