@@ -207,12 +207,27 @@ async def _dispatch(
     clock: Clock,
     progress: PullOutcome,
 ) -> PullOutcome:
-    if feed.format != "contract":  # a vendor adapter (docs/adapters.md)
-        from reconcilers.adapters import pull_adapted
+    """Pull ``feed`` with the puller its ``format`` names (a vendor adapter,
+    docs/adapters.md), or for a contract feed the one of its ``kind``; one dispatch for
+    both, so every feed is routed in one place."""
+    if feed.format == "square":
+        from reconcilers.adapters.square_pull import pull_square
 
-        return await pull_adapted(
+        return await pull_square(
             pool, feed, client, settings=settings, policy=policy, clock=clock, progress=progress
         )
+    if feed.format == "shopify":
+        from reconcilers.adapters.shopify_pull import pull_shopify
+
+        return await pull_shopify(pool, feed, client, settings=settings, policy=policy, clock=clock)
+    if feed.format == "csv_mapping":
+        from reconcilers.adapters.csv_mapping import pull_csv_mapping
+
+        return await pull_csv_mapping(
+            pool, feed, client, settings=settings, policy=policy, clock=clock
+        )
+    if feed.format != "contract":
+        raise ValueError(f"feed {feed.name}: no adapter for format {feed.format!r}")
     if feed.kind == "pos":
         from reconcilers.pos import pull_pos
 
