@@ -104,10 +104,7 @@ async def run_feed(
     try:
         lock_conn = await pool.acquire()
     except DB_ERRORS as exc:
-        error = f"feed {feed.name}: database unavailable: {type(exc).__name__}: {exc}"
-        outcome = PullOutcome(outcome="failed", detail=error)
-        _log(feed, outcome, started, error=error)
-        return outcome
+        return _database_failed(feed, started, exc, "database unavailable")
     try:
         if not await lock_conn.fetchval(
             "SELECT pg_try_advisory_lock($1, $2)", FEED_LOCK_CLASS, key
@@ -123,15 +120,21 @@ async def run_feed(
             with contextlib.suppress(*DB_ERRORS):
                 await lock_conn.execute("SELECT pg_advisory_unlock($1, $2)", FEED_LOCK_CLASS, key)
     except DB_ERRORS as exc:
-        error = f"feed {feed.name}: database unavailable (feed lock): {type(exc).__name__}: {exc}"
-        outcome = PullOutcome(outcome="failed", detail=error)
-        _log(feed, outcome, started, error=error)
-        return outcome
+        return _database_failed(feed, started, exc, "database unavailable (feed lock)")
     finally:
         # Releasing resets the connection, which also drops session locks: even a
         # cancelled unlock cannot leave the feed locked.
         with contextlib.suppress(*DB_ERRORS):
             await pool.release(lock_conn)
+
+
+def _database_failed(feed: FeedConfig, started: float, exc: Exception, what: str) -> PullOutcome:
+    """The failed outcome of a run the database stopped around its feed lock, logged
+    and returned: a run never raises for database trouble."""
+    error = f"feed {feed.name}: {what}: {type(exc).__name__}: {exc}"
+    outcome = PullOutcome(outcome="failed", detail=error)
+    _log(feed, outcome, started, error=error)
+    return outcome
 
 
 async def _locked_run(
