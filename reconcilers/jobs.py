@@ -104,10 +104,7 @@ async def run_feed(
     try:
         lock_conn = await pool.acquire()
     except DB_ERRORS as exc:
-        error = f"feed {feed.name}: database unavailable: {type(exc).__name__}: {exc}"
-        outcome = PullOutcome(outcome="failed", detail=error)
-        _log(feed, outcome, started, error=error)
-        return outcome
+        return _database_failed(feed, started, exc, "database unavailable")
     try:
         if not await lock_conn.fetchval(
             "SELECT pg_try_advisory_lock($1, $2)", FEED_LOCK_CLASS, key
@@ -123,15 +120,21 @@ async def run_feed(
             with contextlib.suppress(*DB_ERRORS):
                 await lock_conn.execute("SELECT pg_advisory_unlock($1, $2)", FEED_LOCK_CLASS, key)
     except DB_ERRORS as exc:
-        error = f"feed {feed.name}: database unavailable (feed lock): {type(exc).__name__}: {exc}"
-        outcome = PullOutcome(outcome="failed", detail=error)
-        _log(feed, outcome, started, error=error)
-        return outcome
+        return _database_failed(feed, started, exc, "database unavailable (feed lock)")
     finally:
         # Releasing resets the connection, which also drops session locks: even a
         # cancelled unlock cannot leave the feed locked.
         with contextlib.suppress(*DB_ERRORS):
             await pool.release(lock_conn)
+
+
+def _database_failed(feed: FeedConfig, started: float, exc: Exception, what: str) -> PullOutcome:
+    """The failed outcome of a run the database stopped around its feed lock, logged
+    and returned: a run never raises for database trouble."""
+    error = f"feed {feed.name}: {what}: {type(exc).__name__}: {exc}"
+    outcome = PullOutcome(outcome="failed", detail=error)
+    _log(feed, outcome, started, error=error)
+    return outcome
 
 
 async def _locked_run(
@@ -207,12 +210,27 @@ async def _dispatch(
     clock: Clock,
     progress: PullOutcome,
 ) -> PullOutcome:
-    if feed.format != "contract":  # a vendor adapter (docs/adapters.md)
-        from reconcilers.adapters import pull_adapted
+    """Pull ``feed`` with the puller its ``format`` names (a vendor adapter,
+    docs/adapters.md), or for a contract feed the one of its ``kind``; one dispatch for
+    both, so every feed is routed in one place."""
+    if feed.format == "square":
+        from reconcilers.adapters.square_pull import pull_square
 
-        return await pull_adapted(
+        return await pull_square(
             pool, feed, client, settings=settings, policy=policy, clock=clock, progress=progress
         )
+    if feed.format == "shopify":
+        from reconcilers.adapters.shopify_pull import pull_shopify
+
+        return await pull_shopify(pool, feed, client, settings=settings, policy=policy, clock=clock)
+    if feed.format == "csv_mapping":
+        from reconcilers.adapters.csv_mapping import pull_csv_mapping
+
+        return await pull_csv_mapping(
+            pool, feed, client, settings=settings, policy=policy, clock=clock
+        )
+    if feed.format != "contract":
+        raise ValueError(f"feed {feed.name}: no adapter for format {feed.format!r}")
     if feed.kind == "pos":
         from reconcilers.pos import pull_pos
 

@@ -264,14 +264,21 @@ async def pull_pos(
     what was stored before a later page failed. Good pages are stored together once
     they hold ``group_events`` events (or after ``GROUP_SECONDS``).
     """
-    async with pool.acquire() as conn:
-        state = await feed_state.get_feed(conn, feed.name)
-    if state is None:
-        raise LookupError(f"feed {feed.name} has no feed row; upsert the feeds first")
     return await pull_held(
-        pool, feed.name, state.cursor, lambda held: _fetch_pages(client, feed, settings, clock, held),
+        pool, feed.name, await saved_cursor(pool, feed.name),
+        lambda held: _fetch_pages(client, feed, settings, clock, held),
         group_events=group_events, policy=policy, clock=clock, progress=progress,
     )  # fmt: skip
+
+
+async def saved_cursor(pool: asyncpg.Pool, feed: str) -> str | None:
+    """The feed's saved resume point (``None``: from the start), read as every held-pages
+    feed starts a run; a feed without its row was never upserted: a setup error."""
+    async with pool.acquire() as conn:
+        state = await feed_state.get_feed(conn, feed)
+    if state is None:
+        raise LookupError(f"feed {feed} has no feed row; upsert the feeds first")
+    return state.cursor
 
 
 async def pull_held(

@@ -25,6 +25,7 @@ import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Literal
 
 import asyncpg
 import httpx
@@ -490,6 +491,31 @@ async def _stage(conn: Connection, source: AsyncIterator[bytes]) -> str | None:
     return None
 
 
+async def _record_snapshot(
+    conn: Connection,
+    feed: FeedConfig,
+    etag: str | None,
+    counts: tuple[int, int] | None,
+    *,
+    status: Literal["applied", "quarantined"],
+    reason: str | None,
+    clock: Clock,
+) -> int:
+    """Record the pulled snapshot received now (rows and locations as counted, or
+    unknown); both outcomes keep the same record, only status and reason differ."""
+    rows, locations = counts if counts is not None else (None, None)
+    return await snapshots.insert_snapshot(
+        conn,
+        feed=feed.name,
+        etag=etag,
+        status=status,
+        reason=reason,
+        row_count=rows,
+        locations=locations,
+        received_at=clock(),
+    )
+
+
 async def _quarantine(
     conn: Connection,
     feed: FeedConfig,
@@ -501,7 +527,7 @@ async def _quarantine(
     keep_rows: bool = False,
 ) -> PullOutcome:
     """Record the snapshot as quarantined; what is in force stays untouched."""
-    rows, locations = counts if counts is not None else (None, None)
+    rows = counts[0] if counts is not None else None
     latest = await snapshots.latest_snapshot(conn, feed.name)
     if (
         latest is not None
@@ -522,15 +548,8 @@ async def _quarantine(
             rows=rows or 0,
             detail=f"same as quarantined snapshot {latest.snapshot_id}: {reason}",
         )
-    snapshot_id = await snapshots.insert_snapshot(
-        conn,
-        feed=feed.name,
-        etag=etag,
-        status="quarantined",
-        reason=reason,
-        row_count=rows,
-        locations=locations,
-        received_at=clock(),
+    snapshot_id = await _record_snapshot(
+        conn, feed, etag, counts, status="quarantined", reason=reason, clock=clock
     )
     if keep_rows:
         await snapshots.keep_staged_rows(conn, snapshot_id)
@@ -562,15 +581,8 @@ async def _apply(
     from app.db.positions import recompute_stores
 
     rows, locations = counts
-    snapshot_id = await snapshots.insert_snapshot(
-        conn,
-        feed=feed.name,
-        etag=etag,
-        status="applied",
-        reason=None,
-        row_count=rows,
-        locations=locations,
-        received_at=clock(),
+    snapshot_id = await _record_snapshot(
+        conn, feed, etag, counts, status="applied", reason=None, clock=clock
     )
     started = time.perf_counter()
     if typed:

@@ -259,20 +259,38 @@ def rescore(
     visits: list[VisitRec], labels: Stream, cal: IsoMap, threshold: float = 0.9, buffer: int = 2
 ) -> tuple[float, float, float, float]:
     """FPR, coverage, Brier and the worst gap over bins of 500+ visits, as the report."""
-    li = promises = false = kept = available = 0
-    brier = 0.0
-    bins = [[0, 0.0, 0] for _ in range(10)]
-    for v in visits:
+    li = 0
+
+    def confidence(v: VisitRec) -> float:
+        nonlocal li
         while li < len(labels) and labels[li][0] <= v.t:
             cal.observe(labels[li][1], labels[li][2], labels[li][3])
             li += 1
-        conf, promise = 0.0, False
+        if v.ev is None or v.book is None:
+            return 0.0
+        return (
+            max(0.0, min(1.0, cal(v.raw)))
+            if cal.labels >= C.MIN_LABELS
+            else C.COLD_PRIOR[IsoMap._bin(v.raw)]  # the engine's cold-start map
+        )
+
+    return scored(visits, confidence, threshold, buffer)
+
+
+def scored(
+    visits: list[VisitRec], confidence: Callable[[VisitRec], float], threshold: float, buffer: int
+) -> tuple[float, float, float, float]:
+    """FPR, coverage, Brier and the worst gap over bins of 500+ visits, each visit
+    answered at ``confidence`` (0 without evidence) and promised by the service's rule.
+    One tally for every map variant, here and in calibration_lab.py, so their numbers
+    compare; ``confidence`` is called once a visit, in order, and may learn from what
+    was published by then."""
+    promises = false = kept = available = 0
+    brier = 0.0
+    bins = [[0, 0.0, 0] for _ in range(10)]
+    for v in visits:
+        conf, promise = confidence(v), False
         if v.ev is not None and v.book is not None:
-            conf = (
-                max(0.0, min(1.0, cal(v.raw)))
-                if cal.labels >= C.MIN_LABELS
-                else C.COLD_PRIOR[IsoMap._bin(v.raw)]  # the engine's cold-start map
-            )
             held = sum(held_back(v.ev, threshold))
             margin = v.book - buffer - held >= v.wanted
             promise = not v.stale and v.book > 0 and margin and conf >= threshold

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Protocol
 
 import msgspec
-from accuracy_probe import LabelRec, VisitRec, held_back, mechanism, record  # scripts/ on sys.path
+from accuracy_probe import LabelRec, VisitRec, mechanism, record, scored  # scripts/ on sys.path
 
 from app.backtest.dataset import PublishedEvent, open_dataset
 from app.domain import calibration as C
@@ -300,35 +300,28 @@ def rescore(
     visits: list[VisitRec], labels: list[tuple[Label, Who]], cal: Map,
     threshold: float = 0.9, buffer: int = 2,
 ) -> tuple[float, float, float, float]:  # fmt: skip
-    """FPR, coverage, Brier and the worst gap over 500+-visit bins, as the report; each
-    look-up is shown to the map after its answer (the service sees its look-ups)."""
-    li = promises = false = kept = available = 0
-    brier = 0.0
-    bins = [[0, 0.0, 0] for _ in range(10)]
-    for v in visits:
+    """FPR, coverage, Brier and the worst gap over 500+-visit bins, as the report
+    (``accuracy_probe.scored``); each look-up is shown to the map after its answer (the
+    service sees its look-ups)."""
+    li = 0
+
+    def confidence(v: VisitRec) -> float:
+        nonlocal li
         while li < len(labels) and labels[li][0][0] <= v.t:
             cal.observe(*labels[li])
             li += 1
-        conf, promise = 0.0, False
-        if v.ev is not None and v.book is not None:
-            conf = (
-                max(0.0, min(1.0, cal(v.ev, v.raw)))
-                if cal.labels >= C.MIN_LABELS
-                else C.COLD_PRIOR[_bin(v.raw)]  # the engine's cold-start map
-            )
-            margin = v.book - buffer - sum(held_back(v.ev, threshold)) >= v.wanted
-            promise = not v.stale and v.book > 0 and margin and conf >= threshold
-            if v.ev.book >= v.wanted:
-                cal.see(v.ev, v.raw, (v.per_day, v.key))
-        available += v.available
-        promises += promise
-        false += promise and not v.available
-        kept += promise and v.available
-        brier += (conf - v.available) ** 2
-        b = bins[min(9, math.floor(conf * 10 + 1e-9))]
-        b[0], b[1], b[2] = b[0] + 1, b[1] + conf, b[2] + v.available
-    gap = max((abs(c - o) / n for n, c, o in bins if n >= 500), default=0.0)
-    return false / max(1, promises), kept / max(1, available), brier / len(visits), gap
+        if v.ev is None or v.book is None:
+            return 0.0
+        conf = (
+            max(0.0, min(1.0, cal(v.ev, v.raw)))
+            if cal.labels >= C.MIN_LABELS
+            else C.COLD_PRIOR[_bin(v.raw)]  # the engine's cold-start map
+        )
+        if v.ev.book >= v.wanted:
+            cal.see(v.ev, v.raw, (v.per_day, v.key))
+        return conf
+
+    return scored(visits, confidence, threshold, buffer)
 
 
 def table(visits: list[VisitRec], labels: list[LabelRec]) -> list[str]:

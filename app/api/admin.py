@@ -179,15 +179,9 @@ async def pull_feed_now(
     async with pool.acquire() as conn:
         state = await feed_db.get_feed(conn, name)
     assert state is not None, "a configured feed always has its row"
+    # The run's counts as jobs logs them (PullOutcome's fields), and the feed's state.
     return PullResult(
-        outcome=outcome.outcome,
-        pages=outcome.pages,
-        events_new=outcome.events_new,
-        events_duplicate=outcome.events_duplicate,
-        rows=outcome.rows,
-        positions=outcome.positions,
-        detail=outcome.detail,
-        feed=_feed_out(state, set(reconcilers.feed_names)),
+        **msgspec.structs.asdict(outcome), feed=_feed_out(state, set(reconcilers.feed_names))
     )
 
 

@@ -387,6 +387,9 @@ _KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
 _KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
 # A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once.
 _KEPT_BOOKS_OF_PAIRS = _kept(_book_of(Q.pairs_named, scoped=False))
+# The two ways a batch of positions is written end in the one conflict rule.
+_UPSERT_POSITIONS = f"{Q.upsert_positions}\n{Q.position_on_conflict}"
+_UPSERT_FROM_POSITION_WRITE = f"{Q.upsert_from_position_write}\n{Q.position_on_conflict}"
 
 
 class _KeptBadges(msgspec.Struct):
@@ -467,11 +470,11 @@ async def _write(conn: Connection, values: list[Row], now: datetime) -> None:
         return
     if len(values) < COPY_FROM:
         columns = [list(c) for c in zip(*values, strict=True)]
-        await conn.execute(Q.upsert_positions, *columns, now)
+        await conn.execute(_UPSERT_POSITIONS, *columns, now)
         return
     await conn.execute(Q.create_position_write)
     await conn.copy_records_to_table("position_write", records=values, columns=WRITE_COLUMNS)
-    await conn.execute(Q.upsert_from_position_write, now)
+    await conn.execute(_UPSERT_FROM_POSITION_WRITE, now)
     await conn.execute(Q.truncate_position_write)
 
 

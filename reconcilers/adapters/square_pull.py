@@ -16,7 +16,6 @@ import msgspec
 import structlog
 
 from app.clock import Clock
-from app.db import feeds as feed_state
 from app.domain.model import PosEvent
 from app.domain.policy import Policy
 from app.settings import Settings
@@ -25,7 +24,7 @@ from reconcilers.adapters.http import send
 from reconcilers.adapters.ids import IdMap, Skipped
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.outcome import FeedDataError, PullOutcome
-from reconcilers.pos import GROUP_EVENTS, MAX_PAGES_PER_RUN, HeldPages, pull_held
+from reconcilers.pos import GROUP_EVENTS, MAX_PAGES_PER_RUN, HeldPages, pull_held, saved_cursor
 
 log = structlog.get_logger(__name__)
 
@@ -54,19 +53,16 @@ async def pull_square(
     """Pull from the saved resume point until Square has no more pages (at most
     ``MAX_PAGES_PER_RUN``); ``progress`` is updated as pages are stored (together, up
     to ``group_events`` events at a time)."""
-    async with pool.acquire() as conn:
-        state = await feed_state.get_feed(conn, feed.name)
-    if state is None:
-        raise LookupError(f"feed {feed.name} has no feed row; upsert the feeds first")
-    resume = square.decode_resume(state.cursor)
+    saved = await saved_cursor(pool, feed.name)
+    resume = square.decode_resume(saved)
     if resume is None:
-        if state.cursor:
+        if saved:
             log.warning("square.resume_reset", feed=feed.name,
                         detail="saved cursor is not a Square resume point; starting over")  # fmt: skip
         resume = square.initial_resume(clock())
     skipped = Skipped()
     outcome = await pull_held(
-        pool, feed.name, state.cursor,
+        pool, feed.name, saved,
         lambda held: _fetch_pages(client, feed, settings, resume, held, skipped),
         group_events=group_events, policy=policy, clock=clock, progress=progress,
     )  # fmt: skip

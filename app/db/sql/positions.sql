@@ -120,6 +120,7 @@ ORDER BY 1, 2
 -- name: upsert_positions
 -- One statement for the whole batch; reasons arrive comma-joined (codes have none).
 -- evidence: the engine's record (NULL when no engine assessed the badge).
+-- app/db/positions.py runs it followed by ``position_on_conflict``.
 INSERT INTO book_position AS bp (
     store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
     badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, computed_at)
@@ -132,20 +133,6 @@ FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::timestamptz[]
             $14::bytea[])
      AS u(store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at,
           in_transit, badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence)
-ON CONFLICT (store_id, sku) DO UPDATE SET
-    book = EXCLUDED.book,
-    base_source = EXCLUDED.base_source,
-    base_at = EXCLUDED.base_at,
-    snapshot_as_of = EXCLUDED.snapshot_as_of,
-    last_event_at = EXCLUDED.last_event_at,
-    in_transit = EXCLUDED.in_transit,
-    badge_state = EXCLUDED.badge_state,
-    safety_buffer = EXCLUDED.safety_buffer,
-    confidence = EXCLUDED.confidence,
-    reasons = EXCLUDED.reasons,
-    badge_as_of = EXCLUDED.badge_as_of,
-    evidence = EXCLUDED.evidence,
-    computed_at = EXCLUDED.computed_at;
 
 -- name: create_position_write
 -- A large batch of computed rows arrives here by binary COPY, then one upsert.
@@ -158,7 +145,8 @@ CREATE TEMP TABLE IF NOT EXISTS position_write (
 
 -- name: upsert_from_position_write
 -- $1 computed_at. Reasons arrive comma-joined, as in upsert_positions (one value a
--- row: sent as text[], each element costs the driver a type check).
+-- row: sent as text[], each element costs the driver a type check). Followed by
+-- ``position_on_conflict`` too.
 INSERT INTO book_position AS bp (
     store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at, in_transit,
     badge_state, safety_buffer, confidence, reasons, badge_as_of, evidence, computed_at)
@@ -166,6 +154,10 @@ SELECT store_id, sku, book, base_source, base_at, snapshot_as_of, last_event_at,
        badge_state, safety_buffer, confidence, string_to_array(reasons, ','), badge_as_of,
        evidence, $1
 FROM position_write
+
+-- name: position_on_conflict
+-- The end of both position upserts (upsert_positions, upsert_from_position_write):
+-- a pair already stored takes every column of the new row.
 ON CONFLICT (store_id, sku) DO UPDATE SET
     book = EXCLUDED.book,
     base_source = EXCLUDED.base_source,
