@@ -1,6 +1,7 @@
 """Calibration-map variants re-scored offline on recorded replays (diagnosis only).
 
     PYTHONPATH=$PWD .venv/bin/python scripts/calibration_lab.py DATASET_DIR [...] [--table]
+        [--ceilings | --adaptive | --promised]
 
 The two ideas docs/engine.md left open ("Doubts and next steps"), measured the way
 ``accuracy_probe.py`` measures map variants (one replay records every visit's and
@@ -29,7 +30,13 @@ reads ``on_shelf_qty``, as a ceiling), for the isotonic map on raw and for the b
 logistic; and each look-up labelled by the published POS: found when a sale of the pair
 of at least the wanted units occurred within 3 h after it (the window of
 ``viewed_at`` before arrival), learned 4 h after the look-up. Otherwise
-``on_shelf_qty`` is read only to score, never to learn.
+``on_shelf_qty`` is read only to score, never to learn. The plain run also tries
+maps from one label kind (shelf counts only, picks only).
+
+``--adaptive``: the threshold re-chosen online from the look-ups' confidences (the
+lowest at which their expected false-promise rate is within 2% / 1.5%), no outcome
+used. ``--promised``: of the visits promised at 0.9 or more, the share that found too
+few units by sales speed, book, back room, silence, loss, confidence and hour.
 """
 
 from __future__ import annotations
@@ -43,11 +50,17 @@ from pathlib import Path
 from typing import Protocol
 
 import msgspec
-from accuracy_probe import LabelRec, VisitRec, mechanism, record, scored  # scripts/ on sys.path
+from accuracy_probe import (  # scripts/ on sys.path
+    LabelRec,
+    VisitRec,
+    mechanism,
+    record,
+    scored,
+)
 
 from app.backtest.dataset import PublishedEvent, open_dataset
 from app.domain import calibration as C
-from app.domain.confidence import Evidence, raw_confidence
+from app.domain.confidence import Evidence, held_back, raw_confidence
 from app.domain.model import Sale
 
 Label = tuple[float, Evidence, float, bool]  # (published, evidence, raw, outcome)
@@ -379,11 +392,103 @@ def table(visits: list[VisitRec], labels: list[LabelRec]) -> list[str]:
     return out
 
 
+def adaptive(
+    visits: list[VisitRec], labels: list[tuple[Label, Who]], target: float,
+    window: int = 20_000, every: int = 200, buffer: int = 2,
+) -> tuple[float, float, float]:  # fmt: skip
+    """FPR, coverage and the last threshold when the threshold is re-chosen every
+    ``every`` look-ups as the lowest t at which the mean of 1 - confidence over the last
+    ``window`` promisable look-ups at or above t is within ``target`` (1.0: the
+    engine's fixed 0.9). Uses no outcome: the service could run it on its look-ups."""
+    cal, li, t = CellMap(), 0, 0.9
+    recent: list[float] = []  # the promisable look-ups' confidences, oldest first
+    ordered: list[float] = []  # the same, sorted
+    promises = false = kept = available = 0
+    for k, v in enumerate(visits):
+        while li < len(labels) and labels[li][0][0] <= v.t:
+            cal.observe(*labels[li])
+            li += 1
+        promise = False
+        if v.ev is not None and v.book is not None:
+            conf = (
+                max(0.0, min(1.0, cal(v.ev, v.raw)))
+                if cal.labels >= C.MIN_LABELS
+                else C.COLD_PRIOR[_bin(v.raw)]
+            )
+            if (
+                not v.stale
+                and v.book > 0
+                and v.book - buffer - sum(held_back(v.ev, 0.9)) >= v.wanted
+            ):
+                promise = conf >= t
+                recent.append(conf)
+                bisect.insort(ordered, conf)
+                if len(recent) > window:
+                    del ordered[bisect.bisect_left(ordered, recent.pop(0))]
+                if target < 1.0 and k % every == 0 and len(ordered) > 500:
+                    doubt, n, best = 0.0, 0, 1.0
+                    for c in reversed(ordered):
+                        doubt, n = doubt + 1.0 - c, n + 1
+                        if doubt / n <= target:
+                            best = c
+                    t = best
+            if v.ev.book >= v.wanted:
+                cal.see(v.ev, v.raw, (v.per_day, v.key))
+        available += v.available
+        promises += promise
+        false += promise and not v.available
+        kept += promise and v.available
+    return false / max(1, promises), kept / max(1, available), t
+
+
+def promised_by_feature(visits: list[VisitRec], buffer: int = 2) -> list[str]:
+    """Of the visits promised at confidence 0.9 or more (the book beyond the policy's
+    minimum buffer), the share that found too few units, by what the engine knew."""
+    promised = [
+        v for v in visits
+        if v.conf >= 0.9 and not v.stale and v.ev is not None and v.book is not None
+        and v.book - buffer >= v.wanted
+    ]  # fmt: skip
+    failed = sum(not v.available for v in promised)
+    out = [f"{len(promised)} promised, {failed / max(1, len(promised)):.2%} found too few"]
+    splits: list[tuple[str, Callable[[VisitRec], float], tuple[float, ...]]] = [
+        ("sales a day", lambda v: v.per_day, (0.25, 0.5, 1, 2, 4, 8, 16)),
+        ("book", lambda v: v.book or 0, (3, 5, 8, 12, 20, 40)),
+        ("back room", lambda v: v.ev.back_room if v.ev else 0, (1, 3, 10)),
+        ("silence", lambda v: v.ev.silence if v.ev else 0.0, (0.5, 1, 2, 4)),
+        ("unrecorded loss", lambda v: v.ev.unrecorded_loss if v.ev else 0.0, (1, 2, 4, 8)),
+        ("confidence", lambda v: v.conf, (0.92, 0.94, 0.96, 0.98, 0.99)),
+        ("hour (UTC)", lambda v: (v.t % 86400) / 3600, (10, 12, 14, 16, 18, 20)),
+    ]  # fmt: skip
+    for name, key, edges in splits:
+        cells: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        for v in promised:
+            cell = cells[_cut(key(v), edges)]
+            cell[0] += 1
+            cell[1] += not v.available
+        shown = (
+            f"<{edges[i] if i < len(edges) else 'inf'} {n}/{f / n:.1%}"
+            for i, (n, f) in sorted(cells.items())
+        )
+        out.append(f"{name:<16} " + "  ".join(shown))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("datasets", type=Path, nargs="+")
     ap.add_argument("--table", action="store_true", help="visits against labels by raw decile")
     ap.add_argument("--ceilings", action="store_true", help="with visits' outcomes, POS matches")
+    ap.add_argument(
+        "--adaptive",
+        action="store_true",
+        help="threshold chosen from the look-ups' expected false-promise rate",
+    )
+    ap.add_argument(
+        "--promised",
+        action="store_true",
+        help="false promises at confidence >= 0.9 by what the engine knows",
+    )
     args = ap.parse_args()
     silence, pair = CELLS["silence"], CELLS["pair"]
     variants: list[tuple[str, int | None, Callable[[], Map]]] = [
@@ -406,10 +511,23 @@ def main() -> None:
             for line in table(visits, labels):
                 print("  " + line)
             continue
+        if args.promised:
+            for line in promised_by_feature(visits):
+                print("  " + line)
+            continue
+        if args.adaptive:
+            for target in (1.0, 0.02, 0.015):
+                fpr, cov, t = adaptive(visits, labels_of(labels), target)
+                print(f"  expected FPR within {target:<5} FPR {fpr:6.2%} coverage {cov:6.2%} "
+                      f"last threshold {t:.3f}", flush=True)  # fmt: skip
+            continue
         runs: list[tuple[str, list[tuple[Label, Who]], Callable[[], Map]]] = [
             (name, labels_of(labels, lead), make) for name, lead, make in variants
         ]
         runs.append(("picks' own units on the shelf", labels_of(labels, own_units=True), CellMap))
+        for name, kinds in (("shelf counts only", {"shelf_count"}),
+                            ("picks only", {"pick_found", "pick_short"})):  # fmt: skip
+            runs.append((name, labels_of([lab for lab in labels if lab.kind in kinds]), CellMap))
         if args.ceilings:
             own, matched = outcomes_of(visits), matched_of(visits, root)
             runs += [
