@@ -13,7 +13,7 @@ from app.domain.calibration import BINS, COLD_PRIOR, MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, confidence, held_back, raw_confidence
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
-from app.domain.shelf import pooled_rates
+from app.domain.pooled import pooled_rates
 
 T0 = datetime(2026, 11, 2, 12, tzinfo=UTC)
 units = st.floats(0.0, 30.0, allow_nan=False)

@@ -23,6 +23,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from app.domain.pooled import pooled_rates
+
 if TYPE_CHECKING:
     from app.domain.confidence import Evidence
 
@@ -92,20 +94,16 @@ def isotonic_map(
 ) -> list[float]:
     """Observed rate by bin (``n`` outcomes, ``hits`` of them found, ``raw`` their summed
     input), each bin shrunk toward its mean input by ``prior_n`` pseudo-outcomes, pooled
-    until non-decreasing (pool adjacent violators)."""
-    blocks: list[list[float]] = []  # [weighted sum, weight, bins]
-    for i in range(len(n)):
-        prior_mean = raw[i] / n[i] if n[i] else (i + 0.5) / len(n)
-        blocks.append([hits[i] + prior_n * prior_mean, n[i] + prior_n, 1.0])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][1] > blocks[-1][0] / blocks[-1][1]:
-            s, w, c = blocks.pop()
-            blocks[-1][0] += s
-            blocks[-1][1] += w
-            blocks[-1][2] += c
-    out: list[float] = []
-    for s, w, c in blocks:
-        out.extend([s / w] * int(c))
-    return out
+    until non-decreasing. The pseudo-outcomes go into the sums here, so the pooling
+    itself adds none (each bin has its own prior mean)."""
+    k = len(n)
+    means = [raw[i] / n[i] if n[i] else (i + 0.5) / k for i in range(k)]
+    return pooled_rates(
+        [h + prior_n * m for h, m in zip(hits, means, strict=True)],
+        [c + prior_n for c in n],
+        0.0,
+        0.0,
+    )
 
 
 class Calibration:

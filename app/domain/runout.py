@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
+from app.domain.pooled import pooled_rates
 from app.domain.rhythm import Rhythm
-from app.domain.shelf import pooled_rates
 
 # Units the pair sold today before the stretch began (upper edges of the bins).
 RUN_EDGES = (2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0, 96.0, 128.0, 192.0)
