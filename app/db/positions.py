@@ -215,7 +215,9 @@ async def _recompute(
                     if kept:
                         badges = _kept_badges(derive, rows)
                         t2 = time.perf_counter()
-                        await _write_kept(conn, badges, sorted(set(batch_stores)), now)
+                        named = query is _KEPT_BOOKS_OF_PAIRS
+                        await _write_kept(conn, badges, None if named else sorted(set(batch_stores)),
+                                          now)  # fmt: skip
                         for group in rows:
                             changed.extend(zip(repeat(group["store_id"]), group["skus"]))
                     else:
@@ -388,6 +390,13 @@ _KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
 # A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once.
 _KEPT_BOOKS_OF_PAIRS = _kept(_book_of(Q.pairs_named, scoped=False))
 # The two ways a batch of positions is written end in the one conflict rule.
+# update_from_book_batch for named pairs (a snapshot's candidates): without the stores'
+# filter, which steered the planner to book_position_sku (sku first): its probes jump
+# about the index (~6 us a pair) where the primary key's walk it in the pairs' order.
+_UPDATE_NAMED_FROM_BOOK_BATCH, _n = re.subn(
+    r"WHERE bp\.store_id = ANY\(\$9::text\[\]\) AND ", "WHERE ", Q.update_from_book_batch
+)
+assert _n == 1, "update_from_book_batch's store filter moved"
 _UPSERT_POSITIONS = f"{Q.upsert_positions}\n{Q.position_on_conflict}"
 _UPSERT_FROM_POSITION_WRITE = f"{Q.upsert_from_position_write}\n{Q.position_on_conflict}"
 
@@ -455,11 +464,20 @@ def _kept_badges(derive: _Deriver, groups: list[asyncpg.Record]) -> _KeptBadges:
     return _KeptBadges(index, tails)
 
 
-async def _write_kept(conn: Connection, badges: _KeptBadges, stores: object, now: datetime) -> None:
-    """Write the kept rows with their badges; only the distinct badges are sent."""
+async def _write_kept(
+    conn: Connection, badges: _KeptBadges, stores: list[str] | None, now: datetime
+) -> None:
+    """Write the kept rows with their badges; only the distinct badges are sent.
+
+    ``stores``: a whole-store batch's stores (the update reads only their positions);
+    ``None`` for named pairs, which the update probes by primary key in their order.
+    """
     if badges.index:
         columns = [list(c) for c in zip(*badges.tails, strict=True)]
-        await conn.execute(Q.update_from_book_batch, badges.index, *columns, now, stores)
+        if stores is None:
+            await conn.execute(_UPDATE_NAMED_FROM_BOOK_BATCH, badges.index, *columns, now)
+        else:
+            await conn.execute(Q.update_from_book_batch, badges.index, *columns, now, stores)
         await conn.execute(Q.insert_from_book_batch, badges.index, *columns, now)
     await conn.execute(Q.truncate_book_batch)
 
