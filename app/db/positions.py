@@ -215,9 +215,8 @@ async def _recompute(
                     if kept:
                         badges = _kept_badges(derive, rows)
                         t2 = time.perf_counter()
-                        named = query is _KEPT_BOOKS_OF_PAIRS
-                        await _write_kept(conn, badges, None if named else sorted(set(batch_stores)),
-                                          now)  # fmt: skip
+                        scope = None if query is _KEPT_BOOKS_OF_PAIRS else sorted(set(batch_stores))
+                        await _write_kept(conn, badges, scope, now)
                         for group in rows:
                             changed.extend(zip(repeat(group["store_id"]), group["skus"]))
                     else:
@@ -389,14 +388,14 @@ _KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
 _KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
 # A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once.
 _KEPT_BOOKS_OF_PAIRS = _kept(_book_of(Q.pairs_named, scoped=False))
-# The two ways a batch of positions is written end in the one conflict rule.
 # update_from_book_batch for named pairs (a snapshot's candidates): without the stores'
 # filter, which steered the planner to book_position_sku (sku first): its probes jump
 # about the index (~6 us a pair) where the primary key's walk it in the pairs' order.
-_UPDATE_NAMED_FROM_BOOK_BATCH, _n = re.subn(
+_UPDATE_NAMED_FROM_BOOK_BATCH, _filters = re.subn(
     r"WHERE bp\.store_id = ANY\(\$9::text\[\]\) AND ", "WHERE ", Q.update_from_book_batch
 )
-assert _n == 1, "update_from_book_batch's store filter moved"
+assert _filters == 1, "update_from_book_batch's store filter moved"
+# The two ways a batch of positions is written end in the one conflict rule.
 _UPSERT_POSITIONS = f"{Q.upsert_positions}\n{Q.position_on_conflict}"
 _UPSERT_FROM_POSITION_WRITE = f"{Q.upsert_from_position_write}\n{Q.position_on_conflict}"
 

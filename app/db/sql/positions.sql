@@ -318,7 +318,8 @@ TRUNCATE book_batch;
 
 -- name: update_from_book_batch
 -- $1 the badge of each numbered row (an index into the badges $2..$7, from 1),
--- $8 computed_at, $9 the batch's stores (the update reads only their positions).
+-- $8 computed_at, $9 the batch's stores (the update reads only their positions;
+-- positions.py drops that filter for named pairs, probed by primary key).
 -- The pairs already stored (``stored``: book_rule found their position) are updated
 -- here, the others inserted by insert_from_book_batch right after (the store locks
 -- keep every write of these stores' positions to this transaction meanwhile).
