@@ -388,13 +388,10 @@ _KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
 _KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
 # A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once.
 _KEPT_BOOKS_OF_PAIRS = _kept(_book_of(Q.pairs_named, scoped=False))
-# update_from_book_batch for named pairs (a snapshot's candidates): without the stores'
-# filter, which steered the planner to book_position_sku (sku first): its probes jump
-# about the index (~6 us a pair) where the primary key's walk it in the pairs' order.
-_UPDATE_NAMED_FROM_BOOK_BATCH, _filters = re.subn(
-    r"WHERE bp\.store_id = ANY\(\$9::text\[\]\) AND ", "WHERE ", Q.update_from_book_batch
-)
-assert _filters == 1, "update_from_book_batch's store filter moved"
+# The badge update of the kept rows: whole-store batches read only their stores'
+# positions; named pairs are probed by primary key (see of_named_pairs).
+_UPDATE_STORES_FROM_BOOK_BATCH = f"{Q.update_from_book_batch}\n{Q.of_batch_stores}"
+_UPDATE_PAIRS_FROM_BOOK_BATCH = f"{Q.update_from_book_batch}\n{Q.of_named_pairs}"
 # The two ways a batch of positions is written end in the one conflict rule.
 _UPSERT_POSITIONS = f"{Q.upsert_positions}\n{Q.position_on_conflict}"
 _UPSERT_FROM_POSITION_WRITE = f"{Q.upsert_from_position_write}\n{Q.position_on_conflict}"
@@ -474,9 +471,9 @@ async def _write_kept(
     if badges.index:
         columns = [list(c) for c in zip(*badges.tails, strict=True)]
         if stores is None:
-            await conn.execute(_UPDATE_NAMED_FROM_BOOK_BATCH, badges.index, *columns, now)
+            await conn.execute(_UPDATE_PAIRS_FROM_BOOK_BATCH, badges.index, *columns, now)
         else:
-            await conn.execute(Q.update_from_book_batch, badges.index, *columns, now, stores)
+            await conn.execute(_UPDATE_STORES_FROM_BOOK_BATCH, badges.index, *columns, now, stores)
         await conn.execute(Q.insert_from_book_batch, badges.index, *columns, now)
     await conn.execute(Q.truncate_book_batch)
 
