@@ -385,7 +385,8 @@ SET LOCAL enable_mergejoin = on;
 -- new rows' skus are judged; a duplicate among them shows directly, one of a stored
 -- pair makes the file's rows outnumber the stored rows kept plus the new ones. $1
 -- every_location (typed_shape): the stored rows are all the stock, counted plainly.
--- Also how many differences there are (analyze_changes only for many).
+-- Also how many differences there are (analyze_changes only for many), counted in
+-- the same pass as the new and removed rows.
 SELECT NOT EXISTS (
            SELECT 1 FROM (SELECT DISTINCT sku FROM snapshot_change WHERE change = 'new') AS d
            WHERE sku IS NULL OR sku !~ '^[A-Za-z0-9._:-]+$' OR length(sku) > 64)
@@ -396,9 +397,12 @@ SELECT NOT EXISTS (
        - CASE WHEN $1::boolean THEN (SELECT count(*) FROM warehouse_stock)
               ELSE (SELECT count(*) FROM warehouse_stock
                     WHERE location_id IN (SELECT location_id FROM staged_location)) END
-       = (SELECT count(*) FILTER (WHERE change = 'new') - count(*) FILTER (WHERE change = 'removed')
-          FROM snapshot_change) AS clean,
-       (SELECT count(*) FROM snapshot_change) AS changes;
+       = tally.new_rows - tally.removed_rows AS clean,
+       tally.changes
+FROM (SELECT count(*) FILTER (WHERE change = 'new') AS new_rows,
+             count(*) FILTER (WHERE change = 'removed') AS removed_rows,
+             count(*) AS changes
+      FROM snapshot_change) AS tally;
 
 -- name: analyze_changes
 -- For write_changes' plans when the differences are many (ANALYZE_CHANGES_FROM): a few
