@@ -277,6 +277,14 @@ def rescore(
     return scored(visits, confidence, threshold, buffer)
 
 
+def promisable(v: VisitRec, threshold: float, buffer: int) -> bool:
+    """The service's promise rule but the confidence: data fresh, a book, and the book
+    beyond the minimum buffer and the units held back at ``threshold``."""
+    if v.ev is None or v.book is None or v.stale or v.book <= 0:
+        return False
+    return v.book - buffer - sum(held_back(v.ev, threshold)) >= v.wanted
+
+
 def scored(
     visits: list[VisitRec], confidence: Callable[[VisitRec], float], threshold: float, buffer: int
 ) -> tuple[float, float, float, float]:
@@ -289,11 +297,8 @@ def scored(
     brier = 0.0
     bins = [[0, 0.0, 0] for _ in range(10)]
     for v in visits:
-        conf, promise = confidence(v), False
-        if v.ev is not None and v.book is not None:
-            held = sum(held_back(v.ev, threshold))
-            margin = v.book - buffer - held >= v.wanted
-            promise = not v.stale and v.book > 0 and margin and conf >= threshold
+        conf = confidence(v)
+        promise = promisable(v, threshold, buffer) and conf >= threshold
         available += v.available
         promises += promise
         false += promise and not v.available

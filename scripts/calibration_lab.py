@@ -54,13 +54,14 @@ from accuracy_probe import (  # scripts/ on sys.path
     LabelRec,
     VisitRec,
     mechanism,
+    promisable,
     record,
     scored,
 )
 
 from app.backtest.dataset import PublishedEvent, open_dataset
 from app.domain import calibration as C
-from app.domain.confidence import Evidence, held_back, raw_confidence
+from app.domain.confidence import Evidence, raw_confidence
 from app.domain.model import Sale
 
 Label = tuple[float, Evidence, float, bool]  # (published, evidence, raw, outcome)
@@ -314,8 +315,14 @@ def rescore(
     threshold: float = 0.9, buffer: int = 2,
 ) -> tuple[float, float, float, float]:  # fmt: skip
     """FPR, coverage, Brier and the worst gap over 500+-visit bins, as the report
-    (``accuracy_probe.scored``); each look-up is shown to the map after its answer (the
-    service sees its look-ups)."""
+    (``accuracy_probe.scored``)."""
+    return scored(visits, map_confidence(labels, cal), threshold, buffer)
+
+
+def map_confidence(labels: list[tuple[Label, Who]], cal: Map) -> Callable[[VisitRec], float]:
+    """Each visit's confidence, in visit order: the labels published by then are given to
+    ``cal`` first, the engine's cold-start map answers until it has ``MIN_LABELS``, and
+    each look-up is shown to the map after its answer (the service sees its look-ups)."""
     li = 0
 
     def confidence(v: VisitRec) -> float:
@@ -334,7 +341,7 @@ def rescore(
             cal.see(v.ev, v.raw, (v.per_day, v.key))
         return conf
 
-    return scored(visits, confidence, threshold, buffer)
+    return confidence
 
 
 def table(visits: list[VisitRec], labels: list[LabelRec]) -> list[str]:
@@ -400,40 +407,25 @@ def adaptive(
     ``every`` look-ups as the lowest t at which the mean of 1 - confidence over the last
     ``window`` promisable look-ups at or above t is within ``target`` (1.0: the
     engine's fixed 0.9). Uses no outcome: the service could run it on its look-ups."""
-    cal, li, t = CellMap(), 0, 0.9
+    confidence, t = map_confidence(labels, CellMap()), 0.9
     recent: list[float] = []  # the promisable look-ups' confidences, oldest first
     ordered: list[float] = []  # the same, sorted
     promises = false = kept = available = 0
     for k, v in enumerate(visits):
-        while li < len(labels) and labels[li][0][0] <= v.t:
-            cal.observe(*labels[li])
-            li += 1
-        promise = False
-        if v.ev is not None and v.book is not None:
-            conf = (
-                max(0.0, min(1.0, cal(v.ev, v.raw)))
-                if cal.labels >= C.MIN_LABELS
-                else C.COLD_PRIOR[_bin(v.raw)]
-            )
-            if (
-                not v.stale
-                and v.book > 0
-                and v.book - buffer - sum(held_back(v.ev, 0.9)) >= v.wanted
-            ):
-                promise = conf >= t
-                recent.append(conf)
-                bisect.insort(ordered, conf)
-                if len(recent) > window:
-                    del ordered[bisect.bisect_left(ordered, recent.pop(0))]
-                if target < 1.0 and k % every == 0 and len(ordered) > 500:
-                    doubt, n, best = 0.0, 0, 1.0
-                    for c in reversed(ordered):
-                        doubt, n = doubt + 1.0 - c, n + 1
-                        if doubt / n <= target:
-                            best = c
-                    t = best
-            if v.ev.book >= v.wanted:
-                cal.see(v.ev, v.raw, (v.per_day, v.key))
+        conf, promise = confidence(v), False
+        if promisable(v, 0.9, buffer):
+            promise = conf >= t
+            recent.append(conf)
+            bisect.insort(ordered, conf)
+            if len(recent) > window:
+                del ordered[bisect.bisect_left(ordered, recent.pop(0))]
+            if target < 1.0 and k % every == 0 and len(ordered) > 500:
+                doubt, n, best = 0.0, 0, 1.0
+                for c in reversed(ordered):
+                    doubt, n = doubt + 1.0 - c, n + 1
+                    if doubt / n <= target:
+                        best = c
+                t = best
         available += v.available
         promises += promise
         false += promise and not v.available
