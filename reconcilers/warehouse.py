@@ -425,19 +425,19 @@ async def _judge_typed(
     savepoint = conn.transaction()
     await savepoint.start()
     try:
-        await snapshots.create_typed_staging(conn)
+        staging = await snapshots.create_typed_staging(conn)
         try:
-            await snapshots.copy_into_typed(conn, body)
+            await snapshots.copy_into_typed(conn, staging, body)
         except asyncpg.DataError:
             await savepoint.rollback()
             return None
         staged = time.perf_counter()
-        counts = None if not body.plain else await snapshots.typed_summary(conn)
+        counts = None if not body.plain else await snapshots.typed_summary(conn, staging)
         if counts is not None:
             previous = await snapshots.previous_applied_rows(conn, feed.name)
             if drop_problem(counts[0], previous, max_drop) is not None:
                 counts = None
-        if counts is None or not await snapshots.typed_differences(conn):
+        if counts is None or not await snapshots.typed_differences(conn, staging):
             await savepoint.rollback()
             return None
     except BODY_ERRORS as exc:

@@ -290,3 +290,54 @@ def _plain(pieces: list[bytes]) -> bool:
             body.close()
 
     return asyncio.run(read())
+
+
+async def test_two_feeds_stage_at_once_and_leave_no_staging_behind(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """The typed staging is a table of the database (unlogged, so parallel workers may
+    scan it), private to its pull by name: two feeds' pulls stage side by side (each
+    body waits, mid-COPY, until the other's COPY is under way too; one shared name
+    would block the second pull's CREATE until the first committed), both apply by the
+    typed path, and nothing of either staging outlives its transaction, nor of a pull
+    whose body fails mid-COPY."""
+    feeds = [FeedConfig(name=f"wh{i}", kind="warehouse", url="http://x/s", max_drop=0.5)
+             for i in (1, 2)]  # fmt: skip
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, feeds)
+    copying = [asyncio.Event(), asyncio.Event()]
+
+    async def body(i: int, *, fail: bool = False) -> AsyncIterator[bytes]:
+        yield (HEADER + "\n").encode()
+        copying[i].set()
+        if fail:
+            raise OSError("connection reset mid-body")
+        await asyncio.wait_for(copying[1 - i].wait(), 10)
+        yield "".join(f"L{i},K{k},{k},0,1,2026-11-23T05:00:00Z\n" for k in range(50)).encode()
+
+    async def pull(i: int, *, fail: bool = False) -> PullOutcome:
+        return await warehouse.apply_snapshot_stream(
+            pool, feeds[i], body(i, fail=fail), None, settings=settings, policy=POLICY,
+            clock=lambda: NOW,
+        )  # fmt: skip
+
+    with capture_logs() as logs:
+        outcomes = await asyncio.gather(pull(0), pull(1))
+    assert [(o.outcome, o.rows) for o in outcomes] == [("applied", 50), ("applied", 50)]
+    assert [e["typed"] for e in logs if e["event"] == "snapshot.applied"] == [True, True]
+    stock = await stock_in_force(pool)
+    assert {(r[0], r[1], r[2]) for r in stock} == {
+        (f"L{i}", f"K{k}", k) for i in (0, 1) for k in range(50)
+    }
+    copying[1].set()
+    try:
+        await pull(0, fail=True)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("a body that fails mid-COPY must fail the pull")
+    left = await pool.fetchval(
+        "SELECT count(*) FROM pg_class WHERE relname LIKE $1", snapshots.TYPED_TABLE + "%"
+    )
+    assert left == 0
+    assert await stock_in_force(pool) == stock

@@ -7,7 +7,7 @@ on one connection, so a snapshot is applied whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from datetime import datetime
 from itertools import repeat
 from typing import Literal
@@ -73,21 +73,51 @@ async def copy_into_staging(conn: Connection, source: AsyncIterable[bytes]) -> N
     await conn.execute(Q.analyze_staging)
 
 
-async def create_typed_staging(conn: Connection) -> None:
+class TypedStaging(msgspec.Struct, frozen=True):
+    """The fast path's staging table of one pull and its statements that name it.
+
+    An unlogged table (parallel workers may scan it, not a temporary one's) named
+    after the connection's backend, so concurrent pulls of different feeds never
+    contend for a name; it exists only inside the pull's transaction.
+    """
+
+    table: str
+    as_ofs: str  # typed_as_ofs
+    changes: str  # typed_changes
+    drop: str  # drop_typed_staging
+
+
+def _naming(table: str) -> Callable[[str], str]:
+    def named(sql: str) -> str:
+        assert TYPED_TABLE in sql, "a typed statement names the typed staging"
+        return sql.replace(TYPED_TABLE, table)
+
+    return named
+
+
+async def create_typed_staging(conn: Connection) -> TypedStaging:
     """The typed staging table of the fast path (counts parsed, as_of text)."""
-    await conn.execute(Q.create_typed_staging)
+    table = f"{TYPED_TABLE}_{conn.get_server_pid()}"
+    named = _naming(table)
+    await conn.execute(named(Q.create_typed_staging))
+    return TypedStaging(
+        table, named(Q.typed_as_ofs), named(Q.typed_changes), named(Q.drop_typed_staging)
+    )
 
 
-async def copy_into_typed(conn: Connection, source: AsyncIterable[bytes]) -> None:
+async def copy_into_typed(
+    conn: Connection, staging: TypedStaging, source: AsyncIterable[bytes]
+) -> None:
     """COPY CSV data rows into the typed staging table; a row that does not parse
     raises asyncpg's DataError (the caller then takes the text path)."""
-    await conn.copy_to_table(TYPED_TABLE, source=source, columns=STAGING_COLUMNS, format="csv")
+    await conn.copy_to_table(staging.table, source=source, columns=STAGING_COLUMNS, format="csv")
 
 
-async def typed_summary(conn: Connection) -> tuple[int, int] | None:
+async def typed_summary(conn: Connection, staging: TypedStaging) -> tuple[int, int] | None:
     """(rows, distinct locations) of the typed rows when their counts, locations and
     as_of values pass ``staged_problems``' rules; ``None`` when they may not."""
-    await conn.execute(Q.typed_as_ofs)
+    await conn.execute(Q.judge_in_parallel)
+    await conn.execute(staging.as_ofs)
     if not await conn.fetchval(Q.typed_clean):
         return None
     row = await conn.fetchrow(Q.typed_summary)
@@ -95,16 +125,16 @@ async def typed_summary(conn: Connection) -> tuple[int, int] | None:
     return int(row["row_count"] or 0), int(row["locations"])
 
 
-async def typed_differences(conn: Connection) -> bool:
+async def typed_differences(conn: Connection, staging: TypedStaging) -> bool:
     """Compare the typed rows with the stock in force at the locations they name
-    (``snapshot_change``); False when a sku or a duplicate would fail ``staged_problems``
-    (nothing is written either way)."""
+    (``snapshot_change``), then drop the staging; False when a sku or a duplicate
+    would fail ``staged_problems`` (nothing is written either way)."""
     await conn.execute(Q.stage_typed_locations)
     shape = await conn.fetchrow(Q.typed_shape)
     assert shape is not None
-    await conn.execute(Q.hash_joins_only)
-    await conn.execute(Q.typed_changes, shape["one_as_of"], shape["every_location"])
-    await conn.execute(Q.any_joins)
+    await conn.execute(staging.changes, shape["one_as_of"], shape["every_location"])
+    await conn.execute(Q.judged)
+    await conn.execute(staging.drop)
     verdict = await conn.fetchrow(Q.changes_clean, shape["every_location"])
     assert verdict is not None
     if not verdict["clean"]:
