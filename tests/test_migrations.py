@@ -44,3 +44,32 @@ async def test_concurrent_migrations_on_empty_database_apply_once(pg_dsn: str) -
         for c in conns:
             await c.close()
         await _admin(pg_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_badge_writes_stay_hot_unless_the_unassessed_flag_flips(pool: asyncpg.Pool) -> None:
+    """Migration 0010's partial index blocks HOT updates only when its generated flag
+    changes: a badge write that keeps it (new confidence and evidence, another known
+    state) stays on its page without index writes; turning a badge unknown does not."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO book_position (store_id, sku, badge_state, safety_buffer, evidence,"
+            " computed_at) VALUES ('S1', 'K1', 'in_stock', 2, '\\x01', now())"
+        )
+        stats = (
+            "SELECT pg_stat_get_xact_tuples_updated('book_position'::regclass),"
+            " pg_stat_get_xact_tuples_hot_updated('book_position'::regclass)"
+        )
+        writes = [
+            "UPDATE book_position SET confidence = 0.5, evidence = '\\x02'",
+            "UPDATE book_position SET badge_state = 'low_stock', confidence = 0.4",
+            "UPDATE book_position SET badge_state = 'unknown'",
+            "UPDATE book_position SET evidence = NULL",
+        ]
+        seen = []
+        for write in writes:
+            await conn.execute(write)
+            seen.append(tuple(await conn.fetchrow(stats)))
+        flags = await conn.fetchval("SELECT unassessed FROM book_position")
+    # updated, of them HOT: +1 HOT, +1 HOT, flag flips (not HOT), flag kept (HOT)
+    assert seen == [(1, 1), (2, 2), (3, 2), (4, 3)]
+    assert flags is True

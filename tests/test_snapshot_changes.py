@@ -349,3 +349,15 @@ async def test_a_snapshot_that_changes_no_row_still_recomputes_unknown_and_unass
         "SELECT count(*) FROM warehouse_stock WHERE snapshot_id > 1 OR as_of IS NOT NULL"
     )
     assert written == 0  # no row was written after the first snapshot
+    # With the engine: badges aged to unknown keep an assessment (the partial index
+    # book_position_unassessed holds them by its generated flag) and are recomputed too.
+    days_later = later + timedelta(days=2)
+    async with pool.acquire() as conn:
+        with binding(live):
+            await recompute_pairs(conn, list(stock), policy=POLICY, now=days_later)
+    flagged = await pool.fetch("SELECT badge_state, unassessed FROM book_position")
+    assert {(r["badge_state"], r["unassessed"]) for r in flagged} == {("unknown", True)}
+    await pull(days_later, days_later + timedelta(minutes=5), live)
+    flagged = await pool.fetch("SELECT badge_state, evidence, unassessed FROM book_position")
+    assert all(r["badge_state"] != "unknown" and r["evidence"] is not None for r in flagged)
+    assert not any(r["unassessed"] for r in flagged)

@@ -215,8 +215,10 @@ SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = '
 -- pairs_of_snapshot for stores $1 whose snapshot came with what it changed ($3 stores
 -- and $4 skus, parallel arrays: the rows it wrote or removed and those with an as_of
 -- of their own), in one statement for all of them: those pairs, the positions
--- book_rule recomputes whatever their inputs (unknown, or not assessed as $2 says),
--- and the pairs with POS events or shelf counts. pairs_of_snapshot's other two
+-- book_rule recomputes whatever their inputs (unknown, or not assessed as $2 says:
+-- with an engine, the few the partial index book_position_unassessed holds; without
+-- one, every assessed position, by a scan), and the pairs with POS events or shelf
+-- counts. pairs_of_snapshot's other two
 -- branches need no search here. A position without a row: the row went in the
 -- snapshot that removed it (listed then); since then its base is 0 at the location's
 -- as_of, so only its events or counts (listed here) can change its book. A row
@@ -228,7 +230,12 @@ UNION
 SELECT bp.store_id, bp.sku
 FROM book_position bp
 JOIN unnest($1::text[]) AS named(store_id) ON named.store_id = bp.store_id
-WHERE bp.badge_state = 'unknown' OR (bp.evidence IS NOT NULL) <> $2::boolean
+WHERE $2::boolean AND bp.unassessed
+UNION
+SELECT bp.store_id, bp.sku
+FROM book_position bp
+JOIN unnest($1::text[]) AS named(store_id) ON named.store_id = bp.store_id
+WHERE NOT $2::boolean AND (bp.badge_state = 'unknown' OR bp.evidence IS NOT NULL)
 UNION
 SELECT store_id, sku FROM pos_event WHERE store_id = ANY($1::text[])
 UNION
