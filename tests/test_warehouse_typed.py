@@ -217,6 +217,36 @@ def test_each_fault_alone_is_judged_as_by_the_text_path(db_dsn: str) -> None:
     asyncio.run(run())
 
 
+# Every plan that may go to a parallel worker goes (one worker, even for a few rows).
+IN_WORKERS = {"timezone": "UTC", "debug_parallel_query": "on"}
+
+
+def test_parallel_workers_read_the_staging_and_judge_as_the_text_path(db_dsn: str) -> None:
+    """At 1M rows the typed staging is read by parallel workers (``judge_in_parallel``);
+    a test's few rows never would be. With every parallel-safe plan forced into a
+    worker, the workers read the unlogged staging the pull's own (sub)transaction
+    created and filled, and every answer still equals the text path's."""
+    settings = load_settings({}, scheduler=False)
+    picked = [f for f in FAULTS if f[0] != "field" or f[3] in ("", "K_1", "-3", "epoch")]
+
+    async def run() -> None:
+        conn = await asyncpg.connect(db_dsn, server_settings=IN_WORKERS)
+        try:
+            plan = await conn.fetch("EXPLAIN (ANALYZE, COSTS OFF) SELECT count(*) FROM feed")
+            assert any("Workers Launched: 1" in r[0] for r in plan)  # the setting is in force
+            for fault in picked:
+                text = _faulty(*fault)
+                fast, typed = await _pull(conn, text, settings, fast=True)
+                slow, _ = await _pull(conn, text, settings, fast=False)
+                assert fast == slow, (fault, fast[:4], slow[:4])
+                if fault[0] == "none":
+                    assert fast[0] == "applied" and typed
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
 def test_a_body_spooled_to_disk_is_judged_again_whole(db_dsn: str) -> None:
     """Past its in-memory size the spool is a temporary file; the text path reads the
     whole body back from it (a fault near the end, far past the memory part)."""
