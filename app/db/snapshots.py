@@ -88,6 +88,8 @@ class TypedStaging(msgspec.Struct, frozen=True):
 
 
 def _naming(table: str) -> Callable[[str], str]:
+    """A typed statement on ``table``: a table's name cannot be a query parameter."""
+
     def named(sql: str) -> str:
         assert TYPED_TABLE in sql, "a typed statement names the typed staging"
         return sql.replace(TYPED_TABLE, table)

@@ -218,8 +218,7 @@ SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = '
 -- book_rule recomputes whatever their inputs (unknown, or not assessed as $2 says:
 -- with an engine, the few the partial index book_position_unassessed holds; without
 -- one, every assessed position, by a scan), and the pairs with POS events or shelf
--- counts. pairs_of_snapshot's other two
--- branches need no search here. A position without a row: the row went in the
+-- counts. pairs_of_snapshot's other two branches need no search here. A position without a row: the row went in the
 -- snapshot that removed it (listed then); since then its base is 0 at the location's
 -- as_of, so only its events or counts (listed here) can change its book. A row
 -- without a position: the snapshot that wrote it computed its pair then (a new pair
