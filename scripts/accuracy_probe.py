@@ -182,7 +182,7 @@ class IsoMap:
         mids = [self.raw[i] / self.n[i] if self.n[i] else (i + 0.5) / C.BINS for i in range(C.BINS)]
         if not self.platt:
             return mids
-        xs = [C._logit(m) for m in mids]
+        xs = [C.logit(m) for m in mids]
         a, b = 0.0, 1.0  # weighted logistic fit of hits / n on logit(raw), b >= 0 (Newton)
         for _ in range(25):
             g0 = g1 = h00 = h01 = h11 = 0.0

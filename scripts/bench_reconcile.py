@@ -19,7 +19,9 @@ PostgreSQL comes from pgserver (or ``BENCH_DATABASE_URL``'s server).
 
     .venv/bin/python scripts/bench_reconcile.py [--stores 200] [--skus 5000]
 
-``BENCH_PROFILE=file`` runs the service under cProfile and writes its stats there.
+``BENCH_PROFILE=file`` runs the service under cProfile and writes its stats there;
+with ``BENCH_PROFILE_STEPS=pos`` (or ``wh``; comma-separated) only those steps are
+profiled (``wh`` names both snapshots).
 """
 
 from __future__ import annotations
@@ -159,15 +161,27 @@ async def service(dsn: str, feeds_file: str) -> None:
     warm = time.perf_counter() - started
     print(json.dumps({"step": "start", "s": warm, "rss_mb": _rss_mb()}), flush=True)
     loop = asyncio.get_running_loop()
+    profiled = set(filter(None, os.environ.get("BENCH_PROFILE_STEPS", "").split(",")))
+    profiler = None
+    if profiled and os.environ.get("BENCH_PROFILE"):
+        import cProfile
+
+        profiler = cProfile.Profile()
     while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
         t, gc_before = time.perf_counter(), _GC_SECONDS[0]
+        if profiler is not None and line in profiled:
+            profiler.enable()
         outcome = await recs.run_now(line)
+        if profiler is not None and line in profiled:
+            profiler.disable()
         print(json.dumps({"step": line, "s": time.perf_counter() - t, "rss_mb": _rss_mb(),
                           "gc_s": _GC_SECONDS[0] - gc_before, "outcome": outcome.outcome,
                           "positions": outcome.positions, "detail": outcome.detail}),
               flush=True)  # fmt: skip
     await recs.shutdown()
     await pool.close()
+    if profiler is not None:
+        profiler.dump_stats(os.environ["BENCH_PROFILE"])
 
 
 _GC_SECONDS = [0.0, 0.0]  # total, start of the collection under way
@@ -259,7 +273,7 @@ def main() -> int:
     args = p.parse_args()
     if args.service:
         profile = os.environ.get("BENCH_PROFILE")  # a file: cProfile the service into it
-        if profile:
+        if profile and not os.environ.get("BENCH_PROFILE_STEPS"):
             import cProfile
 
             cProfile.runctx("asyncio.run(service(*args.service))", globals(), locals(), profile)

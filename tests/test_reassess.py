@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.domain.badge import badge_for
-from app.domain.calibration import COLD_PRIOR, MIN_LABELS
+from app.domain.calibration import BINS, COLD_PRIOR, MIN_LABELS, SIGNS, START
+from app.domain.confidence import Evidence
 from app.domain.engine import Engine
 from app.domain.live import Assessor, calibration_state, frozen_calibration
 from app.domain.model import BookPosition, Count, Receipt, Sale, SnapshotRow
@@ -172,6 +173,20 @@ def test_a_learned_calibration_is_applied_and_required() -> None:
     assert record.calibration_id == 7
     with pytest.raises(ValueError, match="assessed with calibration 7, given None"):
         reassess(record, wanted=1, horizon=timedelta(hours=2), policy=engine.policy)
+
+
+def test_a_map_with_learned_weights_reads_the_evidence_beyond_raw() -> None:
+    """The identity stage skips the features; weights off the identity still use them."""
+    table = tuple((i + 0.5) / BINS for i in range(BINS))
+    silent = Evidence(book=5, wanted=1, expected_sales=0.5, silence=12.0)
+    loud = Evidence(book=5, wanted=1, expected_sales=0.5, silence=0.0)
+    identity = CalibrationMap(1, START, table)
+    assert identity(silent, 0.8) == identity(loud, 0.8) == table[int(0.8 * BINS)]
+    k = 3  # the silence feature, log1p(silence): its weight may only lower confidence
+    assert SIGNS[k] == -1
+    learned = CalibrationMap(2, tuple(-0.5 if i == k else w for i, w in enumerate(START)), table)
+    assert learned(silent, 0.8) < identity(silent, 0.8)
+    assert learned(loud, 0.8) == identity(loud, 0.8)
 
 
 def test_bad_records_and_horizons_are_refused_with_the_reason() -> None:

@@ -56,7 +56,7 @@ START = (0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 N_FEATURES = len(SIGNS)
 
 
-def _logit(p: float) -> float:
+def logit(p: float) -> float:
     p = 1e-4 if p < 1e-4 else p  # min(max(p, 1e-4), 1 - 1e-4) as conditionals (hot path)
     p = 1.0 - 1e-4 if p > 1.0 - 1e-4 else p
     return math.log(p / (1.0 - p))
@@ -68,7 +68,7 @@ def features(e: Evidence, raw: float) -> tuple[float, ...]:
     waiting = (1.0 - e.shelf_fill) if e.back_room > 0 else 0.0
     return (
         1.0,
-        _logit(raw),
+        logit(raw),
         math.log(0.01 + max(0.0, e.expected_sales)),
         math.log1p(max(0.0, e.silence)),
         math.log(0.001 + min(max(e.phantom_prior, 0.0), 1.0)),
@@ -127,7 +127,7 @@ class Calibration:
     def logistic(self, e: Evidence, raw: float) -> float:
         """Stage one: P(enough) from the evidence's features."""
         if self.rate == 0.0:  # the weights never leave START: the same sum, without the features
-            return _sigmoid(_logit(raw))
+            return _sigmoid(logit(raw))
         x = features(e, raw)
         return _sigmoid(sum(w * v for w, v in zip(self.w, x, strict=True)))
 
@@ -162,7 +162,7 @@ class Calibration:
 
     def __call__(self, e: Evidence, raw: float) -> float:
         """Calibrated P(enough); non-decreasing in ``raw`` and in each safe feature."""
-        # logistic(), _sigmoid(_logit(raw)) and _bin() inlined: this runs per visit
+        # logistic(), _sigmoid(logit(raw)) and _bin() inlined: this runs per visit
         if self.rate == 0.0:
             r = 1e-4 if raw < 1e-4 else raw
             r = 1.0 - 1e-4 if r > 1.0 - 1e-4 else r

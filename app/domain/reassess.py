@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from app.domain.badge import Badge, badge_for
-from app.domain.calibration import BINS, features
+from app.domain.calibration import BINS, START, features, logit
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
@@ -74,7 +74,10 @@ class CalibrationMap(msgspec.Struct, frozen=True):
 
     def __call__(self, e: Evidence, raw: float) -> float:
         """As ``Calibration.__call__`` with the map it had when frozen."""
-        z = sum(w * v for w, v in zip(self.weights, features(e, raw), strict=True))
+        if self.weights == START:  # the identity stage (RATE 0): the same sum, no features
+            z = logit(raw)
+        else:
+            z = sum(w * v for w, v in zip(self.weights, features(e, raw), strict=True))
         p = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
         return self.table[min(BINS - 1, max(0, math.floor(p * BINS)))]
 
