@@ -8,7 +8,9 @@ Measured in one run, side by side:
   database: streamed COPY to staging, validation, swap, and every badge computed
   with the live confidence engine (200 stores x 5,000 skus, 20 categories);
 * ``again``: the next snapshot (new ETag, 2% of rows changed, as_of 15 min later);
-* ``pos``: one POS pull of 10,000 sales in 10 pages, badges recomputed;
+* ``pos``: one POS pull of 10,000 sales in 10 pages, badges recomputed; then
+  ``--pulls`` − 1 more right after (new events each: the steady state of a busy
+  feed, each run's first catch-up looking 5 minutes back);
 * ``floor``: the stock rows and positions the service stored, COPYed again into
   empty tables like theirs (logged, with their keys, indexes and checks): what
   storing a first load costs PostgreSQL alone, nothing computed or compared.
@@ -68,18 +70,24 @@ def snapshot_csv(stores: int, skus: int, as_of: datetime, seed: int, changed: fl
     return out.getvalue().encode()
 
 
-def pos_pages(stores: int, skus: int, start: datetime, events: int, pages: int) -> list[bytes]:
+def pos_pages(
+    stores: int, skus: int, start: datetime, events: int, pages: int, pulls: int = 1
+) -> list[bytes]:
+    """``pulls`` pulls' pages: each pull's last page says no more, and the next pull
+    starts from its cursor (pull k's pages are ``c{k * pages}`` on). Pull k's sales
+    have new event ids at the same times as the first pull's."""
     rng = random.Random(7)
     per = events // pages
     out = []
-    for p in range(pages):
+    for n in range(pulls * pages):
+        p = n % pages
         batch = [
-            {"event_id": f"E{p}-{i}", "type": "sale", "store_id": f"S{rng.randrange(stores):04d}",
+            {"event_id": f"E{n}-{i}", "type": "sale", "store_id": f"S{rng.randrange(stores):04d}",
              "sku": f"SKU-{rng.randrange(skus):06d}", "qty": 1,
              "occurred_at": (start + timedelta(seconds=p * per + i)).strftime("%Y-%m-%dT%H:%M:%SZ")}
             for i in range(per)
         ]  # fmt: skip
-        out.append(json.dumps({"events": batch, "next_cursor": f"c{p + 1}",
+        out.append(json.dumps({"events": batch, "next_cursor": f"c{n + 1}",
                                "has_more": p + 1 < pages}).encode())  # fmt: skip
     return out
 
@@ -159,6 +167,19 @@ async def service(dsn: str, feeds_file: str) -> None:
     started = time.perf_counter()
     recs = await start_reconcilers(pool, settings, Policy(), utc_now)
     warm = time.perf_counter() - started
+    looked = [0.0]  # seconds of the step's run-start catch-up (LiveEngine.catch_up)
+    live = recs.live
+    assert live is not None
+    catch_up = live.catch_up
+
+    async def timed_catch_up(pool: asyncpg.Pool) -> None:
+        t = time.perf_counter()
+        try:
+            await catch_up(pool)
+        finally:
+            looked[0] += time.perf_counter() - t
+
+    live.catch_up = timed_catch_up  # type: ignore[method-assign]
     print(json.dumps({"step": "start", "s": warm, "rss_mb": _rss_mb()}), flush=True)
     loop = asyncio.get_running_loop()
     profiled = set(filter(None, os.environ.get("BENCH_PROFILE_STEPS", "").split(",")))
@@ -168,7 +189,7 @@ async def service(dsn: str, feeds_file: str) -> None:
 
         profiler = cProfile.Profile()
     while line := (await loop.run_in_executor(None, sys.stdin.readline)).strip():
-        t, gc_before = time.perf_counter(), _GC_SECONDS[0]
+        t, gc_before, looked[0] = time.perf_counter(), _GC_SECONDS[0], 0.0
         if profiler is not None and line in profiled:
             profiler.enable()
         outcome = await recs.run_now(line)
@@ -176,7 +197,8 @@ async def service(dsn: str, feeds_file: str) -> None:
             profiler.disable()
         print(json.dumps({"step": line, "s": time.perf_counter() - t, "rss_mb": _rss_mb(),
                           "gc_s": _GC_SECONDS[0] - gc_before, "outcome": outcome.outcome,
-                          "positions": outcome.positions, "detail": outcome.detail}),
+                          "positions": outcome.positions, "detail": outcome.detail,
+                          "catch_up_s": looked[0]}),
               flush=True)  # fmt: skip
     await recs.shutdown()
     await pool.close()
@@ -269,6 +291,10 @@ def main() -> int:
     p.add_argument("--stores", type=int, default=200)
     p.add_argument("--skus", type=int, default=5000)
     p.add_argument("--events", type=int, default=10_000)
+    p.add_argument(
+        "--pulls", type=int, default=3,
+        help="POS pulls in a row (each --events new events; the first is the target's)",
+    )  # fmt: skip
     p.add_argument("--service", nargs=2, metavar=("DSN", "FEEDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.service:
@@ -306,8 +332,9 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
     feeds = Feeds()
     # one event a second, ending before now (the service refuses events from the future)
     feeds.pages = pos_pages(
-        args.stores, args.skus, now - timedelta(seconds=args.events + 600), args.events, 10
-    )
+        args.stores, args.skus, now - timedelta(seconds=args.events + 600), args.events, 10,
+        pulls=max(1, args.pulls),
+    )  # fmt: skip
     feeds_file = Path(tempfile.mkdtemp(prefix="bench-feeds-")) / "feeds.toml"
     feeds_file.write_text(
         f'[[feeds]]\nname = "wh"\nkind = "warehouse"\nurl = "{feeds.url("/stock.csv")}"\ntimeout = "600s"\n'
@@ -350,6 +377,7 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
         feeds.snapshot, feeds.etag = again, '"v2"'
         results["again"] = step("wh")
         results["pos"] = step("pos")
+        more = [step("pos") for _ in range(args.pulls - 1)]
         child.stdin.close()
         child.wait(60)
         copy_after = asyncio.run(copy_baseline(dsn, first))
@@ -370,6 +398,11 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
     print(f"{'POS pull, ' + format(args.events, ',') + ' events':36s} {r['s']:7.2f} s"
           f"                  positions {r['positions']:>9,}  peak RSS {r['rss_mb']:6.0f} MB  "
           f"gc {r['gc_s']:.2f} s  ({r['outcome']})")  # fmt: skip
+    if more:
+        print(f"{'next POS pulls, right after':36s} "
+              + ", ".join(f"{r['s']:.2f} ({r['catch_up_s'] * 1000:.0f} ms)" for r in more)
+              + f" s  (each {args.events:,} new events; in brackets the run's first"
+              " catch-up, which looks 5 minutes back)")  # fmt: skip
     print(f"service start-up (warm start on an empty database): {results['start']['s']:.2f} s")
     positions, stock_s, positions_s = floor
     print(f"floor of a first load: the {rows:,} stock rows and {positions:,} positions stored, "

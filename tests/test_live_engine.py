@@ -13,12 +13,18 @@ import asyncpg
 import msgspec
 import pytest
 
+import app.db.engine_state as engine_state
 from app.db.engine_state import LiveEngine, load_calibration
+from app.db.events import insert_events
+from app.db.feeds import upsert_feeds
 from app.domain.live import Assessor, frozen_calibration
-from app.domain.model import BookPosition
+from app.domain.model import BookPosition, Sale
 from app.domain.policy import Policy
 from app.domain.reassess import decode_record, reassess
 from app.settings import Settings
+from reconcilers.feeds_config import FeedConfig
+from reconcilers.outcome import PullOutcome
+from reconcilers.pos import store_page
 from reconcilers.scheduler import Reconcilers, start_reconcilers
 from tests.conftest import with_feeds_file
 from tests.feedserver import FeedServer, json_reply, text_reply
@@ -246,21 +252,22 @@ async def test_records_never_name_a_map_that_a_rolled_back_recompute_saved(
     )
 
 
-async def test_a_stored_page_reaches_the_engine_from_the_page_exactly_once(
-    pool: asyncpg.Pool, monkeypatch: Any
-) -> None:
-    """The engine takes a POS store's new events as decoded (none read back): a
-    redelivery and an event_id given twice in one store (the first is kept) are
-    left out, as in the database; another feed's events stored at the very same
-    instant make it read them all back, in the database's order."""
-    import app.db.engine_state as engine_state
-    from app.db.events import insert_events
-    from app.db.feeds import upsert_feeds
-    from app.domain.model import Sale
-    from reconcilers.feeds_config import FeedConfig
-    from reconcilers.outcome import PullOutcome
-    from reconcilers.pos import store_page
+def sale(event_id: str, qty: int, minute: int, store: str = "S1") -> Sale:
+    return Sale(event_id=event_id, store_id=store, sku="A", qty=qty,
+                occurred_at=T0 + timedelta(minutes=minute))  # fmt: skip
 
+
+async def store_pages(
+    pool: asyncpg.Pool, live: LiveEngine, feed: str, events: list[Sale], now: datetime
+) -> None:
+    """Store ``events`` as a POS pull does (``store_page``), with ``live`` bound."""
+    with engine_state.binding(live):
+        await store_page(pool, feed, events, cursor=None, policy=POLICY, clock=lambda: now,
+                         outcome=PullOutcome(outcome="applied"))  # fmt: skip
+
+
+async def counting_read_backs(pool: asyncpg.Pool, monkeypatch: Any) -> list[str]:
+    """Feeds pos-a and pos-b, and the list of events the engine reads back from now on."""
     read_back: list[str] = []
     real_event = engine_state._event
 
@@ -272,18 +279,22 @@ async def test_a_stored_page_reaches_the_engine_from_the_page_exactly_once(
     async with pool.acquire() as conn:
         await upsert_feeds(conn, [FeedConfig(name=n, kind="pos", url="http://127.0.0.1:1/e")
                                   for n in ("pos-a", "pos-b")])  # fmt: skip
+    return read_back
+
+
+async def test_a_stored_page_reaches_the_engine_from_the_page_exactly_once(
+    pool: asyncpg.Pool, monkeypatch: Any
+) -> None:
+    """The engine takes a POS store's new events as decoded (none read back): a
+    redelivery and an event_id given twice in one store (the first is kept) are
+    left out, as in the database; another feed's events stored at the very same
+    instant make it read them all back, in the database's order."""
+    read_back = await counting_read_backs(pool, monkeypatch)
     live = LiveEngine(POLICY)
     await live.warm_start(pool, T0)
 
-    def sale(event_id: str, qty: int, minute: int, store: str = "S1") -> Sale:
-        return Sale(event_id=event_id, store_id=store, sku="A", qty=qty,
-                    occurred_at=T0 + timedelta(minutes=minute))  # fmt: skip
-
     async def store(feed: str, events: list[Sale], now: datetime) -> None:
-        outcome = PullOutcome(outcome="applied")
-        with engine_state.binding(live):
-            await store_page(pool, feed, events, cursor=None, policy=POLICY,
-                             clock=lambda: now, outcome=outcome)  # fmt: skip
+        await store_pages(pool, live, feed, events, now)
 
     now = T0 + timedelta(hours=1)
     await store("pos-a", [sale("e1", 1, 1), sale("e2", 2, 2), sale("e1", 5, 3)], now)
@@ -312,6 +323,63 @@ async def test_a_stored_page_reaches_the_engine_from_the_page_exactly_once(
     await warm.warm_start(pool, T0)
     assert warm.observed["events"] == live.observed["events"]
     assert warm.events_mark == live.events_mark and warm._at_mark == live._at_mark
+
+
+async def test_a_runs_first_look_reads_only_events_it_has_not_read(
+    pool: asyncpg.Pool, monkeypatch: Any
+) -> None:
+    """A run's first catch-up looks 5 minutes behind its mark for late commits; what an
+    earlier look read (or took in from its own pull) is left out in SQL, never what a
+    transaction committed after that look, even with an earlier time of receipt, nor
+    what a look's own transaction stored after it without handing it over."""
+    from app.db.positions import recompute_pairs
+
+    read_back = await counting_read_backs(pool, monkeypatch)
+    live = LiveEngine(POLICY)
+    await live.warm_start(pool, T0)
+    now = T0 + timedelta(hours=1)
+    await store_pages(pool, live, "pos-a", [sale("e1", 1, 1), sale("e2", 1, 2)], now)
+    await live.catch_up(pool)  # its events were taken from the page: none read back
+    assert read_back == [] and live.observed["events"] == 2
+
+    other = now + timedelta(minutes=1)  # another process's page, read once
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_events(conn, "pos-b", [sale("x1", 1, 3)], received_at=other)
+    await live.catch_up(pool)
+    await live.catch_up(pool)
+    assert read_back == ["pos-b:x1"]
+
+    async with pool.acquire() as late:  # received before the mark, committed after a look
+        tx = late.transaction()
+        await tx.start()
+        await insert_events(late, "pos-b", [sale("x2", 1, 4)], received_at=now)
+        await live.catch_up(pool)
+        assert read_back == ["pos-b:x1"] and not live.engine.ledger.knows("pos-b:x2")
+        await tx.commit()
+    await live.catch_up(pool)
+    assert read_back == ["pos-b:x1", "pos-b:x2"] and live.engine.ledger.knows("pos-b:x2")
+
+    async with pool.acquire() as conn, conn.transaction():  # committed late again, then a
+        await insert_events(conn, "pos-b", [sale("y1", 1, 4)], received_at=now)
+    page = other + timedelta(seconds=30)  # pull's look that reads only from its mark on
+    await store_pages(pool, live, "pos-a", [sale("e3", 1, 5)], page)
+    assert not live.engine.ledger.knows("pos-b:y1")
+    await live.catch_up(pool)  # the pull's look saw y1's transaction complete, not read it
+    assert read_back[2:] == ["pos-b:y1"] and live.engine.ledger.knows("pos-b:y1")
+
+    async with pool.acquire() as conn, conn.transaction():  # no Fresh: its own look, then more
+        mine = other + timedelta(minutes=1)
+        await insert_events(conn, "pos-b", [sale("x3", 1, 5)], received_at=mine)
+        with engine_state.binding(live):
+            await recompute_pairs(conn, [("S1", "A")], policy=POLICY, now=mine)
+        await insert_events(conn, "pos-b", [sale("x4", 1, 6)], received_at=mine)
+    assert read_back[3:] == ["pos-b:x3"]
+    await live.catch_up(pool)
+    assert live.engine.ledger.knows("pos-b:x4") and read_back.count("pos-b:x4") == 1
+    assert live.observed["events"] == 8
+    before = list(read_back)
+    await live.catch_up(pool)
+    assert read_back == before
 
 
 def test_overlapping_recomputes_pause_the_collector_until_the_last_ends() -> None:

@@ -55,6 +55,9 @@ WARM_WINDOW = timedelta(days=14)
 # A run's first catch-up looks this far behind its mark: another process's page
 # committed after this one last looked, with an earlier time of receipt.
 CATCH_UP_OVERLAP = timedelta(minutes=5)
+# Looks remembered to leave out what they read (``LiveEngine._looks``); forgetting
+# one only means reading some events again (the engine ignores those it has).
+MAX_LOOKS = 4
 
 _BOUND: contextvars.ContextVar[LiveEngine | None] = contextvars.ContextVar(
     "live_engine", default=None
@@ -101,7 +104,8 @@ def _event(r: asyncpg.Record) -> PosEvent:
 class Fresh(msgspec.Struct, frozen=True):
     """Events a transaction has just stored (``app.db.events.insert_events``' answer:
     the new ones, in the engine's order) for its recompute's catch-up to take in
-    without reading them back."""
+    without reading them back. The transaction stores no POS events after that
+    catch-up (later catch-ups take its events as seen)."""
 
     feed: str
     received_at: datetime
@@ -148,6 +152,11 @@ class LiveEngine:
         # catch-up (which reads from the mark on, for late commits at that instant)
         # leaves them out in SQL instead of fetching them again.
         self._at_mark: set[tuple[str, str]] = set()
+        # Recent looks (snapshot, own id, whether it took its own events in, lower
+        # bound of its read): events_since leaves out what they read. A look drops
+        # the earlier ones whose bound is not below its own (it read all they did
+        # from there on).
+        self._looks: list[tuple[str, str | None, bool, datetime]] = []
         self._lock = asyncio.Lock()
         self._calibration: CalibrationMap | None = None
         self._calibration_digest: str | None = None
@@ -234,12 +243,20 @@ class LiveEngine:
         if self.events_mark is None or self.feedback_mark is None:
             raise RuntimeError("the live engine must be warm-started before it catches up")
         seen = self._at_mark if not overlap else set()
-        since = (self.events_mark - overlap, [f for f, _ in seen], [e for _, e in seen])
-        events = await conn.fetch(Q.events_since, *since, None if fresh is None else fresh.feed)
+        lower = self.events_mark - overlap
+        since = (lower, [f for f, _ in seen], [e for _, e in seen])
+        look = await conn.fetchrow(Q.look)
+        assert look is not None  # one row, always
+        looks = self._looks
+        looked = tuple([x[k] for x in looks] for k in range(4))
+        events = await conn.fetch(
+            Q.events_since, *since, None if fresh is None else fresh.feed, *looked
+        )
+        takes_own = fresh is not None
         if fresh is not None and any(r["received_at"] == fresh.received_at for r in events):
             # Another feed's events at the very same instant: how they and these
             # interleave is the database's order; read them all back.
-            events, fresh = await conn.fetch(Q.events_since, *since, None), None
+            events, fresh = await conn.fetch(Q.events_since, *since, None, *looked), None
         feedback = await conn.fetch(Q.feedback_since, self.feedback_mark - overlap)
         snaps = await conn.fetch(Q.snapshots_in_force_since, self.snapshot_mark)
         # Publication order: time of receipt; at one instant snapshot, events, feedback.
@@ -284,6 +301,11 @@ class LiveEngine:
             elif isinstance(r, asyncpg.Record):
                 await self._observe_snapshot(conn, r, changes)
                 snapshots = True
+        # This look read every event from ``lower`` on of the transactions its snapshot
+        # saw complete; its own transaction's only if it took them in (``Fresh``: stored
+        # before this catch-up, none after; without it, some may come later).
+        kept = [x for x in looks if x[3] < lower][-(MAX_LOOKS - 1) :]
+        self._looks = [*kept, (look["snapshot"], look["own"], takes_own, lower)]
         if snapshots:
             settle_heap()
 

@@ -3,11 +3,27 @@
 -- name: categories
 SELECT sku, category FROM product;
 
+-- name: look
+-- What this transaction can see, taken before a catch-up's reads (what they read is
+-- at least this), and its own id if it has one (see events_since).
+SELECT pg_current_snapshot()::text AS snapshot, pg_current_xact_id_if_assigned()::text AS own;
+
 -- name: events_since
 -- POS events received at or after $1, in publication order, less those received at
 -- exactly $1 that the engine has seen already ($2 feeds, $3 event ids) and, when $4
 -- names a feed, less that feed's events this transaction stored (the caller has them:
--- a row's xmin is the transaction that inserted it).
+-- a row's xmin is the transaction that inserted it). Also less those an earlier look
+-- read ($5 snapshots, $6 own ids, $7 whether it took its own events in, $8 lower
+-- bounds; from ``look``): an event received at or after a look's bound whose
+-- transaction that look's snapshot saw complete, or the look's own transaction's when
+-- it took them in (whether a transaction sees itself as complete in its own snapshot
+-- depends on later ones, so its own are decided by $7). Events without stored_by
+-- (stored before migration 0011) are never left out this way.
+WITH looks AS MATERIALIZED (
+    SELECT l.snapshot::pg_snapshot AS snapshot, l.own::xid8 AS own, l.taken, l.since
+    FROM unnest($5::text[], $6::text[], $7::boolean[], $8::timestamptz[])
+        AS l(snapshot, own, taken, since)
+)
 SELECT e.feed, e.event_id, e.type, e.store_id, e.sku, e.qty, e.on_hand, e.occurred_at,
        e.received_at
 FROM pos_event e
@@ -15,6 +31,11 @@ LEFT JOIN unnest($2::text[], $3::text[]) AS seen(feed, event_id)
     ON e.received_at = $1 AND seen.feed = e.feed AND seen.event_id = e.event_id
 WHERE e.received_at >= $1 AND seen.feed IS NULL
   AND ($4::text IS NULL OR NOT (e.feed = $4 AND e.xmin = pg_current_xact_id()::xid))
+  AND NOT EXISTS (
+      SELECT FROM looks l
+      WHERE e.received_at >= l.since
+        AND CASE WHEN e.stored_by = l.own THEN l.taken
+                 ELSE pg_visible_in_snapshot(e.stored_by, l.snapshot) END)
 ORDER BY e.received_at, e.occurred_at, e.feed, e.event_id;
 
 -- name: feedback_since
