@@ -382,6 +382,67 @@ async def test_a_runs_first_look_reads_only_events_it_has_not_read(
     assert read_back == before
 
 
+async def test_ids_and_feedback_keys_go_once_no_catch_up_can_read_them_again(
+    pool: asyncpg.Pool, monkeypatch: Any
+) -> None:
+    """A process runs for months: what it keeps to tell a re-read from a new event or
+    feedback goes 10 minutes after receipt (a catch-up reads 5 minutes back), and
+    nothing is taken in twice."""
+    from app.db.feedback import Observation, store_feedback
+
+    read_back = await counting_read_backs(pool, monkeypatch)
+    live = LiveEngine(POLICY)
+    await live.warm_start(pool, T0)
+
+    async def observed(at: datetime, qty: int) -> None:
+        seen = Observation(observed_at=at, store_id="S1", sku="A", kind="pick_found", qty=qty)
+        async with pool.acquire() as conn:
+            await store_feedback(conn, [seen], policy=POLICY, now=at)
+
+    first = T0 + timedelta(hours=1)
+    await store_pages(pool, live, "pos-a", [sale("e1", 1, 55)], first)
+    await observed(first, 1)
+    await live.catch_up(pool)
+    assert live.engine.ledger.knows("pos-a:e1") and len(live._feedback_seen) == 1
+    later = first + timedelta(minutes=20)
+    await store_pages(pool, live, "pos-a", [sale("e2", 1, 75)], later)
+    await observed(later, 2)
+    await live.catch_up(pool)
+    await live.catch_up(pool)
+    assert not live.engine.ledger.knows("pos-a:e1") and live.engine.ledger.knows("pos-a:e2")
+    assert [k[4] for k in live._feedback_seen] == [2]
+    assert live.observed["events"] == 2 and live.observed["feedback"] == 2 and read_back == []
+
+
+async def test_raw_events_older_than_the_window_go_and_every_answer_stays(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    """Two engines follow the same 30 hours of trade and a later snapshot; the one
+    with a 12-hour window lets go of the raw events older than that and before the
+    snapshot (once an hour), and assesses every stored position as the other does."""
+    clock = Clock(T0)
+    short, full = LiveEngine(POLICY, window=timedelta(hours=12)), LiveEngine(POLICY)
+    for live in (short, full):
+        await live.warm_start(pool, T0)
+    recs = await trade(pool, settings, tmp_path, feed_server, clock)
+    try:
+        feed_server.always("/stock.csv", text_reply(snapshot(T0 + timedelta(hours=29))))
+        clock.now = T0 + timedelta(hours=30, minutes=5)
+        assert (await recs.run_now("wh")).outcome == "applied"
+        for live in (short, full):
+            await live.catch_up(pool)
+        held = [sum(len(pb.events) for pb in e.engine.ledger.pairs.values())
+                for e in (short, full)]  # fmt: skip
+        assert full.observed["events"] == held[1] == 720 and held[0] < 300
+        now = clock.now + timedelta(minutes=30)
+        one = Assessor(short.engine, now, frozen_calibration(short.engine, 1))
+        two = Assessor(full.engine, now, frozen_calibration(full.engine, 1))
+        for r in await rows(pool):
+            assert one.assess(position(r)) == two.assess(position(r))
+    finally:
+        await recs.shutdown()
+
+
 def test_overlapping_recomputes_pause_the_collector_until_the_last_ends() -> None:
     from app.collector import collector_paused
 

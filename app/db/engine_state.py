@@ -17,6 +17,12 @@ loss, shelf fill, calibration) is lost at a restart; the book itself never is (i
 is PostgreSQL's). A warm restart reproduces the running engine's assessments when
 the running engine saw nothing older than the window.
 
+Bounded memory: a running engine lets go of what neither a catch-up nor an answer
+reads again (``LiveEngine._forget``): event ids and feedback keys 10 minutes after
+their receipt, and, once an hour, the raw events older than the window
+(``Engine.forget``). What was learnt from them stays; so a process that runs for
+months holds about what a warm start loads, not every event it ever took in.
+
 The recompute finds the engine through ``bound_engine()`` (a context variable the
 reconcilers bind around their runs, and the feedback endpoint around its write):
 the call chain (jobs, pullers) stays as it is, and nothing is global to the module.
@@ -30,6 +36,7 @@ import contextvars
 import gc
 import hashlib
 import struct
+from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
@@ -55,6 +62,11 @@ WARM_WINDOW = timedelta(days=14)
 # A run's first catch-up looks this far behind its mark: another process's page
 # committed after this one last looked, with an earlier time of receipt.
 CATCH_UP_OVERLAP = timedelta(minutes=5)
+# An event's id (and a feedback's key) is kept to tell a re-read from a new one this
+# long after its receipt: a catch-up reads again at most CATCH_UP_OVERLAP back.
+FORGET_IDS_AFTER = 2 * CATCH_UP_OVERLAP
+# How often the engine lets go of raw events older than its window (``Engine.forget``).
+FORGET_EVERY = timedelta(hours=1)
 # Looks remembered to leave out what they read (``LiveEngine._looks``); forgetting
 # one only means reading some events again (the engine ignores those it has).
 MAX_LOOKS = 4
@@ -99,6 +111,9 @@ def _event(r: asyncpg.Record) -> PosEvent:
     if kind == "receipt":
         return Receipt(qty=qty, **common)
     return Adjustment(qty=qty, **common)
+
+
+FeedbackKey = tuple[str, str, str, datetime, int]  # store, sku, kind, observed_at, qty
 
 
 class Fresh(msgspec.Struct, frozen=True):
@@ -147,7 +162,13 @@ class LiveEngine:
         # Per location, the applied snapshot whose rows the engine holds (taken in
         # whole or as changes); a snapshot's changes apply only on top of its previous.
         self._holds: dict[str, int] = {}
-        self._feedback_seen: set[tuple[str, str, str, datetime, int]] = set()
+        self._feedback_seen: set[FeedbackKey] = set()
+        # What was taken in, by time of receipt, so that its ids can be let go of once
+        # no catch-up can read it again (``_forget``): memory stays bounded by the
+        # window, not by the months a process runs.
+        self._taken: deque[tuple[datetime, str]] = deque()
+        self._taken_feedback: deque[tuple[datetime, FeedbackKey]] = deque()
+        self._forgot_at: datetime | None = None
         # The events received exactly at events_mark the engine has seen: the next
         # catch-up (which reads from the mark on, for late commits at that instant)
         # leaves them out in SQL instead of fetching them again.
@@ -283,6 +304,7 @@ class LiveEngine:
                     ident = (fresh.feed, r.event_id)
                 if engine.observe_event(event):
                     self.observed["events"] += 1
+                    self._taken.append((received_at, event.event_id))
                 if received_at > self.events_mark:
                     self.events_mark = received_at
                     self._at_mark = set()
@@ -292,6 +314,7 @@ class LiveEngine:
                 key = (r["store_id"], r["sku"], r["kind"], r["observed_at"], r["qty"])
                 if key not in self._feedback_seen:
                     self._feedback_seen.add(key)
+                    self._taken_feedback.append((received_at, key))
                     engine.observe_feedback(kind=r["kind"], store_id=r["store_id"], sku=r["sku"],
                                             qty=r["qty"], observed_at=r["observed_at"],
                                             now=received_at)  # fmt: skip
@@ -306,8 +329,31 @@ class LiveEngine:
         # before this catch-up, none after; without it, some may come later).
         kept = [x for x in looks if x[3] < lower][-(MAX_LOOKS - 1) :]
         self._looks = [*kept, (look["snapshot"], look["own"], takes_own, lower)]
+        self._forget()
         if snapshots:
             settle_heap()
+
+    def _forget(self) -> None:
+        """Let go of what no later catch-up or answer needs: the ids of events and the
+        keys of feedback received ``FORGET_IDS_AFTER`` before the marks (a catch-up
+        reads again only ``CATCH_UP_OVERLAP`` back), and, once an hour, the raw events
+        older than the window (``Engine.forget``: a restarted engine never reads
+        those; what was learnt from them stays)."""
+        assert self.events_mark is not None and self.feedback_mark is not None
+        ledger, taken = self.engine.ledger, self._taken
+        horizon = self.events_mark - FORGET_IDS_AFTER
+        while taken and taken[0][0] < horizon:
+            ledger.forget_id(taken.popleft()[1])
+        horizon, feedback = self.feedback_mark - FORGET_IDS_AFTER, self._taken_feedback
+        while feedback and feedback[0][0] < horizon:
+            self._feedback_seen.discard(feedback.popleft()[1])
+        mark = self.events_mark
+        if self._forgot_at is None or mark - self._forgot_at >= FORGET_EVERY:
+            self._forgot_at = mark
+            dropped = self.engine.forget(mark - self.window)
+            if dropped:
+                log.info("engine.events_forgotten", events=dropped,
+                         before=(mark - self.window).isoformat())  # fmt: skip
 
     async def _observe_snapshot(
         self, conn: Connection, snap: asyncpg.Record, changes: SnapshotChanges | None = None

@@ -423,8 +423,7 @@ class Engine:
                 occurred_at=observed_at,
                 on_hand=qty,
             )
-            if self.ledger.add_event(count):
-                p.book = self.ledger.pairs[key]
+            p.book = self.ledger.record(count, p.book, Count, remember=False)
         elif kind == "pick_found":
             if p.found_at is None or observed_at > p.found_at:
                 p.found_at = observed_at
@@ -449,6 +448,38 @@ class Engine:
             self.fill.observe(hours, True)  # more than was there before: the delivery is out
         elif kind != "pick_found" and pos.book - qty >= receipt.qty:
             self.fill.observe(hours, False)  # a count or short pick missed the new units
+
+    def forget(self, before: datetime) -> int:
+        """Drop the raw events no answer at ``before`` or later reads; return how many.
+
+        A running service takes events in for months: kept whole, they would grow its
+        memory without end (~0.3 kB an event). What the learners drew from an event
+        stays; of a pair's events, those at or before ``before``, before its snapshot
+        base and before its short pick's shelf observation go (``PairBook.forget``:
+        but the newest of each kind). The book, the newest sale or receipt, the rolled
+        forward shelf bound and every assessment at ``before`` or later are then as
+        they were, and stay so as more comes in (a count, receipt or feedback dated
+        before ``before`` may learn from a different book). Pairs without a snapshot
+        row or location keep everything."""
+        ledger = self.ledger
+        dropped = 0
+        for key, pb in ledger.pairs.items():
+            store, sku = key
+            rows = ledger.rows_at.get(store)
+            i = None if rows is None else rows.index.get(sku)
+            base = ledger.location_as_of.get(store) if rows is None or i is None else rows.as_of[i]
+            if base is None:
+                continue
+            upto = before if before < base else base
+            p = self.pairs.get(key)
+            if p is not None and p.shelf_obs is not None and p.shelf_obs[0] < upto:
+                upto = p.shelf_obs[0]
+            n = pb.forget(upto)
+            if n and p is not None and p.receipt_before:
+                kept = {e.event_id for _, _, e, k in pb.events if k is Receipt}
+                p.receipt_before = {r: b for r, b in p.receipt_before.items() if r in kept} or None
+            dropped += n
+        return dropped
 
     # ---- asking --------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ and late streams. Pure: no I/O, no clock.
 from __future__ import annotations
 
 from array import array
-from bisect import insort
+from bisect import bisect_right, insort
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -76,6 +76,25 @@ class PairBook:
                 self.base_generation = -1  # the base may have moved: recompute lazily
         elif self.moved_base_at is not None and at > self.moved_base_at:
             self.moved += -e.qty if kind is Sale else e.qty  # type: ignore[union-attr]
+
+    def forget(self, upto: datetime) -> int:
+        """Drop the events at or before ``upto`` but the newest of each kind among them;
+        return how many went. The caller picks ``upto`` at or before the pair's snapshot
+        base (the book never reads those movements, nor the counts it supersedes): the
+        kept newest ones still answer "the newest event (of a kind) at or before ``at``"
+        for any ``at`` from ``upto`` on, so every such answer is as before."""
+        events = self.events
+        cut = bisect_right(events, upto, key=lambda t: t[0])  # (events are in (at, id) order)
+        if cut <= 1:
+            return 0
+        newest: dict[EventKind, tuple[datetime, str, PosEvent, EventKind]] = {}
+        for item in events[:cut]:
+            newest[item[3]] = item
+        if len(newest) == cut:
+            return 0
+        kept = sorted(newest.values(), key=lambda t: (t[0], t[1]))
+        self.events = kept + events[cut:]
+        return cut - len(kept)
 
     def recompute(self, base_at: datetime) -> None:
         """Re-sum the movements after a new base time."""
@@ -205,6 +224,11 @@ class Ledger:
         """True when this ``event_id`` has been recorded (a redelivery changes nothing)."""
         return event_id in self._seen
 
+    def forget_id(self, event_id: str) -> None:
+        """``knows`` forgets ``event_id``: the caller will never send it again (the live
+        engine's catch-up reads an event again only minutes after its receipt)."""
+        self._seen.discard(event_id)
+
     def add_event(self, e: PosEvent) -> bool:
         """Record one POS event; False (and nothing changes) for a redelivered ``event_id``."""
         if e.event_id in self._seen:
@@ -214,12 +238,15 @@ class Ledger:
         return True
 
     def record(
-        self, e: PosEvent, pb: PairBook | None = None, kind: EventKind | None = None
-    ) -> PairBook:
+        self, e: PosEvent, pb: PairBook | None = None, kind: EventKind | None = None,
+        *, remember: bool = True,
+    ) -> PairBook:  # fmt: skip
         """``add_event`` for an event the caller checked is new (``knows``); ``pb`` its
         pair's book and ``kind`` its ``kind_of`` when the caller holds them. Returns the
-        pair's book."""
-        self._seen.add(e.event_id)
+        pair's book. ``remember=False``: an id nobody will send again (the engine's own
+        shelf counts), not kept for ``knows``."""
+        if remember:
+            self._seen.add(e.event_id)
         if pb is None:
             pb = self.pair(e.store_id, e.sku)
         pb.add(e, kind)
