@@ -443,6 +443,76 @@ async def test_raw_events_older_than_the_window_go_and_every_answer_stays(
         await recs.shutdown()
 
 
+async def test_the_callers_next_statement_runs_while_the_engine_takes_in_what_it_read(
+    pool: asyncpg.Pool, monkeypatch: Any
+) -> None:
+    """``alongside`` starts before the catch-up's events are taken in (after them when
+    a snapshot must be read on the connection as it goes), ends before the assessor
+    is given, and is cancelled with the catch-up when taking in fails."""
+    import asyncio
+
+    await counting_read_backs(pool, monkeypatch)
+    live = LiveEngine(POLICY)
+    await live.warm_start(pool, T0)
+    now = T0 + timedelta(hours=1)
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_events(conn, "pos-b", [sale(f"x{i}", 1, i) for i in range(40)],
+                            received_at=now)  # fmt: skip
+    at_start: list[int] = []
+    async with pool.acquire() as conn, conn.transaction():
+
+        async def alongside() -> None:
+            at_start.append(live.observed["events"])
+            await conn.fetchval("SELECT pg_sleep(0.05)")
+
+        async with live.assessor(conn, now, alongside=alongside):
+            assert at_start == [0] and live.observed["events"] == 40
+            assert await conn.fetchval("SELECT 1") == 1  # the connection is free again
+
+    async with pool.acquire() as conn, conn.transaction():
+        await insert_events(conn, "pos-b", [sale("y1", 1, 50)], received_at=now)
+
+    def failing(e: Any) -> bool:
+        raise RuntimeError("engine fault")
+
+    monkeypatch.setattr(live.engine, "observe_event", failing)
+    started = asyncio.get_running_loop().time()
+    async with pool.acquire() as conn:
+        with pytest.raises(RuntimeError, match="engine fault"):
+            async with conn.transaction():
+
+                async def slow() -> None:
+                    await conn.fetchval("SELECT pg_sleep(5)")
+
+                async with live.assessor(conn, now, alongside=slow):
+                    pass
+        assert await conn.fetchval("SELECT 2") == 2  # cancelled, rolled back, usable
+    assert asyncio.get_running_loop().time() - started < 4
+
+
+async def test_with_a_snapshot_to_read_the_next_statement_waits_for_the_catch_up(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    clock = Clock(T0)
+    live = LiveEngine(POLICY)
+    await live.warm_start(pool, T0)
+    recs = await trade(pool, settings, tmp_path, feed_server, clock, hours=4)
+    try:
+        marks: list[int] = []
+        async with pool.acquire() as conn, conn.transaction():
+
+            async def alongside() -> None:
+                marks.append(live.snapshot_mark)
+                await conn.fetchval("SELECT 1")
+
+            async with live.assessor(conn, clock.now, alongside=alongside):
+                pass
+        assert marks == [live.snapshot_mark] and live.snapshot_mark > 0
+        assert live.observed["events"] == 2 * 4 * 12
+    finally:
+        await recs.shutdown()
+
+
 def test_overlapping_recomputes_pause_the_collector_until_the_last_ends() -> None:
     from app.collector import collector_paused
 

@@ -37,7 +37,7 @@ import gc
 import hashlib
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import repeat
 from typing import Any
@@ -70,6 +70,8 @@ FORGET_EVERY = timedelta(hours=1)
 # Looks remembered to leave out what they read (``LiveEngine._looks``); forgetting
 # one only means reading some events again (the engine ignores those it has).
 MAX_LOOKS = 4
+# Items a catch-up takes in between turns of the loop while a statement runs alongside.
+YIELD_EVERY = 500
 
 _BOUND: contextvars.ContextVar[LiveEngine | None] = contextvars.ContextVar(
     "live_engine", default=None
@@ -204,20 +206,23 @@ class LiveEngine:
         *,
         fresh: Fresh | None = None,
         changes: SnapshotChanges | None = None,
+        alongside: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[Assessor]:
         """Catch up inside the caller's transaction, then assess at ``now`` (one at a time).
 
         ``fresh``: the events this transaction has just stored; the engine takes them
         as they are instead of reading them back. ``changes``: the snapshot this
         transaction has just applied, as what changed (see ``SnapshotChanges``).
+        ``alongside``: the caller's next statement on ``conn``, run while the engine
+        takes in what the catch-up read (PostgreSQL works while Python does), and
+        done before this yields.
 
         Take the stores' advisory locks before entering: a recompute waiting for
         them must not hold this lock (another one holding them may need it).
         """
         async with self._lock:
-            await self._catch_up(
-                conn, overlap=timedelta(0), categories=False, fresh=fresh, changes=changes
-            )
+            await self._catch_up(conn, overlap=timedelta(0), categories=False, fresh=fresh,
+                                 changes=changes, alongside=alongside)  # fmt: skip
             calibration = await self._persisted_calibration(conn)
             yield Assessor(self.engine, now, calibration)
 
@@ -257,6 +262,7 @@ class LiveEngine:
         categories: bool,
         fresh: Fresh | None = None,
         changes: SnapshotChanges | None = None,
+        alongside: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         if categories:
             for r in await conn.fetch(Q.categories):
@@ -289,9 +295,48 @@ class LiveEngine:
             items += [(fresh.received_at, 1, n + i, e) for i, e in enumerate(fresh.events)]
         items += [(r["received_at"], 2, i, r) for i, r in enumerate(feedback)]
         items.sort(key=lambda t: (t[0], t[1], t[2]))
+        running: asyncio.Future[None] | None = None
+        if alongside is not None and not snaps:  # (a snapshot is read on conn as it goes)
+            running = asyncio.ensure_future(alongside())
+            await asyncio.sleep(0)  # it sends its statement, then the loop below runs
+        try:
+            snapshots = await self._take_in(conn, items, fresh, changes, yields=running is not None)
+        except BaseException:
+            if running is not None:  # the statement must end before the transaction does
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
+            raise
+        if running is not None:
+            await running
+        elif alongside is not None:
+            await alongside()
+        # This look read every event from ``lower`` on of the transactions its snapshot
+        # saw complete; its own transaction's only if it took them in (``Fresh``: stored
+        # before this catch-up, none after; without it, some may come later).
+        kept = [x for x in looks if x[3] < lower][-(MAX_LOOKS - 1) :]
+        self._looks = [*kept, (look["snapshot"], look["own"], takes_own, lower)]
+        self._forget()
+        if snapshots:
+            settle_heap()
+
+    async def _take_in(
+        self,
+        conn: Connection,
+        items: list[tuple[datetime, int, int, asyncpg.Record | PosEvent]],
+        fresh: Fresh | None,
+        changes: SnapshotChanges | None,
+        *,
+        yields: bool = False,
+    ) -> bool:
+        """Feed the engine the catch-up's items in publication order; True if a
+        snapshot was among them. ``yields``: let the loop run every ``YIELD_EVERY``
+        items (a statement running alongside sends its arguments and takes its rows)."""
+        assert self.events_mark is not None and self.feedback_mark is not None  # warm-started
         engine = self.engine
         snapshots = False
-        for received_at, kind, _, r in items:
+        for n, (received_at, kind, _, r) in enumerate(items):
+            if yields and n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             if kind == 1:
                 if isinstance(r, asyncpg.Record):
                     event, ident = _event(r), (r["feed"], r["event_id"])
@@ -324,14 +369,7 @@ class LiveEngine:
             elif isinstance(r, asyncpg.Record):
                 await self._observe_snapshot(conn, r, changes)
                 snapshots = True
-        # This look read every event from ``lower`` on of the transactions its snapshot
-        # saw complete; its own transaction's only if it took them in (``Fresh``: stored
-        # before this catch-up, none after; without it, some may come later).
-        kept = [x for x in looks if x[3] < lower][-(MAX_LOOKS - 1) :]
-        self._looks = [*kept, (look["snapshot"], look["own"], takes_own, lower)]
-        self._forget()
-        if snapshots:
-            settle_heap()
+        return snapshots
 
     def _forget(self) -> None:
         """Let go of what no later catch-up or answer needs: the ids of events and the

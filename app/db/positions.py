@@ -189,9 +189,21 @@ async def _recompute(
             await conn.fetchval(Q.lock_stores, stores)
             async with contextlib.AsyncExitStack() as stack:
                 assessor = None
+                first: list[list[asyncpg.Record]] = []  # the first batch's rows, if read early
                 if live is not None:
+                    alongside = None
+                    if not kept and batches:  # its book query runs while the engine catches up
+
+                        async def alongside() -> None:
+                            query, batch_stores, args = batches[0]
+                            first.append(
+                                await conn.fetch(
+                                    query, batch_stores, now, only_changed, True, *args
+                                )
+                            )
+
                     assessor = await stack.enter_async_context(
-                        live.assessor(conn, now, fresh=fresh, changes=changes)
+                        live.assessor(conn, now, fresh=fresh, changes=changes, alongside=alongside)
                     )
                 caught_up = time.perf_counter()
                 derive = _Deriver(policy, now, assessor)
@@ -209,8 +221,11 @@ async def _recompute(
                     timing["search_ms"] = (time.perf_counter() - searched) * 1000
                 for query, batch_stores, args in batches:
                     t0 = time.perf_counter()
-                    rows = await conn.fetch(query, batch_stores, now, only_changed,
-                                            assessor is not None, *args)  # fmt: skip
+                    if first:
+                        rows = first.pop()
+                    else:
+                        rows = await conn.fetch(query, batch_stores, now, only_changed,
+                                                assessor is not None, *args)  # fmt: skip
                     t1 = time.perf_counter()
                     if kept:
                         badges = _kept_badges(derive, rows)
