@@ -464,6 +464,9 @@ class Engine:
         ledger = self.ledger
         dropped = 0
         for key, pb in ledger.pairs.items():
+            events = pb.events
+            if len(events) < 2 or events[0][0] > before:  # nothing to drop (the usual pair)
+                continue
             store, sku = key
             rows = ledger.rows_at.get(store)
             i = None if rows is None else rows.index.get(sku)
