@@ -453,10 +453,10 @@ class Engine:
         """Drop the raw events no answer at ``before`` or later reads; return how many.
 
         A running service takes events in for months: kept whole, they would grow its
-        memory without end (~0.3 kB an event). What the learners drew from an event
-        stays; of a pair's events, those at or before ``before``, before its snapshot
-        base and before its short pick's shelf observation go (``PairBook.forget``:
-        but the newest of each kind). The book, the newest sale or receipt, the rolled
+        memory without end (a few hundred bytes an event). What the learners drew
+        from an event stays; of a pair's events, those at or before ``before``, before
+        its snapshot base and before its short pick's shelf observation go
+        (``PairBook.forget``: but the newest of each kind). The book, the newest sale or receipt, the rolled
         forward shelf bound and every assessment at ``before`` or later are then as
         they were, and stay so as more comes in (a count, receipt or feedback dated
         before ``before`` may learn from a different book). Pairs without a snapshot
