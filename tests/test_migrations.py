@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import pytest
 
-from app.db.migrate import discover, migrate, pending
+from app.db.migrate import MigrationError, check_server_version, discover, migrate, pending
 
 
 async def test_migrated_template_is_up_to_date(pool: asyncpg.Pool) -> None:
@@ -73,3 +74,10 @@ async def test_badge_writes_stay_hot_unless_the_unassessed_flag_flips(pool: asyn
     # updated, of them HOT: +1 HOT, +1 HOT, flag flips (not HOT), flag kept (HOT)
     assert seen == [(1, 1), (2, 2), (3, 2), (4, 3)]
     assert flags is True
+
+
+def test_a_server_older_than_postgresql_13_is_refused_with_its_version() -> None:
+    check_server_version(130000, "13.0")
+    check_server_version(160002, "16.2")
+    with pytest.raises(MigrationError, match=r"PostgreSQL 13 or later .* PostgreSQL 12\.19"):
+        check_server_version(120019, "12.19")

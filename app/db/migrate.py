@@ -19,6 +19,8 @@ log = structlog.get_logger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 LOCK_KEY = 0x5A7A_11AB  # advisory lock id for "migrations in progress"
+# PostgreSQL 13: pg_current_xact_id, xid8 and pg_snapshot (events_since, migration 0011).
+MIN_SERVER_VERSION = 130000
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -51,9 +53,25 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return found
 
 
+def check_server_version(version_num: int, version: str) -> None:
+    """``MigrationError`` naming the server's version when it is older than the oldest
+    the service runs on (``MIN_SERVER_VERSION``)."""
+    if version_num < MIN_SERVER_VERSION:
+        raise MigrationError(
+            f"PostgreSQL {MIN_SERVER_VERSION // 10000} or later is required; "
+            f"DATABASE_URL's server is PostgreSQL {version}"
+        )
+
+
 async def migrate(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[int]:
     """Apply pending migrations; return the versions applied (empty when up to date)."""
     migrations = discover(directory)
+    server = await conn.fetchrow(
+        "SELECT current_setting('server_version_num')::int AS num, "
+        "current_setting('server_version') AS version"
+    )
+    assert server is not None  # one row, always
+    check_server_version(server["num"], server["version"])
     await conn.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
     try:
         await conn.execute(
