@@ -414,12 +414,17 @@ async def test_ids_and_feedback_keys_go_once_no_catch_up_can_read_them_again(
     assert live.observed["events"] == 2 and live.observed["feedback"] == 2 and read_back == []
 
 
+@pytest.mark.parametrize("caught_up_by", ["a run", "a recompute"])
 async def test_raw_events_older_than_the_window_go_and_every_answer_stays(
-    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer
-) -> None:
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer,
+    caught_up_by: str,
+) -> None:  # fmt: skip
     """Two engines follow the same 30 hours of trade and a later snapshot; the one
     with a 12-hour window lets go of the raw events older than that and before the
-    snapshot (once an hour), and assesses every stored position as the other does."""
+    snapshot, in a run's first catch-up or (a process without the scheduler) in a
+    recompute's, and assesses every stored position as the other does."""
+    from app.db.positions import recompute_pairs
+
     clock = Clock(T0)
     short, full = LiveEngine(POLICY, window=timedelta(hours=12)), LiveEngine(POLICY)
     for live in (short, full):
@@ -429,8 +434,13 @@ async def test_raw_events_older_than_the_window_go_and_every_answer_stays(
         feed_server.always("/stock.csv", text_reply(snapshot(T0 + timedelta(hours=29))))
         clock.now = T0 + timedelta(hours=30, minutes=5)
         assert (await recs.run_now("wh")).outcome == "applied"
-        for live in (short, full):
-            await live.catch_up(pool)
+        await full.catch_up(pool)
+        if caught_up_by == "a run":
+            await short.catch_up(pool)
+        else:
+            with engine_state.binding(short):
+                async with pool.acquire() as conn:
+                    await recompute_pairs(conn, [("S1", "A")], policy=POLICY, now=clock.now)
         held = [sum(len(pb.events) for pb in e.engine.ledger.pairs.values())
                 for e in (short, full)]  # fmt: skip
         assert full.observed["events"] == held[1] == 720 and held[0] < 300

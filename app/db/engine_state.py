@@ -315,7 +315,7 @@ class LiveEngine:
         # before this catch-up, none after; without it, some may come later).
         kept = [x for x in looks if x[3] < lower][-(MAX_LOOKS - 1) :]
         self._looks = [*kept, (look["snapshot"], look["own"], takes_own, lower)]
-        self._forget(events=categories)  # raw events: not in a recompute, which holds locks
+        self._forget(in_recompute=not categories)
         if snapshots:
             settle_heap()
 
@@ -371,15 +371,16 @@ class LiveEngine:
                 snapshots = True
         return snapshots
 
-    def _forget(self, *, events: bool) -> None:
+    def _forget(self, *, in_recompute: bool) -> None:
         """Let go of what no later catch-up or answer needs: the ids of events and the
         keys of feedback received ``FORGET_IDS_AFTER`` before the marks (a catch-up
-        reads again only ``CATCH_UP_OVERLAP`` back), and, with ``events``, once an hour,
-        the raw events older than the window (``Engine.forget``: a restarted engine
-        never reads those; what was learnt from them stays). ``events`` is given by a
-        warm start and a run's first catch-up, never by a recompute's: that pass over
-        the pairs with events (~0.4 s per 100,000 pairs that have some to drop) holds
-        no store locks then."""
+        reads again only ``CATCH_UP_OVERLAP`` back), and, once an hour, the raw events
+        older than the window (``Engine.forget``: a restarted engine never reads
+        those; what was learnt from them stays). That pass over the pairs with events
+        (~0.4 s per 100,000 pairs that have some to drop) runs in a warm start or a
+        run's first catch-up, which hold no store locks; a recompute's catch-up runs it
+        only when none has for two hours (a process without the scheduler, whose
+        engine catches up only in the recomputes of the feedback posted to it)."""
         assert self.events_mark is not None and self.feedback_mark is not None
         ledger, taken = self.engine.ledger, self._taken
         horizon = self.events_mark - FORGET_IDS_AFTER
@@ -389,7 +390,8 @@ class LiveEngine:
         while feedback and feedback[0][0] < horizon:
             self._feedback_seen.discard(feedback.popleft()[1])
         mark = self.events_mark
-        if events and (self._forgot_at is None or mark - self._forgot_at >= FORGET_EVERY):
+        every = 2 * FORGET_EVERY if in_recompute else FORGET_EVERY
+        if self._forgot_at is None or mark - self._forgot_at >= every:
             self._forgot_at = mark
             dropped = self.engine.forget(mark - self.window)
             if dropped:
