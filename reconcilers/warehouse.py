@@ -186,7 +186,7 @@ class SnapshotBody:
         self._bytes = 0
         self._newlines = 0
         self.plain = True
-        self._tail = b""  # the last bytes yielded (a NOT_PLAIN sequence may straddle)
+        self._tail = b""  # the last 2 bytes yielded (a NOT_PLAIN sequence may straddle chunks)
         self._line = b""  # the last line yielded so far, when it has not ended
         self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._replaying = False
@@ -199,8 +199,9 @@ class SnapshotBody:
 
     def _kept(self, chunk: bytes) -> bytes:
         if self.plain:
-            self.plain = is_plain(self._tail + chunk) and self._plain_counts(chunk)
-            self._tail = chunk[-2:]
+            window = self._tail + chunk
+            self.plain = is_plain(window) and self._plain_counts(chunk)
+            self._tail = window[-2:]  # (of the body so far: a chunk may be one byte)
         if self._spool is None:
             self._spool = tempfile.SpooledTemporaryFile(max_size=self._in_memory)  # noqa: SIM115 (closed by close())
         self._spool.write(chunk)
