@@ -189,14 +189,14 @@ class LiveEngine:
         """Feed the engine the snapshots in force and the last ``window`` of events and feedback."""
         self.events_mark = self.feedback_mark = now - self.window
         async with pool.acquire() as conn, conn.transaction(readonly=True):
-            await self._catch_up(conn, overlap=timedelta(0), categories=True)
+            await self._catch_up(conn, overlap=timedelta(0), in_recompute=False)
         log.info("engine.warm_started", window_days=self.window.total_seconds() / 86400,
                  since=self.events_mark.isoformat(), **self.observed)  # fmt: skip
 
     async def catch_up(self, pool: asyncpg.Pool) -> None:
         """A run's first look: what any process stored since (with ``CATCH_UP_OVERLAP``)."""
         async with self._lock, pool.acquire() as conn, conn.transaction(readonly=True):
-            await self._catch_up(conn, overlap=CATCH_UP_OVERLAP, categories=True)
+            await self._catch_up(conn, overlap=CATCH_UP_OVERLAP, in_recompute=False)
 
     @contextlib.asynccontextmanager
     async def assessor(
@@ -221,7 +221,7 @@ class LiveEngine:
         them must not hold this lock (another one holding them may need it).
         """
         async with self._lock:
-            await self._catch_up(conn, overlap=timedelta(0), categories=False, fresh=fresh,
+            await self._catch_up(conn, overlap=timedelta(0), in_recompute=True, fresh=fresh,
                                  changes=changes, alongside=alongside)  # fmt: skip
             calibration = await self._persisted_calibration(conn)
             yield Assessor(self.engine, now, calibration)
@@ -259,12 +259,15 @@ class LiveEngine:
         conn: Connection,
         *,
         overlap: timedelta,
-        categories: bool,
+        in_recompute: bool,
         fresh: Fresh | None = None,
         changes: SnapshotChanges | None = None,
         alongside: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        if categories:
+        """``in_recompute``: inside a recompute's transaction, which holds store locks:
+        the catalogue's categories are not read again (the run's first look read
+        them), nor is the hourly pass over the engine's pairs made (``_forget``)."""
+        if not in_recompute:
             for r in await conn.fetch(Q.categories):
                 self.categories[r["sku"]] = r["category"]
         if self.events_mark is None or self.feedback_mark is None:
@@ -315,7 +318,7 @@ class LiveEngine:
         # before this catch-up, none after; without it, some may come later).
         kept = [x for x in looks if x[3] < lower][-(MAX_LOOKS - 1) :]
         self._looks = [*kept, (look["snapshot"], look["own"], takes_own, lower)]
-        self._forget(in_recompute=not categories)
+        self._forget(in_recompute=in_recompute)
         if snapshots:
             settle_heap()
 

@@ -218,10 +218,10 @@ SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = '
 -- book_rule recomputes whatever their inputs (unknown, or not assessed as $2 says:
 -- with an engine, the few the partial index book_position_unassessed holds; without
 -- one, every assessed position, by a scan), and the pairs with POS events or shelf
--- counts. pairs_of_snapshot's other two branches need no search here. A position without a row: the row went in the
--- snapshot that removed it (listed then); since then its base is 0 at the location's
--- as_of, so only its events or counts (listed here) can change its book. A row
--- without a position: the snapshot that wrote it computed its pair then (a new pair
+-- counts. pairs_of_snapshot's other two branches need no search here. A position
+-- without a row: the row went in the snapshot that removed it (listed then); since
+-- then its base is 0 at the location's as_of, so only its events or counts (listed
+-- here) can change its book. A row without a position: the snapshot that wrote it computed its pair then (a new pair
 -- is always written), and positions are never deleted. (The stores joined, not
 -- "= ANY": a bitmap scan of 200 stores' keys took twice the hash join's time at 1M.)
 SELECT store_id, sku FROM unnest($3::text[], $4::text[]) AS c(store_id, sku)
