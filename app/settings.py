@@ -28,6 +28,11 @@ _PG_VALUE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
+# The reconciliation report reads 28 days of sales (reports.sql: sales_28d): events
+# younger than that are never deleted (app/db/retention.py).
+MIN_EVENT_RETENTION = timedelta(days=28)
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message says which and why."""
 
@@ -167,6 +172,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # accepted (JSON or CSV; 413 above it).
     ready_max_feed_age: timedelta | None = None
     max_request_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 10 * 1024 * 1024
+    # Retention (docs/operations.md): POS events older than this that no answer reads any
+    # more (before their pair's base, not its newest) and quarantined snapshots older
+    # than quarantine_retention are deleted by an hourly job; 0 keeps them for good.
+    event_retention: timedelta = timedelta(days=90)
+    quarantine_retention: timedelta = timedelta(days=30)
     # The embedded PostgreSQL's settings over app/db/embedded.py's SERVER_SETTINGS
     # ("name=value,..."; ignored with DATABASE_URL).
     embedded_pg_settings: str = ""
@@ -178,6 +188,16 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
             raise ValueError("refresh_interval must be positive")
         if self.badge_cache_max_age < timedelta(0):
             raise ValueError("badge_cache_max_age must not be negative")
+        if self.event_retention < timedelta(0) or (
+            timedelta(0) < self.event_retention < MIN_EVENT_RETENTION
+        ):
+            raise ValueError(
+                f"event_retention must be 0 (keep every event) or at least "
+                f"{MIN_EVENT_RETENTION.days} days (the reconciliation report reads "
+                f"{MIN_EVENT_RETENTION.days} days of sales)"
+            )
+        if self.quarantine_retention < timedelta(0):
+            raise ValueError("quarantine_retention must not be negative (0 keeps them)")
         if self.ready_max_feed_age is not None and self.ready_max_feed_age <= timedelta(0):
             raise ValueError("ready_max_feed_age must be positive")
         try:

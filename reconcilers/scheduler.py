@@ -36,6 +36,7 @@ from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig, load_feeds
 from reconcilers.jobs import RefreshOutcome, run_feed, run_refresh
 from reconcilers.outcome import PullOutcome
+from reconcilers.retention import schedule_retention
 
 log = structlog.get_logger(__name__)
 
@@ -209,6 +210,7 @@ async def start_reconcilers(
         from reconcilers.report_export import schedule_report_export  # nightly reports
 
         schedule_report_export(scheduler, pool, settings, clock)
+        schedule_retention(scheduler, pool, settings, clock)
         scheduler.start()
         reconcilers.scheduler = scheduler
     log.info(
