@@ -10,18 +10,14 @@ is logged, never raised into the scheduler.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import csv
 import io
 import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app.clock import Clock
@@ -30,8 +26,7 @@ from app.db import reports as reports_db
 from app.db.stream_file import stream_to
 from app.domain.reconciliation import ACTIONS, cell, iso
 from app.settings import Settings
-
-log = structlog.get_logger(__name__)
+from reconcilers.locked_run import run_locked
 
 EXPORT_LOCK = (0x0BAD6E, 5)  # beside the badge refresh's (0x0BAD6E, 1)
 JOB_ID = "!report-export"
@@ -74,34 +69,12 @@ async def run_report_export(pool: asyncpg.Pool, settings: Settings, clock: Clock
     folder = settings.report_export_dir
     if folder is None:
         return "off"
-    started = time.monotonic()
-    outcome, detail, result = "exported", "", {}
-    try:
-        lock_conn = await pool.acquire()
-        try:
-            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *EXPORT_LOCK):
-                outcome, detail = "skipped", "another process is exporting"
-            else:
-                try:
-                    result = await export_reports(pool, folder, now=clock())
-                finally:
-                    with contextlib.suppress(Exception):
-                        await lock_conn.execute("SELECT pg_advisory_unlock($1, $2)", *EXPORT_LOCK)
-        finally:
-            await pool.release(lock_conn)
-    except asyncio.CancelledError:
-        log.info("report.exported", outcome="cancelled")
-        raise
-    except Exception as exc:  # the database or the disk: logged, the next night retries
-        outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
-    log_at = log.warning if outcome == "failed" else log.info
-    log_at(
-        "report.exported",
-        outcome=outcome,
-        detail=detail,
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-        **result,
-    )
+
+    async def export(_: Connection) -> dict[str, Any]:
+        return await export_reports(pool, folder, now=clock())
+
+    outcome, _ = await run_locked(pool, EXPORT_LOCK, "report.exported", export,
+                                  done="exported", busy="another process is exporting")  # fmt: skip
     return outcome
 
 

@@ -8,20 +8,17 @@ and a run stopped half-way has committed whole batches only.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
-import structlog
+import msgspec
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from app.clock import Clock
-from app.db import retention
+from app.db import Connection, retention
 from app.settings import Settings
-
-log = structlog.get_logger(__name__)
+from reconcilers.locked_run import run_locked
 
 RETENTION_LOCK = (0x0BAD6E, 6)  # beside the refresh's (…, 1) and the export's (…, 5)
 JOB_ID = "!retention"
@@ -36,45 +33,21 @@ async def run_retention(
     keep_events, keep_quarantined = settings.event_retention, settings.quarantine_retention
     if not keep_events and not keep_quarantined:
         return None
-    started = time.monotonic()
     pruned = retention.Pruned()
-    outcome, detail = "pruned", ""
-    try:
-        async with pool.acquire() as conn:
-            if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *RETENTION_LOCK):
-                outcome, detail = "skipped", "another process is pruning"
-            else:
-                try:
-                    now = clock()
-                    if keep_quarantined:
-                        pruned.quarantined_deleted = await retention.prune_quarantined(
-                            conn, now=now, keep=keep_quarantined
-                        )
-                    if keep_events:
-                        await retention.prune_events(
-                            conn, now=now, keep=keep_events, batch=batch, into=pruned
-                        )
-                finally:
-                    with contextlib.suppress(Exception):
-                        await conn.execute("SELECT pg_advisory_unlock($1, $2)", *RETENTION_LOCK)
-    except asyncio.CancelledError:
-        log.info("retention.pruned", outcome="cancelled", **_fields(pruned))
-        raise
-    except Exception as exc:  # the database: logged, the next hour retries
-        outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
-    log_at = log.warning if outcome == "failed" else log.info
-    log_at(
-        "retention.pruned",
-        outcome=outcome,
-        detail=detail,
-        duration_ms=round((time.monotonic() - started) * 1000, 1),
-        **_fields(pruned),
-    )
+
+    async def prune(conn: Connection) -> dict[str, Any]:
+        now = clock()
+        if keep_quarantined:
+            pruned.quarantined_deleted = await retention.prune_quarantined(
+                conn, now=now, keep=keep_quarantined
+            )
+        if keep_events:
+            await retention.prune_events(conn, now=now, keep=keep_events, batch=batch, into=pruned)
+        return msgspec.structs.asdict(pruned)
+
+    outcome, _ = await run_locked(pool, RETENTION_LOCK, "retention.pruned", prune,
+                                  done="pruned", busy="another process is pruning")  # fmt: skip
     return pruned if outcome == "pruned" else None
-
-
-def _fields(pruned: retention.Pruned) -> dict[str, int]:
-    return {f: getattr(pruned, f) for f in pruned.__struct_fields__}
 
 
 def schedule_retention(
