@@ -19,6 +19,8 @@ from app.db.feeds import upsert_feeds
 from app.db.positions import (
     _BOOK_OF_PAIRS,
     _BOOK_OF_PAIRS_PLAIN,
+    Q,
+    _book_of,
     recompute_pairs,
     recompute_stores,
 )
@@ -37,6 +39,8 @@ from app.domain.policy import BufferRule, Policy
 from reconcilers.feeds_config import FeedConfig
 
 T0 = datetime(2026, 11, 23, tzinfo=UTC)
+# A whole-store recompute's book query, unkept: every pair of the stores $1.
+_BOOK_OF_STORES_PLAIN = _book_of(Q.pairs_of_stores, compared=False)
 FEED = FeedConfig(name="pos-test", kind="pos", url="http://127.0.0.1:1/events")
 SKUS = ("SKU-A", "SKU-B", "SKU-C")
 POLICY = Policy()
@@ -214,6 +218,11 @@ def test_sql_book_position_equals_reference(
             plain = sorted(tuple(r)[:-1] for r in await conn.fetch(_BOOK_OF_PAIRS_PLAIN, *args))
             compared = sorted(tuple(r)[:-1] for r in await conn.fetch(_BOOK_OF_PAIRS, *args))
             assert plain == compared and len(plain) == len(SKUS)
+            # A whole store's query (set-wise movements, store filters) agrees too.
+            scoped = sorted(tuple(r)[:-1] for r in await conn.fetch(
+                _BOOK_OF_STORES_PLAIN, [store_id], now, False, False))  # fmt: skip
+            assert {r[1] for r in scoped} == {e.sku for e in events} | set(snapshot)
+            assert scoped == [r for r in plain if r[1] in {s[1] for s in scoped}]
             written = await recompute_pairs(
                 conn, [(store_id, s) for s in SKUS], policy=POLICY, now=now
             )
@@ -434,3 +443,27 @@ async def test_events_apply_up_to_now_only(
         await recompute_pairs(conn, [("S1", "SKU-A")], policy=POLICY, now=at(now_minute))
         row = await position_row(conn, "S1", "SKU-A")
     assert row is not None and row["book"] == expected
+
+
+async def test_a_movement_at_the_base_time_is_in_the_base_for_named_pairs_and_stores(
+    pool: asyncpg.Pool,
+) -> None:
+    """The contract's "strictly after the base": a sale at the snapshot's as_of (or the
+    count's instant) is already in the base, whichever query reads the movements."""
+    store, base_at = f"S{next(_store_numbers)}", at(5)
+    snapshot = {"SKU-A": SnapshotRow(store, "SKU-A", 10, 0, 0, base_at)}
+    events: list[PosEvent] = [
+        Sale(event_id=f"{store}-1", store_id=store, sku="SKU-A", occurred_at=base_at, qty=2),
+        Sale(event_id=f"{store}-2", store_id=store, sku="SKU-A", occurred_at=at(6), qty=1),
+        Count(event_id=f"{store}-3", store_id=store, sku="SKU-B", occurred_at=at(7), on_hand=4),
+        Sale(event_id=f"{store}-4", store_id=store, sku="SKU-B", occurred_at=at(7), qty=3),
+    ]
+    async with pool.acquire() as conn:
+        await put_inputs(conn, store, snapshot, None)
+        async with conn.transaction():
+            await insert_events(conn, FEED.name, events, received_at=at(8))
+        args = ([store, store], at(9), False, False, ["SKU-A", "SKU-B"])
+        named = {r["sku"]: r["book"] for r in await conn.fetch(_BOOK_OF_PAIRS_PLAIN, *args)}
+        whole = {r["sku"]: r["book"]
+                 for r in await conn.fetch(_BOOK_OF_STORES_PLAIN, [store], at(9), False, False)}  # fmt: skip
+    assert named == whole == {"SKU-A": 9, "SKU-B": 4}

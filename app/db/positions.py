@@ -371,15 +371,24 @@ _GROUP_COLUMNS = (
 _STORE_FILTER = re.compile(r"\s+AND \w+\.\w+ = ANY\(\$1::text\[\]\)")
 
 
+# book_rule's set-wise ``moved`` CTE, which named pairs swap for ``moved_per_pair``.
+_SET_WISE_MOVED = re.compile(r"moved AS \(\n.*?\n\), booked AS \(", re.DOTALL)
+
+
 def _book_of(pairs: str, *, scoped: bool = True, compared: bool = True) -> str:
     """book_rule over the pairs of ``pairs`` (a query of (store_id, sku)); ``scoped``:
-    keep the store filters (a few stores' every pair, not named pairs); ``compared``:
+    keep the store filters and the set-wise ``moved`` (a few stores' every pair), else
+    named pairs: no store filters, ``moved_per_pair``; ``compared``:
     with each pair's stored position (``stored``, only_changed), else every row as
     computed and no position read (``book_plain``: only_changed must be false)."""
-    query = f"WITH pairs AS (\n{pairs}\n), {Q.book_rule}\n{Q.book_compared if compared else Q.book_plain}"
+    rule = Q.book_rule
+    if not scoped:
+        rule, swapped = _SET_WISE_MOVED.subn(lambda _: Q.moved_per_pair + ", booked AS (", rule)
+        assert swapped == 1, "book_rule's moved CTE not found"
+    query = f"WITH pairs AS (\n{pairs}\n), {rule}\n{Q.book_compared if compared else Q.book_plain}"
     if not scoped:
         query, dropped = _STORE_FILTER.subn("", query)
-        expected = 5 if compared else 4
+        expected = 4 if compared else 3
         assert dropped == expected, f"book_rule has {dropped} store filters, expected {expected}"
     return query
 

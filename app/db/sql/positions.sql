@@ -87,6 +87,24 @@ snap AS (
     LEFT JOIN store_freshness f ON f.store_id = b.store_id
 )
 
+-- name: moved_per_pair
+-- book_rule's ``moved`` for named pairs (positions.py puts it in place of the
+-- set-wise one): per pair, the movements after its base through the index
+-- (store_id, sku, occurred_at), and its newest event by one index probe. The set-wise
+-- form reads every event a pair ever had (months of a fast seller's sales, per POS
+-- page); this reads the ones since its base (a day's, with daily snapshots). A whole
+-- store's recompute keeps the set-wise form: one pass over the store's events beats a
+-- million pairs' probes.
+moved AS (
+    SELECT b.store_id, b.sku,
+           (SELECT sum(e.delta) FROM pos_event e
+            WHERE e.store_id = b.store_id AND e.sku = b.sku AND e.type <> 'count'
+              AND e.occurred_at > b.base_at AND e.occurred_at <= $2) AS moved,
+           (SELECT max(e.occurred_at) FROM pos_event e
+            WHERE e.store_id = b.store_id AND e.sku = b.sku AND e.occurred_at <= $2) AS last_event_at
+    FROM based b
+)
+
 -- name: book_compared
 -- book_rule's rows with whether the pair has a position (``stored``); $3
 -- only_changed leaves out those book_rule describes under $3 and $4.
