@@ -375,20 +375,23 @@ _STORE_FILTER = re.compile(r"\s+AND \w+\.\w+ = ANY\(\$1::text\[\]\)")
 _SET_WISE_MOVED = re.compile(r"moved AS \(\n.*?\n\), booked AS \(", re.DOTALL)
 
 
-def _book_of(pairs: str, *, scoped: bool = True, compared: bool = True) -> str:
+def _book_of(
+    pairs: str, *, scoped: bool = True, compared: bool = True, per_pair: bool = False
+) -> str:
     """book_rule over the pairs of ``pairs`` (a query of (store_id, sku)); ``scoped``:
-    keep the store filters and the set-wise ``moved`` (a few stores' every pair), else
-    named pairs: no store filters, ``moved_per_pair``; ``compared``:
+    keep the store filters (a few stores' every pair), else named pairs; ``compared``:
     with each pair's stored position (``stored``, only_changed), else every row as
-    computed and no position read (``book_plain``: only_changed must be false)."""
+    computed and no position read (``book_plain``: only_changed must be false);
+    ``per_pair``: the movements by ``moved_per_pair`` (index probes per pair) instead
+    of the set-wise pass over the pairs' events."""
     rule = Q.book_rule
-    if not scoped:
+    if per_pair:
         rule, swapped = _SET_WISE_MOVED.subn(lambda _: Q.moved_per_pair + ", booked AS (", rule)
         assert swapped == 1, "book_rule's moved CTE not found"
     query = f"WITH pairs AS (\n{pairs}\n), {rule}\n{Q.book_compared if compared else Q.book_plain}"
     if not scoped:
         query, dropped = _STORE_FILTER.subn("", query)
-        expected = 4 if compared else 3
+        expected = (5 if compared else 4) - (1 if per_pair else 0)
         assert dropped == expected, f"book_rule has {dropped} store filters, expected {expected}"
     return query
 
@@ -404,13 +407,17 @@ def _kept(book: str) -> str:
     )
 
 
-_BOOK_OF_PAIRS = _book_of(Q.pairs_named, scoped=False)
+# The named pairs of a POS page, feedback or the refresh: their movements since the base
+# by index probes, whatever their history (``moved_per_pair``).
+_BOOK_OF_PAIRS = _book_of(Q.pairs_named, scoped=False, per_pair=True)
 # Named pairs whose positions are all written (not only_changed): the stored
 # positions are not read (a probe per pair, ~20 % of the query at 1M positions).
-_BOOK_OF_PAIRS_PLAIN = _book_of(Q.pairs_named, scoped=False, compared=False)
+_BOOK_OF_PAIRS_PLAIN = _book_of(Q.pairs_named, scoped=False, compared=False, per_pair=True)
 _KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
 _KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
-# A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once.
+# A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once;
+# set-wise: with ``moved_per_pair`` the next snapshot of bench_reconcile took 1.4 s more
+# (19,478 pairs; not reproduced on a smaller copy, docs/scaling.md).
 _KEPT_BOOKS_OF_PAIRS = _kept(_book_of(Q.pairs_named, scoped=False))
 # The badge update of the kept rows: whole-store batches read only their stores'
 # positions; named pairs are probed by primary key (see of_named_pairs).

@@ -88,13 +88,14 @@ snap AS (
 )
 
 -- name: moved_per_pair
--- book_rule's ``moved`` for named pairs (positions.py puts it in place of the
--- set-wise one): per pair, the movements after its base through the index
--- (store_id, sku, occurred_at), and its newest event by one index probe. The set-wise
--- form reads every event a pair ever had (months of a fast seller's sales, per POS
--- page); this reads the ones since its base (a day's, with daily snapshots). A whole
--- store's recompute keeps the set-wise form: one pass over the store's events beats a
--- million pairs' probes.
+-- book_rule's ``moved`` for the named pairs of a POS page, feedback or the refresh
+-- (positions.py puts it in place of the set-wise one): per pair, the movements after
+-- its base through the index (store_id, sku, occurred_at), and its newest event by one
+-- index probe. The set-wise form reads every event a pair ever had (months of a fast
+-- seller's sales, per POS page); this reads the ones since its base (a day's, with
+-- daily snapshots). A snapshot's recomputes keep the set-wise form: for a whole store
+-- one pass over its events beats a million pairs' probes, and for a snapshot's
+-- candidates it measured faster (positions.py).
 moved AS (
     SELECT b.store_id, b.sku,
            (SELECT sum(e.delta) FROM pos_event e
