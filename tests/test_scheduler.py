@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from structlog.testing import capture_logs
 
 from app.domain.policy import Policy
 from app.settings import Settings
+from reconcilers.retention import EVERY, FIRST_AFTER, JOB_ID
 from reconcilers.scheduler import Reconcilers, UnknownFeed, start_reconcilers
 from tests.conftest import serve_in_loop, wait_for, with_feeds_file
 from tests.feedserver import FeedServer, Reply, json_reply
@@ -212,3 +213,25 @@ async def wait_for_async(read: Callable[[], Any], expected: Any, seconds: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"still {value!r}, wanted {expected!r}")
         await asyncio.sleep(0.02)
+
+
+async def test_the_retention_job_is_scheduled_hourly_unless_both_retentions_are_off(
+    pool: asyncpg.Pool, settings: Settings, tmp_path: Path, feed_server: FeedServer
+) -> None:
+    on = with_feeds(settings, tmp_path, feed_server)
+    recs = await start(pool, on)
+    try:
+        assert recs.scheduler is not None
+        job = recs.scheduler.get_job(JOB_ID)
+        assert job is not None and job.trigger.interval == EVERY
+        # Not in the start-up's rush: its first run comes FIRST_AFTER later.
+        assert job.next_run_time > datetime.now(UTC) + FIRST_AFTER / 2
+    finally:
+        await recs.shutdown()
+    off = msgspec.structs.replace(on, event_retention=timedelta(0),
+                                  quarantine_retention=timedelta(0))  # fmt: skip
+    recs = await start(pool, off)
+    try:
+        assert recs.scheduler is not None and recs.scheduler.get_job(JOB_ID) is None
+    finally:
+        await recs.shutdown()
