@@ -172,9 +172,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     # accepted (JSON or CSV; 413 above it).
     ready_max_feed_age: timedelta | None = None
     max_request_body_bytes: Annotated[int, msgspec.Meta(gt=0)] = 10 * 1024 * 1024
-    # Retention (docs/operations.md): POS events older than this that no answer reads any
-    # more (before their pair's base, not its newest) and quarantined snapshots older
-    # than quarantine_retention are deleted by an hourly job; 0 keeps them for good.
+    # Retention (docs/operations.md): POS events and feedback older than this that no
+    # answer reads any more (before their pair's base, not its newest; old picks,
+    # replaced shelf counts) and quarantined snapshots older than quarantine_retention
+    # are deleted by an hourly job; 0 keeps them for good.
     event_retention: timedelta = timedelta(days=90)
     quarantine_retention: timedelta = timedelta(days=30)
     # The embedded PostgreSQL's settings over app/db/embedded.py's SERVER_SETTINGS

@@ -1,4 +1,4 @@
-"""The hourly retention job: old POS events and quarantined snapshots deleted.
+"""The hourly retention job: old POS events, feedback and quarantined snapshots deleted.
 
 ``app/db/retention.py`` decides what goes; this runs it on the scheduler, one process
 at a time (an advisory lock beside the refresh's and the export's), with one log line
@@ -43,6 +43,9 @@ async def run_retention(
             )
         if keep_events:
             await retention.prune_events(conn, now=now, keep=keep_events, batch=batch, into=pruned)
+            await retention.prune_feedback(
+                conn, now=now, keep=keep_events, batch=batch, into=pruned
+            )
         return msgspec.structs.asdict(pruned)
 
     outcome, _ = await run_locked(pool, RETENTION_LOCK, "retention.pruned", prune,

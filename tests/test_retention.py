@@ -67,11 +67,23 @@ async def store_events(conn: Any, received: list[tuple[datetime, PosEvent]]) -> 
 
 
 async def shelf_count(conn: Any, store: str, sku: str, at: datetime, qty: int) -> None:
+    await observed(conn, store, sku, "shelf_count", at, qty)
+
+
+async def observed(conn: Any, store: str, sku: str, kind: str, at: datetime, qty: int) -> None:
+    """One feedback row, received when observed."""
     await conn.execute(
         """INSERT INTO feedback (store_id, sku, kind, observed_at, qty, received_at)
-           VALUES ($1, $2, 'shelf_count', $3, $4, $3) ON CONFLICT DO NOTHING""",
-        store, sku, at, qty,
+           VALUES ($1, $2, $3, $4, $5, $4) ON CONFLICT DO NOTHING""",
+        store, sku, kind, at, qty,
     )  # fmt: skip
+
+
+async def feedback_rows(conn: Any, store: str) -> set[tuple[Any, ...]]:
+    rows = await conn.fetch(
+        "SELECT sku, kind, observed_at, qty, received_at FROM feedback WHERE store_id = $1", store
+    )
+    return {tuple(r) for r in rows}
 
 
 async def books(conn: Any, store: str, at: datetime) -> list[tuple[Any, ...]]:
@@ -124,6 +136,15 @@ def histories(draw: st.DrawFn) -> list[tuple[str, str, float, float, int]]:
     shelf_counts=st.lists(
         st.tuples(st.sampled_from(SKUS), st.integers(-200, 0), st.integers(0, 20)), max_size=3
     ),
+    picks=st.lists(
+        st.tuples(
+            st.sampled_from(SKUS),
+            st.sampled_from(["pick_found", "pick_short"]),
+            st.integers(-200, 0),
+            st.integers(0, 2),
+        ),
+        max_size=6,
+    ),
     keep_days=st.sampled_from([28, 45, 90]),
     batch=st.sampled_from([3, 1000]),
 )
@@ -132,6 +153,7 @@ def test_a_prune_changes_no_book_and_no_report(
     history: list[tuple[str, str, float, float, int]],
     snapshot_day: int | None,
     shelf_counts: list[tuple[str, int, int]],
+    picks: list[tuple[str, str, int, int]],
     keep_days: int,
     batch: int,
 ) -> None:
@@ -155,10 +177,14 @@ def test_a_prune_changes_no_book_and_no_report(
             await store_events(conn, received)
             for sku, d, qty in shelf_counts:
                 await shelf_count(conn, store, sku, day(d), qty)
+            for sku, kind, d, qty in picks:
+                await observed(conn, store, sku, kind, day(d), qty + (kind == "pick_found"))
             await recompute_pairs(conn, [(store, s) for s in SKUS], policy=POLICY, now=NOW)
             before, ids = await answers(conn, store), await event_ids(conn, store)
+            rows = await feedback_rows(conn, store)
             pruned = retention.Pruned()
             await retention.prune_events(conn, now=NOW, keep=keep, batch=batch, into=pruned)
+            await retention.prune_feedback(conn, now=NOW, keep=keep, batch=batch, into=pruned)
             after, kept = await answers(conn, store), await event_ids(conn, store)
             assert after == before
             gone = ids - kept
@@ -166,6 +192,8 @@ def test_a_prune_changes_no_book_and_no_report(
             for at, e in received:
                 if e.event_id in gone:
                     assert at < NOW - keep and e.occurred_at < NOW - keep, e
+            for _, kind, at, _, got in rows - await feedback_rows(conn, store):
+                assert at < NOW - keep and got < NOW - keep, (kind, at)
         finally:
             await conn.close()
 
@@ -295,3 +323,31 @@ async def test_the_job_deletes_old_quarantines_and_events_once_under_its_lock(
     off = msgspec.structs.replace(settings, event_retention=timedelta(0),
                                   quarantine_retention=timedelta(0))  # fmt: skip
     assert await run_retention(pool, off, clock) is None
+
+
+async def test_old_picks_and_replaced_shelf_counts_go(pool: asyncpg.Pool) -> None:
+    store = "RFEED"
+    a, b, c = SKUS
+    async with pool.acquire() as conn:
+        await put_inputs(conn, store, {}, None)
+        for kind, sku, d, qty in [
+            ("pick_found", a, -120, 1),  # old: goes
+            ("pick_short", a, -100, 0),  # old: goes
+            ("pick_short", a, -20, 0),  # within the period: stays
+            ("shelf_count", a, -150, 3),  # a newer shelf count: goes
+            ("shelf_count", a, -110, 5),  # a's latest count, old as it is: stays
+            ("shelf_count", b, -130, 4),  # a newer POS count of b: goes
+            ("shelf_count", c, -5, 9),  # young: stays
+        ]:
+            await observed(conn, store, sku, kind, day(d), qty)
+        await store_events(conn, [(day(-100), event(store, 1, "count", b, day(-100), 6))])
+        await recompute_pairs(conn, [(store, s) for s in SKUS], policy=POLICY, now=NOW)
+        before = await answers(conn, store)
+        pruned = retention.Pruned()
+        await retention.prune_feedback(conn, now=NOW, keep=timedelta(days=90), batch=2,
+                                       into=pruned)  # fmt: skip
+        left = {(r[0], r[1], r[2]) for r in await feedback_rows(conn, store)}
+        assert left == {(a, "pick_short", day(-20)), (a, "shelf_count", day(-110)),
+                        (c, "shelf_count", day(-5))}  # fmt: skip
+        assert (pruned.feedback_scanned, pruned.feedback_deleted) == (5, 4)
+        assert await answers(conn, store) == before

@@ -64,6 +64,51 @@ FROM (SELECT c.received_at, c.feed, c.event_id::text AS event_id
       ORDER BY c.received_at DESC, c.feed DESC, c.event_id DESC
       LIMIT 1) AS last;
 
+-- name: prune_feedback
+-- One batch of feedback, as prune_events does events: the next $9 rows received before
+-- $1 after the cursor ($3..$8, in (received_at, store_id, sku, kind, observed_at, qty)
+-- order), and of those, deleted, the ones observed before $1 that no answer reads any
+-- more: a pick outcome (the engine learns from 14 days of them, the report from its
+-- look-back, 14 days by default, and 7 days, the metrics from 24 hours), and a shelf
+-- count that a newer count of its pair (POS or shelf, at or before $2, now) has
+-- replaced (the book's base and the report's last count are the latest). Returns what
+-- prune_events returns, with the cursor's six parts.
+WITH candidate AS MATERIALIZED (
+    SELECT f.store_id, f.sku, f.kind, f.observed_at, f.qty, f.received_at
+    FROM feedback f
+    WHERE f.received_at < $1 AND f.received_at >= $3
+      AND (f.received_at, f.store_id::text, f.sku::text, f.kind, f.observed_at, f.qty)
+          > ($3, $4::text, $5::text, $6::text, $7::timestamptz, $8::integer)
+    ORDER BY f.received_at, f.store_id, f.sku, f.kind, f.observed_at, f.qty
+    LIMIT $9
+), doomed AS (
+    SELECT c.store_id, c.sku, c.kind, c.observed_at, c.qty
+    FROM candidate c
+    WHERE c.observed_at < $1
+      AND (c.kind <> 'shelf_count'
+           OR EXISTS (SELECT FROM feedback n
+                      WHERE n.store_id = c.store_id AND n.sku = c.sku AND n.kind = 'shelf_count'
+                        AND n.observed_at > c.observed_at AND n.observed_at <= $2)
+           OR EXISTS (SELECT FROM pos_event k
+                      WHERE k.store_id = c.store_id AND k.sku = c.sku AND k.type = 'count'
+                        AND k.occurred_at > c.observed_at AND k.occurred_at <= $2))
+), gone AS (
+    DELETE FROM feedback f
+    USING doomed d
+    WHERE f.store_id = d.store_id AND f.sku = d.sku AND f.kind = d.kind
+      AND f.observed_at = d.observed_at AND f.qty = d.qty
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM candidate) AS scanned,
+       (SELECT count(*) FROM gone) AS deleted,
+       last.received_at, last.store_id, last.sku, last.kind, last.observed_at, last.qty
+FROM (SELECT c.received_at, c.store_id::text AS store_id, c.sku::text AS sku, c.kind,
+             c.observed_at, c.qty
+      FROM candidate c
+      ORDER BY c.received_at DESC, c.store_id DESC, c.sku DESC, c.kind DESC,
+               c.observed_at DESC, c.qty DESC
+      LIMIT 1) AS last;
+
 -- name: prune_quarantined
 -- Quarantined snapshots received before $1, with their kept rows (ON DELETE CASCADE):
 -- a quarantine waits for an operator to look (the admin API), not for months, and a
