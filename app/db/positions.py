@@ -383,15 +383,19 @@ def _book_of(
     with each pair's stored position (``stored``, only_changed), else every row as
     computed and no position read (``book_plain``: only_changed must be false);
     ``per_pair``: the movements by ``moved_per_pair`` (index probes per pair) instead
-    of the set-wise pass over the pairs' events."""
+    of the set-wise pass over the pairs' events, and the stored positions by a probe
+    per pair (``book_compared_per_pair``)."""
     rule = Q.book_rule
     if per_pair:
         rule, swapped = _SET_WISE_MOVED.subn(lambda _: Q.moved_per_pair + ", booked AS (", rule)
         assert swapped == 1, "book_rule's moved CTE not found"
-    query = f"WITH pairs AS (\n{pairs}\n), {rule}\n{Q.book_compared if compared else Q.book_plain}"
+    tail = Q.book_plain
+    if compared:
+        tail = Q.book_compared_per_pair if per_pair else Q.book_compared
+    query = f"WITH pairs AS (\n{pairs}\n), {rule}\n{tail}"
     if not scoped:
         query, dropped = _STORE_FILTER.subn("", query)
-        expected = (5 if compared else 4) - (1 if per_pair else 0)
+        expected = (3 if per_pair else 4) + (1 if compared and not per_pair else 0)
         assert dropped == expected, f"book_rule has {dropped} store filters, expected {expected}"
     return query
 
@@ -407,18 +411,17 @@ def _kept(book: str) -> str:
     )
 
 
-# The named pairs of a POS page, feedback or the refresh: their movements since the base
-# by index probes, whatever their history (``moved_per_pair``).
+# Named pairs (a POS page, feedback, the refresh): their movements since the base by
+# index probes, whatever their history (``moved_per_pair``).
 _BOOK_OF_PAIRS = _book_of(Q.pairs_named, scoped=False, per_pair=True)
 # Named pairs whose positions are all written (not only_changed): the stored
 # positions are not read (a probe per pair, ~20 % of the query at 1M positions).
 _BOOK_OF_PAIRS_PLAIN = _book_of(Q.pairs_named, scoped=False, compared=False, per_pair=True)
 _KEPT_BOOKS_OF_STORES = _kept(_book_of(Q.pairs_of_stores))
 _KEPT_BOOKS_OF_SNAPSHOT = _kept(_book_of(Q.pairs_of_snapshot))
-# A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once;
-# set-wise: with ``moved_per_pair`` the next snapshot of bench_reconcile took 1.4 s more
-# (19,478 pairs; not reproduced on a smaller copy, docs/scaling.md).
-_KEPT_BOOKS_OF_PAIRS = _kept(_book_of(Q.pairs_named, scoped=False))
+# A snapshot's candidates found up front (``pairs_of_changes``), many stores' at once,
+# by probes per pair too (``book_compared_per_pair`` says why the stored ones as well).
+_KEPT_BOOKS_OF_PAIRS = _kept(_book_of(Q.pairs_named, scoped=False, per_pair=True))
 # The badge update of the kept rows: whole-store batches read only their stores'
 # positions; named pairs are probed by primary key (see of_named_pairs).
 _UPDATE_STORES_FROM_BOOK_BATCH = f"{Q.update_from_book_batch}\n{Q.of_batch_stores}"

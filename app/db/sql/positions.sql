@@ -88,14 +88,13 @@ snap AS (
 )
 
 -- name: moved_per_pair
--- book_rule's ``moved`` for the named pairs of a POS page, feedback or the refresh
--- (positions.py puts it in place of the set-wise one): per pair, the movements after
+-- book_rule's ``moved`` for named pairs (a POS page, feedback, the refresh, a
+-- snapshot's candidates; positions.py puts it in place of the set-wise one): per pair, the movements after
 -- its base through the index (store_id, sku, occurred_at), and its newest event by one
 -- index probe. The set-wise form reads every event a pair ever had (months of a fast
 -- seller's sales, per POS page); this reads the ones since its base (a day's, with
--- daily snapshots). A snapshot's recomputes keep the set-wise form: for a whole store
--- one pass over its events beats a million pairs' probes, and for a snapshot's
--- candidates it measured faster (positions.py).
+-- daily snapshots). A whole store's recompute keeps the set-wise form: one pass over
+-- its events beats a million pairs' probes.
 moved AS (
     SELECT b.store_id, b.sku,
            (SELECT sum(e.delta) FROM pos_event e
@@ -119,6 +118,28 @@ WHERE NOT ($3::boolean AND bp.store_id IS NOT NULL
            AND bp.in_transit = k.in_transit
            AND bp.badge_state <> 'unknown'
            AND (bp.evidence IS NOT NULL) = $4::boolean)
+
+-- name: book_compared_per_pair
+-- book_compared for named pairs with moved_per_pair: the stored position of each pair
+-- by one probe of its key (LATERAL ... LIMIT 1 keeps it a probe). As a join, the
+-- planner took the pairs for 40 rows each (text against the ident domain: the unique
+-- key does not bound the estimate), costed moved_per_pair's subplans by that, and
+-- hashed all of book_position instead (1.3 s at 1M positions for a snapshot's
+-- 19,478 candidates, docs/scaling.md).
+SELECT k.*, bp.assessed IS NOT NULL AS stored
+FROM booked k
+LEFT JOIN LATERAL (
+    SELECT p.book, p.base_source, p.in_transit, p.badge_state, p.evidence IS NOT NULL AS assessed
+    FROM book_position p
+    WHERE p.store_id = k.store_id AND p.sku = k.sku
+    LIMIT 1
+) bp ON true
+WHERE NOT ($3::boolean AND bp.assessed IS NOT NULL
+           AND bp.book IS NOT DISTINCT FROM k.book
+           AND bp.base_source IS NOT DISTINCT FROM k.base_source
+           AND bp.in_transit = k.in_transit
+           AND bp.badge_state <> 'unknown'
+           AND bp.assessed = $4::boolean)
 
 -- name: book_plain
 -- book_rule's rows, every one (only_changed $3 must be false: nothing is compared
