@@ -121,11 +121,11 @@ WHERE NOT ($3::boolean AND bp.store_id IS NOT NULL
 
 -- name: book_compared_per_pair
 -- book_compared for named pairs with moved_per_pair: the stored position of each pair
--- by one probe of its key (LATERAL ... LIMIT 1 keeps it a probe). As a join, the
--- planner took the pairs for 40 rows each (text against the ident domain: the unique
--- key does not bound the estimate), costed moved_per_pair's subplans by that, and
--- hashed all of book_position instead (1.3 s at 1M positions for a snapshot's
--- 19,478 candidates, docs/scaling.md).
+-- by one probe of its key (LATERAL ... LIMIT 1 keeps it a probe). As a join, right
+-- after a first load (book_position not analyzed yet: default selectivities) the
+-- planner took each pair's probe for 40 rows, costed moved_per_pair's subplans by
+-- that, and hashed all of book_position instead (1.3 s at 1M positions for a
+-- snapshot's 19,478 candidates, docs/scaling.md).
 SELECT k.*, bp.assessed IS NOT NULL AS stored
 FROM booked k
 LEFT JOIN LATERAL (
