@@ -379,3 +379,42 @@ async def test_two_feeds_stage_at_once_and_leave_no_staging_behind(
     )
     assert left == 0
     assert await stock_in_force(pool) == stock
+
+
+async def test_a_load_of_many_positions_is_followed_by_fresh_planner_statistics(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """After a snapshot that wrote ``analyze_after`` positions or more the tables are
+    analyzed (committed first: the statistics see the rows); a smaller one is not."""
+    feed = FeedConfig(name="wh-analyze", kind="warehouse", url="http://127.0.0.1:1/s")
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, [feed])
+
+    async def body(location: str) -> AsyncIterator[bytes]:
+        yield (HEADER + "\n").encode()
+        yield "".join(f"{location},K{k},{k},0,1,2026-11-23T05:00:00Z\n" for k in range(40)).encode()
+
+    async def analyzed() -> int:
+        n: int = await pool.fetchval(
+            "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'book_position'"
+        )
+        return n
+
+    async def pull(location: str, analyze_after: int) -> list[dict[str, Any]]:
+        with capture_logs() as logs:
+            outcome = await warehouse.apply_snapshot_stream(
+                pool, feed, body(location), None, settings=settings, policy=POLICY,
+                clock=lambda: NOW, analyze_after=analyze_after,
+            )  # fmt: skip
+        assert (outcome.outcome, outcome.positions) == ("applied", 40)
+        return [e for e in logs if e["event"] == "snapshot.analyzed"]
+
+    before = await analyzed()
+    assert await pull("LA", warehouse.ANALYZE_AFTER) == []  # 40 positions: no
+    [line] = await pull("LB", 40)
+    assert line["positions"] == 40 and line["analyze_ms"] >= 0
+    for _ in range(50):  # the statistics collector reports a moment later
+        if await analyzed() > before:
+            break
+        await asyncio.sleep(0.1)
+    assert await analyzed() == before + 1

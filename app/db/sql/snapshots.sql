@@ -460,3 +460,7 @@ FROM staged_location n
 LEFT JOIN snapshot_change c ON c.location_id = n.location_id
 WHERE n.previous_snapshot IS NOT NULL
 GROUP BY n.location_id, n.as_of, n.previous_snapshot;
+
+-- name: analyze_after_load
+-- The planner's statistics of the tables a first load fills (reconcilers/warehouse.py).
+ANALYZE warehouse_stock, warehouse_location, book_position;
