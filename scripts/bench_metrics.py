@@ -65,8 +65,7 @@ async def run(dsn: str, a: argparse.Namespace) -> None:
         await migrate(conn)
         await build(conn, a)
         queries: dict[str, Callable[[], Awaitable[Any]]] = {
-            "badges by state": lambda: metrics.badges_by_state(conn),
-            "suppressed by reason": lambda: metrics.suppressed_by_reason(conn),
+            "badges by state and reason": lambda: metrics.badge_counts(conn),
             "pick outcomes": lambda: metrics.pick_outcomes(conn, since=NOW - timedelta(hours=24)),
         }
         took: dict[str, list[float]] = {name: [] for name in queries}

@@ -39,8 +39,8 @@ async def database_gauges(pool: asyncpg.Pool, *, now: datetime) -> CollectorRegi
     """A fresh registry holding this scrape's gauges, read in one connection."""
     async with pool.acquire() as conn:
         feeds = await metrics_db.feed_health(conn)
-        badges = await metrics_db.badges_by_state(conn)
-        suppressed = await metrics_db.suppressed_by_reason(conn)
+        counted = await metrics_db.badge_counts(conn)
+        badges, suppressed = counted.by_state, counted.suppressed
         picks = await metrics_db.pick_outcomes(conn, since=now - FALSE_PROMISE_WINDOW)
     registry = CollectorRegistry(auto_describe=True)
     labels = ["feed", "kind"]

@@ -8,6 +8,7 @@ import msgspec
 
 from app.db import Connection
 from app.db.queries import Queries
+from app.domain.badge import PROMISES
 
 Q = Queries("metrics.sql")
 
@@ -34,12 +35,24 @@ async def feed_health(conn: Connection) -> list[FeedHealth]:
     return [FeedHealth(**dict(r)) for r in await conn.fetch(Q.feed_health)]
 
 
-async def badges_by_state(conn: Connection) -> dict[str, int]:
-    return {r["state"]: int(r["n"]) for r in await conn.fetch(Q.badges_by_state)}
+class BadgeCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """Stored badges by state, and those that promise nothing by reason (a badge counts
+    once per reason it carries)."""
+
+    by_state: dict[str, int]
+    suppressed: dict[str, int]
 
 
-async def suppressed_by_reason(conn: Connection) -> dict[str, int]:
-    return {r["reason"]: int(r["n"]) for r in await conn.fetch(Q.suppressed_by_reason)}
+async def badge_counts(conn: Connection) -> BadgeCounts:
+    by_state: dict[str, int] = {}
+    suppressed: dict[str, int] = {}
+    for r in await conn.fetch(Q.badge_counts):
+        n = int(r["n"])
+        by_state[r["state"]] = by_state.get(r["state"], 0) + n
+        if r["state"] not in PROMISES:
+            for reason in r["reasons"]:
+                suppressed[reason] = suppressed.get(reason, 0) + n
+    return BadgeCounts(by_state=by_state, suppressed=suppressed)
 
 
 async def pick_outcomes(conn: Connection, *, since: datetime) -> PickCounts:
