@@ -14,12 +14,27 @@ from typing import Any
 import asyncpg
 import msgspec
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import Counter
 
 from app.clock import Clock
 from app.db import Connection, retention
 from app.settings import Settings
+from reconcilers.jobs import METRICS
 from reconcilers.locked_run import run_locked
 
+# Per-process counters beside the feeds' (GET /metrics), so an alert sees a job that fails.
+RUNS = Counter(
+    "availability_retention_runs",
+    "Retention runs by outcome (pruned, skipped, failed) in this process.",
+    ["outcome"],
+    registry=METRICS,
+)
+DELETED = Counter(
+    "availability_retention_deleted_rows",
+    "Rows the retention job deleted in this process, by table.",
+    ["table"],
+    registry=METRICS,
+)
 RETENTION_LOCK = (0x0BAD6E, 6)  # beside the refresh's (…, 1) and the export's (…, 5)
 JOB_ID = "!retention"
 EVERY = timedelta(hours=1)
@@ -50,6 +65,11 @@ async def run_retention(
 
     outcome, _ = await run_locked(pool, RETENTION_LOCK, "retention.pruned", prune,
                                   done="pruned", busy="another process is pruning")  # fmt: skip
+    RUNS.labels(outcome).inc()
+    # (a failed run committed its whole batches: those count too)
+    for table, n in (("pos_event", pruned.events_deleted), ("feedback", pruned.feedback_deleted),
+                     ("warehouse_snapshot", pruned.quarantined_deleted)):  # fmt: skip
+        DELETED.labels(table).inc(n)
     return pruned if outcome == "pruned" else None
 
 

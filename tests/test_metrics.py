@@ -79,6 +79,9 @@ async def test_metrics_reports_feeds_badges_promises_and_latency(
         assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
         assert r.headers["cache-control"] == "no-store"
         after = parse(r.text)
+        # the retention job's counters are exposed (no run yet in this app: no samples)
+        assert "# TYPE availability_retention_runs_total counter" in r.text
+        assert "# TYPE availability_retention_deleted_rows_total counter" in r.text
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)

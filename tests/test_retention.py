@@ -30,6 +30,7 @@ from app.domain.model import Adjustment, Count, PosEvent, Receipt, Return, Sale,
 from app.domain.policy import Policy
 from app.domain.reconciliation import ReviewRules
 from app.settings import Settings, SettingsError, load_settings
+from reconcilers.jobs import METRICS
 from reconcilers.retention import RETENTION_LOCK, run_retention
 from tests.test_positions import FEED, put_inputs
 
@@ -302,6 +303,14 @@ async def test_the_job_deletes_old_quarantines_and_events_once_under_its_lock(
         applied = await quarantine(conn, day(-300), status="applied")
     configured = msgspec.structs.replace(settings, event_retention=timedelta(days=90),
                                          quarantine_retention=timedelta(days=30))  # fmt: skip
+
+    def counted(name: str, **labels: str) -> float:
+        return METRICS.get_sample_value(name, labels) or 0.0
+
+    runs = {
+        o: counted("availability_retention_runs_total", outcome=o) for o in ("pruned", "skipped")
+    }
+    deleted = counted("availability_retention_deleted_rows_total", table="pos_event")
     async with pool.acquire() as holder:  # another process is pruning: this one skips
         await holder.execute("SELECT pg_advisory_lock($1, $2)", *RETENTION_LOCK)
         assert await run_retention(pool, configured, clock) is None
@@ -320,6 +329,10 @@ async def test_the_job_deletes_old_quarantines_and_events_once_under_its_lock(
         == 0
     )
     assert await event_ids(pool, store) == {f"{store}-E0001"}  # the newest sale stays
+    # GET /metrics's counters: one skipped run, one that pruned three events.
+    assert counted("availability_retention_runs_total", outcome="skipped") == runs["skipped"] + 1
+    assert counted("availability_retention_runs_total", outcome="pruned") == runs["pruned"] + 1
+    assert counted("availability_retention_deleted_rows_total", table="pos_event") == deleted + 3
     off = msgspec.structs.replace(settings, event_retention=timedelta(0),
                                   quarantine_retention=timedelta(0))  # fmt: skip
     assert await run_retention(pool, off, clock) is None
