@@ -25,7 +25,8 @@ class FeedHealth(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class PickCounts(msgspec.Struct, frozen=True, kw_only=True):
-    """Pick outcomes by kind: observed since the window's start, and all time."""
+    """Pick outcomes by kind: observed since the window's start, and all stored (the
+    retention period's)."""
 
     recent: dict[str, int]
     total: dict[str, int]

@@ -17,7 +17,8 @@ FROM book_position
 GROUP BY badge_state, reasons;
 
 -- name: pick_outcomes
--- Pick outcomes observed since $1, by kind; the all-time totals beside them.
+-- Pick outcomes observed since $1, by kind; the totals of those stored (the retention
+-- period's) beside them.
 SELECT kind,
        count(*) FILTER (WHERE observed_at >= $1) AS recent,
        count(*) AS total
