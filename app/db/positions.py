@@ -189,18 +189,22 @@ async def _recompute(
             await conn.fetchval(Q.lock_stores, stores)
             async with contextlib.AsyncExitStack() as stack:
                 assessor = None
+
+                async def book_rows(
+                    batch: tuple[str, list[str], tuple[object, ...]],
+                ) -> list[asyncpg.Record]:
+                    """One batch's book query (assessed by the engine when there is one)."""
+                    query, batch_stores, args = batch
+                    return await conn.fetch(query, batch_stores, now, only_changed,
+                                            live is not None, *args)  # fmt: skip
+
                 first: list[list[asyncpg.Record]] = []  # the first batch's rows, if read early
                 if live is not None:
                     alongside = None
                     if not kept and batches:  # its book query runs while the engine catches up
 
                         async def alongside() -> None:
-                            query, batch_stores, args = batches[0]
-                            first.append(
-                                await conn.fetch(
-                                    query, batch_stores, now, only_changed, True, *args
-                                )
-                            )
+                            first.append(await book_rows(batches[0]))
 
                     assessor = await stack.enter_async_context(
                         live.assessor(conn, now, fresh=fresh, changes=changes, alongside=alongside)
@@ -219,13 +223,10 @@ async def _recompute(
                     )]  # fmt: skip
                     del found
                     timing["search_ms"] = (time.perf_counter() - searched) * 1000
-                for query, batch_stores, args in batches:
+                for batch in batches:
+                    query, batch_stores, _ = batch
                     t0 = time.perf_counter()
-                    if first:
-                        rows = first.pop()
-                    else:
-                        rows = await conn.fetch(query, batch_stores, now, only_changed,
-                                                assessor is not None, *args)  # fmt: skip
+                    rows = first.pop() if first else await book_rows(batch)
                     t1 = time.perf_counter()
                     if kept:
                         badges = _kept_badges(derive, rows)

@@ -89,12 +89,12 @@ snap AS (
 
 -- name: moved_per_pair
 -- book_rule's ``moved`` for named pairs (a POS page, feedback, the refresh, a
--- snapshot's candidates; positions.py puts it in place of the set-wise one): per pair, the movements after
--- its base through the index (store_id, sku, occurred_at), and its newest event by one
--- index probe. The set-wise form reads every event a pair ever had (months of a fast
--- seller's sales, per POS page); this reads the ones since its base (a day's, with
--- daily snapshots). A whole store's recompute keeps the set-wise form: one pass over
--- its events beats a million pairs' probes.
+-- snapshot's candidates; positions.py puts it in place of the set-wise one): per
+-- pair, the movements after its base through the index (store_id, sku, occurred_at),
+-- and its newest event by one index probe. The set-wise form reads every event a pair
+-- ever had (months of a fast seller's sales, per POS page); this reads the ones since
+-- its base (a day's, with daily snapshots). A whole store's recompute keeps the
+-- set-wise form: one pass over its events beats a million pairs' probes.
 moved AS (
     SELECT b.store_id, b.sku,
            (SELECT sum(e.delta) FROM pos_event e
@@ -261,8 +261,9 @@ SELECT store_id, sku FROM feedback WHERE store_id = ANY($1::text[]) AND kind = '
 -- counts. pairs_of_snapshot's other two branches need no search here. A position
 -- without a row: the row went in the snapshot that removed it (listed then); since
 -- then its base is 0 at the location's as_of, so only its events or counts (listed
--- here) can change its book. A row without a position: the snapshot that wrote it computed its pair then (a new pair
--- is always written), and positions are never deleted. (The stores joined, not
+-- here) can change its book. A row without a position: the snapshot that wrote it
+-- computed its pair then (a new pair is always written), and positions are never
+-- deleted. (The stores joined, not
 -- "= ANY": a bitmap scan of 200 stores' keys took twice the hash join's time at 1M.)
 SELECT store_id, sku FROM unnest($3::text[], $4::text[]) AS c(store_id, sku)
 UNION
