@@ -41,13 +41,18 @@ EVERY = timedelta(hours=1)
 FIRST_AFTER = timedelta(minutes=5)  # not in the start-up's rush of first pulls
 
 
+def prunes(settings: Settings) -> bool:
+    """False when both retentions are 0: everything is kept, no job runs."""
+    return bool(settings.event_retention or settings.quarantine_retention)
+
+
 async def run_retention(
     pool: asyncpg.Pool, settings: Settings, clock: Clock, *, batch: int = retention.BATCH
 ) -> retention.Pruned | None:
     """One run under the lock; what it deleted (None: skipped, off, or failed)."""
-    keep_events, keep_quarantined = settings.event_retention, settings.quarantine_retention
-    if not keep_events and not keep_quarantined:
+    if not prunes(settings):
         return None
+    keep_events, keep_quarantined = settings.event_retention, settings.quarantine_retention
     pruned = retention.Pruned()
 
     async def prune(conn: Connection) -> dict[str, Any]:
@@ -77,7 +82,7 @@ def schedule_retention(
     scheduler: AsyncIOScheduler, pool: asyncpg.Pool, settings: Settings, clock: Clock
 ) -> None:
     """Add the hourly job unless both retentions are 0 (keep everything)."""
-    if not settings.event_retention and not settings.quarantine_retention:
+    if not prunes(settings):
         return
     scheduler.add_job(
         run_retention,

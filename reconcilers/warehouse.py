@@ -37,6 +37,7 @@ from app.db import feeds as feed_state
 from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig
+from reconcilers.jobs import DB_ERRORS
 from reconcilers.outcome import FeedDataError, PullOutcome
 from reconcilers.retry import retrying
 
@@ -385,7 +386,7 @@ async def _analyze(conn: Connection, feed: str, positions: int) -> None:
     started = time.perf_counter()
     try:
         await conn.execute(snapshots.Q.analyze_after_load)
-    except (asyncpg.PostgresError, OSError) as exc:
+    except DB_ERRORS as exc:
         log.warning("snapshot.analyze_failed", feed=feed, error=f"{type(exc).__name__}: {exc}")
         return
     log.info("snapshot.analyzed", feed=feed, positions=positions, analyze_ms=_ms(started))
