@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
@@ -95,3 +95,46 @@ def test_the_command_writes_the_contract_report(dataset: Path, tmp_path: Path) -
     assert set(doc["policies"]) == {"service", "naive", "static_buffer"}
     assert len(doc["policies"]["service"]["calibration"]) == 10
     assert "calibration" not in doc["policies"]["naive"]
+
+
+def _rewrite_csv(path: Path, shift: timedelta) -> None:
+    """The same rows as another tool might write them: a BOM, CRLF, every field quoted,
+    columns in another order, timestamps at +05:30 with fractions of a second."""
+    rows = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    header, order = rows[0], list(range(len(rows[0])))[::-1]
+    stamped = {"observed_at", "published_at", "viewed_at", "arrived_at", "as_of"}
+
+    def cell(name: str, value: str) -> str:
+        if name not in stamped:
+            return value
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return at.astimezone(timezone(shift)).isoformat(timespec="microseconds")
+
+    with path.open("w", encoding="utf-8-sig", newline="") as f:
+        out = csv.writer(f, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+        out.writerow([header[i] for i in order])
+        for r in rows[1:]:
+            out.writerow([cell(header[i], r[i]) for i in order])
+
+
+def test_other_encodings_of_the_same_dataset_give_the_same_report(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """A dataset made elsewhere: BOMs, CRLF, quoting, column order, offsets, key order and
+    unknown keys in the JSON lines are all within the contract and change nothing."""
+    other = tmp_path / "other"
+    shutil.copytree(dataset, other)
+    shift = timedelta(hours=5, minutes=30)
+    for path in other.rglob("*.csv"):
+        _rewrite_csv(path, shift)
+    lines = []
+    for line in (other / "pos_events.jsonl").read_text().splitlines():
+        event = json.loads(line)
+        event["register"] = 7  # a field the contract does not name
+        lines.append(json.dumps(dict(reversed(event.items()))))
+    (other / "pos_events.jsonl").write_text("\ufeff" + "\r\n".join(lines) + "\r\n", "utf-8")
+    manifest = (other / "manifest.json").read_text()
+    (other / "manifest.json").write_text("\ufeff" + manifest, encoding="utf-8")
+    first = (other / "visits.csv").read_bytes()
+    assert first.startswith(b"\xef\xbb\xbf") and b"\r\n" in first and b"+05:30" in first
+    assert replay(other)[0] == replay(dataset)[0]

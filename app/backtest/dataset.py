@@ -37,6 +37,7 @@ from app.domain.model import (
 )
 
 FORMAT = "availability-backtest/1"
+UTF8_BOM = b"\xef\xbb\xbf"  # what some tools (spreadsheets, .NET) put at a file's start
 CHUNK_BYTES = 8 << 20  # POS lines decoded per msgspec call: ~60,000 at ~130 bytes a line
 FeedbackKind = Literal["shelf_count", "pick_found", "pick_short"]
 T = TypeVar("T")
@@ -238,7 +239,7 @@ def _read_csv(
 ) -> list[dict[str, Any]]:
     """CSV rows as dicts; empty optional cells become absent (their default)."""
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # a leading BOM is allowed
             reader = csv.reader(f)
             header = next(reader, None)
             if header is None:
@@ -278,7 +279,7 @@ def _read_lines(path: Path, columns: Sequence[str]) -> list[list[str]]:
     errors as ``_read_csv`` (first wrong-width line, else first blank line).
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading BOM is allowed
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{path.name}: not UTF-8 ({exc.reason})") from None
     if '"' in text or "\r" in text:
@@ -337,7 +338,7 @@ def _convert_lines(
 def read_manifest(root: Path) -> Manifest:
     path = root / "manifest.json"
     try:
-        data = path.read_bytes()
+        data = path.read_bytes().removeprefix(UTF8_BOM)
     except FileNotFoundError:
         raise DatasetError(f"{root}: no manifest.json (not a backtest dataset)") from None
     try:
@@ -362,6 +363,8 @@ def read_pos_chunks(path: Path) -> Iterator[list[PublishedEvent]]:
             chunk = f.readlines(CHUNK_BYTES)
             if not chunk:
                 return
+            if first_line == 1 and chunk[0].startswith(UTF8_BOM):
+                chunk[0] = chunk[0].removeprefix(UTF8_BOM)
             yield _decode_pos_chunk(path, chunk, first_line)
             first_line += len(chunk)
 
