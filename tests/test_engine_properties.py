@@ -34,6 +34,8 @@ def evidence(draw: st.DrawFn) -> Evidence:
         phantom_prior=draw(st.floats(0.0, 0.5)),
         shelf_bound=draw(st.none() | st.integers(0, 30)),
         into_day=draw(st.floats(0.0, 20.0)),
+        shelf_typical=draw(st.just(0.0) | st.floats(0.5, 40.0)),
+        shelf_spread=draw(st.just(0.0) | st.floats(0.05, 1.5)),
     )
 
 
@@ -87,6 +89,30 @@ def test_a_lower_shelf_bound_never_raises_confidence(
 ) -> None:
     tighter = bound if e.shelf_bound is None else min(bound, e.shelf_bound)
     assert confidence(replace(e, shelf_bound=tighter), cal) <= confidence(e, cal) + 1e-12
+
+
+@given(evidence(), calibrations(), st.integers(1, 10), st.floats(0.0, 1.0))
+def test_more_wanted_or_a_smaller_shelf_share_never_raises_confidence(
+    e: Evidence, cal: Calibration | None, extra: int, less: float
+) -> None:
+    assert confidence(replace(e, wanted=e.wanted + extra), cal) <= confidence(e, cal) + 1e-12
+    if e.shelf_typical > 0.0:
+        smaller = replace(e, shelf_typical=max(1e-3, e.shelf_typical * less))
+        assert confidence(smaller, cal) <= confidence(e, cal) + 1e-12
+
+
+@given(evidence(), st.floats(0.5, 40.0), st.floats(0.05, 1.5))
+def test_the_shelf_share_leaves_one_unit_alone_and_only_lowers_more(
+    e: Evidence, typical: float, spread: float
+) -> None:
+    plain = replace(e, shelf_typical=0.0, shelf_spread=0.0)
+    shared = replace(e, shelf_typical=typical, shelf_spread=spread)
+    if e.wanted == 1:
+        assert raw_confidence(shared) == raw_confidence(plain)
+    else:
+        assert raw_confidence(shared) <= raw_confidence(plain)
+        if typical < e.wanted - 1 and spread < 0.2 and raw_confidence(plain) > 0.5:
+            assert raw_confidence(shared) < 0.5 * raw_confidence(plain)
 
 
 @given(evidence(), calibrations())

@@ -25,6 +25,7 @@ from app.domain.reassess import (
     decode_record,
     reassess,
 )
+from app.domain.shelf import SHARE_MIN_COUNTS
 
 T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
 STORES = ("S1", "S2")
@@ -44,6 +45,9 @@ def worlds(draw: st.DrawFn) -> tuple[Engine, datetime]:
         if draw(st.booleans()) or k == "A"
     ]
     engine.observe_snapshot(T0, rows)
+    if draw(st.booleans()):  # a chain whose shelves hold about a third of the book
+        for book in range(SHARE_MIN_COUNTS):
+            engine.shelf_share.observe(3 + book % 20, 1 + (3 + book % 20) // 3)
     at = T0
     for i in range(draw(st.integers(0, 60))):
         at += timedelta(minutes=draw(st.integers(1, 90)))

@@ -45,6 +45,10 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     phantom_prior: float = 0.0  # P(shelf empty while the book says otherwise), learned
     shelf_bound: int | None = None  # a later shelf observation rolled forward
     into_day: float = 0.0  # average trade hours the store has traded today (since it was quiet)
+    # The shelf's usual share of the book (``shelf.ShelfShare``): median shelf units for
+    # this book and the log-scale spread; 0: unknown (or the book is a shelf count).
+    shelf_typical: float = 0.0
+    shelf_spread: float = 0.0
 
 
 def negbin_cdf(m: int, mean: float, size: float = DEPLETION_SIZE) -> float:
@@ -210,6 +214,26 @@ def p_phantom(e: Evidence) -> float:
     return prior / (prior + (1.0 - prior) * p_quiet)
 
 
+_SQRT2 = math.sqrt(2.0)
+_LOG_HALF = math.log(0.5)
+
+
+def shelf_share_factor(e: Evidence) -> float:
+    """P(the shelf holds ≥ ``wanted`` units | it holds any), from the shelf's usual share
+    of the book (log-normal around ``shelf_typical``). 1 for one unit, and where the
+    share is unknown. Non-increasing in ``wanted``, non-decreasing in ``shelf_typical``,
+    and the same whatever ``shelf_bound`` says (so a lower bound never raises confidence)."""
+    if e.wanted < 2 or e.shelf_typical <= 0.0:
+        return 1.0
+    lm, s = math.log(e.shelf_typical), e.shelf_spread * _SQRT2
+    if s <= 0.0:
+        return 1.0 if lm >= math.log(e.wanted - 0.5) else 0.0
+    any_ = 1.0 + math.erf((lm - _LOG_HALF) / s)
+    enough = 1.0 + math.erf((lm - math.log(e.wanted - 0.5)) / s)
+    f = enough / any_ if any_ > 0.0 else 0.0
+    return f if f < 1.0 else 1.0
+
+
 def raw_confidence(e: Evidence) -> float:
     """The model's probability before calibration."""
     return _raw(e, depletion(e), p_phantom(e))
@@ -226,6 +250,8 @@ def _raw(e: Evidence, mean: float, phantom: float) -> float:
         waiting = negbin_cdf(units - e.back_room - e.wanted, mean)
         filled = e.shelf_fill * filled + (1.0 - e.shelf_fill) * waiting
     raw = filled * (1.0 - phantom)
+    if e.wanted > 1 and e.shelf_typical > 0.0:  # (one unit: the factor is 1)
+        raw *= shelf_share_factor(e)
     raw = raw if raw < 1.0 else 1.0
     return raw if raw > 0.0 else 0.0
 
@@ -296,6 +322,8 @@ def assessment(
             found.append(Reason.SILENT_SHELF)
         if ev.back_room > 0 and ev.shelf_fill < 0.9 and ev.book - ev.back_room < ev.wanted + 1:
             found.append(Reason.LIKELY_IN_BACK_ROOM)
+        if ev.wanted > 1 and ev.shelf_typical > 0.0 and shelf_share_factor(ev) < 0.5:
+            found.append(Reason.SHELF_HOLDS_FEWER)
         if ev.unrecorded_loss >= 1.0:
             found.append(Reason.RECENT_LOSS)
         if sources_disagree:

@@ -37,7 +37,14 @@ from app.domain.policy import Policy
 from app.domain.rhythm import Rhythm
 from app.domain.runout import DayTally, RunOut
 from app.domain.sales import OPENED_BY, SalesGroup, SalesSpeed
-from app.domain.shelf import FILL_EDGES, IdleEmptiness, PairEmptiness, PhantomRate, ShelfFill
+from app.domain.shelf import (
+    FILL_EDGES,
+    IdleEmptiness,
+    PairEmptiness,
+    PhantomRate,
+    ShelfFill,
+    ShelfShare,
+)
 
 BACK_ROOM_WINDOW = timedelta(hours=FILL_EDGES[-1])
 QUIET_EVENTS = 4.6  # expected store events with none published: P(silence | normal) < 1%
@@ -61,6 +68,15 @@ def _epoch_us(t: datetime) -> int | None:
 def _delta_us(d: timedelta) -> int:
     """Whole microseconds of ``d`` (what its ``total_seconds()`` divides by 10**6)."""
     return (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
+
+
+def _shelf_book(pos: BookPosition, p: Pair) -> bool:
+    """The book starts from a shelf count: its units are the shelf's, no share applies."""
+    return (
+        pos.base_source == "count"
+        and p.shelf_counted is not None
+        and pos.base_at == p.shelf_counted
+    )
 
 
 def _x_of(t: datetime, us: int | None) -> float:
@@ -134,6 +150,7 @@ class Pair:
         "receipt_before",
         "sale_x",
         "sales_group",
+        "shelf_counted",
         "shelf_obs",
         "store",
         "units",
@@ -153,6 +170,7 @@ class Pair:
         self.verified: datetime | None = None  # last count or shelf count (``loss``)
         self.verified_us: tuple[datetime, int | None] | None = None  # (verified, _epoch_us)
         self.last_gap: tuple[datetime, int] | None = None  # (at, book − count) of the last count
+        self.shelf_counted: datetime | None = None  # the last shelf count (a book of shelf units)
         self.empty = 0.0  # shelf observations that found it empty (``PairEmptiness``)
         self.n = 0.0  # shelf observations
         self.last_sale: Sale | None = None  # newest by (occurred_at, event_id)
@@ -201,6 +219,7 @@ class Engine:
         self.sales = SalesSpeed()
         self.loss = LossRate()
         self.fill = ShelfFill()
+        self.shelf_share = ShelfShare()
         self.phantom = PhantomRate()
         self.emptiness = PairEmptiness()
         self.idle = IdleEmptiness()
@@ -412,6 +431,11 @@ class Engine:
                 self.idle.observe(idle, empty)
             self._learn_fill(pos, p, kind, qty, observed_at)
         if kind == "shelf_count":
+            if pos is not None and not _shelf_book(pos, p):
+                self.shelf_share.observe(pos.book, qty)
+            p.shelf_counted = (
+                observed_at if p.shelf_counted is None else max(observed_at, p.shelf_counted)
+            )
             if p.shelf_obs is not None and p.shelf_obs[0] <= observed_at:
                 p.shelf_obs = None  # staff saw the shelf itself: the short pick's bound is over
             self._feedback_ids += 1
@@ -647,7 +671,9 @@ class Engine:
                         fill = self.fill.p_filled(waited.total_seconds() / 3600)
             verified = p.verified
             empty, n = p.empty, p.n
+            shelf_only = _shelf_book(pos, p)
         else:
+            shelf_only = False
             if pos.base_source == "count" and pos.base_at > since:
                 since = pos.base_at
             verified = None
@@ -679,6 +705,7 @@ class Engine:
             tally = p.day  # RunOut.today(p.day, at.x_now), inline (per visit)
             today = 0.0 if tally is None or at.x_now >= tally.end else tally.units
             phantom *= self.runout.factor(today, store)
+        typical, spread = (0.0, 0.0) if shelf_only else self.shelf_share.typical(pos.book)
         ev = Evidence(
             book=pos.book,
             wanted=wanted,
@@ -691,6 +718,8 @@ class Engine:
             phantom_prior=phantom if phantom < 0.95 else 0.95,
             shelf_bound=shelf_bound,
             into_day=at.into_day,
+            shelf_typical=typical,
+            shelf_spread=spread,
         )
         return ev, idle, speed
 

@@ -122,6 +122,8 @@ class Assessor:
             pos_quiet=quiet,
             sources_disagree=disagree,
             calibration_id=self.calibration.calibration_id,
+            shelf_typical=ev.shelf_typical,
+            shelf_spread=ev.shelf_spread,
         )
 
     def _assessed(self, record: EvidenceRecord) -> Assessment:

@@ -19,6 +19,7 @@ class Reason(StrEnum):
     POS_QUIET = "pos_quiet"
     SILENT_SHELF = "silent_shelf"
     LIKELY_IN_BACK_ROOM = "likely_in_back_room"
+    SHELF_HOLDS_FEWER = "shelf_holds_fewer"
     RECENT_LOSS = "recent_loss"
     SOURCES_DISAGREE = "sources_disagree"
     SELLING_FAST = "selling_fast"
@@ -40,6 +41,8 @@ PLAIN_WORDS: dict[Reason, str] = {
     Reason.SILENT_SHELF: "No sales for longer than usual for this item: the shelf may be empty "
     "whatever the record says.",
     Reason.LIKELY_IN_BACK_ROOM: "A delivery arrived recently and may not be on the shelf yet.",
+    Reason.SHELF_HOLDS_FEWER: "The shelf usually holds fewer units than wanted; the rest may "
+    "be in the back room.",
     Reason.RECENT_LOSS: "This store and category lose units without a record; some on record "
     "may be gone.",
     Reason.SOURCES_DISAGREE: "A recent count differed a lot from the record.",

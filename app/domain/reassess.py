@@ -63,6 +63,10 @@ class EvidenceRecord(msgspec.Struct, frozen=True, array_like=True):
     pos_quiet: bool
     sources_disagree: bool
     calibration_id: int | None = None
+    # The shelf's usual share of the book (``Evidence.shelf_typical``); a record stored
+    # before these fields decodes with 0: no share, as the engine then assessed it.
+    shelf_typical: float = 0.0
+    shelf_spread: float = 0.0
 
 
 class CalibrationMap(msgspec.Struct, frozen=True):
@@ -138,6 +142,8 @@ def evidence(record: EvidenceRecord, *, wanted: int, horizon: timedelta) -> Evid
         phantom_prior=record.phantom_prior,
         shelf_bound=record.shelf_bound,
         into_day=record.into_day,
+        shelf_typical=record.shelf_typical,
+        shelf_spread=record.shelf_spread,
     )
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 
 from app.domain.pooled import pooled_rates
@@ -201,3 +202,89 @@ class IdleEmptiness:
         """Multiplier on a pair's empty-shelf prior after ``idle_hours`` unseen."""
         f = self._factors if self._factors is not None else self.factors()
         return f[bisect_right(IDLE_EDGES, idle_hours if idle_hours > 0.0 else 0.0)]
+
+
+# Shelf counts (with a positive book and count) before the shelf share is used at all.
+SHARE_MIN_COUNTS = 50
+SHARE_PRIOR_N = 20.0  # pseudo-counts at "the shelf holds the whole book" (a = 0, b = 1)
+SHARE_MIN_SPREAD = 0.1  # floor on the log-scale spread: a fit on few counts is never sure
+SHARE_REFIT = 1.02  # refit after 2% more counts (a replay asks per visit)
+
+
+class ShelfShare:
+    """How many of the book's units the shelf holds, learned from shelf counts.
+
+    A store keeps a few days of an item on the shelf and the rest in the back room, so a
+    book of 20 does not put 6 units in front of a shopper who wants 6. Shelf counts say
+    how much the shelf held against the book just before them: in the simulated worlds
+    and, by design, in planogram-run stores, ``ln(shelf) ≈ a + b·ln(book)`` with b about
+    0.5-0.7 and a log-scale spread of ~0.4. Per chain, by least squares with a prior at
+    a = 0, b = 1 (the shelf holds the book), b kept in [0, 1] (a bigger book never puts
+    fewer units on the shelf, nor more than it adds to the book).
+
+    ``typical(book)`` is the median shelf for that book, ``spread`` the log-scale
+    spread; both go into the evidence (``Evidence.shelf_typical``), and the confidence
+    for more than one unit is scaled by P(shelf ≥ wanted | shelf ≥ 1)
+    (``confidence.shelf_share_factor``). Pure sufficient statistics, no clock.
+    """
+
+    __slots__ = ("_fit", "_fit_at", "_typical", "n", "sx", "sxx", "sxy", "sy", "syy")
+
+    def __init__(self) -> None:
+        self.n = self.sx = self.sy = self.sxx = self.sxy = self.syy = 0.0
+        self._fit: tuple[float, float, float] | None = None  # (a, b, spread)
+        self._fit_at = 0.0
+        self._typical: dict[int, float] = {}
+
+    def observe(self, book: int, shelf: int) -> None:
+        """A shelf count of ``shelf`` units (≥ 1) where the book said ``book`` (≥ 1)."""
+        if book < 1 or shelf < 1:
+            return  # an empty shelf is the phantom prior's business, not the share's
+        x, y = math.log(book), math.log(shelf)
+        self.n += 1.0
+        self.sx += x
+        self.sy += y
+        self.sxx += x * x
+        self.sxy += x * y
+        self.syy += y * y
+        if self.n >= SHARE_MIN_COUNTS and self.n >= self._fit_at * SHARE_REFIT:
+            self._fit = None
+
+    def fit(self) -> tuple[float, float, float] | None:
+        """(a, b, spread), or None before ``SHARE_MIN_COUNTS`` counts."""
+        if self.n < SHARE_MIN_COUNTS:
+            return None
+        if self._fit is None:
+            self._fit = self._solve()
+            self._fit_at = self.n
+            self._typical = {}
+        return self._fit
+
+    def _solve(self) -> tuple[float, float, float]:
+        # The prior: SHARE_PRIOR_N pseudo-counts on the line y = x, spread over the
+        # observed books (their mean and variance), so it pulls toward a = 0, b = 1.
+        n, k = self.n, SHARE_PRIOR_N
+        mx = self.sx / n
+        vx = max(self.sxx / n - mx * mx, 1e-6)
+        N = n + k
+        sx, sxx = self.sx + k * mx, self.sxx + k * (vx + mx * mx)
+        sy, sxy = self.sy + k * mx, self.sxy + k * (vx + mx * mx)
+        syy = self.syy + k * (vx + mx * mx)
+        det = N * sxx - sx * sx
+        b = (N * sxy - sx * sy) / det if det > 1e-12 else 1.0
+        b = 0.0 if b < 0.0 else (1.0 if b > 1.0 else b)
+        a = (sy - b * sx) / N
+        rss = syy - 2 * a * sy - 2 * b * sxy + N * a * a + 2 * a * b * sx + b * b * sxx
+        spread = math.sqrt(max(rss / N, 0.0))
+        return a, b, (spread if spread > SHARE_MIN_SPREAD else SHARE_MIN_SPREAD)
+
+    def typical(self, book: int) -> tuple[float, float]:
+        """(median shelf units for ``book``, log-scale spread); (0, 0) while unfitted."""
+        fit = self._fit if self._fit is not None else self.fit()
+        if fit is None or book < 1:
+            return 0.0, 0.0
+        m = self._typical.get(book)
+        if m is None:
+            m = math.exp(fit[0] + fit[1] * math.log(book))
+            m = self._typical[book] = m if m < book else float(book)
+        return m, fit[2]
