@@ -214,10 +214,16 @@ def test_snapshot_only_pairs_share_records_without_losing_exactness() -> None:
     rows = [SnapshotRow(s, k, n, 0, 0, T0) for s in STORES for n, k in enumerate(SKUS)]
     rows += [SnapshotRow(s, f"Z{i}", i % 5, 0, 0, T0) for s in STORES for i in range(200)]
     engine.observe_snapshot(T0, rows)
+    for book in range(SHARE_MIN_COUNTS):  # shelves hold about a third of the book
+        engine.shelf_share.observe(3 + book % 20, 1 + (3 + book % 20) // 3)
     now = T0 + timedelta(hours=3)
     assessor = assessor_of(engine, now)
     for r in rows:
         pos = engine.ledger.position(r.location_id, r.sku, now)
         assert pos is not None
-        assert assessor.assess(pos)[1] == engine.assess(pos, 1, now)
+        raw, stored = assessor.assess(pos)
+        assert stored == engine.assess(pos, 1, now)
+        again = reassess(decode_record(raw), wanted=3, horizon=engine.policy.arrival_horizon,
+                         policy=engine.policy, calibration=assessor.calibration)  # fmt: skip
+        assert again == engine.assess(pos, 3, now)  # the share is the record's own book's
     assert assessor.engine_calls <= 2 * 4  # one template per store and category group

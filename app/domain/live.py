@@ -161,7 +161,11 @@ class Assessor:
         template = self._templates.get(group)
         if template is None:
             template = self._templates[group] = self.record(pos)
-        record = msgspec.structs.replace(template, book=pos.book)
+        # The book's own shelf share (a snapshot-only pair has no shelf count of its own).
+        typical, spread = self.engine.shelf_share.typical(pos.book)
+        record = msgspec.structs.replace(
+            template, book=pos.book, shelf_typical=typical, shelf_spread=spread
+        )
         encoded = encode_record(record)
         # Equal records give equal assessments: stores and categories whose terms
         # came out alike share one (the assessment is a function of the record alone).
