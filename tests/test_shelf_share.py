@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.domain.confidence import raw_confidence
+from app.domain.confidence import confidence
 from app.domain.engine import Engine
 from app.domain.model import SnapshotRow
 from app.domain.policy import Policy
@@ -86,8 +86,8 @@ def test_many_units_from_a_big_book_are_doubted_one_unit_is_not() -> None:
     many = engine.assess(pos, 12, now)
     assert many.confidence < fresh.assess(pos, 12, now).confidence - 0.3
     horizon = engine.policy.arrival_horizon
-    assert raw_confidence(engine._evidence(pos, 12, now, horizon)) < 0.4
-    assert raw_confidence(fresh._evidence(pos, 12, now, horizon)) > 0.9
+    assert confidence(engine._evidence(pos, 12, now, horizon)) < 0.4
+    assert confidence(fresh._evidence(pos, 12, now, horizon)) > 0.9
     assert Reason.SHELF_HOLDS_FEWER in many.reasons
     assert Reason.SHELF_HOLDS_FEWER not in engine.assess(pos, 4, now).reasons
 

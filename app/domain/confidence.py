@@ -9,7 +9,8 @@ without a builtin call per clamp, ~25 of them per visit). The shape:
 
 mixed with the back room (units received recently are on the shelf only with the
 learned fill probability), times 1 − P(phantom | silence), then through a
-monotone calibration map. Every step is monotone in the right direction, so the
+monotone calibration map and, for more than one unit, times P(the shelf holds that
+many | it holds any) from the shelf's usual share of the book. Every step is monotone in the right direction, so the
 properties the badge needs hold by construction: more book never lowers
 confidence; more expected sales, loss, unreported sales or silence never raise it.
 """
@@ -235,7 +236,8 @@ def shelf_share_factor(e: Evidence) -> float:
 
 
 def raw_confidence(e: Evidence) -> float:
-    """The model's probability before calibration."""
+    """The model's probability before calibration (and before the shelf share, which
+    multiplies the calibrated one: ``confidence``)."""
     return _raw(e, depletion(e), p_phantom(e))
 
 
@@ -250,8 +252,6 @@ def _raw(e: Evidence, mean: float, phantom: float) -> float:
         waiting = negbin_cdf(units - e.back_room - e.wanted, mean)
         filled = e.shelf_fill * filled + (1.0 - e.shelf_fill) * waiting
     raw = filled * (1.0 - phantom)
-    if e.wanted > 1 and e.shelf_typical > 0.0:  # (one unit: the factor is 1)
-        raw *= shelf_share_factor(e)
     raw = raw if raw < 1.0 else 1.0
     return raw if raw > 0.0 else 0.0
 
@@ -264,10 +264,14 @@ def confidence(e: Evidence, calibrate: Calibrate | None = None) -> float:
 
     ``calibrate(e, raw)`` must be non-decreasing in ``raw`` and move with each
     evidence field in the same direction as the raw probability does
-    (``app.domain.calibration`` does both by construction).
+    (``app.domain.calibration`` does both by construction). The shelf share multiplies
+    the calibrated probability: it is a probability of its own (P(the shelf holds the
+    wanted units | it holds any)), which the map, fitted on the raw model's
+    pessimism for single units, would otherwise stretch (measured in docs/engine.md).
     """
     raw = raw_confidence(e)
-    return raw if calibrate is None else max(0.0, min(1.0, calibrate(e, raw)))
+    conf = raw if calibrate is None else max(0.0, min(1.0, calibrate(e, raw)))
+    return conf * shelf_share_factor(e) if e.wanted > 1 and e.shelf_typical > 0.0 else conf
 
 
 def held_back(e: Evidence, level: float) -> tuple[int, int]:
@@ -313,6 +317,8 @@ def assessment(
         conf = calibrate(ev, conf)
         conf = conf if conf < 1.0 else 1.0
         conf = conf if conf > 0.0 else 0.0
+    share = shelf_share_factor(ev) if ev.wanted > 1 and ev.shelf_typical > 0.0 else 1.0
+    conf *= share
     for_sales, for_uncertainty = _held_back(mean, threshold)
     found: list[Reason] = []
     if reasons:
@@ -322,7 +328,7 @@ def assessment(
             found.append(Reason.SILENT_SHELF)
         if ev.back_room > 0 and ev.shelf_fill < 0.9 and ev.book - ev.back_room < ev.wanted + 1:
             found.append(Reason.LIKELY_IN_BACK_ROOM)
-        if ev.wanted > 1 and ev.shelf_typical > 0.0 and shelf_share_factor(ev) < 0.5:
+        if share < 0.5:
             found.append(Reason.SHELF_HOLDS_FEWER)
         if ev.unrecorded_loss >= 1.0:
             found.append(Reason.RECENT_LOSS)
