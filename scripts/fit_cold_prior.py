@@ -11,7 +11,8 @@ This script simulates every world of ``app.backtest.params`` with seeds that
 without its feedback (no labels: the cold start), records each visit's raw confidence
 and whether the units were on the shelf, and fits the table as ``Calibration`` builds
 its map (pool adjacent violators over ``BINS`` bins, each shrunk toward its mean raw
-confidence by ``PRIOR_N`` visits). Prints the table to paste and each world's share.
+confidence by 20 visits: ``PRIOR_N`` when the table was fitted; over ~700,000 visits
+the number hardly matters). Prints the table to paste and each world's share.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def fit(visits: list[VisitRec]) -> list[float]:
         n[i] += 1
         hits[i] += v.available
         raw[i] += v.raw
-    return C.isotonic_map(n, hits, raw)
+    return C.isotonic_map(n, hits, raw, 20.0)
 
 
 def main() -> None:

@@ -33,6 +33,8 @@ def evidence(draw: st.DrawFn) -> Evidence:
         silence=draw(units),
         phantom_prior=draw(st.floats(0.0, 0.5)),
         shelf_bound=draw(st.none() | st.integers(0, 30)),
+        refilled_units=draw(st.none() | st.integers(-5, 60)),
+        not_refilled=draw(st.floats(0.0, 1.0)),
         into_day=draw(st.floats(0.0, 20.0)),
         shelf_typical=draw(st.just(0.0) | st.floats(0.5, 40.0)),
         shelf_spread=draw(st.just(0.0) | st.floats(0.05, 1.5)),
@@ -89,6 +91,26 @@ def test_a_lower_shelf_bound_never_raises_confidence(
 ) -> None:
     tighter = bound if e.shelf_bound is None else min(bound, e.shelf_bound)
     assert confidence(replace(e, shelf_bound=tighter), cal) <= confidence(e, cal) + 1e-12
+
+
+@given(evidence(), calibrations(), st.floats(0.0, 1.0), st.integers(1, 30))
+def test_a_likelier_refill_or_more_behind_it_never_lowers_confidence(
+    e: Evidence, cal: Calibration | None, less: float, more: int
+) -> None:
+    likelier = replace(e, not_refilled=e.not_refilled * less)
+    assert confidence(likelier, cal) >= confidence(e, cal) - 1e-12
+    if e.refilled_units is not None:
+        bigger = replace(e, refilled_units=e.refilled_units + more)
+        assert confidence(bigger, cal) >= confidence(e, cal) - 1e-12
+    assert confidence(replace(e, not_refilled=1.0), cal) <= confidence(e, cal) + 1e-12
+
+
+@given(evidence(), calibrations())
+def test_no_units_whatever_happened_is_zero_confidence(
+    e: Evidence, cal: Calibration | None
+) -> None:
+    if raw_confidence(e) == 0.0:
+        assert confidence(e, cal) == 0.0
 
 
 @given(evidence(), calibrations(), st.integers(1, 10), st.floats(0.0, 1.0))
@@ -153,7 +175,10 @@ def test_the_learned_map_learns_that_fast_sellers_fail_more() -> None:
 def test_confidence_is_a_probability_and_zero_without_the_units(e: Evidence) -> None:
     c = confidence(e)
     assert 0.0 <= c <= 1.0
-    if min(e.book, e.shelf_bound if e.shelf_bound is not None else e.book) < e.wanted:
+    units = min(e.book, e.shelf_bound if e.shelf_bound is not None else e.book)
+    if e.refilled_units is not None and e.not_refilled < 1.0:
+        units = max(units, e.refilled_units)  # a refill since the shelf was seen short
+    if units < e.wanted:
         assert c == 0.0
 
 

@@ -163,10 +163,15 @@ def test_a_learned_calibration_is_applied_and_required() -> None:
     engine = Engine(Policy(), CATEGORIES)
     engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 9, 0, 0, T0)])
     at = T0
-    for i in range(260):  # enough labels for the learned map to replace the cold-start one
+    for i in range(260):  # picks: no labels for the map (a pick searches the back room too)
         at += timedelta(minutes=5)
         engine.observe_feedback(kind="pick_short" if i % 3 == 0 else "pick_found",
                                 store_id="S1", sku="A", qty=1, observed_at=at, now=at)  # fmt: skip
+    assert engine.calibration.labels == 0
+    for i in range(400):  # enough shelf counts (on a book of 1 or more) to replace the cold map
+        at += timedelta(minutes=5)
+        engine.observe_feedback(kind="shelf_count", store_id="S1", sku="A",
+                                qty=0 if i % 3 == 0 else 4, observed_at=at, now=at)  # fmt: skip
     cal = CalibrationMap(7, *calibration_state(engine))
     assert engine.calibration.labels >= MIN_LABELS and list(cal.table) != list(COLD_PRIOR)
     pos = engine.ledger.position("S1", "A", at)

@@ -1,6 +1,7 @@
 """Online calibration: the model's evidence → P(enough on the shelf), learned from labels.
 
-Labelled outcomes the service really gets (a pick found or short, a shelf count)
+Labelled outcomes the service really gets (shelf counts: the engine passes those
+only, since a visit's outcome is the shelf and a pick also searches the back room)
 are scored against the evidence the engine would have had for a shopper who
 looked the item up a little before (``Engine`` builds that evidence). Two stages:
 
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
     from app.domain.confidence import Evidence
 
 BINS = 40
-PRIOR_N = 20.0
+# Pseudo-labels a bin at its mean raw. The raw model is under-confident in the middle,
+# so shrinking toward it biases the map; 5 with shelf counts as the only labels (~2,000
+# in 14 days at the bench's size), 20 when picks were labels too (docs/engine.md).
+PRIOR_N = 5.0
 MIN_LABELS = 200  # labels before the learned map replaces the cold-start map
 # The cold-start map (raw -> P(enough), by bin): what the engine says until it has
 # MIN_LABELS labels of its own, and for good where no feedback comes in. The raw

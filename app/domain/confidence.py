@@ -10,9 +10,11 @@ without a builtin call per clamp, ~25 of them per visit). The shape:
 mixed with the back room (units received recently are on the shelf only with the
 learned fill probability), times 1 − P(phantom | silence), then through a
 monotone calibration map and, for more than one unit, times P(the shelf holds that
-many | it holds any) from the shelf's usual share of the book. Every step is monotone in the right direction, so the
-properties the badge needs hold by construction: more book never lowers
-confidence; more expected sales, loss, unreported sales or silence never raise it.
+many | it holds any) from the shelf's usual share of the book. Every step is
+monotone in the right direction, so the properties the badge needs hold by
+construction: more book never lowers confidence; more expected sales, loss,
+unreported sales or silence never raise it. A raw probability of exactly 0 (too few
+units whatever happened: no label ever has one) stays 0 through the map.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ class Evidence(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     silence: float = 0.0  # units that would have sold since the last sign of life
     phantom_prior: float = 0.0  # P(shelf empty while the book says otherwise), learned
     shelf_bound: int | None = None  # a later shelf observation rolled forward
+    # After a shelf seen short (a short pick's bound, or a shelf count that took the back
+    # room's units out of the book): the units on the shelf if staff have refilled it
+    # since, and P(they have not).
+    refilled_units: int | None = None
+    not_refilled: float = 1.0
     into_day: float = 0.0  # average trade hours the store has traded today (since it was quiet)
     # The shelf's usual share of the book (``shelf.ShelfShare``): median shelf units for
     # this book and the log-scale spread; 0: unknown (or the book is a shelf count).
@@ -251,6 +258,14 @@ def _raw(e: Evidence, mean: float, phantom: float) -> float:
     if e.back_room > 0 and e.shelf_fill < 1.0:
         waiting = negbin_cdf(units - e.back_room - e.wanted, mean)
         filled = e.shelf_fill * filled + (1.0 - e.shelf_fill) * waiting
+    more = e.refilled_units
+    if more is not None and more > units and e.not_refilled < 1.0:  # refilled since?
+        refilled = negbin_cdf(more - e.wanted, mean)
+        if e.back_room > 0 and e.shelf_fill < 1.0:
+            waiting = negbin_cdf(more - e.back_room - e.wanted, mean)
+            refilled = e.shelf_fill * refilled + (1.0 - e.shelf_fill) * waiting
+        stays = e.not_refilled if e.not_refilled > 0.0 else 0.0
+        filled = stays * filled + (1.0 - stays) * refilled
     raw = filled * (1.0 - phantom)
     raw = raw if raw < 1.0 else 1.0
     return raw if raw > 0.0 else 0.0
@@ -270,7 +285,7 @@ def confidence(e: Evidence, calibrate: Calibrate | None = None) -> float:
     pessimism for single units, would otherwise stretch (measured in docs/engine.md).
     """
     raw = raw_confidence(e)
-    conf = raw if calibrate is None else max(0.0, min(1.0, calibrate(e, raw)))
+    conf = raw if calibrate is None or raw <= 0.0 else max(0.0, min(1.0, calibrate(e, raw)))
     return conf * shelf_share_factor(e) if e.wanted > 1 and e.shelf_typical > 0.0 else conf
 
 
@@ -313,7 +328,7 @@ def assessment(
     mean = ev.expected_sales + ev.unreported_sales + ev.unrecorded_loss  # depletion(ev)
     phantom = p_phantom(ev)
     conf = _raw(ev, mean, phantom)
-    if calibrate is not None:
+    if calibrate is not None and conf > 0.0:  # 0: the map has no label there (module doc)
         conf = calibrate(ev, conf)
         conf = conf if conf < 1.0 else 1.0
         conf = conf if conf > 0.0 else 0.0

@@ -42,6 +42,7 @@ from app.domain.shelf import (
     IdleEmptiness,
     PairEmptiness,
     PhantomRate,
+    Refill,
     ShelfFill,
     ShelfShare,
 )
@@ -142,6 +143,7 @@ class Pair:
         "day",
         "empty",
         "found_at",
+        "hidden",
         "last_gap",
         "last_receipt",
         "last_sale",
@@ -171,6 +173,7 @@ class Pair:
         self.verified_us: tuple[datetime, int | None] | None = None  # (verified, _epoch_us)
         self.last_gap: tuple[datetime, int] | None = None  # (at, book − count) of the last count
         self.shelf_counted: datetime | None = None  # the last shelf count (a book of shelf units)
+        self.hidden = 0  # units that count took out of the book (shelf short, back room?)
         self.empty = 0.0  # shelf observations that found it empty (``PairEmptiness``)
         self.n = 0.0  # shelf observations
         self.last_sale: Sale | None = None  # newest by (occurred_at, event_id)
@@ -220,6 +223,7 @@ class Engine:
         self.loss = LossRate()
         self.fill = ShelfFill()
         self.shelf_share = ShelfShare()
+        self.refill = Refill()
         self.phantom = PhantomRate()
         self.emptiness = PairEmptiness()
         self.idle = IdleEmptiness()
@@ -417,7 +421,10 @@ class Engine:
                 us = _epoch_us(observed_at)
                 at = self._store_at(store_id, observed_at, _x_of(observed_at, us), ZERO, us)
                 ev, idle, _ = self._evidence_at(pos, p, wanted, at)
-                if pos.book >= wanted:
+                if pos.book >= wanted and kind == "shelf_count":
+                    # Labels for the map: shelf counts only. A visit's outcome is the
+                    # shelf; a pick searches the back room too, so a found pick where the
+                    # shelf was short reads as a kept promise (measured in docs/engine.md).
                     self.calibration.observe(ev, raw_of(ev), outcome)
             if pos.book >= 1:
                 empty = kind != "pick_found" and qty == 0
@@ -430,7 +437,12 @@ class Engine:
                 self._shelf_observations += 1  # the store's and the chain's rates moved
                 self.idle.observe(idle, empty)
             self._learn_fill(pos, p, kind, qty, observed_at)
+        if pos is not None:
+            self._learn_refill(pos, p, kind, qty, observed_at)
         if kind == "shelf_count":
+            # The count takes the back room out of the book: what it held beyond the
+            # shelf may come back onto the shelf (``Evidence.refilled_units``).
+            p.hidden = max(0, pos.book - qty) if pos is not None else 0
             if pos is not None and not _shelf_book(pos, p):
                 self.shelf_share.observe(pos.book, qty)
             p.shelf_counted = (
@@ -453,6 +465,23 @@ class Engine:
                 p.found_at = observed_at
         elif p.shelf_obs is None or observed_at > p.shelf_obs[0]:
             p.shelf_obs = (observed_at, qty)
+
+    def _learn_refill(self, pos: BookPosition, p: Pair, kind: str, qty: int, at: datetime) -> None:
+        """The shelf seen again after it was seen short (a short pick's bound, or a shelf
+        count that left units out of the book): has it been refilled beyond that?"""
+        short = p.shelf_obs
+        seen: int | None = None
+        since: datetime | None = None
+        if _shelf_book(pos, p) and p.hidden and pos.base_at < at:
+            seen, since = pos.book, pos.base_at
+        if short is not None and short[0] < at:
+            bound = self._bound(pos, p, short, at)
+            if bound is not None and bound < pos.book:
+                seen, since = bound, short[0]
+        if seen is None or since is None or (kind == "pick_found" and qty <= seen):
+            return  # a found pick of no more than was seen says nothing
+        hours = (at - since).total_seconds() / 3600
+        self.refill.observe(hours, qty > (seen if seen > 0 else 0))
 
     def _learn_fill(self, pos: BookPosition, p: Pair, kind: str, qty: int, at: datetime) -> None:
         """After a receipt into a near-empty book, did the shelf show the new units?
@@ -627,6 +656,8 @@ class Engine:
         since = pos.base_at if at.opened is None else at.opened
         since_x: float | None = None
         shelf_bound: int | None = None
+        refill_to: int | None = None
+        stays = 1.0
         back_room, fill = 0, 1.0
         empty = n = 0.0
         if p is not None:
@@ -647,15 +678,20 @@ class Engine:
             if found is not None and found <= now and found > since:
                 since, since_x = found, None
             shelf_obs = p.shelf_obs
+            short_at: datetime | None = None  # when the shelf was last seen short
+            if _shelf_book(pos, p):
+                shelf_only = True
+                if p.hidden:
+                    refill_to, short_at = pos.book + p.hidden, pos.base_at
+            else:
+                shelf_only = False
             if shelf_obs is not None and shelf_obs[0] <= now:
-                if pos.base_at < shelf_obs[0]:
-                    shelf_bound = self._rolled_forward(p, *shelf_obs, now)
-                elif found is None or found <= shelf_obs[0]:
-                    # A count after a short pick finds shelf + back room, not a refilled
-                    # shelf: the pick's bound holds until sales or a found pick show a refill.
-                    bound = self._rolled_forward(p, *shelf_obs, now)
-                    if bound >= 0:
-                        shelf_bound = bound
+                shelf_bound = self._bound(pos, p, shelf_obs, now)
+                if shelf_bound is not None and shelf_bound < pos.book:
+                    short_at = shelf_obs[0]
+                    refill_to = pos.book if refill_to is None else refill_to
+            if short_at is not None:
+                stays = 1.0 - self.refill.p_refilled((now - short_at).total_seconds() / 3600)
             if receipt is not None:
                 waited = now - receipt.occurred_at  # (one subtraction for both readings)
                 if waited < BACK_ROOM_WINDOW and (
@@ -671,7 +707,6 @@ class Engine:
                         fill = self.fill.p_filled(waited.total_seconds() / 3600)
             verified = p.verified
             empty, n = p.empty, p.n
-            shelf_only = _shelf_book(pos, p)
         else:
             shelf_only = False
             if pos.base_source == "count" and pos.base_at > since:
@@ -717,11 +752,28 @@ class Engine:
             silence=speed * (c_wm - c_since) if since < wm else 0.0,
             phantom_prior=phantom if phantom < 0.95 else 0.95,
             shelf_bound=shelf_bound,
+            refilled_units=refill_to,
+            not_refilled=stays,
             into_day=at.into_day,
             shelf_typical=typical,
             shelf_spread=spread,
         )
         return ev, idle, speed
+
+    def _bound(
+        self, pos: BookPosition, p: Pair, shelf_obs: tuple[datetime, int], now: datetime
+    ) -> int | None:
+        """The short pick's shelf bound at ``now`` (``shelf_obs`` at or before it), or None."""
+        if pos.base_at < shelf_obs[0]:
+            return self._rolled_forward(p, *shelf_obs, now)
+        found = p.found_at
+        if found is None or found <= shelf_obs[0]:
+            # A count after a short pick finds shelf + back room, not a refilled
+            # shelf: the pick's bound holds until sales or a found pick show a refill.
+            bound = self._rolled_forward(p, *shelf_obs, now)
+            if bound >= 0:
+                return bound
+        return None
 
     def _rolled_forward(self, p: Pair, at: datetime, qty: int, now: datetime) -> int:
         """A shelf observation plus the movements recorded after it."""

@@ -124,6 +124,8 @@ class Assessor:
             calibration_id=self.calibration.calibration_id,
             shelf_typical=ev.shelf_typical,
             shelf_spread=ev.shelf_spread,
+            refilled_units=ev.refilled_units,
+            not_refilled=ev.not_refilled,
         )
 
     def _assessed(self, record: EvidenceRecord) -> Assessment:

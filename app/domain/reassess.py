@@ -67,6 +67,9 @@ class EvidenceRecord(msgspec.Struct, frozen=True, array_like=True):
     # before these fields decodes with 0: no share, as the engine then assessed it.
     shelf_typical: float = 0.0
     shelf_spread: float = 0.0
+    # After a shelf seen short (``Evidence.refilled_units``); older records: none.
+    refilled_units: int | None = None
+    not_refilled: float = 1.0
 
 
 class CalibrationMap(msgspec.Struct, frozen=True):
@@ -144,6 +147,8 @@ def evidence(record: EvidenceRecord, *, wanted: int, horizon: timedelta) -> Evid
         into_day=record.into_day,
         shelf_typical=record.shelf_typical,
         shelf_spread=record.shelf_spread,
+        refilled_units=record.refilled_units,
+        not_refilled=record.not_refilled,
     )
 
 

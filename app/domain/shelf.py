@@ -288,3 +288,52 @@ class ShelfShare:
             m = math.exp(fit[0] + fit[1] * math.log(book))
             m = self._typical[book] = m if m < book else float(book)
         return m, fit[2]
+
+
+# Upper edges (hours since a short pick) of the refill buckets; later than the last = the last.
+REFILL_EDGES = (1.0, 2.0, 4.0, 8.0, 12.0, 24.0, 48.0)
+REFILL_PRIOR_N = 4.0  # pseudo-observations per bucket, at "not refilled" (the bound holds)
+
+
+class Refill:
+    """After a short pick, P(the shelf has been refilled beyond what the pick found), by
+    hours since the pick, learned per chain from the pair's next shelf observations
+    while the pick's bound still applies (a count, or a pick, finding more than the
+    bound); the same after a shelf count that left units out of the book. Staff
+    restock a short shelf from the back room; the bound says the shelf was short, not
+    that it stays so. Pooled so it never falls with time (each bucket's
+    pseudo-observations sit at 0: with nothing learnt the bound holds, as before)."""
+
+    __slots__ = ("_curve", "n", "refilled")
+
+    def __init__(self) -> None:
+        self.refilled = [0.0] * (len(REFILL_EDGES) + 1)
+        self.n = [0.0] * (len(REFILL_EDGES) + 1)
+        self._curve: list[float] | None = None
+
+    def observe(self, hours: float, refilled: bool) -> None:
+        i = bisect_right(REFILL_EDGES, hours if hours > 0.0 else 0.0)
+        self.n[i] += 1.0
+        self.refilled[i] += 1.0 if refilled else 0.0
+        self._curve = None
+
+    def curve(self) -> list[float]:
+        """Per bucket: the pooled rate of the buckets seen so far; a bucket with nothing
+        seen carries the one before (0 before the first): a refill only gets likelier
+        with time, and no look yet at 24 hours is no sign the shelf stays short that long."""
+        if self._curve is None:
+            seen = [i for i, n in enumerate(self.n) if n > 0]
+            rates = pooled_rates(
+                [self.refilled[i] for i in seen], [self.n[i] for i in seen], REFILL_PRIOR_N, 0.0
+            )
+            by_bucket = dict(zip(seen, rates, strict=True))
+            curve, last = [], 0.0
+            for i in range(len(self.n)):
+                last = by_bucket.get(i, last)
+                curve.append(last)
+            self._curve = curve
+        return self._curve
+
+    def p_refilled(self, hours: float) -> float:
+        curve = self._curve if self._curve is not None else self.curve()
+        return curve[bisect_right(REFILL_EDGES, hours if hours > 0.0 else 0.0)]

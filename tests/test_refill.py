@@ -1,0 +1,81 @@
+"""A shelf seen short is refilled from the back room: learned from the next looks at it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.domain.engine import Engine
+from app.domain.model import SnapshotRow
+from app.domain.policy import Policy
+from app.domain.shelf import REFILL_EDGES, Refill
+
+T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def test_nothing_learnt_means_the_short_shelf_stays_short() -> None:
+    assert all(Refill().p_refilled(h) == 0.0 for h in (0.0, 3.0, 100.0))
+
+
+@given(st.lists(st.tuples(st.floats(0.0, 200.0), st.booleans()), max_size=200))
+def test_a_refill_never_gets_less_likely_with_time(seen: list[tuple[float, bool]]) -> None:
+    refill = Refill()
+    for hours, refilled in seen:
+        refill.observe(hours, refilled)
+    curve = [refill.p_refilled(h) for h in (0.0, *REFILL_EDGES, 500.0)]
+    assert all(0.0 <= p <= 1.0 for p in curve)
+    assert all(a <= b for a, b in pairwise(curve))
+
+
+def _counted_empty(engine: Engine, sku: str, at: datetime) -> None:
+    """A book of 10 on the snapshot; staff count the shelf empty (the count sets the book)."""
+    engine.observe_snapshot(at, [SnapshotRow("S1", sku, 10, 0, 0, at)])
+    engine.observe_feedback(kind="shelf_count", store_id="S1", sku=sku, qty=0,
+                            observed_at=at + HOUR, now=at + HOUR)  # fmt: skip
+
+
+def test_a_shelf_counted_empty_keeps_its_back_room_units_in_view() -> None:
+    engine = Engine(Policy(), {})
+    _counted_empty(engine, "A", T0)
+    now = T0 + 6 * HOUR
+    pos = engine.ledger.position("S1", "A", now)
+    assert pos is not None and pos.book == 0  # the contract: a shelf count is a count
+    ev = engine._evidence(pos, 1, now, engine.policy.arrival_horizon)
+    assert ev.refilled_units == 10 and ev.not_refilled == 1.0
+    assert engine.assess(pos, 1, now).confidence == 0.0  # nothing learnt: no refill assumed
+
+
+def test_later_looks_at_short_shelves_teach_the_refill_and_lift_confidence() -> None:
+    engine = Engine(Policy(), {})
+    at = T0
+    for i in range(40):  # shelves counted empty, then found stocked 8 hours later
+        sku = f"K{i}"
+        _counted_empty(engine, sku, at)
+        seen = at + 9 * HOUR
+        engine.observe_feedback(kind="shelf_count", store_id="S1", sku=sku, qty=4,
+                                observed_at=seen, now=seen)  # fmt: skip
+        at += timedelta(minutes=10)
+    assert engine.refill.p_refilled(8.5) > 0.8
+    assert engine.refill.p_refilled(0.5) == 0.0  # nothing seen that soon: the bound holds
+    _counted_empty(engine, "Z", at)
+    pos = engine.ledger.position("S1", "Z", at + 10 * HOUR)
+    assert pos is not None and pos.book == 0
+    assert engine.assess(pos, 1, at + 10 * HOUR).confidence > 0.3
+    assert engine.assess(pos, 1, at + 2 * HOUR).confidence == 0.0
+
+
+def test_a_found_pick_of_no_more_than_was_seen_teaches_nothing() -> None:
+    engine = Engine(Policy(), {})
+    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 10, 0, 0, T0)])
+    engine.observe_feedback(kind="shelf_count", store_id="S1", sku="A", qty=2,
+                            observed_at=T0 + HOUR, now=T0 + HOUR)  # fmt: skip
+    engine.observe_feedback(kind="pick_found", store_id="S1", sku="A", qty=2,
+                            observed_at=T0 + 3 * HOUR, now=T0 + 3 * HOUR)  # fmt: skip
+    assert sum(engine.refill.n) == 0
+    engine.observe_feedback(kind="pick_found", store_id="S1", sku="A", qty=3,
+                            observed_at=T0 + 4 * HOUR, now=T0 + 4 * HOUR)  # fmt: skip
+    assert sum(engine.refill.n) == 1 and sum(engine.refill.refilled) == 1
