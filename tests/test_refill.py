@@ -79,3 +79,14 @@ def test_a_found_pick_of_no_more_than_was_seen_teaches_nothing() -> None:
     engine.observe_feedback(kind="pick_found", store_id="S1", sku="A", qty=3,
                             observed_at=T0 + 4 * HOUR, now=T0 + 4 * HOUR)  # fmt: skip
     assert sum(engine.refill.n) == 1 and sum(engine.refill.refilled) == 1
+
+
+def test_a_second_shelf_count_keeps_the_units_the_first_took_out_of_the_book() -> None:
+    engine = Engine(Policy(), {})
+    _counted_empty(engine, "A", T0)  # book 10 -> 0: 10 units out of the book
+    engine.observe_feedback(kind="shelf_count", store_id="S1", sku="A", qty=1,
+                            observed_at=T0 + 3 * HOUR, now=T0 + 3 * HOUR)  # fmt: skip
+    pos = engine.ledger.position("S1", "A", T0 + 4 * HOUR)
+    assert pos is not None and pos.book == 1
+    ev = engine._evidence(pos, 1, T0 + 4 * HOUR, engine.policy.arrival_horizon)
+    assert ev.refilled_units == 10  # the shelf's 1 and the 9 still behind it

@@ -440,9 +440,14 @@ class Engine:
         if pos is not None:
             self._learn_refill(pos, p, kind, qty, observed_at)
         if kind == "shelf_count":
-            # The count takes the back room out of the book: what it held beyond the
-            # shelf may come back onto the shelf (``Evidence.refilled_units``).
-            p.hidden = max(0, pos.book - qty) if pos is not None else 0
+            # The count takes the back room out of the book: what the record held beyond
+            # the shelf may come back onto it (``Evidence.refilled_units``). A book that
+            # is itself a shelf count still has its own hidden units behind it.
+            if pos is None:
+                p.hidden = 0
+            else:
+                full = pos.book + (p.hidden if _shelf_book(pos, p) else 0)
+                p.hidden = max(0, full - qty)
             if pos is not None and not _shelf_book(pos, p):
                 self.shelf_share.observe(pos.book, qty)
             p.shelf_counted = (
