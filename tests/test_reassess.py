@@ -20,6 +20,7 @@ from app.domain.policy import Policy
 from app.domain.reassess import (
     KNOTS,
     MAX_HORIZON,
+    RECORD_VERSION,
     CalibrationMap,
     badge_from_record,
     decode_record,
@@ -232,3 +233,19 @@ def test_snapshot_only_pairs_share_records_without_losing_exactness() -> None:
                          policy=engine.policy, calibration=assessor.calibration)  # fmt: skip
         assert again == engine.assess(pos, 3, now)  # the share is the record's own book's
     assert assessor.engine_calls <= 2 * 4  # one template per store and category group
+
+
+def test_a_record_stored_before_the_shelf_fields_reads_as_the_engine_then_assessed() -> None:
+    """Records written before the shelf share and the refill (an upgrade keeps them in
+    ``book_position.evidence`` until the next recompute) decode with neither."""
+    old = msgspec.msgpack.encode(
+        [RECORD_VERSION, 9, None, 0.1, 7200, 0.2, [0.0] * len(KNOTS), 0.0, 0.5, 0, 1.0,
+         0.0, 0.05, 3.0, False, False, None]
+    )  # fmt: skip
+    record = decode_record(old)
+    assert (record.shelf_typical, record.shelf_spread) == (0.0, 0.0)
+    assert (record.refilled_units, record.not_refilled) == (None, 1.0)
+    policy = Policy()
+    one = reassess(record, wanted=1, horizon=policy.arrival_horizon, policy=policy)
+    four = reassess(record, wanted=4, horizon=policy.arrival_horizon, policy=policy)
+    assert one.confidence > four.confidence > 0.0  # no share: only depletion tells them apart
