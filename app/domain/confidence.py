@@ -248,24 +248,27 @@ def raw_confidence(e: Evidence) -> float:
     return _raw(e, depletion(e), p_phantom(e))
 
 
+def _on_shelf(e: Evidence, units: int, mean: float) -> float:
+    """P(≥ wanted of ``units`` are left at arrival), a delivery in the back room on the
+    shelf only with the fill probability."""
+    filled = negbin_cdf(units - e.wanted, mean)
+    if e.back_room > 0 and e.shelf_fill < 1.0:
+        waiting = negbin_cdf(units - e.back_room - e.wanted, mean)
+        filled = e.shelf_fill * filled + (1.0 - e.shelf_fill) * waiting
+    return filled
+
+
 def _raw(e: Evidence, mean: float, phantom: float) -> float:
     """``raw_confidence`` given ``depletion(e)`` and ``p_phantom(e)`` (``assessment``
     reads both again: computed once, the same floats)."""
     units = e.book  # min(book, shelf_bound)
     if e.shelf_bound is not None and e.shelf_bound < units:
         units = e.shelf_bound
-    filled = negbin_cdf(units - e.wanted, mean)
-    if e.back_room > 0 and e.shelf_fill < 1.0:
-        waiting = negbin_cdf(units - e.back_room - e.wanted, mean)
-        filled = e.shelf_fill * filled + (1.0 - e.shelf_fill) * waiting
+    filled = _on_shelf(e, units, mean)
     more = e.refilled_units
     if more is not None and more > units and e.not_refilled < 1.0:  # refilled since?
-        refilled = negbin_cdf(more - e.wanted, mean)
-        if e.back_room > 0 and e.shelf_fill < 1.0:
-            waiting = negbin_cdf(more - e.back_room - e.wanted, mean)
-            refilled = e.shelf_fill * refilled + (1.0 - e.shelf_fill) * waiting
         stays = e.not_refilled if e.not_refilled > 0.0 else 0.0
-        filled = stays * filled + (1.0 - stays) * refilled
+        filled = stays * filled + (1.0 - stays) * _on_shelf(e, more, mean)
     raw = filled * (1.0 - phantom)
     raw = raw if raw < 1.0 else 1.0
     return raw if raw > 0.0 else 0.0

@@ -445,10 +445,10 @@ class Engine:
             # is itself a shelf count still has its own hidden units behind it.
             if pos is None:
                 p.hidden = 0
+            elif _shelf_book(pos, p):  # the shelf's book: its own hidden units stay behind
+                p.hidden = max(0, pos.book + p.hidden - qty)
             else:
-                full = pos.book + (p.hidden if _shelf_book(pos, p) else 0)
-                p.hidden = max(0, full - qty)
-            if pos is not None and not _shelf_book(pos, p):
+                p.hidden = max(0, pos.book - qty)
                 self.shelf_share.observe(pos.book, qty)
             p.shelf_counted = (
                 observed_at if p.shelf_counted is None else max(observed_at, p.shelf_counted)
@@ -684,12 +684,9 @@ class Engine:
                 since, since_x = found, None
             shelf_obs = p.shelf_obs
             short_at: datetime | None = None  # when the shelf was last seen short
-            if _shelf_book(pos, p):
-                shelf_only = True
-                if p.hidden:
-                    refill_to, short_at = pos.book + p.hidden, pos.base_at
-            else:
-                shelf_only = False
+            shelf_only = _shelf_book(pos, p)
+            if shelf_only and p.hidden:
+                refill_to, short_at = pos.book + p.hidden, pos.base_at
             if shelf_obs is not None and shelf_obs[0] <= now:
                 shelf_bound = self._bound(pos, p, shelf_obs, now)
                 if shelf_bound is not None and shelf_bound < pos.book:
