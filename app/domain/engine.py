@@ -22,7 +22,7 @@ from app.domain.calibration import Calibration
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.confidence import raw_confidence as raw_of
 from app.domain.ledger import Ledger, PairBook
-from app.domain.loss import MAX_DAYS, LossGroup, LossRate, days_unverified
+from app.domain.loss import MAX_DAYS, LossGroup, LossRate, days_unverified, expected_loss
 from app.domain.model import (
     EVENT_KINDS,
     BookPosition,
@@ -665,9 +665,10 @@ class Engine:
         stays = 1.0
         back_room, fill = 0, 1.0
         empty = n = 0.0
+        receipt: Sale | Receipt | None = None
         if p is not None:
             last_sale: Sale | Receipt | None = p.last_sale
-            receipt: Sale | Receipt | None = p.last_receipt
+            receipt = p.last_receipt
             if last_sale is not None and last_sale.occurred_at > now:
                 last_sale = self._last(p, now, Sale)
             if receipt is not None and receipt.occurred_at > now:
@@ -736,6 +737,12 @@ class Engine:
             days = days_unverified(verified, first, now)  # first sighting: only if unverified
         idle = c_now - c_since
         idle = idle if idle > 0.0 else 0.0
+        loss = loss_rate * (days if days < MAX_DAYS else MAX_DAYS)
+        if p is not None and receipt is not None and p.receipt_before:
+            pre = p.receipt_before.get(receipt.event_id)
+            if pre is not None:  # the loss before the last receipt is at most its book
+                since_receipt = (now - receipt.occurred_at).total_seconds() / 86400
+                loss = expected_loss(loss_rate, days, since_receipt, pre)
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
         phantom *= self.idle.factor(idle)
         if self.runout_factor and p is not None:
@@ -748,7 +755,7 @@ class Engine:
             wanted=wanted,
             expected_sales=0.0 if at.c_end is None else speed * (at.c_end - c_now),
             unreported_sales=speed * (c_now - c_wm) if wm < now else 0.0,
-            unrecorded_loss=loss_rate * (days if days < MAX_DAYS else MAX_DAYS),
+            unrecorded_loss=loss,
             back_room=back_room,
             shelf_fill=fill,
             silence=speed * (c_wm - c_since) if since < wm else 0.0,

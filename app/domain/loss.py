@@ -31,6 +31,26 @@ def days_unverified(verified: datetime | None, first_seen: datetime | None, now:
     return UNVERIFIED_DAYS + (days if days > 0.0 else 0.0)
 
 
+def expected_loss(
+    rate: float, days: float, since_receipt: float | None = None, book_before: int | None = None
+) -> float:
+    """Units expected gone without a record over ``days`` unverified (capped at
+    ``MAX_DAYS``) at ``rate`` a day.
+
+    Loss only takes units that are there: what accrued before the pair's last receipt
+    (``since_receipt`` days ago, into a book of ``book_before``) is at most that book,
+    and the receipt's units have been exposed only since they came. Without the cap a
+    pair unverified for weeks carries weeks of loss against a delivery that came an
+    hour ago (measured in docs/engine.md). Non-decreasing in ``rate`` and ``days``."""
+    days = days if days < MAX_DAYS else MAX_DAYS
+    loss = rate * days
+    if since_receipt is None or book_before is None or since_receipt >= days:
+        return loss
+    since = since_receipt if since_receipt > 0.0 else 0.0
+    cap = float(book_before) if book_before > 0 else 0.0
+    return rate * since + cap if rate * (days - since) > cap else loss
+
+
 class LossGroup:
     """One store × category's counts: units gone and days unverified summed, and its
     ``rate`` as of the ``version``-th count (every count moves the chain's rate, so
