@@ -52,7 +52,13 @@ def test_more_loss_rate_or_older_data_never_lowers_the_loss(
     assert expected_loss(lo_r, lo_d, s, b) <= expected_loss(lo_r, hi_d, s, b) + 1e-9
 
 
-@given(rates, days, st.floats(min_value=0.0, max_value=200.0), st.floats(min_value=0.0, max_value=5.0), books)
+@given(
+    rates,
+    days,
+    st.floats(min_value=0.0, max_value=200.0),
+    st.floats(min_value=0.0, max_value=5.0),
+    books,
+)
 def test_time_passing_after_a_receipt_never_lowers_the_loss(
     rate: float, d: float, s: float, later: float, b: int | None
 ) -> None:
