@@ -474,19 +474,31 @@ class Engine:
     def _learn_refill(self, pos: BookPosition, p: Pair, kind: str, qty: int, at: datetime) -> None:
         """The shelf seen again after it was seen short (a short pick's bound, or a shelf
         count that left units out of the book): has it been refilled beyond that?"""
-        short = p.shelf_obs
-        seen: int | None = None
-        since: datetime | None = None
-        if _shelf_book(pos, p) and p.hidden and pos.base_at < at:
-            seen, since = pos.book, pos.base_at
-        if short is not None and short[0] < at:
-            bound = self._bound(pos, p, short, at)
-            if bound is not None and bound < pos.book:
-                seen, since = bound, short[0]
+        _, seen, since = self._seen_short(pos, p, at, before=True)
         if seen is None or since is None or (kind == "pick_found" and qty <= seen):
             return  # a found pick of no more than was seen says nothing
         hours = (at - since).total_seconds() / 3600
         self.refill.observe(hours, qty > (seen if seen > 0 else 0))
+
+    def _seen_short(
+        self, pos: BookPosition, p: Pair, at: datetime, *, before: bool
+    ) -> tuple[int | None, int | None, datetime | None]:
+        """The shelf as last seen short, as of ``at``: the short pick's bound rolled forward
+        to ``at`` (None: none in force), and the units seen and when (a bound below the
+        book, or a book that is a shelf count with units left out of it; None: not seen
+        short). ``before``: only looks strictly before ``at`` count (the look at ``at``
+        is the one being learned from)."""
+        seen: int | None = None
+        since: datetime | None = None
+        if _shelf_book(pos, p) and p.hidden and (pos.base_at < at or not before):
+            seen, since = pos.book, pos.base_at
+        bound: int | None = None
+        short = p.shelf_obs
+        if short is not None and (short[0] < at if before else short[0] <= at):
+            bound = self._bound(pos, p, short, at)
+            if bound is not None and bound < pos.book:
+                seen, since = bound, short[0]
+        return bound, seen, since
 
     def _learn_fill(self, pos: BookPosition, p: Pair, kind: str, qty: int, at: datetime) -> None:
         """After a receipt into a near-empty book, did the shelf show the new units?
@@ -683,17 +695,11 @@ class Engine:
             found = p.found_at
             if found is not None and found <= now and found > since:
                 since, since_x = found, None
-            shelf_obs = p.shelf_obs
-            short_at: datetime | None = None  # when the shelf was last seen short
             shelf_only = _shelf_book(pos, p)
-            if shelf_only and p.hidden:
-                refill_to, short_at = pos.book + p.hidden, pos.base_at
-            if shelf_obs is not None and shelf_obs[0] <= now:
-                shelf_bound = self._bound(pos, p, shelf_obs, now)
-                if shelf_bound is not None and shelf_bound < pos.book:
-                    short_at = shelf_obs[0]
-                    refill_to = pos.book if refill_to is None else refill_to
-            if short_at is not None:
+            shelf_bound, _, short_at = self._seen_short(pos, p, now, before=False)
+            if short_at is not None:  # refilled, the shelf holds the book (and any units a
+                # shelf count left out of it)
+                refill_to = pos.book + p.hidden if shelf_only and p.hidden else pos.book
                 stays = 1.0 - self.refill.p_refilled((now - short_at).total_seconds() / 3600)
             if receipt is not None:
                 waited = now - receipt.occurred_at  # (one subtraction for both readings)
