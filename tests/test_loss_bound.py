@@ -67,7 +67,7 @@ def test_time_passing_after_a_receipt_never_lowers_the_loss(
 
 
 def _lossy_store(receipt_qty: int) -> tuple[Engine, datetime]:
-    """A store whose counts teach a loss of ~1 unit a day; pair B, never counted, had 2
+    """A store whose count teaches a loss of ~0.45 units a day; pair B, never counted, had 2
     units on the book for 40 days, then ``receipt_qty`` units came an hour ago."""
     engine = Engine(Policy(), {"A": "food", "B": "food"})
     engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 200, 0, 0, T0),
