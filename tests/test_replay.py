@@ -138,3 +138,31 @@ def test_other_encodings_of_the_same_dataset_give_the_same_report(
     first = (other / "visits.csv").read_bytes()
     assert first.startswith(b"\xef\xbb\xbf") and b"\r\n" in first and b"+05:30" in first
     assert replay(other)[0] == replay(dataset)[0]
+
+
+def _with_extra_snapshot(dataset: Path, out: Path, body: str) -> Path:
+    """``dataset`` with one more snapshot file, ``body``, published in the middle of the
+    window (docs/contract-extensions.md: dataset snapshots in the replay)."""
+    shutil.copytree(dataset, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    at = (START + timedelta(days=2, hours=3)).isoformat().replace("+00:00", "Z")
+    (out / "warehouse" / "extra.csv").write_text(body)
+    manifest["warehouse_snapshots"].append(
+        {"path": "warehouse/extra.csv", "as_of": at, "published_at": at}
+    )
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_a_header_only_snapshot_changes_nothing_and_a_broken_one_is_quarantined(
+    dataset: Path, tmp_path: Path
+) -> None:
+    header = "location_id,sku,on_hand,reserved,in_transit,as_of\n"
+    base, base_stats = replay(dataset)
+    empty, empty_stats = replay(_with_extra_snapshot(dataset, tmp_path / "empty", header))
+    broken, broken_stats = replay(
+        _with_extra_snapshot(dataset, tmp_path / "broken", header + "S1,SKU-1,3,0\n")
+    )
+    assert empty == base and empty_stats.quarantined == base_stats.quarantined
+    assert broken == base and broken_stats.quarantined == base_stats.quarantined + 1
+    assert empty_stats.snapshots == broken_stats.snapshots == base_stats.snapshots + 1
