@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
+from codecs import BOM_UTF8
 from collections.abc import AsyncIterator, Callable
 from typing import Literal
 
@@ -44,7 +45,6 @@ from reconcilers.retry import retrying
 log = structlog.get_logger(__name__)
 
 EXPECTED_HEADER = "location_id,sku,on_hand,reserved,in_transit,as_of"
-BOM = b"\xef\xbb\xbf"
 MAX_HEADER_BYTES = 64 * 1024
 PROBLEMS_SHOWN = 5
 # Positions a snapshot writes from which the tables are analyzed after it (``_analyze``).
@@ -71,7 +71,7 @@ def header_problem(first_line: bytes) -> str | None:
 
     Tolerates a UTF-8 BOM and a CRLF line end; everything else must match exactly.
     """
-    line = first_line.removeprefix(BOM).removesuffix(b"\n").removesuffix(b"\r")
+    line = first_line.removeprefix(BOM_UTF8).removesuffix(b"\n").removesuffix(b"\r")
     received = line.decode("utf-8", errors="replace")
     if received == EXPECTED_HEADER:
         return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
+from codecs import BOM_UTF8  # what some tools (spreadsheets, .NET) put at a file's start
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from operator import itemgetter
@@ -37,7 +38,6 @@ from app.domain.model import (
 )
 
 FORMAT = "availability-backtest/1"
-UTF8_BOM = b"\xef\xbb\xbf"  # what some tools (spreadsheets, .NET) put at a file's start
 CHUNK_BYTES = 8 << 20  # POS lines decoded per msgspec call: ~60,000 at ~130 bytes a line
 FeedbackKind = Literal["shelf_count", "pick_found", "pick_short"]
 T = TypeVar("T")
@@ -338,7 +338,7 @@ def _convert_lines(
 def read_manifest(root: Path) -> Manifest:
     path = root / "manifest.json"
     try:
-        data = path.read_bytes().removeprefix(UTF8_BOM)
+        data = path.read_bytes().removeprefix(BOM_UTF8)
     except FileNotFoundError:
         raise DatasetError(f"{root}: no manifest.json (not a backtest dataset)") from None
     try:
@@ -363,8 +363,8 @@ def read_pos_chunks(path: Path) -> Iterator[list[PublishedEvent]]:
             chunk = f.readlines(CHUNK_BYTES)
             if not chunk:
                 return
-            if first_line == 1 and chunk[0].startswith(UTF8_BOM):
-                chunk[0] = chunk[0].removeprefix(UTF8_BOM)
+            if first_line == 1 and chunk[0].startswith(BOM_UTF8):
+                chunk[0] = chunk[0].removeprefix(BOM_UTF8)
             yield _decode_pos_chunk(path, chunk, first_line)
             first_line += len(chunk)
 
