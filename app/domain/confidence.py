@@ -289,7 +289,7 @@ def confidence(e: Evidence, calibrate: Calibrate | None = None) -> float:
     """
     raw = raw_confidence(e)
     conf = raw if calibrate is None or raw <= 0.0 else max(0.0, min(1.0, calibrate(e, raw)))
-    return conf * shelf_share_factor(e) if e.wanted > 1 and e.shelf_typical > 0.0 else conf
+    return conf * shelf_share_factor(e)
 
 
 def held_back(e: Evidence, level: float) -> tuple[int, int]:
@@ -335,6 +335,7 @@ def assessment(
         conf = calibrate(ev, conf)
         conf = conf if conf < 1.0 else 1.0
         conf = conf if conf > 0.0 else 0.0
+    # (the factor's own first test, inline: most visits want one unit, no call for them)
     share = shelf_share_factor(ev) if ev.wanted > 1 and ev.shelf_typical > 0.0 else 1.0
     conf *= share
     for_sales, for_uncertainty = _held_back(mean, threshold)

@@ -474,23 +474,24 @@ class Engine:
     def _learn_refill(self, pos: BookPosition, p: Pair, kind: str, qty: int, at: datetime) -> None:
         """The shelf seen again after it was seen short (a short pick's bound, or a shelf
         count that left units out of the book): has it been refilled beyond that?"""
-        _, seen, since = self._seen_short(pos, p, at, before=True)
+        _, seen, since = self._seen_short(pos, p, at, _shelf_book(pos, p), before=True)
         if seen is None or since is None or (kind == "pick_found" and qty <= seen):
             return  # a found pick of no more than was seen says nothing
         hours = (at - since).total_seconds() / 3600
         self.refill.observe(hours, qty > (seen if seen > 0 else 0))
 
     def _seen_short(
-        self, pos: BookPosition, p: Pair, at: datetime, *, before: bool
+        self, pos: BookPosition, p: Pair, at: datetime, shelf_only: bool, *, before: bool
     ) -> tuple[int | None, int | None, datetime | None]:
         """The shelf as last seen short, as of ``at``: the short pick's bound rolled forward
         to ``at`` (None: none in force), and the units seen and when (a bound below the
         book, or a book that is a shelf count with units left out of it; None: not seen
-        short). ``before``: only looks strictly before ``at`` count (the look at ``at``
-        is the one being learned from)."""
+        short). ``shelf_only``: ``_shelf_book(pos, p)``, which the caller has.
+        ``before``: only looks strictly before ``at`` count (the look at ``at`` is the
+        one being learned from)."""
         seen: int | None = None
         since: datetime | None = None
-        if _shelf_book(pos, p) and p.hidden and (pos.base_at < at or not before):
+        if shelf_only and p.hidden and (pos.base_at < at or not before):
             seen, since = pos.book, pos.base_at
         bound: int | None = None
         short = p.shelf_obs
@@ -696,7 +697,7 @@ class Engine:
             if found is not None and found <= now and found > since:
                 since, since_x = found, None
             shelf_only = _shelf_book(pos, p)
-            shelf_bound, _, short_at = self._seen_short(pos, p, now, before=False)
+            shelf_bound, _, short_at = self._seen_short(pos, p, now, shelf_only, before=False)
             if short_at is not None:  # refilled, the shelf holds the book (and any units a
                 # shelf count left out of it)
                 refill_to = pos.book + p.hidden if shelf_only and p.hidden else pos.book
