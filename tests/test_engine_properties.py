@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.domain.badge import badge_for
-from app.domain.calibration import BINS, COLD_PRIOR, MIN_LABELS, Calibration
+from app.domain.calibration import BINS, COLD_PRIOR, FLOOR_MAX, MIN_LABELS, Calibration
 from app.domain.confidence import Assessment, Evidence, confidence, held_back, raw_confidence
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
@@ -54,7 +54,14 @@ def calibrations(draw: st.DrawFn) -> Calibration | None:
     for _ in range(rounds):
         for e, hit in labels:
             cal.observe(e, raw_confidence(e), hit)
+    for counted in draw(st.lists(st.integers(0, 5), max_size=300)):
+        cal.observe_short(counted)  # shelf counts where the book said none: the floors
     return cal
+
+
+def conf(e: Evidence, cal: Calibration | None) -> float:
+    """The engine's confidence: the map and, with it, its floors."""
+    return confidence(e, cal, None if cal is None else cal.floor)
 
 
 def replace(e: Evidence, **changes: object) -> Evidence:
@@ -67,12 +74,12 @@ def test_more_depletion_or_silence_never_raises_confidence(
     e: Evidence, cal: Calibration | None, field: str, extra: float
 ) -> None:
     worse = replace(e, **{field: getattr(e, field) + extra})
-    assert confidence(worse, cal) <= confidence(e, cal) + 1e-12
+    assert conf(worse, cal) <= conf(e, cal) + 1e-12
 
 
 @given(evidence(), calibrations(), st.integers(1, 40))
 def test_more_book_never_lowers_confidence(e: Evidence, cal: Calibration | None, n: int) -> None:
-    assert confidence(replace(e, book=e.book + n), cal) >= confidence(e, cal) - 1e-12
+    assert conf(replace(e, book=e.book + n), cal) >= conf(e, cal) - 1e-12
 
 
 @given(evidence(), calibrations(), st.floats(0.0, 1.0))
@@ -80,9 +87,9 @@ def test_slower_shelf_fill_or_likelier_phantom_never_raises_confidence(
     e: Evidence, cal: Calibration | None, less: float
 ) -> None:
     slower = replace(e, shelf_fill=e.shelf_fill * less)
-    assert confidence(slower, cal) <= confidence(e, cal) + 1e-12
+    assert conf(slower, cal) <= conf(e, cal) + 1e-12
     more_phantom = min(1.0, e.phantom_prior + less / 2)
-    assert confidence(replace(e, phantom_prior=more_phantom), cal) <= confidence(e, cal) + 1e-12
+    assert conf(replace(e, phantom_prior=more_phantom), cal) <= conf(e, cal) + 1e-12
 
 
 @given(evidence(), calibrations(), st.integers(0, 30))
@@ -90,7 +97,7 @@ def test_a_lower_shelf_bound_never_raises_confidence(
     e: Evidence, cal: Calibration | None, bound: int
 ) -> None:
     tighter = bound if e.shelf_bound is None else min(bound, e.shelf_bound)
-    assert confidence(replace(e, shelf_bound=tighter), cal) <= confidence(e, cal) + 1e-12
+    assert conf(replace(e, shelf_bound=tighter), cal) <= conf(e, cal) + 1e-12
 
 
 @given(evidence(), calibrations(), st.floats(0.0, 1.0), st.integers(1, 30))
@@ -98,29 +105,33 @@ def test_a_likelier_refill_or_more_behind_it_never_lowers_confidence(
     e: Evidence, cal: Calibration | None, less: float, more: int
 ) -> None:
     likelier = replace(e, not_refilled=e.not_refilled * less)
-    assert confidence(likelier, cal) >= confidence(e, cal) - 1e-12
+    assert conf(likelier, cal) >= conf(e, cal) - 1e-12
     if e.refilled_units is not None:
         bigger = replace(e, refilled_units=e.refilled_units + more)
-        assert confidence(bigger, cal) >= confidence(e, cal) - 1e-12
-    assert confidence(replace(e, not_refilled=1.0), cal) <= confidence(e, cal) + 1e-12
+        assert conf(bigger, cal) >= conf(e, cal) - 1e-12
+    assert conf(replace(e, not_refilled=1.0), cal) <= conf(e, cal) + 1e-12
 
 
 @given(evidence(), calibrations())
-def test_no_units_whatever_happened_is_zero_confidence(
+def test_no_units_whatever_happened_is_the_floor_alone(
     e: Evidence, cal: Calibration | None
 ) -> None:
+    """Raw 0 (too few units whatever happened) is 0 through the map; only the floor, what
+    shelf counts found behind books that said none, lifts it, and never to a promise."""
     if raw_confidence(e) == 0.0:
         assert confidence(e, cal) == 0.0
+        assert conf(e, cal) == (0.0 if cal is None else cal.floor(e.book, e.wanted))
+        assert conf(e, cal) <= FLOOR_MAX
 
 
 @given(evidence(), calibrations(), st.integers(1, 10), st.floats(0.0, 1.0))
 def test_more_wanted_or_a_smaller_shelf_share_never_raises_confidence(
     e: Evidence, cal: Calibration | None, extra: int, less: float
 ) -> None:
-    assert confidence(replace(e, wanted=e.wanted + extra), cal) <= confidence(e, cal) + 1e-12
+    assert conf(replace(e, wanted=e.wanted + extra), cal) <= conf(e, cal) + 1e-12
     if e.shelf_typical > 0.0:
         smaller = replace(e, shelf_typical=max(1e-3, e.shelf_typical * less))
-        assert confidence(smaller, cal) <= confidence(e, cal) + 1e-12
+        assert conf(smaller, cal) <= conf(e, cal) + 1e-12
 
 
 @given(evidence(), st.floats(0.5, 40.0), st.floats(0.05, 1.5))
@@ -140,7 +151,7 @@ def test_the_shelf_share_leaves_one_unit_alone_and_only_lowers_more(
 
 @given(evidence(), calibrations())
 def test_calibrated_confidence_is_a_probability(e: Evidence, cal: Calibration | None) -> None:
-    assert 0.0 <= confidence(e, cal) <= 1.0
+    assert 0.0 <= conf(e, cal) <= 1.0
 
 
 def test_the_cold_start_map_is_a_non_decreasing_probability_used_until_labels_come() -> None:
@@ -241,7 +252,7 @@ def test_learned_map_cannot_reward_sales_through_the_time_of_day_term() -> None:
         cal.observe(e, raw_confidence(e), sales >= 5)
     quiet = Evidence(book=0, wanted=1, expected_sales=0.0, into_day=10.0)
     busy = replace(quiet, expected_sales=9.0)
-    assert confidence(busy, cal) <= confidence(quiet, cal)
+    assert conf(busy, cal) <= conf(quiet, cal)
 
 
 @given(

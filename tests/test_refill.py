@@ -8,6 +8,7 @@ from itertools import pairwise
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.domain.calibration import FLOOR_PRIOR
 from app.domain.engine import Engine
 from app.domain.model import SnapshotRow
 from app.domain.policy import Policy
@@ -46,7 +47,8 @@ def test_a_shelf_counted_empty_keeps_its_back_room_units_in_view() -> None:
     assert pos is not None and pos.book == 0  # the contract: a shelf count is a count
     ev = engine._evidence(pos, 1, now, engine.policy.arrival_horizon)
     assert ev.refilled_units == 10 and ev.not_refilled == 1.0
-    assert engine.assess(pos, 1, now).confidence == 0.0  # nothing learnt: no refill assumed
+    # Nothing learnt: no refill assumed, only the floor's prior (a record may be behind).
+    assert engine.assess(pos, 1, now).confidence == FLOOR_PRIOR[0]
 
 
 def test_later_looks_at_short_shelves_teach_the_refill_and_lift_confidence() -> None:
@@ -65,7 +67,9 @@ def test_later_looks_at_short_shelves_teach_the_refill_and_lift_confidence() -> 
     pos = engine.ledger.position("S1", "Z", at + 10 * HOUR)
     assert pos is not None and pos.book == 0
     assert engine.assess(pos, 1, at + 10 * HOUR).confidence > 0.3
-    assert engine.assess(pos, 1, at + 2 * HOUR).confidence == 0.0
+    # Too soon for a refill: the floor alone, which the refills did not teach.
+    assert engine.calibration.floors() == FLOOR_PRIOR
+    assert engine.assess(pos, 1, at + 2 * HOUR).confidence == FLOOR_PRIOR[0]
 
 
 def test_a_found_pick_of_no_more_than_was_seen_teaches_nothing() -> None:

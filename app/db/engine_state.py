@@ -238,18 +238,19 @@ class LiveEngine:
         Saved (or found) in every recompute, not only when the map changed: a map
         saved by a transaction that then rolled back is gone, and records written
         later must not name it."""
-        weights, table = calibration_state(self.engine)
-        digest = hashlib.sha256(
-            struct.pack(f"{len(weights) + len(table)}d", *weights, *table)
-        ).hexdigest()
+        weights, table, floors = calibration_state(self.engine)
+        values = (*weights, *table, *floors)
+        digest = hashlib.sha256(struct.pack(f"{len(values)}d", *values)).hexdigest()
         labels = self.engine.calibration.labels
-        cid = await conn.fetchval(Q.save_calibration, digest, labels, list(weights), list(table))
+        cid = await conn.fetchval(
+            Q.save_calibration, digest, labels, list(weights), list(table), list(floors)
+        )
         if (
             self._calibration is None
             or digest != self._calibration_digest
             or cid != self._calibration.calibration_id
         ):
-            self._calibration = CalibrationMap(cid, weights, table)
+            self._calibration = CalibrationMap(cid, weights, table, floors)
             self._calibration_digest = digest
             log.info("engine.calibration_saved", calibration_id=cid, labels=labels)
         return self._calibration
@@ -475,4 +476,6 @@ async def load_calibration(conn: Connection, calibration_id: int) -> Calibration
     row = await conn.fetchrow(Q.load_calibration, calibration_id)
     if row is None:
         return None
-    return CalibrationMap(row["calibration_id"], tuple(row["weights"]), tuple(row["bins"]))
+    return CalibrationMap(
+        row["calibration_id"], tuple(row["weights"]), tuple(row["bins"]), tuple(row["floors"])
+    )

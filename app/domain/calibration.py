@@ -16,6 +16,10 @@ looked the item up a little before (``Engine`` builds that evidence). Two stages
 2. **Isotonic map** (pool adjacent violators over fine bins, shrunk toward the
    identity) of the logistic output to the observed rate, non-decreasing.
 
+And **floors**: where the book says none, the record may be behind the shelf (a
+delivery not booked yet, units found). Shelf counts at such books give P(≥ d units
+there), d = 1, 2, 3 units short, the least confidence a badge gets (``floor_of``).
+
 Learning is AdaGrad, one label at a time; no I/O, no clock.
 """
 
@@ -50,6 +54,15 @@ COLD_PRIOR = (  # 711,378 visits, 7 worlds, seeds 11 and 12
     0.810, 0.818, 0.835, 0.855, 0.869, 0.881, 0.897, 0.909,
     0.919, 0.934, 0.942, 0.950, 0.960, 0.967, 0.967, 0.988,
 )  # fmt: skip
+# The record behind the shelf: shelf counts where the book said none (≤ 0) and staff
+# found units anyway (a receipt not booked, units found, a return not rung up). By the
+# units wanted beyond the book (1, 2, 3; more: no floor), P(the count held that many),
+# each from a prior of FLOOR_PRIOR_N counts at FLOOR_PRIOR; non-increasing in the units.
+FLOOR_PRIOR = (0.02, 0.01, 0.005)
+FLOOR_PRIOR_N = 50.0
+# At most: a record that is merely behind. Counts finding more say the book is broken,
+# which the floor, a confidence without any evidence of units, must not carry.
+FLOOR_MAX = 0.25
 RATE = 0.0  # 0: the logistic stage stays the identity (0.05 measured worse, docs/engine.md)
 RIDGE = 1e-4  # pull toward the starting weights (the identity map)
 
@@ -110,6 +123,26 @@ def isotonic_map(
     )
 
 
+def short_floors(n: int, found: list[int]) -> tuple[float, ...]:
+    """``Calibration.floors`` from its counts: each rate shrunk toward its prior, then
+    made non-increasing in the units."""
+    out: list[float] = []
+    for d, prior in enumerate(FLOOR_PRIOR):
+        rate = (found[d] + FLOOR_PRIOR_N * prior) / (n + FLOOR_PRIOR_N)
+        rate = rate if rate < FLOOR_MAX else FLOOR_MAX
+        out.append(rate if not out or rate < out[-1] else out[-1])
+    return tuple(out)
+
+
+def floor_of(floors: tuple[float, ...], book: int, wanted: int) -> float:
+    """The confidence no badge goes below: P(the wanted units are there although the book
+    is short by ``wanted − book``). A book that covers the request gets the one-unit
+    floor, so more book never lowers it; beyond ``len(floors)`` units short, none."""
+    short = wanted - (book if book > 0 else 0)
+    short = short if short > 1 else 1
+    return floors[short - 1] if short <= len(floors) else 0.0
+
+
 class Calibration:
     def __init__(self, rate: float = RATE) -> None:
         self.rate = rate
@@ -121,6 +154,9 @@ class Calibration:
         self._map: list[float] | None = None
         self._built_at = 0
         self.labels = 0
+        self.short_n = 0
+        self.short_found = [0] * len(FLOOR_PRIOR)
+        self._floors: tuple[float, ...] | None = None
 
     @staticmethod
     def _bin(p: float) -> int:
@@ -147,6 +183,24 @@ class Calibration:
         self.labels += 1
         if self.labels >= self._built_at * 1.02 + 20 or self.labels == MIN_LABELS:
             self._map = None  # rebuilt lazily; a map a few labels old is as good
+
+    def observe_short(self, counted: int) -> None:
+        """A shelf count of ``counted`` units where the book said there were none."""
+        self.short_n += 1
+        for d in range(len(FLOOR_PRIOR)):
+            if counted > d:
+                self.short_found[d] += 1
+        self._floors = None
+
+    def floors(self) -> tuple[float, ...]:
+        """P(≥ d units on the shelf | the book says none), d = 1, 2, 3."""
+        if self._floors is None:
+            self._floors = short_floors(self.short_n, self.short_found)
+        return self._floors
+
+    def floor(self, book: int, wanted: int) -> float:
+        """The least confidence for ``wanted`` units on a book of ``book`` (``floor_of``)."""
+        return floor_of(self.floors(), book, wanted)
 
     def _step(self, x: tuple[float, ...], err: float) -> None:
         """One AdaGrad step, each weight projected back onto its safe sign."""

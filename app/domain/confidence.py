@@ -14,7 +14,10 @@ many | it holds any) from the shelf's usual share of the book. Every step is
 monotone in the right direction, so the properties the badge needs hold by
 construction: more book never lowers confidence; more expected sales, loss,
 unreported sales or silence never raise it. A raw probability of exactly 0 (too few
-units whatever happened: no label ever has one) stays 0 through the map.
+units whatever happened: no label ever has one) stays 0 through the map; the
+calibration's floor (``calibration.floor_of``: how often shelf counts found units
+where the book said none) is the least any confidence goes to, so a short book is
+not a certainty either. It depends on book and wanted alone, in the same directions.
 """
 
 from __future__ import annotations
@@ -275,9 +278,12 @@ def _raw(e: Evidence, mean: float, phantom: float) -> float:
 
 
 Calibrate = Callable[[Evidence, float], float]
+Floor = Callable[[int, int], float]  # (book, wanted) -> the least confidence
 
 
-def confidence(e: Evidence, calibrate: Calibrate | None = None) -> float:
+def confidence(
+    e: Evidence, calibrate: Calibrate | None = None, floor: Floor | None = None
+) -> float:
     """Calibrated P(on-shelf ≥ wanted at arrival).
 
     ``calibrate(e, raw)`` must be non-decreasing in ``raw`` and move with each
@@ -289,7 +295,8 @@ def confidence(e: Evidence, calibrate: Calibrate | None = None) -> float:
     """
     raw = raw_confidence(e)
     conf = raw if calibrate is None or raw <= 0.0 else max(0.0, min(1.0, calibrate(e, raw)))
-    return conf * shelf_share_factor(e)
+    conf *= shelf_share_factor(e)
+    return conf if floor is None else max(conf, floor(e.book, e.wanted))
 
 
 def held_back(e: Evidence, level: float) -> tuple[int, int]:
@@ -319,6 +326,7 @@ def assessment(
     *,
     threshold: float,
     calibrate: Calibrate | None,
+    floor: Floor | None = None,
     pos_quiet: bool,
     sources_disagree: bool,
     reasons: bool = True,
@@ -338,6 +346,9 @@ def assessment(
     # (the factor's own first test, inline: most visits want one unit, no call for them)
     share = shelf_share_factor(ev) if ev.wanted > 1 and ev.shelf_typical > 0.0 else 1.0
     conf *= share
+    if floor is not None:
+        least = floor(ev.book, ev.wanted)
+        conf = conf if conf > least else least
     for_sales, for_uncertainty = _held_back(mean, threshold)
     found: list[Reason] = []
     if reasons:

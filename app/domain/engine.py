@@ -426,6 +426,10 @@ class Engine:
                     # shelf; a pick searches the back room too, so a found pick where the
                     # shelf was short reads as a kept promise (measured in docs/engine.md).
                     self.calibration.observe(ev, raw_of(ev), outcome)
+            elif kind == "shelf_count" and not (p.hidden and _shelf_book(pos, p)):
+                # The book said none: was the record behind? (Not a shelf counted short
+                # in front of a back room the book knew of: that is the refill's to learn.)
+                self.calibration.observe_short(qty)
             if pos.book >= 1:
                 empty = kind != "pick_found" and qty == 0
                 self.phantom.observe(store_id, empty)
@@ -865,6 +869,7 @@ class Engine:
             threshold=self.policy.confidence_threshold,
             # (the bound method: calling the instance goes through the slower tp_call slot)
             calibrate=self.calibration.__call__,
+            floor=self.calibration.floor,
             pos_quiet=quiet,
             sources_disagree=disagree,
             reasons=reasons,

@@ -32,14 +32,16 @@ from app.domain.reassess import (
 _DISAGREE_SECONDS = 7 * 86400.0  # Engine.assess's DISAGREE_DAYS
 
 
-def calibration_state(engine: Engine) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """The engine's calibration as (weights, table): the map it uses now (the cold-start
-    map until it has labels enough)."""
+def calibration_state(
+    engine: Engine,
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """The engine's calibration as (weights, table, floors): the map it uses now (the
+    cold-start map until it has labels enough) and its floors."""
     cal = engine.calibration
     if cal._map is None:  # built lazily: build it as the next assessment would
         cal._map = cal._build()
         cal._built_at = cal.labels
-    return tuple(cal.w), tuple(cal._map)
+    return tuple(cal.w), tuple(cal._map), cal.floors()
 
 
 def frozen_calibration(engine: Engine, calibration_id: int) -> CalibrationMap:

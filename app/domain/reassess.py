@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from app.domain.badge import Badge, badge_for
-from app.domain.calibration import BINS, START, features, logit
+from app.domain.calibration import BINS, START, features, floor_of, logit
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
@@ -73,11 +73,16 @@ class EvidenceRecord(msgspec.Struct, frozen=True, array_like=True):
 
 
 class CalibrationMap(msgspec.Struct, frozen=True):
-    """A frozen copy of the engine's calibration (logistic weights, isotonic map)."""
+    """A frozen copy of the engine's calibration (logistic weights, isotonic map, floors)."""
 
     calibration_id: int
     weights: tuple[float, ...]
     table: tuple[float, ...]
+    floors: tuple[float, ...] = ()  # none: a map saved before floors were learned
+
+    def floor(self, book: int, wanted: int) -> float:
+        """As ``Calibration.floor`` with the floors it had when frozen."""
+        return floor_of(self.floors, book, wanted)
 
     def __call__(self, e: Evidence, raw: float) -> float:
         """As ``Calibration.__call__`` with the map it had when frozen."""
@@ -173,10 +178,12 @@ def reassess(
             f"book_position.evidence: assessed with calibration {record.calibration_id}, given {have}"
         )
     ev = evidence(record, wanted=wanted, horizon=horizon)
+    frozen = calibration if record.calibration_id is not None else None
     return assessment(
         ev,
         threshold=policy.confidence_threshold,
-        calibrate=calibration if record.calibration_id is not None else None,
+        calibrate=frozen,
+        floor=None if frozen is None else frozen.floor,
         pos_quiet=record.pos_quiet,
         sources_disagree=record.sources_disagree,
     )
