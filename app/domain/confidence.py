@@ -292,6 +292,8 @@ def confidence(
     the calibrated probability: it is a probability of its own (P(the shelf holds the
     wanted units | it holds any)), which the map, fitted on the raw model's
     pessimism for single units, would otherwise stretch (measured in docs/engine.md).
+    ``floor(book, wanted)``, the calibration's floors, is the least it returns: it
+    depends on those two alone, non-decreasing in the book, non-increasing in wanted.
     """
     raw = raw_confidence(e)
     conf = raw if calibrate is None or raw <= 0.0 else max(0.0, min(1.0, calibrate(e, raw)))
