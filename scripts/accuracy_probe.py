@@ -6,8 +6,11 @@ One replay per dataset records each visit's evidence (as ``Engine.answer`` build
 and each feedback label's evidence, at horizon 0 as the engine scores it and as a
 pseudo-visit looked up 0.5 / 1 / 2 h before with the policy's arrival horizon. The
 online calibration is then re-run over the recorded stream in publication order
-(the first line, ``engine``, reproduces the service's report), so map variants are
-scored without re-running the engine. Also prints the ranking: the false-promise
+(the first line, ``engine``, is the map as the engine built it until 2026-12-07:
+every label kind, 20 pseudo-labels a bin; it reproduced the service's report then.
+The engine now learns from shelf counts only, with 5, and has floors (docs/engine.md),
+so the lines compare variants with each other, not with today's report), so map
+variants are scored without re-running the engine. Also prints the ranking: the false-promise
 rate at fixed coverage when the visits that pass the margin rule are promised in
 order of raw confidence. ``on_shelf_qty`` is read only to score, never to learn.
 docs/engine.md ("Issue 3, second pass") has the numbers this printed.

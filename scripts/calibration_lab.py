@@ -5,8 +5,10 @@
 
 The two ideas docs/engine.md left open ("Doubts and next steps"), measured the way
 ``accuracy_probe.py`` measures map variants (one replay records every visit's and
-label's evidence; the online map is re-run over the recorded stream, so the first line
-reproduces the service's report):
+label's evidence; the online map is re-run over the recorded stream; the first line is
+the engine's map as it was until 2026-12-07, every label kind: it reproduced the
+service's report then, and ``shelf counts only`` is now the closest to the engine's,
+without its floors):
 
 - **labels reweighted toward the look-ups' evidence**: the service sees its own
   look-ups (their evidence, not their outcomes), so each label gets the weight
