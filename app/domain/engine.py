@@ -748,12 +748,12 @@ class Engine:
             days = days_unverified(verified, first, now)  # first sighting: only if unverified
         idle = c_now - c_since
         idle = idle if idle > 0.0 else 0.0
-        loss = loss_rate * (days if days < MAX_DAYS else MAX_DAYS)
+        pre = since_receipt = None  # the loss before the last receipt is at most its book
         if p is not None and receipt is not None and p.receipt_before:
             pre = p.receipt_before.get(receipt.event_id)
-            if pre is not None:  # the loss before the last receipt is at most its book
+            if pre is not None:
                 since_receipt = (now - receipt.occurred_at).total_seconds() / 86400
-                loss = expected_loss(loss_rate, days, since_receipt, pre)
+        loss = expected_loss(loss_rate, days, since_receipt, pre)
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
         phantom *= self.idle.factor(idle)
         if self.runout_factor and p is not None:
