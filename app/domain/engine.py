@@ -411,6 +411,9 @@ class Engine:
         key = (store_id, sku)
         p = self._pair(key)
         pos = self.ledger.position_in(p.book, store_id, sku, observed_at)  # (p.book: its book)
+        # The book starts from a shelf count (``_shelf_book``): read once, nothing below
+        # changes it before the count itself is recorded.
+        shelf_only = pos is not None and _shelf_book(pos, p)
         if pos is not None:
             wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
             outcome = kind == "pick_found" or (kind == "shelf_count" and qty >= 1)
@@ -426,7 +429,7 @@ class Engine:
                     # shelf; a pick searches the back room too, so a found pick where the
                     # shelf was short reads as a kept promise (measured in docs/engine.md).
                     self.calibration.observe(ev, raw_of(ev), outcome)
-            elif kind == "shelf_count" and not (p.hidden and _shelf_book(pos, p)):
+            elif kind == "shelf_count" and not (p.hidden and shelf_only):
                 # The book said none: was the record behind? (Not a shelf counted short
                 # in front of a back room the book knew of: that is the refill's to learn.)
                 self.calibration.observe_short(qty)
@@ -441,15 +444,14 @@ class Engine:
                 self._shelf_observations += 1  # the store's and the chain's rates moved
                 self.idle.observe(idle, empty)
             self._learn_fill(pos, p, kind, qty, observed_at)
-        if pos is not None:
-            self._learn_refill(pos, p, kind, qty, observed_at)
+            self._learn_refill(pos, p, kind, qty, observed_at, shelf_only)
         if kind == "shelf_count":
             # The count takes the back room out of the book: what the record held beyond
             # the shelf may come back onto it (``Evidence.refilled_units``). A book that
             # is itself a shelf count still has its own hidden units behind it.
             if pos is None:
                 p.hidden = 0
-            elif _shelf_book(pos, p):  # the shelf's book: its own hidden units stay behind
+            elif shelf_only:  # the shelf's book: its own hidden units stay behind
                 p.hidden = max(0, pos.book + p.hidden - qty)
             else:
                 p.hidden = max(0, pos.book - qty)
@@ -475,10 +477,13 @@ class Engine:
         elif p.shelf_obs is None or observed_at > p.shelf_obs[0]:
             p.shelf_obs = (observed_at, qty)
 
-    def _learn_refill(self, pos: BookPosition, p: Pair, kind: str, qty: int, at: datetime) -> None:
+    def _learn_refill(
+        self, pos: BookPosition, p: Pair, kind: str, qty: int, at: datetime, shelf_only: bool
+    ) -> None:
         """The shelf seen again after it was seen short (a short pick's bound, or a shelf
-        count that left units out of the book): has it been refilled beyond that?"""
-        _, seen, since = self._seen_short(pos, p, at, _shelf_book(pos, p), before=True)
+        count that left units out of the book): has it been refilled beyond that?
+        ``shelf_only``: ``_shelf_book(pos, p)``, which the caller has."""
+        _, seen, since = self._seen_short(pos, p, at, shelf_only, before=True)
         if seen is None or since is None or (kind == "pick_found" and qty <= seen):
             return  # a found pick of no more than was seen says nothing
         hours = (at - since).total_seconds() / 3600
