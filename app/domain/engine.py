@@ -19,7 +19,7 @@ import msgspec
 
 from app.domain.badge import Badge, badge_for
 from app.domain.calibration import Calibration
-from app.domain.confidence import Assessment, Evidence, assessment
+from app.domain.confidence import Assessment, Evidence, assessment, p_phantom
 from app.domain.confidence import raw_confidence as raw_of
 from app.domain.ledger import Ledger, PairBook
 from app.domain.loss import MAX_DAYS, LossGroup, LossRate, days_unverified, expected_loss
@@ -43,6 +43,7 @@ from app.domain.shelf import (
     PairEmptiness,
     PhantomRate,
     Refill,
+    RestockEmptiness,
     ShelfFill,
     ShelfShare,
 )
@@ -227,6 +228,7 @@ class Engine:
         self.phantom = PhantomRate()
         self.emptiness = PairEmptiness()
         self.idle = IdleEmptiness()
+        self.restock = RestockEmptiness()
         self.runout = RunOut()
         self.calibration = Calibration()
         self.pairs: dict[tuple[str, str], Pair] = {}
@@ -418,12 +420,13 @@ class Engine:
             wanted = qty if kind == "pick_found" else (qty + 1 if kind == "pick_short" else 1)
             outcome = kind == "pick_found" or (kind == "shelf_count" and qty >= 1)
             idle = 0.0
+            restocked = False
             if pos.book >= wanted or pos.book >= 1:
                 # One evidence at the observation: the label for the map and the pair's idle
                 # hours (which do not depend on ``wanted``) for the idle factor.
                 us = _epoch_us(observed_at)
                 at = self._store_at(store_id, observed_at, _x_of(observed_at, us), ZERO, us)
-                ev, idle, _ = self._evidence_at(pos, p, wanted, at)
+                ev, idle, _, restocked = self._evidence_at(pos, p, wanted, at)
                 if pos.book >= wanted and kind == "shelf_count":
                     # Labels for the map: shelf counts only. A visit's outcome is the
                     # shelf; a pick searches the back room too, so a found pick where the
@@ -443,6 +446,12 @@ class Engine:
                 self.emptiness.observe_bin(per_day, empty)
                 self._shelf_observations += 1  # the store's and the chain's rates moved
                 self.idle.observe(idle, empty)
+                if restocked and kind == "shelf_count":
+                    # The model's P(empty) without the restock factor, which it learns.
+                    prior = min(ev.phantom_prior / self.restock.factor(), 0.95)
+                    self.restock.observe(
+                        p_phantom(msgspec.structs.replace(ev, phantom_prior=prior)), empty
+                    )
             self._learn_fill(pos, p, kind, qty, observed_at)
             self._learn_refill(pos, p, kind, qty, observed_at, shelf_only)
         if kind == "shelf_count":
@@ -655,10 +664,11 @@ class Engine:
 
     def _evidence_at(
         self, pos: BookPosition, p: Pair | None, wanted: int, at: StoreAt
-    ) -> tuple[Evidence, float, float]:
+    ) -> tuple[Evidence, float, float, bool]:
         """``_evidence`` given the pair's state and its store's side at the moment; also
-        the trade hours since the pair's last sign of life (what ``IdleEmptiness`` reads)
-        and the pair's sales speed."""
+        the trade hours since the pair's last sign of life (what ``IdleEmptiness`` reads),
+        the pair's sales speed, and whether a delivery is within the back-room window
+        (what ``RestockEmptiness`` reads)."""
         store, sku = pos.store_id, pos.sku
         now = at.now
         category = self.categories.get(sku)
@@ -686,6 +696,7 @@ class Engine:
         refill_to: int | None = None
         stays = 1.0
         back_room, fill = 0, 1.0
+        restocked = False  # a receipt since the book's base, within the back-room window
         empty = n = 0.0
         receipt: Sale | Receipt | None = None
         if p is not None:
@@ -716,6 +727,7 @@ class Engine:
                 if waited < BACK_ROOM_WINDOW and (
                     pos.base_source != "count" or pos.base_at < receipt.occurred_at
                 ):
+                    restocked = True
                     before = p.receipt_before
                     pre = None if before is None else before.get(receipt.event_id)
                     sold_since = (
@@ -761,6 +773,8 @@ class Engine:
         loss = expected_loss(loss_rate, days, since_receipt, pre)
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
         phantom *= self.idle.factor(idle)
+        if restocked:
+            phantom *= self.restock.factor()
         if self.runout_factor and p is not None:
             tally = p.day  # RunOut.today(p.day, at.x_now), inline (per visit)
             today = 0.0 if tally is None or at.x_now >= tally.end else tally.units
@@ -783,7 +797,7 @@ class Engine:
             shelf_typical=typical,
             shelf_spread=spread,
         )
-        return ev, idle, speed
+        return ev, idle, speed, restocked
 
     def _bound(
         self, pos: BookPosition, p: Pair, shelf_obs: tuple[datetime, int], now: datetime

@@ -98,7 +98,7 @@ class Assessor:
         e = self.engine
         self.engine_calls += 1
         p = e.pairs.get((pos.store_id, pos.sku))
-        ev, _, speed = e._evidence_at(pos, p, 1, self._store_at(pos.store_id))
+        ev, _, speed, _ = e._evidence_at(pos, p, 1, self._store_at(pos.store_id))
         hours, quiet = self._store_terms(pos.store_id)
         gap = None if p is None else p.last_gap
         disagree = (

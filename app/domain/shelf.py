@@ -204,6 +204,46 @@ class IdleEmptiness:
         return f[bisect_right(IDLE_EDGES, idle_hours if idle_hours > 0.0 else 0.0)]
 
 
+RESTOCK_PRIOR_N = 5.0  # pseudo-empties at the model's own rate: nothing learnt, no change
+RESTOCK_FACTOR = (0.1, 1.0)  # a delivery never makes an empty shelf likelier
+
+
+class RestockEmptiness:
+    """How much less often a shelf is empty after a delivery than the model expects.
+
+    A receipt is a restock: staff put the new units out, and the shelf that an
+    empty-shelf prior and a stretch of silence took for a phantom is full again. Per
+    chain, from shelf counts (the shelf alone: a pick may take from the back room,
+    where a fresh delivery waits) at a positive book within the back-room window of a
+    receipt: the empties seen against the model's P(empty shelf) for each, shrunk to 1
+    by ``RESTOCK_PRIOR_N`` pseudo-empties and bounded within ``RESTOCK_FACTOR``. One
+    number, so every badge property holds: it only scales the prior down while a
+    delivery is fresh, and an older delivery only loses it.
+    """
+
+    __slots__ = ("_factor", "empty", "expected")
+
+    def __init__(self) -> None:
+        self.empty = 0.0
+        self.expected = 0.0
+        self._factor: float | None = None
+
+    def observe(self, expected: float, empty: bool) -> None:
+        """A shelf count after a delivery: ``expected`` the model's P(empty), before this factor."""
+        self.empty += 1.0 if empty else 0.0
+        self.expected += expected
+        self._factor = None
+
+    def factor(self) -> float:
+        """Multiplier on the empty-shelf prior of a pair with a delivery in the window."""
+        if self._factor is None:
+            lo, hi = RESTOCK_FACTOR
+            f = (self.empty + RESTOCK_PRIOR_N) / (self.expected + RESTOCK_PRIOR_N)
+            f = f if f > lo else lo
+            self._factor = f if f < hi else hi
+        return self._factor
+
+
 # Shelf counts (with a positive book and count) before the shelf share is used at all.
 SHARE_MIN_COUNTS = 50
 SHARE_PRIOR_N = 20.0  # pseudo-counts at "the shelf holds the whole book" (a = 0, b = 1)
