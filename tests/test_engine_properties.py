@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.domain.badge import badge_for
-from app.domain.calibration import BINS, COLD_PRIOR, FLOOR_MAX, MIN_LABELS, Calibration
+from app.domain.calibration import (
+    BINS,
+    COLD_PRIOR,
+    FLOOR_MAX,
+    LABEL_MEMORY,
+    MIN_LABELS,
+    Calibration,
+)
 from app.domain.confidence import Assessment, Evidence, confidence, held_back, raw_confidence
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
@@ -166,6 +173,23 @@ def test_the_cold_start_map_is_a_non_decreasing_probability_used_until_labels_co
     for _ in range(MIN_LABELS):
         cal.observe(e, raw, True)  # every label found the units: the learned map says so
     assert cal(e, raw) > COLD_PRIOR[min(BINS - 1, int(raw * BINS))]
+
+
+def test_the_learned_map_remembers_about_label_memory_labels() -> None:
+    """Shelves drift: the map follows the labels of its last ``LABEL_MEMORY`` or so, and a
+    chain with few labels keeps nearly all of them."""
+    e = Evidence(book=2, wanted=1, expected_sales=1.0, unrecorded_loss=0.5)
+    raw = raw_confidence(e)
+    drifted = Calibration()
+    for found in (True, False):  # the shelves found stocked, then as many found empty
+        for _ in range(3 * LABEL_MEMORY):
+            drifted.observe(e, raw, found)
+    assert drifted(e, raw) < 0.1  # equal counts, but the recent ones weigh more
+    few = Calibration()
+    for found in (True, False):
+        for _ in range(1000):
+            few.observe(e, raw, found)
+    assert 0.45 < few(e, raw) < 0.5
 
 
 def test_the_learned_map_learns_that_fast_sellers_fail_more() -> None:

@@ -39,6 +39,13 @@ BINS = 40
 # in 14 days at the bench's size), 20 when picks were labels too (docs/engine.md).
 PRIOR_N = 5.0
 MIN_LABELS = 200  # labels before the learned map replaces the cold-start map
+# The map's memory, in labels: each new label multiplies the weight of those before by
+# 1 − 1/LABEL_MEMORY. Shelves drift (loss builds up between counts, the other learners
+# move the raw scale), and a map of every label since the start lags them; with a
+# fixed memory it tracks them as fast as labels come. A 20-store chain gets ~150 shelf
+# counts a day and keeps ~82% of its first day's weight after 14 days; a 50 × 1,000 one
+# gets ~1,800 a day and forgets with a half-life of ~4 days (docs/engine.md, stop 23).
+LABEL_MEMORY = 10_000
 # The cold-start map (raw -> P(enough), by bin): what the engine says until it has
 # MIN_LABELS labels of its own, and for good where no feedback comes in. The raw
 # model is under-confident in the middle of the scale (each of loss, phantom prior
@@ -175,6 +182,10 @@ class Calibration:
         """One labelled outcome for the evidence ``e`` (raw probability ``raw``)."""
         p = self.logistic(e, raw)
         i = self._bin(p)
+        keep = 1.0 - 1.0 / LABEL_MEMORY
+        self.n = [c * keep for c in self.n]
+        self.hits = [h * keep for h in self.hits]
+        self.raw = [r * keep for r in self.raw]
         self.n[i] += 1
         self.hits[i] += 1.0 if outcome else 0.0
         self.raw[i] += p
