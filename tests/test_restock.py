@@ -42,6 +42,11 @@ def test_the_factor_is_bounded_and_never_makes_an_empty_shelf_likelier(
     assert RESTOCK_FACTOR[0] <= restock.factor() <= RESTOCK_FACTOR[1] == 1.0
 
 
+def _shelf_count(engine: Engine, sku: str, qty: int, at: datetime) -> None:
+    engine.observe_feedback(kind="shelf_count", store_id="S1", sku=sku, qty=qty,
+                            observed_at=at, now=at)  # fmt: skip
+
+
 def _delivered(engine: Engine, sku: str, at: datetime) -> None:
     """A book of 4 on the snapshot, then a delivery of 6 an hour later."""
     engine.observe_snapshot(at, [SnapshotRow("S1", sku, 4, 0, 0, at)])
@@ -56,13 +61,9 @@ def test_counts_after_deliveries_that_find_the_shelf_stocked_lift_a_fresh_delive
         # Shelves without a delivery are counted empty half the time (the prior learns
         # that); every shelf counted 3 hours after its delivery held units.
         engine.observe_snapshot(at, [SnapshotRow("S1", f"N{i}", 4, 0, 0, at)])
-        engine.observe_feedback(kind="shelf_count", store_id="S1", sku=f"N{i}", qty=(i % 2) * 4,
-                                observed_at=at + HOUR, now=at + HOUR)  # fmt: skip
-        sku = f"K{i}"
-        _delivered(engine, sku, at)
-        seen = at + 4 * HOUR
-        engine.observe_feedback(kind="shelf_count", store_id="S1", sku=sku, qty=8,
-                                observed_at=seen, now=seen)  # fmt: skip
+        _shelf_count(engine, f"N{i}", (i % 2) * 4, at + HOUR)
+        _delivered(engine, f"K{i}", at)
+        _shelf_count(engine, f"K{i}", 8, at + 4 * HOUR)
         at += timedelta(minutes=10)
     learned = engine.restock
     assert learned.expected > 0.0 and learned.empty == 0.0
@@ -95,6 +96,5 @@ def test_picks_after_a_delivery_teach_nothing() -> None:
     engine.observe_feedback(kind="pick_short", store_id="S1", sku="A", qty=0,
                             observed_at=T0 + 4 * HOUR, now=T0 + 4 * HOUR)  # fmt: skip
     assert engine.restock.expected == 0.0 and engine.restock.factor() == 1.0
-    engine.observe_feedback(kind="shelf_count", store_id="S1", sku="A", qty=0,
-                            observed_at=T0 + 5 * HOUR, now=T0 + 5 * HOUR)  # fmt: skip
+    _shelf_count(engine, "A", 0, T0 + 5 * HOUR)
     assert engine.restock.expected > 0.0 and engine.restock.empty == 1.0
