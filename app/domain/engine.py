@@ -697,6 +697,8 @@ class Engine:
         stays = 1.0
         back_room, fill = 0, 1.0
         restocked = False  # a receipt since the book's base, within the back-room window
+        pre: int | None = None  # the book before the last receipt, which bounds the loss
+        since_receipt: float | None = None  # days since that receipt, when ``pre`` is known
         empty = n = 0.0
         receipt: Sale | Receipt | None = None
         if p is not None:
@@ -723,13 +725,15 @@ class Engine:
                 refill_to = pos.book + p.hidden if shelf_only and p.hidden else pos.book
                 stays = 1.0 - self.refill.p_refilled((now - short_at).total_seconds() / 3600)
             if receipt is not None:
-                waited = now - receipt.occurred_at  # (one subtraction for both readings)
+                waited = now - receipt.occurred_at  # (one subtraction for every reading)
+                before = p.receipt_before
+                pre = None if before is None else before.get(receipt.event_id)
+                if pre is not None:
+                    since_receipt = waited.total_seconds() / 86400
                 if waited < BACK_ROOM_WINDOW and (
                     pos.base_source != "count" or pos.base_at < receipt.occurred_at
                 ):
                     restocked = True
-                    before = p.receipt_before
-                    pre = None if before is None else before.get(receipt.event_id)
                     sold_since = (
                         last_sale is not None and last_sale.occurred_at > receipt.occurred_at
                     )
@@ -765,11 +769,6 @@ class Engine:
             days = days_unverified(verified, first, now)  # first sighting: only if unverified
         idle = c_now - c_since
         idle = idle if idle > 0.0 else 0.0
-        pre = since_receipt = None  # the loss before the last receipt is at most its book
-        if p is not None and receipt is not None and p.receipt_before:
-            pre = p.receipt_before.get(receipt.event_id)
-            if pre is not None:
-                since_receipt = (now - receipt.occurred_at).total_seconds() / 86400
         loss = expected_loss(loss_rate, days, since_receipt, pre)
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
         phantom *= self.idle.factor(idle)
