@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.domain.calibration import FLOOR_PRIOR
+from app.domain.confidence import empty_given_quiet
 from app.domain.engine import Engine
-from app.domain.model import SnapshotRow
+from app.domain.model import Sale, SnapshotRow
 from app.domain.policy import Policy
 from app.domain.shelf import REFILL_EDGES, Refill
 
@@ -94,3 +95,64 @@ def test_a_second_shelf_count_keeps_the_units_the_first_took_out_of_the_book() -
     assert pos is not None and pos.book == 1
     ev = engine._evidence(pos, 1, T0 + 4 * HOUR, engine.policy.arrival_horizon)
     assert ev.refilled_units == 10  # the shelf's 1 and the 9 still behind it
+
+
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 50.0), st.floats(0.0, 50.0))
+def test_more_quiet_or_a_likelier_empty_shelf_never_makes_a_stocked_one_likelier(
+    p1: float, p2: float, q1: float, q2: float
+) -> None:
+    lo_p, hi_p = sorted((p1, p2))
+    lo_q, hi_q = sorted((q1, q2))
+    assert 0.0 <= empty_given_quiet(lo_p, lo_q) <= 1.0
+    assert empty_given_quiet(lo_p, lo_q) <= empty_given_quiet(hi_p, lo_q)
+    assert empty_given_quiet(lo_p, lo_q) <= empty_given_quiet(lo_p, hi_q)
+    assert empty_given_quiet(lo_p, 0.0) == lo_p  # no quiet: the prior
+
+
+def _picked_empty_while_the_store_sells(sell_after: bool) -> tuple[Engine, list[float]]:
+    """Pair A sold hourly for two days, then a pick found its shelf empty; pair B keeps
+    the store's POS feed going. Returns the engine and A's ``not_refilled`` 1, 3 and 6
+    hours after the pick (A sells once more an hour after the pick if ``sell_after``)."""
+    engine = Engine(Policy(), {"A": "food", "B": "food"})
+    engine.observe_snapshot(T0, [SnapshotRow("S1", "A", 200, 0, 0, T0),
+                                 SnapshotRow("S1", "B", 500, 0, 0, T0)])  # fmt: skip
+    for h in range(1, 20):  # a refill learned: found stocked in about half the looks
+        engine.refill.observe(float(h % 10), h % 2 == 0)
+    n = 0
+    for i in range(48 * 2):
+        at = T0 + i * HOUR / 2
+        for sku in ("A", "B") if i % 2 == 0 else ("B",):
+            n += 1
+            engine.observe_event(Sale(event_id=f"s{n}", store_id="S1", sku=sku,
+                                      occurred_at=at, qty=1))  # fmt: skip
+    picked = T0 + 48 * HOUR
+    engine.observe_feedback(kind="pick_short", store_id="S1", sku="A", qty=0,
+                            observed_at=picked, now=picked)  # fmt: skip
+    out = []
+    for i in range(1, 13):
+        at = picked + i * HOUR / 2
+        n += 1
+        engine.observe_event(Sale(event_id=f"s{n}", store_id="S1", sku="B", occurred_at=at, qty=1))
+        if sell_after and i == 2:
+            n += 1
+            engine.observe_event(Sale(event_id=f"s{n}", store_id="S1", sku="A",
+                                      occurred_at=at, qty=1))  # fmt: skip
+        if i in (2, 6, 12):
+            now = at + timedelta(minutes=1)
+            pos = engine.ledger.position("S1", "A", now)
+            assert pos is not None
+            out.append(engine._evidence(pos, 1, now, engine.policy.arrival_horizon).not_refilled)
+    return engine, out
+
+
+def test_no_sale_since_a_shelf_was_seen_empty_counts_against_its_refill() -> None:
+    engine, stays = _picked_empty_while_the_store_sells(sell_after=False)
+    prior = [1.0 - engine.refill.p_refilled(h) for h in (1.0, 3.0, 6.0)]
+    assert all(0.0 < p < 1.0 for p in prior)
+    # A seller of ~1 unit an hour, quiet while its store sells: likelier still empty
+    # than the refill's chance by the hours alone.
+    assert all(s > p for s, p in zip(stays, prior, strict=True))
+    assert stays[2] > 0.95  # six quiet hours of a unit-an-hour seller
+    # A sale after the pick is a sign of life: no quiet to read, the prior alone.
+    engine, stays = _picked_empty_while_the_store_sells(sell_after=True)
+    assert stays[1:] == prior[1:]

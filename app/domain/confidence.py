@@ -216,12 +216,18 @@ def depletion(e: Evidence) -> float:
 
 def p_phantom(e: Evidence) -> float:
     """P(shelf empty | no sale in a stretch where ``silence`` units would have sold)."""
-    prior = e.phantom_prior  # min(max(prior, 0.0), 1.0)
-    prior = 0.0 if prior < 0.0 else prior
+    return empty_given_quiet(e.phantom_prior, e.silence)
+
+
+def empty_given_quiet(prior: float, silence: float) -> float:
+    """P(shelf empty | no sale while a stocked shelf would have sold ``silence`` units),
+    from P(empty) = ``prior``: an empty shelf sells nothing, a stocked one stays quiet
+    that long with the over-dispersed chance below. Non-decreasing in both."""
+    prior = 0.0 if prior < 0.0 else prior  # min(max(prior, 0.0), 1.0)
     prior = 1.0 if prior > 1.0 else prior
-    if prior <= 0.0 or e.silence <= 0.0:
+    if prior <= 0.0 or silence <= 0.0:
         return prior
-    p_quiet = math.exp(SILENCE_SIZE * math.log(SILENCE_SIZE / (SILENCE_SIZE + e.silence)))
+    p_quiet = math.exp(SILENCE_SIZE * math.log(SILENCE_SIZE / (SILENCE_SIZE + silence)))
     return prior / (prior + (1.0 - prior) * p_quiet)
 
 

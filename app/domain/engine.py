@@ -19,7 +19,13 @@ import msgspec
 
 from app.domain.badge import Badge, badge_for
 from app.domain.calibration import Calibration
-from app.domain.confidence import Assessment, Evidence, assessment, p_phantom
+from app.domain.confidence import (
+    Assessment,
+    Evidence,
+    assessment,
+    empty_given_quiet,
+    p_phantom,
+)
 from app.domain.confidence import raw_confidence as raw_of
 from app.domain.ledger import Ledger, PairBook
 from app.domain.loss import MAX_DAYS, LossGroup, LossRate, days_unverified, expected_loss
@@ -695,6 +701,8 @@ class Engine:
         shelf_bound: int | None = None
         refill_to: int | None = None
         stays = 1.0
+        seen: int | None = None  # the shelf as last seen short, rolled forward
+        short_at: datetime | None = None  # when it was seen so
         back_room, fill = 0, 1.0
         restocked = False  # a receipt since the book's base, within the back-room window
         pre: int | None = None  # the book before the last receipt, which bounds the loss
@@ -719,7 +727,7 @@ class Engine:
             if found is not None and found <= now and found > since:
                 since, since_x = found, None
             shelf_only = _shelf_book(pos, p)
-            shelf_bound, _, short_at = self._seen_short(pos, p, now, shelf_only, before=False)
+            shelf_bound, seen, short_at = self._seen_short(pos, p, now, shelf_only, before=False)
             if short_at is not None:  # refilled, the shelf holds the book (and any units a
                 # shelf count left out of it)
                 refill_to = pos.book + p.hidden if shelf_only and p.hidden else pos.book
@@ -769,6 +777,12 @@ class Engine:
             days = days_unverified(verified, first, now)  # first sighting: only if unverified
         idle = c_now - c_since
         idle = idle if idle > 0.0 else 0.0
+        if short_at is not None and seen is not None and seen <= 0 and since <= short_at < wm:
+            # Seen empty, and no sale since: a refilled shelf would have sold, an empty
+            # one cannot, so the quiet is evidence against the refill (its learned
+            # chance by the hours since is the prior; measured in docs/engine.md).
+            quiet = speed * (c_wm - rhythm.clock_h(short_at.timestamp() / 3600))
+            stays = empty_given_quiet(stays, quiet)
         loss = expected_loss(loss_rate, days, since_receipt, pre)
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
         phantom *= self.idle.factor(idle)
