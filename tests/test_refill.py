@@ -5,15 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from app.domain.calibration import FLOOR_PRIOR
-from app.domain.confidence import empty_given_quiet
+from app.domain.confidence import Evidence, confidence, empty_given_quiet
 from app.domain.engine import Engine
 from app.domain.model import Sale, SnapshotRow
 from app.domain.policy import Policy
-from app.domain.shelf import REFILL_EDGES, Refill
+from app.domain.shelf import REFILL_EDGES, Refill, not_refilled_after_sales
 
 T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
 HOUR = timedelta(hours=1)
@@ -153,6 +155,34 @@ def test_no_sale_since_a_shelf_was_seen_empty_counts_against_its_refill() -> Non
     # than the refill's chance by the hours alone.
     assert all(s > p for s, p in zip(stays, prior, strict=True))
     assert stays[2] > 0.95  # six quiet hours of a unit-an-hour seller
-    # A sale after the pick is a sign of life: no quiet to read, the prior alone.
+    # A sale after the pick: no quiet to read, and a unit sold beyond the none seen
+    # makes a refill likelier than the hours alone say.
     engine, stays = _picked_empty_while_the_store_sells(sell_after=True)
-    assert stays[1:] == prior[1:]
+    assert stays[1:] == [not_refilled_after_sales(p, 1) for p in prior[1:]]
+    assert all(s < p for s, p in zip(stays[1:], prior[1:], strict=True))
+
+
+@given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.integers(0, 50), st.integers(0, 50))
+def test_more_sold_beyond_what_was_seen_never_makes_an_unrefilled_shelf_likelier(
+    p1: float, p2: float, k1: int, k2: int
+) -> None:
+    lo_p, hi_p = sorted((p1, p2))
+    lo_k, hi_k = sorted((k1, k2))
+    assert 0.0 <= not_refilled_after_sales(lo_p, lo_k) <= 1.0
+    assert not_refilled_after_sales(lo_p, hi_k) <= not_refilled_after_sales(lo_p, lo_k)
+    assert not_refilled_after_sales(lo_p, lo_k) <= not_refilled_after_sales(hi_p, lo_k)
+    assert not_refilled_after_sales(lo_p, 0) == lo_p
+
+
+def test_the_map_lifts_a_refilled_shelf_not_the_chance_of_one() -> None:
+    """Seen empty, 90% likely still so: the map (here lifting every raw value by 0.4)
+    applies to the refilled case only, so confidence stays near P(refilled); the mix
+    mapped whole would have been lifted as a lone quiet shelf's low value is."""
+    ev = Evidence(book=10, wanted=1, shelf_bound=0, refilled_units=10, not_refilled=0.9)
+
+    def lift(_: Evidence, raw: float) -> float:
+        return min(1.0, 0.4 + raw)
+
+    assert confidence(ev) == pytest.approx(0.1)
+    assert confidence(ev, lift) == pytest.approx(0.1)  # 0.9 × 0 + 0.1 × lift(1.0)
+    assert confidence(replace(ev, not_refilled=0.5), lift) == pytest.approx(0.5)

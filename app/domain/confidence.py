@@ -9,7 +9,8 @@ without a builtin call per clamp, ~25 of them per visit). The shape:
 
 mixed with the back room (units received recently are on the shelf only with the
 learned fill probability), times 1 − P(phantom | silence), then through a
-monotone calibration map and, for more than one unit, times P(the shelf holds that
+monotone calibration map (after a shelf seen short: the shelf as seen and the shelf
+refilled each through the map, mixed by P(not refilled)) and, for more than one unit, times P(the shelf holds that
 many | it holds any) from the shelf's usual share of the book. Every step is
 monotone in the right direction, so the properties the badge needs hold by
 construction: more book never lowers confidence; more expected sales, loss,
@@ -270,17 +271,38 @@ def _on_shelf(e: Evidence, units: int, mean: float) -> float:
 def _raw(e: Evidence, mean: float, phantom: float) -> float:
     """``raw_confidence`` given ``depletion(e)`` and ``p_phantom(e)`` (``assessment``
     reads both again: computed once, the same floats)."""
+    stays, seen, refilled = _cases(e, mean, phantom)
+    raw = seen if stays >= 1.0 else stays * seen + (1.0 - stays) * refilled
+    raw = raw if raw < 1.0 else 1.0
+    return raw if raw > 0.0 else 0.0
+
+
+def _cases(e: Evidence, mean: float, phantom: float) -> tuple[float, float, float]:
+    """After a shelf seen short: P(not refilled since), and the raw probability in each
+    case (the shelf as seen, rolled forward; the shelf refilled). Otherwise (1, raw, raw)."""
     units = e.book  # min(book, shelf_bound)
     if e.shelf_bound is not None and e.shelf_bound < units:
         units = e.shelf_bound
-    filled = _on_shelf(e, units, mean)
+    keep = 1.0 - phantom
+    seen = _on_shelf(e, units, mean) * keep
     more = e.refilled_units
     if more is not None and more > units and e.not_refilled < 1.0:  # refilled since?
         stays = e.not_refilled if e.not_refilled > 0.0 else 0.0
-        filled = stays * filled + (1.0 - stays) * _on_shelf(e, more, mean)
-    raw = filled * (1.0 - phantom)
-    raw = raw if raw < 1.0 else 1.0
-    return raw if raw > 0.0 else 0.0
+        return stays, seen, _on_shelf(e, more, mean) * keep
+    return 1.0, seen, seen
+
+
+def _calibrated(e: Evidence, calibrate: Calibrate, mean: float, phantom: float) -> float:
+    """The map applied to each case of ``_cases`` apart, then mixed. The map is learned
+    on shelves in one state; a shelf seen empty that may have been refilled is a mix of
+    two, and its low raw value mapped whole was lifted as a lone quiet shelf's is
+    (bins 0.4-0.6 were over-confident by 0.1-0.4 on such visits, docs/engine.md)."""
+    stays, seen, refilled = _cases(e, mean, phantom)
+    a = calibrate(e, seen if seen < 1.0 else 1.0) if seen > 0.0 else 0.0
+    if stays >= 1.0:
+        return a
+    b = calibrate(e, refilled if refilled < 1.0 else 1.0) if refilled > 0.0 else 0.0
+    return stays * a + (1.0 - stays) * b
 
 
 Calibrate = Callable[[Evidence, float], float]
@@ -301,8 +323,11 @@ def confidence(
     ``floor(book, wanted)``, the calibration's floors, is the least it returns: it
     depends on those two alone, non-decreasing in the book, non-increasing in wanted.
     """
-    raw = raw_confidence(e)
-    conf = raw if calibrate is None or raw <= 0.0 else max(0.0, min(1.0, calibrate(e, raw)))
+    mean, phantom = depletion(e), p_phantom(e)
+    raw = _raw(e, mean, phantom)
+    conf = raw
+    if calibrate is not None and raw > 0.0:
+        conf = max(0.0, min(1.0, _calibrated(e, calibrate, mean, phantom)))
     conf *= shelf_share_factor(e)
     return conf if floor is None else max(conf, floor(e.book, e.wanted))
 
@@ -348,7 +373,7 @@ def assessment(
     phantom = p_phantom(ev)
     conf = _raw(ev, mean, phantom)
     if calibrate is not None and conf > 0.0:  # 0: the map has no label there (module doc)
-        conf = calibrate(ev, conf)
+        conf = _calibrated(ev, calibrate, mean, phantom)
         conf = conf if conf < 1.0 else 1.0
         conf = conf if conf > 0.0 else 0.0
     # (the factor's own first test, inline: most visits want one unit, no call for them)

@@ -52,6 +52,7 @@ from app.domain.shelf import (
     RestockEmptiness,
     ShelfFill,
     ShelfShare,
+    not_refilled_after_sales,
 )
 
 BACK_ROOM_WINDOW = timedelta(hours=FILL_EDGES[-1])
@@ -732,6 +733,8 @@ class Engine:
                 # shelf count left out of it)
                 refill_to = pos.book + p.hidden if shelf_only and p.hidden else pos.book
                 stays = 1.0 - self.refill.p_refilled((now - short_at).total_seconds() / 3600)
+                if seen is not None and seen < 0:  # sold more than was seen
+                    stays = not_refilled_after_sales(stays, -seen)
             if receipt is not None:
                 waited = now - receipt.occurred_at  # (one subtraction for every reading)
                 before = p.receipt_before

@@ -335,6 +335,23 @@ REFILL_EDGES = (1.0, 2.0, 4.0, 8.0, 12.0, 24.0, 48.0)
 REFILL_PRIOR_N = 4.0  # pseudo-observations per bucket, at "not refilled" (the bound holds)
 
 
+# A sale beyond the units a look saw on a short shelf is a sign of a refill, not proof:
+# an online order is on record when paid and picked later, and a look can miss a unit.
+# Each unit sold beyond them multiplies the odds that the shelf was not refilled by
+# this (0.2, 0.35 and 0.5 measured alike; one unit beyond found the shelf stocked on
+# 31-57% of visits, two or more on 56-100%: docs/engine.md, stop 24).
+SOLD_BEYOND_ODDS = 0.35
+
+
+def not_refilled_after_sales(stays: float, beyond: int) -> float:
+    """P(not refilled) from ``stays`` once ``beyond`` units sold past what was seen;
+    non-increasing in ``beyond``, non-decreasing in ``stays``."""
+    if beyond <= 0 or stays <= 0.0:
+        return stays
+    kept = stays * SOLD_BEYOND_ODDS**beyond
+    return kept / (kept + (1.0 - stays)) if kept > 0.0 else 0.0
+
+
 class Refill:
     """After a short pick, P(the shelf has been refilled beyond what the pick found), by
     hours since the pick, learned per chain from the pair's next shelf observations
