@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -90,3 +91,19 @@ def test_a_fresh_delivery_does_not_carry_the_weeks_of_loss_before_it() -> None:
     # Unbounded, ~70 days unverified (30 before first seen + 40) would be ~70 × rate units.
     assert ev.unrecorded_loss <= 2 + rate / 24 + 1e-9
     assert confidence(ev) > 0.5
+
+
+def test_while_a_delivery_is_fresh_only_the_loss_since_it_is_charged() -> None:
+    """Within the back-room window the loss before the receipt is left out; once the
+    window has passed it is charged again, up to the book before the receipt (2)."""
+    engine, now = _lossy_store(30)
+    rate = engine.loss.rate("S1", "food")
+    pos = engine.ledger.position("S1", "B", now)
+    assert pos is not None
+    fresh = engine._evidence(pos, 1, now, engine.policy.arrival_horizon).unrecorded_loss
+    assert fresh == pytest.approx(rate / 24)  # one hour since the receipt
+    later = now + timedelta(days=3)
+    pos = engine.ledger.position("S1", "B", later)
+    assert pos is not None
+    old = engine._evidence(pos, 1, later, engine.policy.arrival_horizon).unrecorded_loss
+    assert old == pytest.approx(2 + rate * (3 + 1 / 24))

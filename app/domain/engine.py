@@ -786,6 +786,12 @@ class Engine:
             # chance by the hours since is the prior; measured in docs/engine.md).
             quiet = speed * (c_wm - rhythm.clock_h(short_at.timestamp() / 3600))
             stays = empty_given_quiet(stays, quiet)
+        if restocked and since_receipt is not None and since_receipt < days:
+            # A delivery in the back-room window: loss is charged from the receipt on.
+            # Charged before it too (up to the book before it), it held back units and
+            # emptied the units before the delivery on visits that found the shelf
+            # stocked 96-99% of the time (docs/engine.md, stop 24).
+            days = since_receipt
         loss = expected_loss(loss_rate, days, since_receipt, pre)
         phantom = self.emptiness.prior_with(empty, n, 24.0 * speed, at.shelf_factor)
         phantom *= self.idle.factor(idle)
