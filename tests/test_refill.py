@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -99,16 +101,29 @@ def test_a_second_shelf_count_keeps_the_units_the_first_took_out_of_the_book() -
     assert ev.refilled_units == 10  # the shelf's 1 and the 9 still behind it
 
 
+def _a_posterior(
+    update: Callable[[float, Any], float],
+    priors: tuple[float, float],
+    evidence: tuple[Any, Any],
+    *,
+    evidence_raises: bool,
+) -> None:
+    """``update(prior, evidence)`` is a probability, non-decreasing in the prior, moves
+    with the evidence in the one direction, and is the prior without evidence."""
+    lo_p, hi_p = sorted(priors)
+    lo_x, hi_x = sorted(evidence)
+    at = update(lo_p, lo_x)
+    assert 0.0 <= at <= 1.0
+    assert at <= update(hi_p, lo_x)
+    assert (at <= update(lo_p, hi_x)) if evidence_raises else (update(lo_p, hi_x) <= at)
+    assert update(lo_p, type(lo_x)(0)) == lo_p  # no evidence: the prior
+
+
 @given(st.floats(0.0, 1.0), st.floats(0.0, 1.0), st.floats(0.0, 50.0), st.floats(0.0, 50.0))
 def test_more_quiet_or_a_likelier_empty_shelf_never_makes_a_stocked_one_likelier(
     p1: float, p2: float, q1: float, q2: float
 ) -> None:
-    lo_p, hi_p = sorted((p1, p2))
-    lo_q, hi_q = sorted((q1, q2))
-    assert 0.0 <= empty_given_quiet(lo_p, lo_q) <= 1.0
-    assert empty_given_quiet(lo_p, lo_q) <= empty_given_quiet(hi_p, lo_q)
-    assert empty_given_quiet(lo_p, lo_q) <= empty_given_quiet(lo_p, hi_q)
-    assert empty_given_quiet(lo_p, 0.0) == lo_p  # no quiet: the prior
+    _a_posterior(empty_given_quiet, (p1, p2), (q1, q2), evidence_raises=True)
 
 
 def _picked_empty_while_the_store_sells(sell_after: bool) -> tuple[Engine, list[float]]:
@@ -166,12 +181,7 @@ def test_no_sale_since_a_shelf_was_seen_empty_counts_against_its_refill() -> Non
 def test_more_sold_beyond_what_was_seen_never_makes_an_unrefilled_shelf_likelier(
     p1: float, p2: float, k1: int, k2: int
 ) -> None:
-    lo_p, hi_p = sorted((p1, p2))
-    lo_k, hi_k = sorted((k1, k2))
-    assert 0.0 <= not_refilled_after_sales(lo_p, lo_k) <= 1.0
-    assert not_refilled_after_sales(lo_p, hi_k) <= not_refilled_after_sales(lo_p, lo_k)
-    assert not_refilled_after_sales(lo_p, lo_k) <= not_refilled_after_sales(hi_p, lo_k)
-    assert not_refilled_after_sales(lo_p, 0) == lo_p
+    _a_posterior(not_refilled_after_sales, (p1, p2), (k1, k2), evidence_raises=False)
 
 
 def test_the_map_lifts_a_refilled_shelf_not_the_chance_of_one() -> None:
