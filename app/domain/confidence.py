@@ -10,8 +10,9 @@ without a builtin call per clamp, ~25 of them per visit). The shape:
 mixed with the back room (units received recently are on the shelf only with the
 learned fill probability), times 1 − P(phantom | silence), then through a
 monotone calibration map (after a shelf seen short: the shelf as seen and the shelf
-refilled each through the map, mixed by P(not refilled)) and, for more than one unit, times P(the shelf holds that
-many | it holds any) from the shelf's usual share of the book. Every step is
+refilled each through the map, mixed by P(not refilled)) and, for more than one
+unit, times P(the shelf holds that many | it holds any) from the shelf's usual share
+of the book. Every step is
 monotone in the right direction, so the properties the badge needs hold by
 construction: more book never lowers confidence; more expected sales, loss,
 unreported sales or silence never raise it. A raw probability of exactly 0 (too few
@@ -271,13 +272,21 @@ def _on_shelf(e: Evidence, units: int, mean: float) -> float:
 def _raw(e: Evidence, mean: float, phantom: float) -> float:
     """``raw_confidence`` given ``depletion(e)`` and ``p_phantom(e)`` (``assessment``
     reads both again: computed once, the same floats)."""
-    stays, seen, refilled = _cases(e, mean, phantom)
+    return _mixed(_cases(e, mean, phantom))
+
+
+Cases = tuple[float, float, float]  # P(not refilled), raw as seen, raw refilled
+
+
+def _mixed(cases: Cases) -> float:
+    """The raw probability of ``_cases``: the two mixed, clamped to [0, 1]."""
+    stays, seen, refilled = cases
     raw = seen if stays >= 1.0 else stays * seen + (1.0 - stays) * refilled
     raw = raw if raw < 1.0 else 1.0
     return raw if raw > 0.0 else 0.0
 
 
-def _cases(e: Evidence, mean: float, phantom: float) -> tuple[float, float, float]:
+def _cases(e: Evidence, mean: float, phantom: float) -> Cases:
     """After a shelf seen short: P(not refilled since), and the raw probability in each
     case (the shelf as seen, rolled forward; the shelf refilled). Otherwise (1, raw, raw)."""
     units = e.book  # min(book, shelf_bound)
@@ -292,12 +301,12 @@ def _cases(e: Evidence, mean: float, phantom: float) -> tuple[float, float, floa
     return 1.0, seen, seen
 
 
-def _calibrated(e: Evidence, calibrate: Calibrate, mean: float, phantom: float) -> float:
+def _calibrated(e: Evidence, calibrate: Calibrate, cases: Cases) -> float:
     """The map applied to each case of ``_cases`` apart, then mixed. The map is learned
     on shelves in one state; a shelf seen empty that may have been refilled is a mix of
     two, and its low raw value mapped whole was lifted as a lone quiet shelf's is
     (bins 0.4-0.6 were over-confident by 0.1-0.4 on such visits, docs/engine.md)."""
-    stays, seen, refilled = _cases(e, mean, phantom)
+    stays, seen, refilled = cases
     a = calibrate(e, seen if seen < 1.0 else 1.0) if seen > 0.0 else 0.0
     if stays >= 1.0:
         return a
@@ -323,11 +332,11 @@ def confidence(
     ``floor(book, wanted)``, the calibration's floors, is the least it returns: it
     depends on those two alone, non-decreasing in the book, non-increasing in wanted.
     """
-    mean, phantom = depletion(e), p_phantom(e)
-    raw = _raw(e, mean, phantom)
+    cases = _cases(e, depletion(e), p_phantom(e))
+    raw = _mixed(cases)
     conf = raw
     if calibrate is not None and raw > 0.0:
-        conf = max(0.0, min(1.0, _calibrated(e, calibrate, mean, phantom)))
+        conf = max(0.0, min(1.0, _calibrated(e, calibrate, cases)))
     conf *= shelf_share_factor(e)
     return conf if floor is None else max(conf, floor(e.book, e.wanted))
 
@@ -371,9 +380,10 @@ def assessment(
     # confidence() and held_back() inlined: depletion and p_phantom read once each.
     mean = ev.expected_sales + ev.unreported_sales + ev.unrecorded_loss  # depletion(ev)
     phantom = p_phantom(ev)
-    conf = _raw(ev, mean, phantom)
+    cases = _cases(ev, mean, phantom)
+    conf = _mixed(cases)
     if calibrate is not None and conf > 0.0:  # 0: the map has no label there (module doc)
-        conf = _calibrated(ev, calibrate, mean, phantom)
+        conf = _calibrated(ev, calibrate, cases)
         conf = conf if conf < 1.0 else 1.0
         conf = conf if conf > 0.0 else 0.0
     # (the factor's own first test, inline: most visits want one unit, no call for them)
