@@ -20,7 +20,8 @@ from app.domain.calibration import (
 from app.domain.confidence import Assessment, Evidence, confidence, held_back, raw_confidence
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
-from app.domain.pooled import pooled_rates
+from app.domain.pooled import pooled_rates, rebuild_due
+from app.domain.shelf import IDLE_FACTOR, IdleEmptiness
 
 T0 = datetime(2026, 11, 2, 12, tzinfo=UTC)
 units = st.floats(0.0, 30.0, allow_nan=False)
@@ -320,8 +321,6 @@ def test_a_longer_time_unseen_on_the_shelf_never_lowers_the_empty_shelf_factor(
 ) -> None:
     """Whatever was observed, the idle factor is non-decreasing in trade hours since the pair
     was last seen (so a longer silence never raises confidence) and bounded."""
-    from app.domain.shelf import IDLE_FACTOR, IdleEmptiness
-
     model = IdleEmptiness()
     for hours, empty in seen:
         model.observe(hours, empty)
@@ -408,3 +407,18 @@ def test_more_units_sold_today_never_lowers_the_run_out_factor(
     fewer, more = min(a, b), max(a, b)
     assert model.factor(fewer, store) <= model.factor(more, store)
     assert model.factor(fewer, store) >= 1.0 and model.factor(more, store) <= RUN_FACTOR_MAX
+
+
+def test_pooled_rates_are_rebuilt_at_every_observation_then_at_each_percent_more() -> None:
+    assert rebuild_due(1.0, 0.0) and rebuild_due(51.0, 50.0) and rebuild_due(100.0, 99.0)
+    assert not rebuild_due(1009.0, 1000.0) and rebuild_due(1010.0, 1000.0)
+    idle = IdleEmptiness()
+    for _ in range(150):
+        idle.observe(3.0, True)
+        idle.observe(300.0, False)
+    stale = idle.factors()
+    idle.observe(3.0, True)  # one more of 301: not due, the factors stand
+    assert idle.factors() is stale
+    for _ in range(3):
+        idle.observe(3.0, True)
+    assert idle.factors() is not stale  # 303 ≥ 300 + 3: rebuilt

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 
-from app.domain.pooled import pooled_rates
+from app.domain.pooled import pooled_rates, rebuild_due
 
 # Upper edges (hours since receipt) of the fill buckets; later than the last = filled.
 FILL_EDGES = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0)
@@ -94,6 +94,8 @@ class PairEmptiness:
         self.bin_n = [0.0] * (len(SPEED_EDGES) + 1)
         self._curve: list[float] | None = None
         self._chain: float | None = None
+        self._seen = 0.0  # chain observations, and how many the curve was built from
+        self._built = 0.0
 
     @staticmethod
     def _bin(per_day: float) -> int:
@@ -111,13 +113,16 @@ class PairEmptiness:
         i = self._bin(per_day)
         self.bin_empty[i] += 1.0 if empty else 0.0
         self.bin_n[i] += 1.0
-        self._curve = None
-        self._chain = None
+        self._seen += 1.0
+        if rebuild_due(self._seen, self._built):
+            self._curve = None
+            self._chain = None
 
     def curve(self) -> list[float]:
         """Chain empty rate per speed bin, non-decreasing in speed (pool adjacent violators)."""
         if self._curve is None:
             self._curve = pooled_rates(self.bin_empty, self.bin_n, SPEED_PRIOR_N, self.chain())
+            self._built = self._seen
         return self._curve
 
     def chain(self) -> float:
@@ -171,18 +176,22 @@ class IdleEmptiness:
     Below 1 for pairs seen minutes ago: they are emptier than the chain less often.
     """
 
-    __slots__ = ("_factors", "bin_empty", "bin_n")
+    __slots__ = ("_built", "_factors", "_seen", "bin_empty", "bin_n")
 
     def __init__(self) -> None:
         self.bin_empty = [0.0] * (len(IDLE_EDGES) + 1)
         self.bin_n = [0.0] * (len(IDLE_EDGES) + 1)
         self._factors: list[float] | None = None
+        self._seen = 0.0
+        self._built = 0.0
 
     def observe(self, idle_hours: float, empty: bool) -> None:
         i = bisect_right(IDLE_EDGES, idle_hours if idle_hours > 0.0 else 0.0)
         self.bin_empty[i] += 1.0 if empty else 0.0
         self.bin_n[i] += 1.0
-        self._factors = None
+        self._seen += 1.0
+        if rebuild_due(self._seen, self._built):
+            self._factors = None
 
     def factors(self) -> list[float]:
         """Per idle bin, its pooled (non-decreasing) empty rate over the chain's, bounded."""
@@ -191,11 +200,12 @@ class IdleEmptiness:
             lo, hi = IDLE_FACTOR
             rates = pooled_rates(self.bin_empty, self.bin_n, IDLE_PRIOR_N, chain)
             factors = []
-            for r in rates:  # min(hi, max(lo, r / chain)): rebuilt after every shelf observation
+            for r in rates:  # min(hi, max(lo, r / chain)), as conditionals
                 f = r / chain
                 f = f if f > lo else lo
                 factors.append(f if f < hi else hi)
             self._factors = factors
+            self._built = self._seen
         return self._factors
 
     def factor(self, idle_hours: float) -> float:
