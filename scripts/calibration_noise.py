@@ -22,8 +22,8 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
-from app.backtest.replay import observe_feedback
+from app.backtest.dataset import open_dataset
+from app.backtest.replay import fed_visits
 from app.domain.engine import Engine
 from app.domain.policy import Policy
 
@@ -36,21 +36,14 @@ def bins_by_pair(root: Path) -> dict[int, dict[tuple[str, str], Tally]]:
     ds = open_dataset(root)
     engine = Engine(Policy(), {p.sku: p.category for p in ds.products})
     bins: dict[int, dict[tuple[str, str], Tally]] = defaultdict(dict)
-    for at, item in ds.ordered():
-        if isinstance(item, PublishedEvent):
-            engine.observe_event(item.event)
-        elif isinstance(item, Visit):
-            badge = engine.answer(item.store_id, item.sku, item.qty_wanted, at, reasons=False)
-            conf = 0.0 if badge.confidence is None else badge.confidence
-            b = min(9, math.floor(conf * 10 + 1e-9))
-            t = bins[b].setdefault((item.store_id, item.sku), [0.0, 0.0, 0.0])
-            t[0] += 1
-            t[1] += conf
-            t[2] += 1.0 if item.on_shelf_qty >= item.qty_wanted else 0.0
-        elif isinstance(item, Feedback):
-            observe_feedback(engine, item, at)
-        elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
-            engine.observe_snapshot(item.as_of, item.rows)
+    for at, visit in fed_visits(engine, ds.ordered()):
+        badge = engine.answer(visit.store_id, visit.sku, visit.qty_wanted, at, reasons=False)
+        conf = 0.0 if badge.confidence is None else badge.confidence
+        b = min(9, math.floor(conf * 10 + 1e-9))
+        t = bins[b].setdefault((visit.store_id, visit.sku), [0.0, 0.0, 0.0])
+        t[0] += 1
+        t[1] += conf
+        t[2] += 1.0 if visit.on_shelf_qty >= visit.qty_wanted else 0.0
     return bins
 
 

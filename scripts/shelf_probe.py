@@ -23,7 +23,8 @@ from pathlib import Path
 import msgspec
 from accuracy_probe import _Recorder  # scripts/ is on sys.path when run as a script
 
-from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
+from app.backtest.dataset import open_dataset
+from app.backtest.replay import fed_visits
 from app.domain.confidence import Evidence, held_back, raw_confidence
 from app.domain.engine import Engine
 from app.domain.loss import days_unverified
@@ -70,25 +71,17 @@ def record(root: Path) -> tuple[list[Rec], int]:
     eng = _Recorder(policy, {p.sku: p.category for p in ds.products})
     out: list[Rec] = []
     available = 0
-    for at, item in ds.ordered():
-        if isinstance(item, PublishedEvent):
-            eng.observe_event(item.event)
-        elif isinstance(item, Visit):
-            ok = item.on_shelf_qty >= item.qty_wanted
-            available += ok
-            badge = eng.answer(item.store_id, item.sku, item.qty_wanted, at)
-            pos = eng.ledger.position(item.store_id, item.sku, at)
-            if pos is None or badge.state == "unknown" or pos.book <= 0:
-                continue
-            ev = eng._evidence(pos, item.qty_wanted, at, policy.arrival_horizon)
-            margin = pos.book - 2 - sum(held_back(ev, 0.9)) >= item.qty_wanted
-            sold, idle, days = features(eng, item.store_id, item.sku, at)
-            out.append(Rec(ok, badge.promise, margin, ev, raw_confidence(ev), sold, idle, days))
-        elif isinstance(item, Feedback):
-            eng.observe_feedback(kind=item.kind, store_id=item.store_id, sku=item.sku,
-                                 qty=item.qty, observed_at=item.observed_at, now=at)  # fmt: skip
-        elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
-            eng.observe_snapshot(item.as_of, item.rows)
+    for at, item in fed_visits(eng, ds.ordered()):
+        ok = item.on_shelf_qty >= item.qty_wanted
+        available += ok
+        badge = eng.answer(item.store_id, item.sku, item.qty_wanted, at)
+        pos = eng.ledger.position(item.store_id, item.sku, at)
+        if pos is None or badge.state == "unknown" or pos.book <= 0:
+            continue
+        ev = eng._evidence(pos, item.qty_wanted, at, policy.arrival_horizon)
+        margin = pos.book - 2 - sum(held_back(ev, 0.9)) >= item.qty_wanted
+        sold, idle, days = features(eng, item.store_id, item.sku, at)
+        out.append(Rec(ok, badge.promise, margin, ev, raw_confidence(ev), sold, idle, days))
     return out, available
 
 

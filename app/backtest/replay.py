@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
 import msgspec
 
-from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
+from app.backtest.dataset import (
+    Feedback,
+    PublishedEvent,
+    StreamItem,
+    Visit,
+    WarehouseSnapshot,
+    open_dataset,
+)
 from app.backtest.report import BacktestReport, ReportBuilder
 from app.collector import collector_paused
 from app.domain.badge import PROMISES
@@ -52,6 +59,30 @@ def observe_feedback(engine: Engine, item: Feedback, at: datetime) -> None:
         observed_at=item.observed_at,
         now=at,
     )
+
+
+def fed_visits(
+    engine: Engine, items: Sequence[tuple[datetime, StreamItem]], progress: Progress | None = None
+) -> Iterator[tuple[datetime, Visit]]:
+    """Each visit of ``items`` (publication order) with its time, the engine fed every POS
+    event, feedback row and parsed snapshot before it, as ``replay`` feeds it: for
+    callers that answer the visits their own way (the tuning recorder, the diagnosis
+    scripts). ``replay`` keeps its own loop, inlined for speed."""
+    total = len(items)
+    step = max(1, total // 200)
+    for n, (at, item) in enumerate(items):
+        if isinstance(item, PublishedEvent):
+            engine.observe_event(item.event)
+        elif isinstance(item, Visit):
+            yield at, item
+        elif isinstance(item, Feedback):
+            observe_feedback(engine, item, at)
+        elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
+            engine.observe_snapshot(item.as_of, item.rows)
+        if progress is not None and n % step == 0:
+            progress(n, total)
+    if progress is not None:
+        progress(total, total)
 
 
 def replay(

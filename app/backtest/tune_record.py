@@ -28,8 +28,8 @@ from pathlib import Path
 
 import msgspec
 
-from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
-from app.backtest.replay import Progress, observe_feedback
+from app.backtest.dataset import Visit, open_dataset
+from app.backtest.replay import Progress, fed_visits
 from app.domain.confidence import Evidence, held_back
 from app.domain.engine import Engine
 from app.domain.policy import Policy
@@ -93,21 +93,8 @@ def record_visits(
     engine = Engine(base, categories)
     out: list[VisitRecord] = []
     items = list(ds.stream())
-    total = len(items)
-    step = max(1, total // 200)
-    for n, (at, item) in enumerate(items):
-        if isinstance(item, PublishedEvent):
-            engine.observe_event(item.event)
-        elif isinstance(item, Visit):
-            out.append(_record(engine, base, item, at, categories.get(item.sku)))
-        elif isinstance(item, Feedback):
-            observe_feedback(engine, item, at)
-        elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
-            engine.observe_snapshot(item.as_of, item.rows)
-        if progress is not None and n % step == 0:
-            progress(n, total)
-    if progress is not None:
-        progress(total, total)
+    for at, visit in fed_visits(engine, items, progress):
+        out.append(_record(engine, base, visit, at, categories.get(visit.sku)))
     return Recording(
         dataset=str(root),
         start=ds.start,
