@@ -306,11 +306,11 @@ def _calibrated(e: Evidence, calibrate: Calibrate, cases: Cases) -> float:
     on shelves in one state; a shelf seen empty that may have been refilled is a mix of
     two, and its low raw value mapped whole was lifted as a lone quiet shelf's is
     (bins 0.4-0.6 were over-confident by 0.1-0.4 on such visits, docs/engine.md)."""
-    stays, seen, refilled = cases
-    a = calibrate(e, seen if seen < 1.0 else 1.0) if seen > 0.0 else 0.0
+    stays, seen, refilled = cases  # (each in [0, 1]: ``_on_shelf`` times 1 − P(phantom))
+    a = calibrate(e, seen) if seen > 0.0 else 0.0
     if stays >= 1.0:
         return a
-    b = calibrate(e, refilled if refilled < 1.0 else 1.0) if refilled > 0.0 else 0.0
+    b = calibrate(e, refilled) if refilled > 0.0 else 0.0
     return stays * a + (1.0 - stays) * b
 
 
