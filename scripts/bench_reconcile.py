@@ -155,7 +155,7 @@ async def service(dsn: str, feeds_file: str) -> None:
     from reconcilers.scheduler import start_reconcilers
 
     gc.callbacks.append(_gc_timer)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-svc-"))
+    tmp = Path(feeds_file).parent / "data"  # in the parent's work directory, removed with it
     settings = load_settings({}, data_dir=tmp, scheduler=False, feeds_file=Path(feeds_file),
                              max_feed_bytes=1 << 30, log_level="warning")  # fmt: skip
     pool = await asyncpg.create_pool(
@@ -335,7 +335,8 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
         args.stores, args.skus, now - timedelta(seconds=args.events + 600), args.events, 10,
         pulls=max(1, args.pulls),
     )  # fmt: skip
-    feeds_file = Path(tempfile.mkdtemp(prefix="bench-feeds-")) / "feeds.toml"
+    work = tempfile.TemporaryDirectory(prefix="bench-reconcile-")
+    feeds_file = Path(work.name) / "feeds.toml"
     feeds_file.write_text(
         f'[[feeds]]\nname = "wh"\nkind = "warehouse"\nurl = "{feeds.url("/stock.csv")}"\ntimeout = "600s"\n'
         f'max_drop = 0.5\n\n[[feeds]]\nname = "pos"\nkind = "pos"\nurl = "{feeds.url("/events")}"\n',
@@ -385,6 +386,8 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
     finally:
         if child is not None and child.poll() is None:
             child.kill()
+            child.wait()
+        work.cleanup()
     copy_s = min(copy_before, copy_after)
     print(f"plain COPY of the same rows into an unlogged table: {copy_before:.2f} s before, "
           f"{copy_after:.2f} s after (ratios use {copy_s:.2f} s)")  # fmt: skip
