@@ -17,7 +17,14 @@ from app.domain.calibration import (
     MIN_LABELS,
     Calibration,
 )
-from app.domain.confidence import Assessment, Evidence, confidence, held_back, raw_confidence
+from app.domain.confidence import (
+    SHELF_SALES_SHARE,
+    Assessment,
+    Evidence,
+    confidence,
+    held_back,
+    raw_confidence,
+)
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
 from app.domain.pooled import pooled_rates, rebuild_due
@@ -143,18 +150,33 @@ def test_more_wanted_or_a_smaller_shelf_share_never_raises_confidence(
 
 
 @given(evidence(), st.floats(0.5, 40.0), st.floats(0.05, 1.5))
-def test_the_shelf_share_leaves_one_unit_alone_and_only_lowers_more(
+def test_the_shelf_share_leaves_one_unit_with_no_sales_alone_and_only_lowers_the_rest(
     e: Evidence, typical: float, spread: float
 ) -> None:
     plain = replace(e, shelf_typical=0.0, shelf_spread=0.0)
     shared = replace(e, shelf_typical=typical, shelf_spread=spread)
     assert raw_confidence(shared) == raw_confidence(plain)  # the map's input is the same
-    if e.wanted == 1:
+    if e.wanted == 1 and e.expected_sales == 0.0:
         assert confidence(shared) == confidence(plain)
     else:
         assert confidence(shared) <= confidence(plain)
-        if typical < e.wanted - 1 and spread < 0.2 and confidence(plain) > 0.5:
+        need = e.wanted + SHELF_SALES_SHARE * e.expected_sales
+        if typical < need - 1 and spread < 0.2 and confidence(plain) > 0.5:
             assert confidence(shared) < 0.5 * confidence(plain)
+
+
+def test_a_fast_sellers_shelf_may_run_dry_before_arrival_while_its_book_is_high() -> None:
+    """A shelf of ~6 units in front of a book of 40: six sales expected before arrival
+    empty it about half the time; the book alone (or an unknown shelf) hardly notices."""
+    slow = Evidence(book=40, wanted=1, expected_sales=0.2, shelf_typical=6.0, shelf_spread=0.4)
+    fast = replace(slow, expected_sales=12.0)
+    assert confidence(slow) > 0.97
+    assert confidence(fast) < 0.8 * confidence(slow)
+    unknown_shelf = [replace(e, shelf_typical=0.0, shelf_spread=0.0) for e in (slow, fast)]
+    assert confidence(unknown_shelf[1]) > 0.97 * confidence(unknown_shelf[0])
+    # faster still only lowers it; a bigger usual shelf raises it back
+    assert confidence(replace(fast, expected_sales=20.0)) < confidence(fast)
+    assert confidence(replace(fast, shelf_typical=30.0)) > confidence(fast)
 
 
 @given(evidence(), calibrations())

@@ -82,7 +82,9 @@ def test_many_units_from_a_big_book_are_doubted_one_unit_is_not() -> None:
     fresh, _ = _engine_with_counted_shelves()
     fresh.shelf_share = ShelfShare()  # the same engine without the share it learnt
     one, fresh_one = engine.assess(pos, 1, now), fresh.assess(pos, 1, now)
-    assert one.confidence == fresh_one.confidence
+    # one unit: only the sales expected before arrival count against the shelf of ~6,
+    # and this item sells a fraction of a unit in that time
+    assert fresh_one.confidence - 1e-3 < one.confidence <= fresh_one.confidence
     many = engine.assess(pos, 12, now)
     assert many.confidence < fresh.assess(pos, 12, now).confidence - 0.3
     horizon = engine.policy.arrival_horizon

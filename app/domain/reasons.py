@@ -41,8 +41,8 @@ PLAIN_WORDS: dict[Reason, str] = {
     Reason.SILENT_SHELF: "No sales for longer than usual for this item: the shelf may be empty "
     "whatever the record says.",
     Reason.LIKELY_IN_BACK_ROOM: "A delivery arrived recently and may not be on the shelf yet.",
-    Reason.SHELF_HOLDS_FEWER: "The shelf usually holds fewer units than wanted; the rest may "
-    "be in the back room.",
+    Reason.SHELF_HOLDS_FEWER: "The shelf usually holds fewer units than wanted, or than "
+    "will sell before you arrive; the rest may be in the back room.",
     Reason.RECENT_LOSS: "This store and category lose units without a record; some on record "
     "may be gone.",
     Reason.SOURCES_DISAGREE: "A recent count differed a lot from the record.",
