@@ -339,8 +339,9 @@ def confidence(
     evidence field in the same direction as the raw probability does
     (``app.domain.calibration`` does both by construction). The shelf share multiplies
     the calibrated probability: it is a probability of its own (P(the shelf holds the
-    wanted units | it holds any)), which the map, fitted on the raw model's
-    pessimism for single units, would otherwise stretch (measured in docs/engine.md).
+    wanted units and the sales before arrival | it holds any)), which the map, fitted
+    on the raw model's pessimism for single units counted at the moment, would
+    otherwise stretch (measured in docs/engine.md).
     ``floor(book, wanted)``, the calibration's floors, is the least it returns: it
     depends on those two alone, non-decreasing in the book, non-increasing in wanted.
     """

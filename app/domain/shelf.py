@@ -274,7 +274,7 @@ class ShelfShare:
 
     ``typical(book)`` is the median shelf for that book, ``spread`` the log-scale
     spread; both go into the evidence (``Evidence.shelf_typical``), and the confidence
-    for more than one unit is scaled by P(shelf ≥ wanted | shelf ≥ 1)
+    is scaled by P(shelf ≥ wanted + half the sales before arrival | shelf ≥ 1)
     (``confidence.shelf_share_factor``). Pure sufficient statistics, no clock.
     """
 
