@@ -67,16 +67,17 @@ def bins_by_pair(root: Path) -> dict[int, dict[tuple[str, str], Tally]]:
 def ideal_misses(confidences: list[float], draws: int, rng: random.Random) -> list[float]:
     """Worst gap over 500+-visit bins in each of ``draws`` worlds whose outcomes are drawn
     from the confidences themselves."""
+    binned = [(_bin(c), c) for c in confidences]  # once, not once a draw
     n, total = [0] * 10, [0.0] * 10
-    for c in confidences:
-        n[_bin(c)] += 1
-        total[_bin(c)] += c
+    for b, c in binned:
+        n[b] += 1
+        total[b] += c
     big = [b for b in range(10) if n[b] >= MIN_VISITS]
     worst = []
     for _ in range(draws):
         hits = [0] * 10
-        for c in confidences:
-            hits[_bin(c)] += rng.random() < c
+        for b, c in binned:
+            hits[b] += rng.random() < c
         worst.append(max((abs(hits[b] - total[b]) / n[b] for b in big), default=0.0))
     return worst
 
