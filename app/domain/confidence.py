@@ -10,9 +10,9 @@ without a builtin call per clamp, ~25 of them per visit). The shape:
 mixed with the back room (units received recently are on the shelf only with the
 learned fill probability), times 1 − P(phantom | silence), then through a
 monotone calibration map (after a shelf seen short: the shelf as seen and the shelf
-refilled each through the map, mixed by P(not refilled)) and, for more than one
-unit, times P(the shelf holds that many | it holds any) from the shelf's usual share
-of the book. Every step is
+refilled each through the map, mixed by P(not refilled)) and times P(the shelf holds
+the units wanted and half the sales before arrival | it holds any) from the shelf's
+usual share of the book. Every step is
 monotone in the right direction, so the properties the badge needs hold by
 construction: more book never lowers confidence; more expected sales, loss,
 unreported sales or silence never raise it. A raw probability of exactly 0 (too few
@@ -249,10 +249,9 @@ def shelf_share_factor(e: Evidence) -> float:
     (log-normal around ``shelf_typical``). The book's depletion counts those sales
     against the whole book; a fast seller's shelf, a few days of its sales in front of a
     bigger book, can run dry before the shopper comes while the book stays high. 1 for
-    one unit with no sales expected, and
-    where the share is unknown. Non-increasing in ``wanted`` and ``expected_sales``,
-    non-decreasing in ``shelf_typical``, and the same whatever ``shelf_bound`` says (so
-    a lower bound never raises confidence)."""
+    one unit with no sales expected, and where the share is unknown. Non-increasing in
+    ``wanted`` and ``expected_sales``, non-decreasing in ``shelf_typical``, and the same
+    whatever ``shelf_bound`` says (so a lower bound never raises confidence)."""
     need = e.wanted + (SHELF_SALES_SHARE * e.expected_sales if e.expected_sales > 0.0 else 0.0)
     if need <= 1.0 or e.shelf_typical <= 0.0:
         return 1.0
