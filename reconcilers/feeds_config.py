@@ -10,7 +10,7 @@ TOML, one ``[[feeds]]`` table per feed (documented in docs/feeds.md)::
     timeout = "10s"              # per-request timeout
     auth_header = "Authorization"   # optional header ...
     auth_env = "POS_TOKEN"          # ... whose value is read from this env variable
-    max_drop = 0.5               # warehouse only: largest allowed fall in row count
+    max_drop = 0.5               # warehouse only: largest allowed fall in a location's rows
     format = "contract"          # or "square" (pos), "shopify", "csv_mapping" (warehouse)
 
 Vendor formats (docs/adapters.md) add an id mapping (``locations``/``items`` tables or

@@ -36,6 +36,7 @@ from app.clock import Clock
 from app.db import Connection, snapshots
 from app.db import feeds as feed_state
 from app.domain.policy import Policy
+from app.domain.truncation import truncation_problem
 from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig
 from reconcilers.jobs import DB_ERRORS
@@ -80,17 +81,18 @@ def header_problem(first_line: bytes) -> str | None:
     return f"line 1: expected header {EXPECTED_HEADER!r}, received {received[:200]!r}"
 
 
-def drop_problem(rows: int, previous: int | None, max_drop: float) -> str | None:
-    """Why ``rows`` looks truncated against the previous applied snapshot, if it does."""
-    if rows == 0:
-        return "snapshot has no rows (header only)"
-    if previous is None or previous == 0 or previous - rows <= max_drop * previous:
-        return None
-    fall = (previous - rows) / previous
-    return (
-        f"row count fell from {previous} to {rows} ({fall:.0%}), more than the allowed "
-        f"{max_drop:.0%} against the previous applied snapshot; it looks truncated"
-    )
+def totals(per_location: dict[str, int]) -> tuple[int, int]:
+    """(rows, locations) of a snapshot, for its record."""
+    return sum(per_location.values()), len(per_location)
+
+
+async def _truncation(
+    conn: Connection, per_location: dict[str, int], max_drop: float
+) -> str | None:
+    """Why the staged rows look truncated against the rows in force, per location
+    (``app.domain.truncation``), if they do."""
+    in_force = await snapshots.rows_in_force(conn, per_location) if per_location else {}
+    return truncation_problem(per_location, in_force, max_drop)
 
 
 def problems_reason(first: list[snapshots.Problem], total: int) -> str:
@@ -424,13 +426,13 @@ async def _judge(
     if reason is not None:
         return await _quarantine(conn, feed, etag, reason, None, clock=clock)
     problems = await snapshots.staged_problems(conn, limit=PROBLEMS_SHOWN)
-    counts = await snapshots.staged_summary(conn)
+    per_location = await snapshots.staged_summary(conn)
+    counts = totals(per_location)
     if problems.total:
         reason = problems_reason(problems.first, problems.total)
         return await _quarantine(conn, feed, etag, reason, counts, clock=clock)
     rows, _ = counts
-    previous = await snapshots.previous_applied_rows(conn, feed.name)
-    reason = drop_problem(rows, previous, max_drop)
+    reason = await _truncation(conn, per_location, max_drop)
     if reason is not None:
         return await _quarantine(conn, feed, etag, reason, counts, keep_rows=rows > 0, clock=clock)
     timings = {"stage_ms": _ms(started, staged), "validate_ms": _ms(staged)}
@@ -458,11 +460,10 @@ async def _judge_typed(
             await savepoint.rollback()
             return None
         staged = time.perf_counter()
-        counts = None if not body.plain else await snapshots.typed_summary(conn, staging)
-        if counts is not None:
-            previous = await snapshots.previous_applied_rows(conn, feed.name)
-            if drop_problem(counts[0], previous, max_drop) is not None:
-                counts = None
+        per_location = None if not body.plain else await snapshots.typed_summary(conn, staging)
+        counts = None
+        if per_location is not None and await _truncation(conn, per_location, max_drop) is None:
+            counts = totals(per_location)
         if counts is None or not await snapshots.typed_differences(conn, staging):
             await savepoint.rollback()
             return None

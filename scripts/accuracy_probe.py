@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from app.backtest.dataset import Feedback, PublishedEvent, Visit, WarehouseSnapshot, open_dataset
+from app.backtest.replay import observe_snapshot
 from app.domain import calibration as C
 from app.domain.confidence import (
     Evidence,
@@ -127,6 +128,7 @@ def record(
     policy = Policy()
     eng = _Recorder(policy, {p.sku: p.category for p in ds.products})
     visits: list[VisitRec] = []
+    in_force: dict[str, int] = {}
     for at, item in ds.ordered():
         if isinstance(item, PublishedEvent):
             eng.observe_event(item.event)
@@ -149,8 +151,8 @@ def record(
         elif isinstance(item, Feedback) and feedback:
             eng.observe_feedback(kind=item.kind, store_id=item.store_id, sku=item.sku,
                                  qty=item.qty, observed_at=item.observed_at, now=at)  # fmt: skip
-        elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
-            eng.observe_snapshot(item.as_of, item.rows)
+        elif isinstance(item, WarehouseSnapshot):
+            observe_snapshot(eng, item, in_force)
     return visits, eng.labels, eng.gaps.seen_gaps
 
 

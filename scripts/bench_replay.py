@@ -45,7 +45,7 @@ from app.backtest.dataset import (
     WarehouseSnapshot,
     open_dataset,
 )
-from app.backtest.replay import replay
+from app.backtest.replay import observe_snapshot, replay
 from app.domain.engine import Engine
 from app.domain.policy import Policy
 from scripts.synthetic_chain import catalogue, fill
@@ -64,6 +64,7 @@ def feed(items: list[tuple[datetime, StreamItem]], categories: dict[str, str | N
          events_only: bool) -> None:  # fmt: skip
     engine = Engine(Policy(), categories)
     observe = engine.observe_event
+    in_force: dict[str, int] = {}
     for at, item in items:
         if isinstance(item, PublishedEvent):
             observe(item.event)
@@ -75,8 +76,8 @@ def feed(items: list[tuple[datetime, StreamItem]], categories: dict[str, str | N
         elif isinstance(item, Feedback):
             engine.observe_feedback(kind=item.kind, store_id=item.store_id, sku=item.sku,
                                     qty=item.qty, observed_at=item.observed_at, now=at)  # fmt: skip
-        elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
-            engine.observe_snapshot(item.as_of, item.rows)
+        elif isinstance(item, WarehouseSnapshot):
+            observe_snapshot(engine, item, in_force)
 
 
 def main(root: Path, repeat: int) -> None:

@@ -134,7 +134,7 @@ async def test_quarantined_snapshot_listed_released_and_not_twice(
         )
         r = await client.post("/v1/admin/feeds/wh/pull", headers=AUTH)
         assert r.json()["outcome"] == "quarantined"
-        assert "row count fell from 10 to 3" in r.json()["detail"]
+        assert "location S1: 10 -> 3 rows (70%)" in r.json()["detail"]
         before = await stock(pool)
         assert len(before) == 10
 
@@ -221,7 +221,7 @@ async def test_release_refuses_a_snapshot_older_than_stock_from_another_feed(
     feed_server.sequence(
         "/snap.csv", text_reply(snapshot("S1", 10, t1)), text_reply(snapshot("S1", 2, t2))
     )
-    feed_server.always("/other.csv", text_reply(snapshot("S1", 4, t3, on_hand=1)))
+    feed_server.always("/other.csv", text_reply(snapshot("S1", 10, t3, on_hand=1)))
     async with serve_in_loop(make_app(settings=two)) as client:
         for name in ("wh", "wh", "wh2"):
             await client.post(f"/v1/admin/feeds/{name}/pull", headers=AUTH)

@@ -163,6 +163,31 @@ def test_a_header_only_snapshot_changes_nothing_and_a_broken_one_is_quarantined(
     broken, broken_stats = replay(
         _with_extra_snapshot(dataset, tmp_path / "broken", header + "S1,SKU-1,3,0\n")
     )
-    assert empty == base and empty_stats.quarantined == base_stats.quarantined
+    # Both quarantined, as the live pull quarantines them; the header-only one names no
+    # location, so applying it would have changed nothing either.
+    assert empty == base and empty_stats.quarantined == base_stats.quarantined + 1
     assert broken == base and broken_stats.quarantined == base_stats.quarantined + 1
     assert empty_stats.snapshots == broken_stats.snapshots == base_stats.snapshots + 1
+
+
+def test_a_snapshot_cut_inside_a_location_is_quarantined_one_location_alone_is_not(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """The live pull's truncation rule (``app.domain.truncation``), per location."""
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    first = (dataset / manifest["warehouse_snapshots"][0]["path"]).read_text().splitlines()
+    header, rows = first[0], first[1:]
+    location = rows[0].split(",")[0]
+    own = [r for r in rows if r.startswith(location + ",")]
+    assert len(own) >= 10 and len(own) < len(rows)  # the dataset has several locations
+    base, base_stats = replay(dataset)
+
+    _, alone_stats = replay(
+        _with_extra_snapshot(dataset, tmp_path / "alone", "\n".join([header, *own]) + "\n")
+    )
+    cut, cut_stats = replay(
+        _with_extra_snapshot(dataset, tmp_path / "cut", "\n".join([header, *own[:3]]) + "\n")
+    )
+
+    assert alone_stats.quarantined == base_stats.quarantined
+    assert cut == base and cut_stats.quarantined == base_stats.quarantined + 1

@@ -27,7 +27,6 @@ from reconcilers.warehouse import (
     EXPECTED_HEADER,
     SnapshotBody,
     SnapshotRejected,
-    drop_problem,
     header_problem,
     pull_warehouse,
 )
@@ -147,8 +146,8 @@ async def test_good_snapshot_is_applied(
     ]
     locations = await pool.fetch("SELECT * FROM warehouse_location ORDER BY 1")
     assert [tuple(r) for r in locations] == [
-        ("S001", ts(T6), snapshot_id),
-        ("S002", ts("2026-11-23T06:30:00Z"), snapshot_id),
+        ("S001", ts(T6), snapshot_id, 2),
+        ("S002", ts("2026-11-23T06:30:00Z"), snapshot_id, 1),
     ]
     freshness = await pool.fetch("SELECT store_id, snapshot_as_of FROM store_freshness ORDER BY 1")
     assert [tuple(r) for r in freshness] == [
@@ -560,8 +559,8 @@ async def test_row_drop_over_limit_is_quarantined_and_rows_kept(
     reason = await quarantined(pool, feed_server, pull, csv(*rows_for("S001", 4)), before)
 
     assert reason == (
-        "row count fell from 10 to 4 (60%), more than the allowed 50% against the "
-        "previous applied snapshot; it looks truncated"
+        "row count fell by more than the allowed 50% against the rows in force: "
+        "location S001: 10 -> 4 rows (60%); it looks truncated"
     )
     snapshot_id = (await snapshot_rows(pool))[-1][0]
     kept = await pool.fetch(
@@ -587,6 +586,59 @@ async def test_row_drop_within_limit_is_applied(
     assert len(await stock(pool)) == 6
 
 
+async def test_a_feed_that_sends_one_location_at_a_time_is_applied_file_by_file(
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
+) -> None:
+    """The contract lets a file name only some locations: the next file naming another
+    location is no truncation of the first (a feed-wide row count would say it is)."""
+    feed_server.sequence(
+        PATH,
+        text_reply(csv(*rows_for("S001", 10, T5))),
+        text_reply(csv(*rows_for("S002", 2))),
+        text_reply(csv(*rows_for("S001", 9))),
+    )
+    outcomes = [(o.outcome, o.rows) for o in [await pull(), await pull(), await pull()]]
+
+    assert outcomes == [("applied", 10), ("applied", 2), ("applied", 9)]
+    rows = await pool.fetch(
+        "SELECT location_id, count(*) AS n FROM warehouse_stock GROUP BY 1 ORDER BY 1"
+    )
+    assert [tuple(r) for r in rows] == [("S001", 9), ("S002", 2)]
+    counted = await pool.fetch("SELECT location_id, row_count FROM warehouse_location ORDER BY 1")
+    assert [tuple(r) for r in counted] == [("S001", 9), ("S002", 2)]
+
+
+async def test_a_file_cut_inside_one_location_is_quarantined_naming_it(
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
+) -> None:
+    serve_rows(feed_server, *rows_for("S001", 10, T5), *rows_for("S002", 10, T5))
+    await pull()
+    before = await in_force(pool)
+
+    reason = await quarantined(
+        pool, feed_server, pull, csv(*rows_for("S001", 10), *rows_for("S002", 3)), before
+    )
+
+    assert reason == (
+        "row count fell by more than the allowed 50% against the rows in force: "
+        "location S002: 10 -> 3 rows (70%); it looks truncated"
+    )
+
+
+async def test_rows_in_force_are_counted_for_a_location_applied_before_its_row_count(
+    pool: asyncpg.Pool, feed_server: FeedServer, pull: Pull
+) -> None:
+    """Locations applied before migration 0014 have no row_count: their stock is counted."""
+    serve_rows(feed_server, *rows_for("S001", 10, T5))
+    await pull()
+    await pool.execute("UPDATE warehouse_location SET row_count = NULL")
+    before = await in_force(pool)
+
+    reason = await quarantined(pool, feed_server, pull, csv(*rows_for("S001", 4)), before)
+
+    assert "location S001: 10 -> 4 rows (60%)" in reason
+
+
 async def test_feed_max_drop_overrides_setting(
     pool: asyncpg.Pool,
     feed_server: FeedServer,
@@ -608,7 +660,8 @@ async def test_feed_max_drop_overrides_setting(
     assert outcome.outcome == "quarantined"
     assert (
         outcome.detail is not None
-        and "from 10 to 8 (20%), more than the allowed 10%" in outcome.detail
+        and "more than the allowed 10%" in outcome.detail
+        and "location S001: 10 -> 8 rows (20%)" in outcome.detail
     )
 
 
@@ -698,15 +751,6 @@ def test_header_rules() -> None:
         f"line 1: expected header {EXPECTED_HEADER!r}, "
         "received 'LOCATION_ID,sku,on_hand,reserved,in_transit,as_of'"
     )
-
-
-def test_drop_rules() -> None:
-    assert drop_problem(0, None, 0.5) == "snapshot has no rows (header only)"
-    assert drop_problem(1, None, 0.5) is None
-    assert drop_problem(50, 100, 0.5) is None
-    assert drop_problem(49, 100, 0.5) is not None
-    assert drop_problem(200, 100, 0.0) is None
-    assert drop_problem(99, 100, 0.0) is not None
 
 
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:

@@ -4,7 +4,8 @@ A simulated clock walks the dataset's one publication-ordered stream: each POS
 event, snapshot and feedback row reaches the engine at its ``published_at``, and
 each visit is answered at its ``viewed_at`` from only what came before. A visit's
 ``on_shelf_qty`` and ``arrived_at`` are read only to score the answer. Snapshots
-that did not parse are quarantined (the previous rows stay in force).
+that did not parse, or that look truncated by the live pull's rule
+(``app.domain.truncation``), are quarantined: the previous rows stay in force.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from app.collector import collector_paused
 from app.domain.badge import PROMISES
 from app.domain.engine import Engine
 from app.domain.policy import Policy
+from app.domain.truncation import DEFAULT_MAX_DROP, rows_by_location, truncation_problem
 
 
 class ReplayStats(msgspec.Struct, kw_only=True):
@@ -46,6 +48,21 @@ class ReplayStats(msgspec.Struct, kw_only=True):
 
 
 Progress = Callable[[int, int], None]
+
+
+def observe_snapshot(engine: Engine, item: WarehouseSnapshot, in_force: dict[str, int]) -> bool:
+    """Apply a snapshot as the live pull would, or quarantine it (False): when it did not
+    parse, or when a location it names lost more than half the rows it has in force
+    (``in_force``: rows per location, kept up to date here). One call for the replay
+    and the callers of ``fed_visits``, which must feed the engine identically."""
+    if item.rows is None:
+        return False
+    staged = rows_by_location(item.rows)
+    if truncation_problem(staged, in_force, DEFAULT_MAX_DROP) is not None:
+        return False
+    in_force.update(staged)
+    engine.observe_snapshot(item.as_of, item.rows)
+    return True
 
 
 def observe_feedback(engine: Engine, item: Feedback, at: datetime) -> None:
@@ -70,6 +87,7 @@ def fed_visits(
     scripts). ``replay`` keeps its own loop, inlined for speed."""
     total = len(items)
     step = max(1, total // 200)
+    in_force: dict[str, int] = {}  # rows per location of the snapshots applied
     for n, (at, item) in enumerate(items):
         if isinstance(item, PublishedEvent):
             engine.observe_event(item.event)
@@ -77,8 +95,8 @@ def fed_visits(
             yield at, item
         elif isinstance(item, Feedback):
             observe_feedback(engine, item, at)
-        elif isinstance(item, WarehouseSnapshot) and item.rows is not None:
-            engine.observe_snapshot(item.as_of, item.rows)
+        elif isinstance(item, WarehouseSnapshot):
+            observe_snapshot(engine, item, in_force)
         if progress is not None and n % step == 0:
             progress(n, total)
     if progress is not None:
@@ -116,6 +134,7 @@ def _replay(
     answer = engine.answer
     add = report.add
     pos_lines = pos_events = visits = feedback = snapshots = quarantined = 0  # locals in the loop
+    in_force: dict[str, int] = {}  # rows per location of the snapshots applied
     # Dispatch on the exact type (the reader builds these four): ``isinstance`` against a
     # msgspec Struct class that fails goes through ``__instancecheck__`` (~4x a match).
     for i, (at, item) in enumerate(items):
@@ -136,10 +155,8 @@ def _replay(
             feedback += 1
         elif type(item) is WarehouseSnapshot:
             snapshots += 1
-            if item.rows is None:
+            if not observe_snapshot(engine, item, in_force):
                 quarantined += 1
-            else:
-                engine.observe_snapshot(item.as_of, item.rows)
         if progress is not None and i % step == 0:
             progress(i, total)
     if progress is not None:

@@ -241,7 +241,8 @@ CREATE TABLE public.store_freshness (
 CREATE TABLE public.warehouse_location (
     location_id public.ident NOT NULL,
     as_of timestamp with time zone NOT NULL,
-    snapshot_id bigint NOT NULL
+    snapshot_id bigint NOT NULL,
+    row_count integer
 );
 
 --

@@ -7,7 +7,7 @@ on one connection, so a snapshot is applied whole or not at all.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, Iterable
 from datetime import datetime
 from itertools import repeat
 from typing import Literal
@@ -115,16 +115,14 @@ async def copy_into_typed(
     await conn.copy_to_table(staging.table, source=source, columns=STAGING_COLUMNS, format="csv")
 
 
-async def typed_summary(conn: Connection, staging: TypedStaging) -> tuple[int, int] | None:
-    """(rows, distinct locations) of the typed rows when their counts, locations and
-    as_of values pass ``staged_problems``' rules; ``None`` when they may not."""
+async def typed_summary(conn: Connection, staging: TypedStaging) -> dict[str, int] | None:
+    """The typed rows per location when their counts, locations and as_of values pass
+    ``staged_problems``' rules; ``None`` when they may not."""
     await conn.execute(Q.judge_in_parallel)
     await conn.execute(staging.as_ofs)
     if not await conn.fetchval(Q.typed_clean):
         return None
-    row = await conn.fetchrow(Q.typed_summary)
-    assert row is not None
-    return int(row["row_count"] or 0), int(row["locations"])
+    return {r["location_id"]: int(r["n"]) for r in await conn.fetch(Q.typed_rows_by_location)}
 
 
 async def typed_differences(conn: Connection, staging: TypedStaging) -> bool:
@@ -178,17 +176,15 @@ async def staged_problems(conn: Connection, *, limit: int) -> Problems:
     )
 
 
-async def staged_summary(conn: Connection) -> tuple[int, int]:
-    """(rows, distinct locations) staged."""
-    row = await conn.fetchrow(Q.staged_summary)
-    assert row is not None
-    return int(row["row_count"]), int(row["locations"])
+async def staged_summary(conn: Connection) -> dict[str, int]:
+    """The staged rows per location."""
+    return {r["location_id"]: int(r["n"]) for r in await conn.fetch(Q.staged_rows_by_location)}
 
 
-async def previous_applied_rows(conn: Connection, feed: str) -> int | None:
-    """Row count of the feed's latest applied snapshot (``None`` before the first)."""
-    value = await conn.fetchval(Q.previous_applied_rows, feed)
-    return None if value is None else int(value)
+async def rows_in_force(conn: Connection, locations: Iterable[str]) -> dict[str, int]:
+    """The rows each of ``locations`` has in force (those without any are left out)."""
+    rows = await conn.fetch(Q.rows_in_force, list(locations))
+    return {r["location_id"]: int(r["n"]) for r in rows}
 
 
 async def latest_snapshot(conn: Connection, feed: str) -> LatestSnapshot | None:

@@ -144,17 +144,19 @@ FROM problems
 ORDER BY line, problem
 LIMIT $1;
 
--- name: staged_summary
-SELECT (SELECT count(*) FROM warehouse_staging) AS row_count,
-       (SELECT count(*) FROM (SELECT DISTINCT location_id FROM warehouse_staging) AS l)
-           AS locations;
+-- name: staged_rows_by_location
+-- The rows the staged file lists for each location it names.
+SELECT location_id, count(*) AS n FROM warehouse_staging GROUP BY location_id;
 
--- name: previous_applied_rows
-SELECT row_count
-FROM warehouse_snapshot
-WHERE feed = $1 AND status = 'applied'
-ORDER BY snapshot_id DESC
-LIMIT 1;
+-- name: rows_in_force
+-- The rows each of the locations $1 has in force (its row_count; counted for a
+-- location applied before migration 0014). A location without rows is left out.
+SELECT l.location_id,
+       COALESCE(l.row_count,
+                (SELECT count(*) FROM warehouse_stock w WHERE w.location_id = l.location_id))
+           AS n
+FROM warehouse_location l
+WHERE l.location_id = ANY($1::text[]);
 
 -- name: latest_snapshot
 SELECT snapshot_id, status, etag, reason
@@ -180,8 +182,8 @@ FROM warehouse_staging;
 -- Each location the staged file names, with its as_of (the latest among its rows) and
 -- the snapshot whose rows it held until now (NULL: none).
 CREATE TEMP TABLE staged_location ON COMMIT DROP AS
-SELECT s.location_id, s.as_of, l.snapshot_id AS previous_snapshot
-FROM (SELECT location_id, max(as_of::timestamptz) AS as_of
+SELECT s.location_id, s.as_of, l.snapshot_id AS previous_snapshot, s.n
+FROM (SELECT location_id, max(as_of::timestamptz) AS as_of, count(*) AS n
       FROM warehouse_staging
       GROUP BY location_id) AS s
 LEFT JOIN warehouse_location l ON l.location_id = s.location_id;
@@ -249,14 +251,15 @@ FROM warehouse_staging s
 JOIN staged_location n ON n.location_id = s.location_id;
 
 -- name: apply_locations
--- Record each named location's as_of and snapshot, raise its store's freshness;
--- returns the named locations.
+-- Record each named location's as_of, snapshot and rows in force, raise its store's
+-- freshness; returns the named locations.
 WITH location AS (
-    INSERT INTO warehouse_location (location_id, as_of, snapshot_id)
-    SELECT location_id, as_of, $1 FROM staged_location
+    INSERT INTO warehouse_location (location_id, as_of, snapshot_id, row_count)
+    SELECT location_id, as_of, $1, n FROM staged_location
     ON CONFLICT (location_id) DO UPDATE SET
         as_of = EXCLUDED.as_of,
-        snapshot_id = EXCLUDED.snapshot_id
+        snapshot_id = EXCLUDED.snapshot_id,
+        row_count = EXCLUDED.row_count
 )
 INSERT INTO store_freshness (store_id, snapshot_as_of)
 SELECT location_id, as_of FROM staged_location
@@ -330,9 +333,9 @@ SELECT NOT EXISTS (
        OR as_of_text !~ '^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})$'
        OR NOT pg_input_is_valid(as_of_text, 'timestamptz'));
 
--- name: typed_summary
--- (rows, distinct locations) staged.
-SELECT sum(n)::bigint AS row_count, count(DISTINCT location_id) AS locations FROM staged_as_of;
+-- name: typed_rows_by_location
+-- staged_rows_by_location for the typed rows.
+SELECT location_id, sum(n)::bigint AS n FROM staged_as_of GROUP BY location_id;
 
 -- name: stage_typed_locations
 -- stage_locations for the typed rows, with their rows; and each distinct as_of text
