@@ -337,13 +337,13 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
     )  # fmt: skip
     work = tempfile.TemporaryDirectory(prefix="bench-reconcile-")
     feeds_file = Path(work.name) / "feeds.toml"
-    feeds_file.write_text(
-        f'[[feeds]]\nname = "wh"\nkind = "warehouse"\nurl = "{feeds.url("/stock.csv")}"\ntimeout = "600s"\n'
-        f'max_drop = 0.5\n\n[[feeds]]\nname = "pos"\nkind = "pos"\nurl = "{feeds.url("/events")}"\n',
-        encoding="utf-8",
-    )
     child = None
     try:
+        feeds_file.write_text(
+            f'[[feeds]]\nname = "wh"\nkind = "warehouse"\nurl = "{feeds.url("/stock.csv")}"\ntimeout = "600s"\n'
+            f'max_drop = 0.5\n\n[[feeds]]\nname = "pos"\nkind = "pos"\nurl = "{feeds.url("/events")}"\n',
+            encoding="utf-8",
+        )
         from app.db.migrate import migrate
 
         async def prepare() -> None:
