@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 
 import msgspec
 
+from app.domain.truncation import DEFAULT_MAX_DROP
+
 T = TypeVar("T")
 Seconds = Annotated[float, msgspec.Meta(gt=0)]
 Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
@@ -127,7 +129,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=
     retry_attempts: Annotated[int, msgspec.Meta(ge=1, le=20)] = 4
     retry_timeout: timedelta = timedelta(seconds=30)
     retry_initial_wait: timedelta = timedelta(milliseconds=200)
-    max_snapshot_drop: Share = 0.5
+    max_snapshot_drop: Share = DEFAULT_MAX_DROP  # per location (app/domain/truncation.py)
     max_feed_bytes: Annotated[int, msgspec.Meta(gt=0)] = 512 * 1024 * 1024
     admin_token: str | None = None
     # GET /v1/exports/google-local-inventory.tsv: this token (Bearer, or the password of
