@@ -3,7 +3,8 @@
 -- transaction; every statement is set-based (no per-row round trips).
 
 -- name: lock_feed
--- One pull per feed at a time: "previous applied snapshot" must not move underneath.
+-- One pull per feed at a time: the stock in force a pull is judged against (its rows per
+-- location, its ETag) must not move underneath.
 SELECT pg_advisory_xact_lock(1518997932, hashtext($1));
 
 -- name: tune_transaction
