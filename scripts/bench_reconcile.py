@@ -344,18 +344,7 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
             f'max_drop = 0.5\n\n[[feeds]]\nname = "pos"\nkind = "pos"\nurl = "{feeds.url("/events")}"\n',
             encoding="utf-8",
         )
-        from app.db.migrate import migrate
-
-        async def prepare() -> None:
-            import asyncpg
-
-            c = await asyncpg.connect(dsn)
-            try:
-                await migrate(c)
-            finally:
-                await c.close()
-
-        asyncio.run(prepare())
+        db.migrate()
         asyncio.run(load_products(dsn, args.skus))
         copy_before = asyncio.run(copy_baseline(dsn, first))
         child = subprocess.Popen(

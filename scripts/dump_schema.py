@@ -14,7 +14,6 @@ dumped it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scratch_db import scratch_database
+from scripts.scratch_db import scratch_database
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "app" / "db" / "schema.sql"
 HEADER = """\
@@ -54,20 +53,8 @@ def clean(dump: str) -> str:
 
 
 def migrated_dump() -> str:
-    import asyncpg
-
-    from app.db.migrate import migrate
-
     with scratch_database() as scratch:
-
-        async def run() -> None:
-            conn = await asyncpg.connect(scratch.dsn)
-            try:
-                await migrate(conn)
-            finally:
-                await conn.close()
-
-        asyncio.run(run())
+        scratch.migrate()
         out = subprocess.run(
             [pg_dump_binary(), "--schema-only", "--no-owner", "--no-privileges", scratch.dsn],
             check=True,

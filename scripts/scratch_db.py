@@ -40,6 +40,21 @@ class Scratch:
 
         asyncio.run(run())
 
+    def migrate(self) -> None:
+        """Apply the service's migrations to the scratch database."""
+        import asyncpg
+
+        from app.db.migrate import migrate
+
+        async def run() -> None:
+            conn = await asyncpg.connect(self.dsn)
+            try:
+                await migrate(conn)
+            finally:
+                await conn.close()
+
+        asyncio.run(run())
+
 
 @contextlib.contextmanager
 def scratch_database() -> Iterator[Scratch]:
