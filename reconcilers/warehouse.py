@@ -432,6 +432,7 @@ async def _judge(
         reason = problems_reason(problems.first, problems.total)
         return await _quarantine(conn, feed, etag, reason, counts, clock=clock)
     rows, _ = counts
+    await snapshots.hold_locations(conn, per_location)
     reason = await _truncation(conn, per_location, max_drop)
     if reason is not None:
         return await _quarantine(conn, feed, etag, reason, counts, keep_rows=rows > 0, clock=clock)
@@ -462,8 +463,10 @@ async def _judge_typed(
         staged = time.perf_counter()
         per_location = None if not body.plain else await snapshots.typed_summary(conn, staging)
         counts = None
-        if per_location is not None and await _truncation(conn, per_location, max_drop) is None:
-            counts = totals(per_location)
+        if per_location is not None:
+            await snapshots.hold_locations(conn, per_location)
+            if await _truncation(conn, per_location, max_drop) is None:
+                counts = totals(per_location)
         if counts is None or not await snapshots.typed_differences(conn, staging):
             await savepoint.rollback()
             return None
@@ -686,6 +689,7 @@ async def release_snapshot(
                 " applied since; releasing it would move stock back",
                 status=409,
             )
+        await snapshots.hold_locations(conn, await admin.kept_locations(conn, snapshot_id))
         newer = await admin.newer_in_force(conn, snapshot_id)
         if newer:
             names = ", ".join(

@@ -381,6 +381,70 @@ async def test_two_feeds_stage_at_once_and_leave_no_staging_behind(
     assert await stock_in_force(pool) == stock
 
 
+@pytest.mark.parametrize("quoted", [False, True], ids=["typed", "text"])
+async def test_two_feeds_naming_one_location_apply_one_after_the_other(
+    pool: asyncpg.Pool, settings: Settings, quoted: bool
+) -> None:
+    """Two feeds may name the same location; their pulls hold different feed locks, so
+    the location itself must serialize them. Feed 1's pull is held after its swap (the
+    test holds the recompute's store lock) while feed 2's pull of the same location
+    runs: feed 2 must judge and diff against feed 1's rows once they commit, not against
+    the rows in force before. Diffed against those, the rows feed 2 leaves as they were
+    (K5-K9 at 5) would not be written and feed 1's 7s would stay: a stock neither file
+    sent. A quoted sku sends feed 2's file through the text path."""
+    feeds = [FeedConfig(name=f"wh{i}", kind="warehouse", url="http://x/s", max_drop=0.5)
+             for i in (1, 2)]  # fmt: skip
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, feeds)
+
+    def lines(qty: list[int], as_of: str, quote: bool = False) -> list[bytes]:
+        rows = [["SX", f'"K{k}"' if quote else f"K{k}", str(q), "0", "0", as_of]
+                for k, q in enumerate(qty)]  # fmt: skip
+        return [line.encode() for line in csv_file(rows).splitlines(keepends=True)]
+
+    async def body(chunks: list[bytes]) -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    def pull(i: int, chunks: list[bytes]) -> asyncio.Task[PullOutcome]:
+        return asyncio.create_task(warehouse.apply_snapshot_stream(
+            pool, feeds[i], body(chunks), None, settings=settings, policy=POLICY,
+            clock=lambda: NOW,
+        ))  # fmt: skip
+
+    assert (await pull(0, lines([5] * 10, "2026-11-23T05:00:00Z"))).outcome == "applied"
+
+    async def waiting(n: int) -> None:
+        for _ in range(200):
+            if await pool.fetchval("SELECT count(*) FROM pg_locks WHERE NOT granted") >= n:
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError(f"fewer than {n} backends came to wait on a lock")
+
+    async with pool.acquire() as holder:
+        await holder.execute("SELECT pg_advisory_lock(24245, hashtext('SX'))")  # lock_stores'
+        try:
+            with capture_logs() as logs:
+                first = pull(0, lines([7] * 10, "2026-11-23T06:00:00Z"))
+                await waiting(1)  # feed 1 swapped its rows and waits to recompute
+                second = pull(1, lines([9] * 5 + [5] * 5, "2026-11-23T06:30:00Z", quoted))
+                await waiting(2)
+                await holder.execute("SELECT pg_advisory_unlock(24245, hashtext('SX'))")
+                outcomes = await asyncio.gather(first, second)
+        finally:
+            await holder.execute("SELECT pg_advisory_unlock_all()")
+    assert [o.outcome for o in outcomes] == ["applied", "applied"]
+    applied = [e for e in logs if e["event"] == "snapshot.applied"]
+    assert [(e["feed"], e["typed"]) for e in applied] == [("wh1", True), ("wh2", not quoted)]
+    stock = await stock_in_force(pool, ("on_hand",))
+    assert [(r[1], r[2]) for r in stock] == [(f"K{k}", 9 if k < 5 else 5) for k in range(10)]
+    positions = await pool.fetch("SELECT sku, book FROM book_position WHERE store_id = 'SX'"
+                                 " ORDER BY sku")  # fmt: skip
+    assert [(r["sku"], r["book"]) for r in positions] == [
+        (f"K{k}", 9 if k < 5 else 5) for k in range(10)
+    ]
+
+
 async def test_a_load_of_many_positions_is_followed_by_fresh_planner_statistics(
     pool: asyncpg.Pool, settings: Settings
 ) -> None:

@@ -53,6 +53,11 @@ async def applied_since(conn: Connection, feed: str, snapshot_id: int) -> int | 
     return None if value is None else int(value)
 
 
+async def kept_locations(conn: Connection, snapshot_id: int) -> list[str]:
+    """The locations a quarantined snapshot's kept rows name."""
+    return [r[0] for r in await conn.fetch(Q.kept_locations, snapshot_id)]
+
+
 async def newer_in_force(conn: Connection, snapshot_id: int) -> list[NewerInForce]:
     return [NewerInForce(**dict(r)) for r in await conn.fetch(Q.newer_in_force, snapshot_id)]
 

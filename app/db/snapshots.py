@@ -58,6 +58,12 @@ async def begin_pull(conn: Connection, feed: str) -> None:
     await conn.execute(Q.tune_transaction)
 
 
+async def hold_locations(conn: Connection, locations: Iterable[str]) -> None:
+    """Serialize, until commit, the judging and swapping of snapshots naming any of
+    ``locations``: two feeds may name one, and each pull holds only its own feed's lock."""
+    await conn.fetchval(Q.lock_locations, list(locations))
+
+
 async def create_staging(conn: Connection) -> None:
     """A text staging table that drops itself when the transaction ends."""
     await conn.execute(Q.create_staging)

@@ -27,6 +27,9 @@ WHERE feed = $1 AND status = 'applied' AND snapshot_id > $2
 ORDER BY snapshot_id
 LIMIT 1;
 
+-- name: kept_locations
+SELECT DISTINCT location_id FROM warehouse_snapshot_row WHERE snapshot_id = $1;
+
 -- name: newer_in_force
 -- Locations the snapshot names whose stock in force is newer than the snapshot's rows.
 SELECT l.location_id, l.as_of AS in_force_as_of, k.as_of AS snapshot_as_of

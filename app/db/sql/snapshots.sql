@@ -3,9 +3,17 @@
 -- transaction; every statement is set-based (no per-row round trips).
 
 -- name: lock_feed
--- One pull per feed at a time: the stock in force a pull is judged against (its rows per
--- location, its ETag) must not move underneath.
+-- One pull per feed at a time: its ETag and snapshot record must not move underneath.
 SELECT pg_advisory_xact_lock(1518997932, hashtext($1));
+
+-- name: lock_locations
+-- One judge and swap per location at a time, until commit: two feeds may name the same
+-- location, and a pull is judged and diffed against that location's rows in force, which
+-- the other feed's pull must not be changing meanwhile. Taken after staging (the COPY
+-- runs side by side), before the first read of the stock in force; before the stores'
+-- recompute locks (lock_stores), never after them. Keys in one order: no deadlock.
+SELECT count(pg_advisory_xact_lock(1518997933, k))
+FROM (SELECT DISTINCT hashtext(s) AS k FROM unnest($1::text[]) AS s ORDER BY 1) AS keys;
 
 -- name: tune_transaction
 -- The duplicate check and the location aggregate hash a million rows; keep them in
