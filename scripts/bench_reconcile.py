@@ -7,7 +7,9 @@ Measured in one run, side by side:
 * ``first``: the service pulls the snapshot over HTTP from 127.0.0.1 into an empty
   database: streamed COPY to staging, validation, swap, and every badge computed
   with the live confidence engine (200 stores x 5,000 skus, 20 categories);
-* ``again``: the next snapshot (new ETag, 2% of rows changed, as_of 15 min later);
+* ``next``: the next snapshots, ``--snapshots`` of them in a row (each a new ETag,
+  2% of the previous one's rows changed, as_of 15 min later), each timed, and their
+  median (one run on a shared box swings with its load);
 * ``pos``: one POS pull of 10,000 sales in 10 pages, badges recomputed; then
   ``--pulls`` − 1 more right after (new events each: the steady state of a busy
   feed, each run's first catch-up looking 5 minutes back);
@@ -36,6 +38,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -53,21 +56,29 @@ from scripts.scratch_db import Scratch, scratch_database
 CATEGORIES = 20
 
 
-def snapshot_csv(stores: int, skus: int, as_of: datetime, seed: int, changed: float) -> bytes:
-    """The snapshot body; ``changed`` of the rows differ from seed 0's stock."""
-    base, rng = random.Random(0), random.Random(seed)
-    stamp = as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out = io.StringIO()
-    out.write("location_id,sku,on_hand,reserved,in_transit,as_of\n")
-    for s in range(stores):
-        for k in range(skus):
-            on_hand = base.randint(0, 40)
-            if changed and rng.random() < changed:
-                on_hand = rng.randint(0, 40)
-            out.write(
-                f"S{s:04d},SKU-{k:06d},{on_hand},{base.randint(0, 2)},{base.randint(0, 5)},{stamp}\n"
-            )
-    return out.getvalue().encode()
+class Stock:
+    """The warehouse's stock, row by row (store-major), for successive snapshots."""
+
+    def __init__(self, stores: int, skus: int) -> None:
+        base = random.Random(0)
+        self.keys = [f"S{s:04d},SKU-{k:06d}" for s in range(stores) for k in range(skus)]
+        self.rows = [[base.randint(0, 40), base.randint(0, 2), base.randint(0, 5)]
+                     for _ in self.keys]  # fmt: skip
+
+    def change(self, share: float, seed: int) -> None:
+        """Draw a new on_hand for ``share`` of the rows (1 in 41 draws the same value)."""
+        rng = random.Random(seed)
+        for row in self.rows:
+            if rng.random() < share:
+                row[0] = rng.randint(0, 40)
+
+    def csv(self, as_of: datetime) -> bytes:
+        stamp = as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out = io.StringIO()
+        out.write("location_id,sku,on_hand,reserved,in_transit,as_of\n")
+        for key, (on_hand, reserved, in_transit) in zip(self.keys, self.rows, strict=True):
+            out.write(f"{key},{on_hand},{reserved},{in_transit},{stamp}\n")
+        return out.getvalue().encode()
 
 
 def pos_pages(
@@ -295,6 +306,10 @@ def main() -> int:
         "--pulls", type=int, default=3,
         help="POS pulls in a row (each --events new events; the first is the target's)",
     )  # fmt: skip
+    p.add_argument(
+        "--snapshots", type=int, default=3, choices=range(1, 13), metavar="1..12",
+        help="next snapshots in a row, each with 2%% of the previous one's rows changed",
+    )  # fmt: skip
     p.add_argument("--service", nargs=2, metavar=("DSN", "FEEDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.service:
@@ -327,8 +342,13 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
         f"{rows:,} rows ({args.stores} stores x {args.skus} skus), {args.events:,} POS events",
         flush=True,
     )
-    first = snapshot_csv(args.stores, args.skus, now - timedelta(hours=4), 0, 0.0)
-    again = snapshot_csv(args.stores, args.skus, now - timedelta(hours=3, minutes=45), 1, 0.02)
+    stock = Stock(args.stores, args.skus)
+    first = stock.csv(now - timedelta(hours=4))
+    again = []
+    for k in range(1, args.snapshots + 1):
+        stock.change(0.02, k)
+        again.append(stock.csv(now - timedelta(hours=4) + timedelta(minutes=15 * k)))
+    del stock
     feeds = Feeds()
     # one event a second, ending before now (the service refuses events from the future)
     feeds.pages = pos_pages(
@@ -364,8 +384,10 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
         results = {"start": step(None)}
         feeds.snapshot, feeds.etag = first, '"v1"'
         results["first"] = step("wh")
-        feeds.snapshot, feeds.etag = again, '"v2"'
-        results["again"] = step("wh")
+        nexts = []
+        for k, body in enumerate(again, start=2):
+            feeds.snapshot, feeds.etag = body, f'"v{k}"'
+            nexts.append(step("wh"))
         results["pos"] = step("pos")
         more = [step("pos") for _ in range(args.pulls - 1)]
         child.stdin.close()
@@ -380,12 +402,18 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
     copy_s = min(copy_before, copy_after)
     print(f"plain COPY of the same rows into an unlogged table: {copy_before:.2f} s before, "
           f"{copy_after:.2f} s after (ratios use {copy_s:.2f} s)")  # fmt: skip
-    for key, label in (("first", "first snapshot, empty database"),
-                       ("again", "next snapshot, 2% of rows changed")):  # fmt: skip
-        r = results[key]
+    for label, r in (("first snapshot, empty database", results["first"]),
+                     *((f"next snapshot {k}, 2% of rows changed", r)
+                       for k, r in enumerate(nexts, start=1))):  # fmt: skip
         print(f"{label:36s} {r['s']:7.2f} s  = {r['s'] / copy_s:5.1f} x COPY   "
               f"positions {r['positions']:>9,}  peak RSS {r['rss_mb']:6.0f} MB  "
               f"gc {r['gc_s']:.2f} s  ({r['outcome']})")  # fmt: skip
+    if len(nexts) > 1:
+        times = sorted(r["s"] for r in nexts)
+        median = statistics.median(times)
+        print(f"{'next snapshots, median of ' + str(len(times)):36s} {median:7.2f} s  = "
+              f"{median / copy_s:5.1f} x COPY   (fastest {times[0] / copy_s:.1f} x, "
+              f"slowest {times[-1] / copy_s:.1f} x)")  # fmt: skip
     r = results["pos"]
     print(f"{'POS pull, ' + format(args.events, ',') + ' events':36s} {r['s']:7.2f} s"
           f"                  positions {r['positions']:>9,}  peak RSS {r['rss_mb']:6.0f} MB  "
