@@ -21,6 +21,7 @@ again (outcome "quarantined", detail says which snapshot it repeats).
 
 from __future__ import annotations
 
+import csv
 import re
 import tempfile
 import time
@@ -70,11 +71,14 @@ class SnapshotRejected(FeedDataError):
 def header_problem(first_line: bytes) -> str | None:
     """Why the header line is not the contract's (``None`` when it is).
 
-    Tolerates a UTF-8 BOM and a CRLF line end; everything else must match exactly.
+    Tolerates a UTF-8 BOM, a CRLF line end and names in CSV quotes (``"sku"``, as
+    writers that quote every field send them); the names must match exactly.
     """
     line = first_line.removeprefix(BOM_UTF8).removesuffix(b"\n").removesuffix(b"\r")
     received = line.decode("utf-8", errors="replace")
-    if received == EXPECTED_HEADER:
+    if received == EXPECTED_HEADER or (
+        '"' in received and next(csv.reader([received]), None) == EXPECTED_HEADER.split(",")
+    ):
         return None
     if not received:
         return f"line 1: expected header {EXPECTED_HEADER!r}, received an empty line"
@@ -127,6 +131,9 @@ PLAIN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._
 NOT_PLAIN = (b",+", b",-", b",0x", b",0X", b",0o", b",0O", b",0b", b",0B")
 # A line with an underscore in its third to fifth field (on_hand, reserved, in_transit).
 COUNT_UNDERSCORE = re.compile(rb"^[^,\n]*,[^,\n]*,(?:[^,\n]*,){0,2}[^,\n_]*_", re.MULTILINE)
+# A field in CSV quotes with nothing a contract field may not hold inside: its quotes
+# are decoration (COPY reads the same value without them).
+QUOTED_FIELD = re.compile(rb'(?<![^,\n])"[^",\r\n]*"(?![^,\r\n])')
 # No contract line is this long (six fields, ids of at most 64 bytes): past it, not plain.
 MAX_PLAIN_LINE = 4096
 
@@ -193,6 +200,7 @@ class SnapshotBody:
         self.plain = True
         self._tail = b""  # the last 2 bytes yielded (a NOT_PLAIN sequence may straddle chunks)
         self._line = b""  # the last line yielded so far, when it has not ended
+        self._quoted = b""  # the same line as received (with its quotes)
         self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._replaying = False
 
@@ -203,14 +211,33 @@ class SnapshotBody:
             self._spool = None
 
     def _kept(self, chunk: bytes) -> bytes:
+        """Spool ``chunk`` and return it for the typed COPY, without its quotes: while
+        the body is plain every quote so far is around a whole plain field
+        (``QUOTED_FIELD``), which COPY reads the same without them."""
+        typed = chunk
         if self.plain:
-            window = self._tail + chunk
-            self.plain = is_plain(window) and self._plain_counts(chunk)
+            if b'"' in chunk:
+                typed = chunk.replace(b'"', b"")
+            window = self._tail + typed
+            self.plain = (
+                self._plain_quotes(chunk) and is_plain(window) and self._plain_counts(typed)
+            )
             self._tail = window[-2:]  # (of the body so far: a chunk may be one byte)
         if self._spool is None:
             self._spool = tempfile.SpooledTemporaryFile(max_size=self._in_memory)  # noqa: SIM115 (closed by close())
         self._spool.write(chunk)
-        return chunk
+        return typed
+
+    def _plain_quotes(self, chunk: bytes, *, last: bool = False) -> bool:
+        """Every quote of the lines ended so far (``last``: the body's end, its last
+        line too) opens or closes a ``QUOTED_FIELD``; the line not ended yet waits."""
+        window = self._quoted + chunk if self._quoted else chunk
+        end = len(window) if last else window.rfind(b"\n") + 1
+        self._quoted = window[end:]
+        if len(self._quoted) > MAX_PLAIN_LINE:
+            return False
+        quotes = window.count(b'"', 0, end)
+        return quotes == 0 or quotes == 2 * len(QUOTED_FIELD.findall(window, 0, end))
 
     def _plain_counts(self, chunk: bytes, *, last: bool = False) -> bool:
         """No underscore in a count of the lines ended so far (``last``: the body's
@@ -284,7 +311,7 @@ class SnapshotBody:
                 checked = self._checked(chunk)
                 yield self._kept(checked) if keep else checked
         if keep and self.plain:
-            self.plain = self._plain_counts(b"", last=True)
+            self.plain = self._plain_counts(b"", last=True) and self._plain_quotes(b"", last=True)
 
 
 # -- the pull ------------------------------------------------------------------------

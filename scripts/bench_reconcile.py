@@ -72,12 +72,20 @@ class Stock:
             if rng.random() < share:
                 row[0] = rng.randint(0, 40)
 
-    def csv(self, as_of: datetime) -> bytes:
+    def csv(self, as_of: datetime, *, quoted: bool = False) -> bytes:
+        """The snapshot's body (``quoted``: every field in CSV quotes, header too)."""
         stamp = as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
         out = io.StringIO()
-        out.write("location_id,sku,on_hand,reserved,in_transit,as_of\n")
+        header = "location_id,sku,on_hand,reserved,in_transit,as_of"
+        if not quoted:
+            out.write(header + "\n")
+            for key, (on_hand, reserved, in_transit) in zip(self.keys, self.rows, strict=True):
+                out.write(f"{key},{on_hand},{reserved},{in_transit},{stamp}\n")
+            return out.getvalue().encode()
+        out.write(",".join(f'"{name}"' for name in header.split(",")) + "\n")
         for key, (on_hand, reserved, in_transit) in zip(self.keys, self.rows, strict=True):
-            out.write(f"{key},{on_hand},{reserved},{in_transit},{stamp}\n")
+            location, sku = key.split(",")
+            out.write(f'"{location}","{sku}","{on_hand}","{reserved}","{in_transit}","{stamp}"\n')
         return out.getvalue().encode()
 
 
@@ -310,6 +318,10 @@ def main() -> int:
         "--snapshots", type=int, default=3, choices=range(1, 13), metavar="1..12",
         help="next snapshots in a row, each with 2%% of the previous one's rows changed",
     )  # fmt: skip
+    p.add_argument(
+        "--quoted", action="store_true",
+        help="every field of the snapshots in CSV quotes, header too (the COPY baseline too)",
+    )  # fmt: skip
     p.add_argument("--service", nargs=2, metavar=("DSN", "FEEDS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.service:
@@ -343,11 +355,12 @@ def bench(args: argparse.Namespace, db: Scratch) -> int:
         flush=True,
     )
     stock = Stock(args.stores, args.skus)
-    first = stock.csv(now - timedelta(hours=4))
+    first = stock.csv(now - timedelta(hours=4), quoted=args.quoted)
     again = []
     for k in range(1, args.snapshots + 1):
         stock.change(0.02, k)
-        again.append(stock.csv(now - timedelta(hours=4) + timedelta(minutes=15 * k)))
+        again.append(stock.csv(now - timedelta(hours=4) + timedelta(minutes=15 * k),
+                               quoted=args.quoted))  # fmt: skip
     del stock
     feeds = Feeds()
     # one event a second, ending before now (the service refuses events from the future)

@@ -753,9 +753,48 @@ def test_header_rules() -> None:
     )
 
 
+def test_header_names_may_come_in_csv_quotes() -> None:
+    """Writers that quote every field quote the header too (RFC 4180): same names."""
+    quoted = ",".join(f'"{name}"' for name in EXPECTED_HEADER.split(","))
+    assert header_problem(quoted.encode() + b"\r\n") is None
+    assert header_problem(b'"location_id",sku,on_hand,reserved,in_transit,"as_of"') is None
+    assert header_problem(b'"location_id","sku","on_hand","reserved","in_transit"') == (
+        f"line 1: expected header {EXPECTED_HEADER!r}, "
+        """received '"location_id","sku","on_hand","reserved","in_transit"'"""
+    )
+    assert header_problem(b'"location_id,sku",on_hand,reserved,in_transit,as_of') is not None
+
+
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
+
+
+async def test_quoted_fields_stay_plain_and_reach_copy_without_their_quotes() -> None:
+    """A field wholly in quotes holds the same value without them: the typed COPY gets
+    the bytes without quotes, the spool (the text path's replay) the bytes as sent,
+    wherever the chunks split. A quote inside a field makes the body not plain."""
+    sent = b'"S1","K1",1,"0","0","2026-11-23T06:00:00Z"\r\n"S1",K2,2,0,0,2026-11-23T06:00:00Z'
+    for cut in range(1, len(sent)):
+        body = SnapshotBody(chunks(b"location_id,sku,on_hand,reserved,in_transit,as_of\n",
+                                   sent[:cut], sent[cut:]), max_bytes=1000)  # fmt: skip
+        await body.read_header()
+        typed = b"".join([c async for c in body])
+        assert typed == sent.replace(b'"', b""), cut
+        assert body.plain, cut
+        assert b"".join([c async for c in body.replay()]) == sent
+        body.close()
+    for odd in (b'S1,x"K1",1,0,0,2026-11-23T06:00:00Z\n', b'S1,"K""1",1,0,0,2026-11-23T06:00:00Z\n',
+                b'S1,"K1"x,1,0,0,2026-11-23T06:00:00Z\n', b'S1,"K1,1,0,0,2026-11-23T06:00:00Z\n',
+                b'S1,"K 1",1,0,0,2026-11-23T06:00:00Z\n', b'S1,"+1",1,0,0,2026-11-23T06:00:00Z\n',
+                b'S1,K1,"1_0",0,0,2026-11-23T06:00:00Z\n'):  # fmt: skip
+        for cut in (1, 4, len(odd) - 1):
+            body = SnapshotBody(chunks(b"location_id,sku,on_hand,reserved,in_transit,as_of\n",
+                                       odd[:cut], odd[cut:]), max_bytes=1000)  # fmt: skip
+            await body.read_header()
+            assert [c async for c in body]
+            assert not body.plain, (odd, cut)
+            body.close()
 
 
 async def test_body_splits_header_across_chunks() -> None:
