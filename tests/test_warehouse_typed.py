@@ -508,3 +508,54 @@ async def test_a_load_of_many_positions_is_followed_by_fresh_planner_statistics(
             break
         await asyncio.sleep(0.1)
     assert await analyzed() == before + 1
+
+
+async def test_feeds_with_overlapping_locations_and_store_recomputes_never_deadlock(
+    pool: asyncpg.Pool, settings: Settings
+) -> None:
+    """Three feeds name overlapping locations, each file listing them in its own order,
+    pulled at once round after round while recomputes of the same stores run (the
+    store locks a POS page takes). Every pull applies (no deadlock, which PostgreSQL
+    would break by failing one), and each location holds exactly the rows of the last
+    snapshot that named it: the one with the highest id, since a snapshot is recorded
+    under the location locks."""
+    from app.db.positions import recompute_stores
+
+    names = {"wh1": ["LA", "LB"], "wh2": ["LB", "LC", "LA"], "wh3": ["LC", "LB"]}
+    feeds = {n: FeedConfig(name=n, kind="warehouse", url="http://x/s", max_drop=0.9)
+             for n in names}  # fmt: skip
+    async with pool.acquire() as conn:
+        await upsert_feeds(conn, list(feeds.values()))
+    sent: dict[int, dict[str, list[tuple[str, int]]]] = {}  # snapshot id -> its rows
+
+    async def body(rows: list[str]) -> AsyncIterator[bytes]:
+        yield (HEADER + "\n").encode()
+        await asyncio.sleep(0)  # let the other pulls stage too
+        yield "".join(r + "\n" for r in rows).encode()
+
+    async def pull(name: str, round_no: int) -> None:
+        rows = {loc: [(f"K{k}", 10 * round_no + k + len(name)) for k in range(6)]
+                for loc in names[name]}  # fmt: skip
+        lines = [f"{loc},{sku},{qty},0,0,2026-11-23T0{5 + round_no % 2}:00:00Z"
+                 for loc in names[name] for sku, qty in rows[loc]]  # fmt: skip
+        outcome = await warehouse.apply_snapshot_stream(
+            pool, feeds[name], body(lines), None, settings=settings, policy=POLICY,
+            clock=lambda: NOW,
+        )  # fmt: skip
+        assert outcome.outcome == "applied", (name, round_no, outcome.detail)
+        found = re.match(r"snapshot (\d+): ", outcome.detail or "")
+        assert found is not None, outcome.detail
+        sent[int(found[1])] = rows
+
+    async def recompute(stores: list[str]) -> None:
+        async with pool.acquire() as conn:
+            await recompute_stores(conn, stores, policy=POLICY, now=NOW)
+
+    for round_no in range(4):
+        await asyncio.gather(*(pull(name, round_no) for name in names),
+                             recompute(["LC", "LA"]), recompute(["LB"]))  # fmt: skip
+    stock = await stock_in_force(pool, ("on_hand",), then="wl.snapshot_id")
+    for loc in ("LA", "LB", "LC"):
+        last = max(i for i, rows in sent.items() if loc in rows)
+        held = [(r[1], r[2], r[4]) for r in stock if r[0] == loc]
+        assert held == [(sku, qty, last) for sku, qty in sent[last][loc]], loc
