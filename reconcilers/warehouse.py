@@ -90,11 +90,13 @@ def totals(per_location: dict[str, int]) -> tuple[int, int]:
     return sum(per_location.values()), len(per_location)
 
 
-async def _truncation(
+async def _hold_and_check_truncation(
     conn: Connection, per_location: dict[str, int], max_drop: float
 ) -> str | None:
-    """Why the staged rows look truncated against the rows in force, per location
-    (``app.domain.truncation``), if they do."""
+    """Hold the named locations (``snapshots.hold_locations``; this is the pull's first
+    read of their stock in force), then say why the staged rows look truncated against
+    the rows in force, per location (``app.domain.truncation``), if they do."""
+    await snapshots.hold_locations(conn, per_location)
     in_force = await snapshots.rows_in_force(conn, per_location) if per_location else {}
     return truncation_problem(per_location, in_force, max_drop)
 
@@ -182,10 +184,11 @@ class SnapshotBody:
     (decoded, so a gzip bomb is caught too) or on a backslash: no contract field can
     hold one, and a line ``\\.`` would end a CSV COPY early, silently.
 
-    The bytes yielded are also spooled, and ``plain`` says whether they have held
-    only ``PLAIN_BYTES``, none of ``NOT_PLAIN`` and no underscore in a count (the
-    typed fast path's premise; see ``plain_counts``); ``replay`` yields them again and
-    then the rest of the body.
+    The bytes are also spooled as received, and ``plain`` says whether, without the
+    quotes of whole quoted fields, they have held only ``PLAIN_BYTES``, none of
+    ``NOT_PLAIN`` and no underscore in a count (the typed fast path's premise; see
+    ``_plain_lines``); iterating yields them for the typed COPY (while plain, without
+    those quotes), ``replay`` yields them as received, then the rest of the body.
     """
 
     def __init__(
@@ -199,8 +202,7 @@ class SnapshotBody:
         self._newlines = 0
         self.plain = True
         self._tail = b""  # the last 2 bytes yielded (a NOT_PLAIN sequence may straddle chunks)
-        self._line = b""  # the last line yielded so far, when it has not ended
-        self._quoted = b""  # the same line as received (with its quotes)
+        self._line = b""  # the last line received (quotes and all), while it has not ended
         self._spool: tempfile.SpooledTemporaryFile[bytes] | None = None
         self._replaying = False
 
@@ -219,34 +221,28 @@ class SnapshotBody:
             if b'"' in chunk:
                 typed = chunk.replace(b'"', b"")
             window = self._tail + typed
-            self.plain = (
-                self._plain_quotes(chunk) and is_plain(window) and self._plain_counts(typed)
-            )
+            self.plain = self._plain_lines(chunk) and is_plain(window)
             self._tail = window[-2:]  # (of the body so far: a chunk may be one byte)
         if self._spool is None:
             self._spool = tempfile.SpooledTemporaryFile(max_size=self._in_memory)  # noqa: SIM115 (closed by close())
         self._spool.write(chunk)
         return typed
 
-    def _plain_quotes(self, chunk: bytes, *, last: bool = False) -> bool:
-        """Every quote of the lines ended so far (``last``: the body's end, its last
-        line too) opens or closes a ``QUOTED_FIELD``; the line not ended yet waits."""
-        window = self._quoted + chunk if self._quoted else chunk
-        end = len(window) if last else window.rfind(b"\n") + 1
-        self._quoted = window[end:]
-        if len(self._quoted) > MAX_PLAIN_LINE:
-            return False
-        quotes = window.count(b'"', 0, end)
-        return quotes == 0 or quotes == 2 * len(QUOTED_FIELD.findall(window, 0, end))
-
-    def _plain_counts(self, chunk: bytes, *, last: bool = False) -> bool:
-        """No underscore in a count of the lines ended so far (``last``: the body's
-        end, its last line too); the line not ended yet waits for its end."""
+    def _plain_lines(self, chunk: bytes, *, last: bool = False) -> bool:
+        """Of the lines ended so far (``last``: the body's end, its last line too), every
+        quote opens or closes a ``QUOTED_FIELD`` and no count holds an underscore (read
+        without the quotes, as the typed COPY gets it); the line not ended yet waits."""
         window = self._line + chunk if self._line else chunk
         end = len(window) if last else window.rfind(b"\n") + 1
         self._line = window[end:]
         if len(self._line) > MAX_PLAIN_LINE:
             return False
+        quotes = window.count(b'"', 0, end)
+        if quotes:
+            if quotes != 2 * len(QUOTED_FIELD.findall(window, 0, end)):
+                return False
+            window = window[:end].replace(b'"', b"")
+            end = len(window)
         return window.find(b"_", 0, end) < 0 or COUNT_UNDERSCORE.search(window, 0, end) is None
 
     async def replay(self) -> AsyncIterator[bytes]:
@@ -311,7 +307,7 @@ class SnapshotBody:
                 checked = self._checked(chunk)
                 yield self._kept(checked) if keep else checked
         if keep and self.plain:
-            self.plain = self._plain_counts(b"", last=True) and self._plain_quotes(b"", last=True)
+            self.plain = self._plain_lines(b"", last=True)
 
 
 # -- the pull ------------------------------------------------------------------------
@@ -459,8 +455,7 @@ async def _judge(
         reason = problems_reason(problems.first, problems.total)
         return await _quarantine(conn, feed, etag, reason, counts, clock=clock)
     rows, _ = counts
-    await snapshots.hold_locations(conn, per_location)
-    reason = await _truncation(conn, per_location, max_drop)
+    reason = await _hold_and_check_truncation(conn, per_location, max_drop)
     if reason is not None:
         return await _quarantine(conn, feed, etag, reason, counts, keep_rows=rows > 0, clock=clock)
     timings = {"stage_ms": _ms(started, staged), "validate_ms": _ms(staged)}
@@ -490,10 +485,11 @@ async def _judge_typed(
         staged = time.perf_counter()
         per_location = None if not body.plain else await snapshots.typed_summary(conn, staging)
         counts = None
-        if per_location is not None:
-            await snapshots.hold_locations(conn, per_location)
-            if await _truncation(conn, per_location, max_drop) is None:
-                counts = totals(per_location)
+        if (
+            per_location is not None
+            and await _hold_and_check_truncation(conn, per_location, max_drop) is None
+        ):
+            counts = totals(per_location)
         if counts is None or not await snapshots.typed_differences(conn, staging):
             await savepoint.rollback()
             return None
