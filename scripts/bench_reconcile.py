@@ -51,6 +51,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from reconcilers.warehouse import EXPECTED_HEADER
 from scripts.scratch_db import Scratch, scratch_database
 
 CATEGORIES = 20
@@ -61,7 +62,7 @@ class Stock:
 
     def __init__(self, stores: int, skus: int) -> None:
         base = random.Random(0)
-        self.keys = [f"S{s:04d},SKU-{k:06d}" for s in range(stores) for k in range(skus)]
+        self.keys = [(f"S{s:04d}", f"SKU-{k:06d}") for s in range(stores) for k in range(skus)]
         self.rows = [[base.randint(0, 40), base.randint(0, 2), base.randint(0, 5)]
                      for _ in self.keys]  # fmt: skip
 
@@ -74,18 +75,16 @@ class Stock:
 
     def csv(self, as_of: datetime, *, quoted: bool = False) -> bytes:
         """The snapshot's body (``quoted``: every field in CSV quotes, header too)."""
+        q = '"' if quoted else ""
+        sep = f"{q},{q}"
         stamp = as_of.strftime("%Y-%m-%dT%H:%M:%SZ")
         out = io.StringIO()
-        header = "location_id,sku,on_hand,reserved,in_transit,as_of"
-        if not quoted:
-            out.write(header + "\n")
-            for key, (on_hand, reserved, in_transit) in zip(self.keys, self.rows, strict=True):
-                out.write(f"{key},{on_hand},{reserved},{in_transit},{stamp}\n")
-            return out.getvalue().encode()
-        out.write(",".join(f'"{name}"' for name in header.split(",")) + "\n")
-        for key, (on_hand, reserved, in_transit) in zip(self.keys, self.rows, strict=True):
-            location, sku = key.split(",")
-            out.write(f'"{location}","{sku}","{on_hand}","{reserved}","{in_transit}","{stamp}"\n')
+        out.write(q + sep.join(EXPECTED_HEADER.split(",")) + q + "\n")
+        for (location, sku), (on_hand, reserved, in_transit) in zip(
+            self.keys, self.rows, strict=True
+        ):
+            fields = (location, sku, on_hand, reserved, in_transit, stamp)
+            out.write(q + sep.join(map(str, fields)) + q + "\n")
         return out.getvalue().encode()
 
 
