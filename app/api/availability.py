@@ -61,6 +61,7 @@ from app.api.read_model import Answer, InRange, Located, ReadModel, Row, SkuBadg
 from app.clock import Clock
 from app.db import availability as availability_db
 from app.domain.badge import Badge, BadgeState, badge_for, gate_staleness, newest
+from app.domain.calibration import unrecorded_of
 from app.domain.model import Identifier
 from app.domain.policy import Policy
 from app.domain.reasons import PLAIN_WORDS, Reason
@@ -315,10 +316,12 @@ def badge_view(
     now: datetime,
     policy: Policy,
     ask: Ask | None = None,
+    unrecorded: tuple[float, ...] = (),
 ) -> BadgeView:
     """The badge to show at ``now`` for ``ask`` (default: one unit, the policy's
     horizon): the stored one narrowed to the question and through the staleness
-    gate, or ``unknown``/no_data when the reconcilers have no position for the pair."""
+    gate, or ``unknown``/no_data when the reconcilers have no position for the pair,
+    with the chain's unrecorded shelf (``Stores.unrecorded``) as its confidence."""
     ask = ask if ask is not None else Ask(1, policy.arrival_horizon)
     other: tuple[str, ...] = ()
     if stored is None:
@@ -329,10 +332,13 @@ def badge_view(
             store_newest_at=store_newest_at,
             now=now,
             wanted=ask.qty,
+            unrecorded=unrecorded,
         )
         as_of, computed_at = store_newest_at, None
     else:
         badge = gate_staleness(_answered(stored, ask, policy), store_newest_at, now, policy)
+        if badge.book is None:  # stored without a record (events, no base): as if none
+            badge = msgspec.structs.replace(badge, confidence=unrecorded_of(unrecorded, ask.qty))
         as_of, computed_at, other = badge.as_of, stored.computed_at, stored.other_reasons
     codes = [*(r.value for r in badge.reasons), *other]
     return BadgeView(
@@ -373,7 +379,8 @@ async def store_availability(
     qty: Qty = 1,
     pickup_within: PickupWithin = None,
 ) -> Availability:
-    store = (await reads.stores()).by_id.get(store_id)
+    stores = await reads.stores()
+    store = stores.by_id.get(store_id)
     if store is None:
         raise NotFoundException(f"unknown store {store_id!r}")
     found = (await reads.badges([sku], [store_id]))[sku]
@@ -381,7 +388,12 @@ async def store_availability(
         raise NotFoundException(f"unknown sku {sku!r}")
     ask = ask_for(qty, pickup_within, policy)
     view = badge_view(
-        found.rows[store_id].stored, store.newest_at, now=clock(), policy=policy, ask=ask
+        found.rows[store_id].stored,
+        store.newest_at,
+        now=clock(),
+        policy=policy,
+        ask=ask,
+        unrecorded=stores.unrecorded,
     )
     return Availability(
         store_id=store_id,
@@ -422,7 +434,12 @@ _ALWAYS = datetime.max.replace(tzinfo=UTC)
 
 
 def _badge_json(
-    row: Row, store_newest_at: datetime | None, now: datetime, policy: Policy, ask: Ask
+    row: Row,
+    store_newest_at: datetime | None,
+    now: datetime,
+    policy: Policy,
+    ask: Ask,
+    unrecorded: tuple[float, ...],
 ) -> bytes:
     """The encoded badge fields of one stored row at ``now`` for ``ask``. The gate runs
     on every build; while it leaves the badge as it is, the encoding made once per
@@ -434,10 +451,19 @@ def _badge_json(
             view = row.views.get(ask)
             if view is None:
                 view = row.views[ask] = _enc(
-                    badge_view(stored, store_newest_at, now=now, policy=policy, ask=ask)
+                    badge_view(
+                        stored,
+                        store_newest_at,
+                        now=now,
+                        policy=policy,
+                        ask=ask,
+                        unrecorded=unrecorded,
+                    )
                 )
             return view
-    return _enc(badge_view(stored, store_newest_at, now=now, policy=policy, ask=ask))
+    return _enc(
+        badge_view(stored, store_newest_at, now=now, policy=policy, ask=ask, unrecorded=unrecorded)
+    )
 
 
 class Window(msgspec.Struct, kw_only=True, gc=False):
@@ -499,7 +525,7 @@ def _compose(
         newest_at = stores.by_id[i.store_id].newest_at
         if row.stored is not None:
             window.add(newest_at, row.stored.badge, now, policy)
-        fields = _badge_json(row, newest_at, now, policy, ask)
+        fields = _badge_json(row, newest_at, now, policy, ask, stores.unrecorded)
         parts.append(b'{"store":' + i.ref_json + b"," + fields[1:])
     return SkuNear(sku, True, b"[" + b",".join(parts) + b"]", window)
 

@@ -123,8 +123,16 @@ class SkuBadges(msgspec.Struct, frozen=True, kw_only=True):
 class Stores:
     """The stores as loaded at ``gen``/``loaded_at``, and the locations asked about."""
 
-    def __init__(self, stores: list[StoreInfo], gen: int, loaded_at: float) -> None:
+    def __init__(
+        self,
+        stores: list[StoreInfo],
+        gen: int,
+        loaded_at: float,
+        unrecorded: tuple[float, ...] = (),
+    ) -> None:
         self.by_id = {s.store_id: s for s in stores}
+        # The engine's unrecorded shelf as of the load: a pair with no position's confidence.
+        self.unrecorded = unrecorded
         self.gen = gen
         self.loaded_at = loaded_at
         self.geometry = tuple((s.store_id, s.name, s.lat, s.lon, s.postal_key) for s in stores)
@@ -410,7 +418,7 @@ class ReadModel:
                 return current
             gen, at = self._gen, self._mono()
             async with self._pool.acquire() as conn:
-                rows = await availability_db.all_stores(conn)
+                rows, unrecorded = await availability_db.all_stores(conn)
             loaded = Stores(
                 [
                     StoreInfo(
@@ -425,6 +433,7 @@ class ReadModel:
                 ],
                 gen,
                 at,
+                unrecorded,
             )
             if current is not None and current.geometry == loaded.geometry:
                 # only freshness changed: the locations still hold

@@ -143,10 +143,11 @@ class StoreRow(msgspec.Struct, frozen=True, kw_only=True):
     newest_at: datetime | None
 
 
-async def all_stores(conn: Connection) -> list[StoreRow]:
-    """Every store with its freshness, ordered by store id."""
+async def all_stores(conn: Connection) -> tuple[list[StoreRow], tuple[float, ...]]:
+    """Every store with its freshness, ordered by store id; and the newest calibration
+    map's unrecorded shelf (empty before any map: the prior's), read in the same statement."""
     rows = await conn.fetch(Q.all_stores)
-    return [
+    stores = [
         StoreRow(
             store_id=r["store_id"],
             name=r["name"],
@@ -157,6 +158,8 @@ async def all_stores(conn: Connection) -> list[StoreRow]:
         )
         for r in rows
     ]
+    rates = rows[0]["unrecorded"] if rows else None
+    return stores, () if rates is None else tuple(float(r) for r in rates)
 
 
 async def stored_badges(

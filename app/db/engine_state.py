@@ -238,19 +238,20 @@ class LiveEngine:
         Saved (or found) in every recompute, not only when the map changed: a map
         saved by a transaction that then rolled back is gone, and records written
         later must not name it."""
-        weights, table, floors = calibration_state(self.engine)
-        values = (*weights, *table, *floors)
+        weights, table, floors, unrecorded = calibration_state(self.engine)
+        values = (*weights, *table, *floors, *unrecorded)
         digest = hashlib.sha256(struct.pack(f"{len(values)}d", *values)).hexdigest()
         labels = self.engine.calibration.labels
         cid = await conn.fetchval(
-            Q.save_calibration, digest, labels, list(weights), list(table), list(floors)
-        )
+            Q.save_calibration, digest, labels, list(weights), list(table), list(floors),
+            list(unrecorded),
+        )  # fmt: skip
         if (
             self._calibration is None
             or digest != self._calibration_digest
             or cid != self._calibration.calibration_id
         ):
-            self._calibration = CalibrationMap(cid, weights, table, floors)
+            self._calibration = CalibrationMap(cid, weights, table, floors, unrecorded)
             self._calibration_digest = digest
             log.info("engine.calibration_saved", calibration_id=cid, labels=labels)
         return self._calibration
@@ -477,5 +478,9 @@ async def load_calibration(conn: Connection, calibration_id: int) -> Calibration
     if row is None:
         return None
     return CalibrationMap(
-        row["calibration_id"], tuple(row["weights"]), tuple(row["bins"]), tuple(row["floors"])
+        row["calibration_id"],
+        tuple(row["weights"]),
+        tuple(row["bins"]),
+        tuple(row["floors"]),
+        tuple(row["unrecorded"]),
     )

@@ -286,6 +286,8 @@ class _Deriver:
         self.policy = policy
         self.now = now
         self.assessor = assessor
+        # A pair with no record: the chain's unrecorded shelf (without the engine: none).
+        self.unrecorded = None if assessor is None else assessor.calibration.unrecorded
         self._memo: dict[tuple[object, ...], Tail] = {}
         self._by_record: dict[tuple[object, ...], Tail] = {}
         self._buffers: dict[tuple[str, str | None], int] = {}
@@ -351,7 +353,7 @@ class _Deriver:
                 return hit
         badge = badge_for(position, policy=self.policy, category=category,
                           store_newest_at=store_newest_at, now=self.now,
-                          assessment=assessment)  # fmt: skip
+                          assessment=assessment, unrecorded=self.unrecorded)  # fmt: skip
         tail = (badge.state, badge.safety_buffer, badge.confidence,
                 ",".join([_REASON_TEXT[r] for r in badge.reasons]), badge.as_of, evidence)  # fmt: skip
         if memo_key is not None:

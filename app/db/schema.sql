@@ -67,7 +67,8 @@ CREATE TABLE public.engine_calibration (
     weights double precision[] NOT NULL,
     bins double precision[] NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    floors double precision[] DEFAULT '{}'::double precision[] NOT NULL
+    floors double precision[] DEFAULT '{}'::double precision[] NOT NULL,
+    unrecorded double precision[] DEFAULT '{}'::double precision[] NOT NULL
 );
 
 --

@@ -14,6 +14,7 @@ from typing import Literal
 
 import msgspec
 
+from app.domain.calibration import unrecorded_of
 from app.domain.confidence import Assessment
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
@@ -64,6 +65,7 @@ def badge_for(
     wanted: int = 1,
     assessment: Assessment | None = None,
     reasons: bool = True,
+    unrecorded: tuple[float, ...] | None = None,
 ) -> Badge:
     """The badge for one (store, sku) at ``now``.
 
@@ -73,6 +75,9 @@ def badge_for(
     callers without the engine keep the book-only badge) adds confidence, the held
     back units and the engine's reasons. ``reasons=False`` leaves the reasons out (the
     backtest scores state, book and confidence only): the same badge with ``reasons=()``.
+    ``unrecorded`` (the engine's ``Calibration.unrecorded``; empty: its prior) gives a
+    pair with no record the chance that a shelf of the chain holds ``wanted`` units as
+    its confidence; without it such a badge has none.
     """
     if wanted < 1:
         raise ValueError("wanted must be at least 1")
@@ -82,7 +87,7 @@ def badge_for(
             book=None,
             safety_buffer=policy.safety_buffer,
             wanted=wanted,
-            confidence=None,
+            confidence=None if unrecorded is None else unrecorded_of(unrecorded, wanted),
             as_of=None,
             reasons=(Reason.NO_DATA,),
         )

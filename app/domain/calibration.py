@@ -20,6 +20,11 @@ And **floors**: where the book says none, the record may be behind the shelf (a
 delivery not booked yet, units found). Shelf counts at such books give P(≥ d units
 there), d = 1, 2, 3 units short, the least confidence a badge gets (``floor_of``).
 
+And **the unrecorded shelf**: a pair with no record at all (a store whose first
+snapshot has not come, no count) still gets a confidence, the chance that a shelf of
+this chain holds the wanted units: the share of all its shelf counts that found at
+least that many (``unrecorded_of``), not 0, which would claim an empty shelf.
+
 Learning is AdaGrad, one label at a time; no I/O, no clock.
 """
 
@@ -70,6 +75,14 @@ FLOOR_PRIOR_N = 50.0
 # At most: a record that is merely behind. Counts finding more say the book is broken,
 # which the floor, a confidence without any evidence of units, must not carry.
 FLOOR_MAX = 0.25
+# The unrecorded shelf: P(a shelf count finds ≥ q units), q = 1 … len, each from a prior
+# of UNRECORDED_PRIOR_N counts at UNRECORDED_PRIOR[q − 1]; more units wanted than the
+# table holds: 0 (no count says a shelf holds that many). The prior for one unit is
+# retail's average on-shelf availability (an out-of-stock rate of ~8 % of items at any
+# moment, Gruen, Corsten & Bharadwaj 2002), each further unit 0.8 times as likely: design
+# constants, which a chain's own counts replace within a day of counting.
+UNRECORDED_PRIOR = tuple(0.92 * 0.8**q for q in range(24))
+UNRECORDED_PRIOR_N = 20.0
 RATE = 0.0  # 0: the logistic stage stays the identity (0.05 measured worse, docs/engine.md)
 RIDGE = 1e-4  # pull toward the starting weights (the identity map)
 
@@ -141,6 +154,24 @@ def short_floors(n: int, found: list[int]) -> tuple[float, ...]:
     return tuple(out)
 
 
+def unrecorded_rates(n: float, at_least: list[float]) -> tuple[float, ...]:
+    """``Calibration.unrecorded`` from its counts: each share shrunk toward its prior,
+    then made non-increasing in the units."""
+    out: list[float] = []
+    for q, prior in enumerate(UNRECORDED_PRIOR):
+        rate = (at_least[q] + UNRECORDED_PRIOR_N * prior) / (n + UNRECORDED_PRIOR_N)
+        out.append(rate if not out or rate < out[-1] else out[-1])
+    return tuple(out)
+
+
+def unrecorded_of(rates: tuple[float, ...], wanted: int) -> float:
+    """P(``wanted`` units on the shelf) for a pair without a record: ``rates`` as learned
+    (none: the prior's), 0 beyond the table."""
+    if not rates:
+        rates = unrecorded_rates(0.0, [0.0] * len(UNRECORDED_PRIOR))
+    return rates[wanted - 1] if 1 <= wanted <= len(rates) else 0.0
+
+
 def floor_of(floors: tuple[float, ...], book: int, wanted: int) -> float:
     """The confidence no badge goes below: P(the wanted units are there although the book
     is short by ``wanted − book``). A book that covers the request gets the one-unit
@@ -164,6 +195,11 @@ class Calibration:
         self.short_n = 0
         self.short_found = [0] * len(FLOOR_PRIOR)
         self._floors: tuple[float, ...] | None = None
+        self.shelf_n = 0.0
+        self.shelf_at_least = [0.0] * len(UNRECORDED_PRIOR)
+        self.shelf_counts = 0
+        self._unrecorded: tuple[float, ...] | None = None
+        self._unrecorded_at = 0
 
     @staticmethod
     def _bin(p: float) -> int:
@@ -202,6 +238,25 @@ class Calibration:
             if counted > d:
                 self.short_found[d] += 1
         self._floors = None
+
+    def observe_shelf(self, counted: int) -> None:
+        """Any shelf count, of ``counted`` units (the unrecorded shelf's label), with the
+        labels' memory."""
+        keep = 1.0 - 1.0 / LABEL_MEMORY
+        at_least = self.shelf_at_least
+        for q in range(len(at_least)):
+            at_least[q] = at_least[q] * keep + (1.0 if counted > q else 0.0)
+        self.shelf_n = self.shelf_n * keep + 1.0
+        self.shelf_counts += 1
+        if self.shelf_counts >= self._unrecorded_at * 1.02 + 20:
+            self._unrecorded = None  # rebuilt as the map is, so a persisted map lasts
+
+    def unrecorded(self) -> tuple[float, ...]:
+        """P(a shelf holds ≥ q units), q = 1 … 24, for pairs without a record."""
+        if self._unrecorded is None:
+            self._unrecorded = unrecorded_rates(self.shelf_n, self.shelf_at_least)
+            self._unrecorded_at = self.shelf_counts
+        return self._unrecorded
 
     def floors(self) -> tuple[float, ...]:
         """P(≥ d units on the shelf | the book says none), d = 1, 2, 3."""

@@ -462,6 +462,7 @@ class Engine:
             self._learn_fill(pos, p, kind, qty, observed_at)
             self._learn_refill(pos, p, kind, qty, observed_at, shelf_only)
         if kind == "shelf_count":
+            self.calibration.observe_shelf(qty)  # every shelf: pairs with no record read it
             # The count takes the back room out of the book: what the record held beyond
             # the shelf may come back onto it (``Evidence.refilled_units``). A book that
             # is itself a shelf count still has its own hidden units behind it.
@@ -943,4 +944,5 @@ class Engine:
             wanted=wanted,
             assessment=assessed,
             reasons=reasons,
+            unrecorded=self.calibration.unrecorded(),
         )

@@ -34,14 +34,15 @@ _DISAGREE_SECONDS = 7 * 86400.0  # Engine.assess's DISAGREE_DAYS
 
 def calibration_state(
     engine: Engine,
-) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
-    """The engine's calibration as (weights, table, floors): the map it uses now (the
-    cold-start map until it has labels enough) and its floors."""
+) -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, ...], tuple[float, ...]]:
+    """The engine's calibration as (weights, table, floors, unrecorded): the map it uses
+    now (the cold-start map until it has labels enough), its floors and the unrecorded
+    shelf's rates."""
     cal = engine.calibration
     if cal._map is None:  # built lazily: build it as the next assessment would
         cal._map = cal._build()
         cal._built_at = cal.labels
-    return tuple(cal.w), tuple(cal._map), cal.floors()
+    return tuple(cal.w), tuple(cal._map), cal.floors(), cal.unrecorded()
 
 
 def frozen_calibration(engine: Engine, calibration_id: int) -> CalibrationMap:

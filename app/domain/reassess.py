@@ -73,12 +73,14 @@ class EvidenceRecord(msgspec.Struct, frozen=True, array_like=True):
 
 
 class CalibrationMap(msgspec.Struct, frozen=True):
-    """A frozen copy of the engine's calibration (logistic weights, isotonic map, floors)."""
+    """A frozen copy of the engine's calibration (logistic weights, isotonic map, floors,
+    the unrecorded shelf)."""
 
     calibration_id: int
     weights: tuple[float, ...]
     table: tuple[float, ...]
     floors: tuple[float, ...] = ()  # none: a map saved before floors were learned
+    unrecorded: tuple[float, ...] = ()  # none: saved before these were (the prior's)
 
     def floor(self, book: int, wanted: int) -> float:
         """As ``Calibration.floor`` with the floors it had when frozen."""

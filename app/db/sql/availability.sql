@@ -5,9 +5,15 @@
 SELECT pg_notify('availability_changed', $1::text);
 
 -- name: all_stores
--- Every store with its freshness, for the API's in-process read model.
+-- Every store with its freshness, for the API's in-process read model; on every row
+-- (one statement for the model's load) the newest calibration map's unrecorded shelf
+-- (NULL before any map), what the API answers for a pair with no position. As text[]:
+-- asyncpg decodes that without the type lookup (three round trips on a new connection)
+-- a double precision[] costs; the floats print exactly.
 SELECT s.store_id, s.name, s.lat, s.lon, s.postal_code,
-       f.last_pos_event_at, f.snapshot_as_of AS store_snapshot_as_of
+       f.last_pos_event_at, f.snapshot_as_of AS store_snapshot_as_of,
+       (SELECT c.unrecorded::text[] FROM engine_calibration c
+        ORDER BY c.calibration_id DESC LIMIT 1) AS unrecorded
 FROM store s
 LEFT JOIN store_freshness f ON f.store_id = s.store_id
 ORDER BY s.store_id;

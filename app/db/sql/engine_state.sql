@@ -75,8 +75,8 @@ ORDER BY location_id;
 -- name: save_calibration
 -- A calibration map the engine used; the same map again returns its existing id.
 WITH inserted AS (
-    INSERT INTO engine_calibration (digest, labels, weights, bins, floors)
-    VALUES ($1, $2, $3, $4, $5)
+    INSERT INTO engine_calibration (digest, labels, weights, bins, floors, unrecorded)
+    VALUES ($1, $2, $3, $4, $5, $6)
     ON CONFLICT (digest) DO NOTHING
     RETURNING calibration_id
 )
@@ -86,4 +86,5 @@ SELECT calibration_id FROM engine_calibration WHERE digest = $1
 LIMIT 1;
 
 -- name: load_calibration
-SELECT calibration_id, weights, bins, floors FROM engine_calibration WHERE calibration_id = $1;
+SELECT calibration_id, weights, bins, floors, unrecorded
+FROM engine_calibration WHERE calibration_id = $1;
