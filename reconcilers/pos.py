@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -26,7 +26,7 @@ from app.db import feeds as feed_state
 from app.db.engine_state import Fresh
 from app.db.events import insert_events
 from app.db.positions import recompute_pairs
-from app.domain.model import Count, PosEvent, PosPage
+from app.domain.model import MAX_AHEAD, Count, PosEvent, PosPage
 from app.domain.policy import Policy
 from app.settings import Settings
 from reconcilers.feeds_config import FeedConfig
@@ -44,10 +44,9 @@ MAX_PAGES_PER_RUN = 1000
 GROUP_EVENTS = 20_000
 GROUP_SECONDS = 5.0
 _INT4 = 2**31 - 1
-# An event dated further ahead of the service's clock than this comes from a wrong
-# device clock (or a local time sent as UTC): its page is rejected, not stored to
-# apply "later" (a sale that would move the book only days from now).
-MAX_AHEAD = timedelta(minutes=15)
+# MAX_AHEAD (app.domain.model): an event dated further ahead of the service's clock
+# comes from a wrong device clock; its page is rejected, not stored to apply "later"
+# (a sale that would move the book only days from now).
 
 
 def page_url(base: str, cursor: str | None) -> str:

@@ -191,3 +191,46 @@ def test_a_snapshot_cut_inside_a_location_is_quarantined_one_location_alone_is_n
 
     assert alone_stats.quarantined == base_stats.quarantined
     assert cut == base and cut_stats.quarantined == base_stats.quarantined + 1
+
+
+def _with_events(dataset: Path, out: Path, *events: dict[str, object]) -> Path:
+    shutil.copytree(dataset, out)
+    with (out / "pos_events.jsonl").open("a") as f:
+        f.writelines(json.dumps(e) + "\n" for e in events)
+    return out
+
+
+def test_an_event_a_little_ahead_of_its_publication_is_taken_one_far_ahead_left_out(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As the live pull: a till's clock a few minutes fast is taken (up to MAX_AHEAD),
+    one hours out is a wrong clock, left out and said so, not a refused dataset."""
+    published = START + timedelta(days=1, hours=12)
+    first = json.loads((dataset / "pos_events.jsonl").read_text().splitlines()[0])
+    store, sku = first["store_id"], first["sku"]
+
+    def sale(event_id: str, ahead: timedelta) -> dict[str, object]:
+        return {"event_id": event_id, "type": "sale", "store_id": store, "sku": sku, "qty": 1,
+                "occurred_at": (published + ahead).isoformat(),
+                "published_at": published.isoformat()}  # fmt: skip
+
+    lines = len((dataset / "pos_events.jsonl").read_text().splitlines())
+    fast = _with_events(dataset, tmp_path / "fast", sale("FAST", timedelta(minutes=5)))
+    both = _with_events(
+        dataset,
+        tmp_path / "both",
+        sale("FAST", timedelta(minutes=5)),
+        sale("WRONG", timedelta(hours=3)),
+    )
+    _, base = replay(dataset)
+    fast_report, fast_stats = replay(fast)
+    both_report, both_stats = replay(both)
+    assert (fast_stats.pos_events, fast_stats.pos_ahead) == (base.pos_events + 1, 0)
+    assert (both_stats.pos_events, both_stats.pos_ahead) == (base.pos_events + 1, 1)
+    assert both_stats.pos_ahead_lines == (lines + 2,)
+    assert both_report == fast_report  # the wrong clock's event changed nothing
+
+    assert cli_main(["backtest", str(both), "--out", str(tmp_path / "r.json")]) == 0
+    err = capsys.readouterr().err
+    assert "1 POS event(s) dated more than 0:15:00 after their published_at left out" in err
+    assert f"lines {lines + 2})" in err

@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 
 from app.domain.model import (
+    MAX_AHEAD,
     Adjustment,
     Count,
     Identifier,
@@ -349,14 +350,18 @@ def read_manifest(root: Path) -> Manifest:
         raise DatasetError(f"manifest.json: not JSON ({exc})") from None
 
 
-def read_pos_events(path: Path) -> Iterator[PublishedEvent]:
+def read_pos_events(path: Path, ahead: list[int] | None = None) -> Iterator[PublishedEvent]:
     """POS events in file order, decoded a chunk of lines per msgspec call."""
-    for events in read_pos_chunks(path):
+    for events in read_pos_chunks(path, ahead):
         yield from events
 
 
-def read_pos_chunks(path: Path) -> Iterator[list[PublishedEvent]]:
-    """``read_pos_events`` a decoded chunk at a time (no generator step per event)."""
+def read_pos_chunks(path: Path, ahead: list[int] | None = None) -> Iterator[list[PublishedEvent]]:
+    """``read_pos_events`` a decoded chunk at a time (no generator step per event).
+
+    An event dated more than ``MAX_AHEAD`` after its ``published_at`` (a till's clock
+    wrong) is left out, as the live pull rejects its page; its line number goes to
+    ``ahead``. One dated less far ahead is taken, as the live pull takes it."""
     with path.open("rb") as f:
         first_line = 1
         while True:
@@ -365,7 +370,7 @@ def read_pos_chunks(path: Path) -> Iterator[list[PublishedEvent]]:
                 return
             if first_line == 1 and chunk[0].startswith(BOM_UTF8):
                 chunk[0] = chunk[0].removeprefix(BOM_UTF8)
-            yield _decode_pos_chunk(path, chunk, first_line)
+            yield _decode_pos_chunk(path, chunk, first_line, ahead)
             first_line += len(chunk)
 
 
@@ -373,7 +378,9 @@ def _numbered(lines: list[bytes], first_line: int) -> list[tuple[int, bytes]]:
     return [(first_line + i, ln) for i, ln in enumerate(lines) if ln.strip()]
 
 
-def _decode_pos_chunk(path: Path, chunk: list[bytes], first_line: int) -> list[PublishedEvent]:
+def _decode_pos_chunk(
+    path: Path, chunk: list[bytes], first_line: int, ahead: list[int] | None = None
+) -> list[PublishedEvent]:
     try:  # the common case: no blank lines, every line valid
         lines = _LINES.decode(b"[" + b",".join(chunk) + b"]")
         numbered: list[tuple[int, bytes]] | None = None
@@ -389,9 +396,14 @@ def _decode_pos_chunk(path: Path, chunk: list[bytes], first_line: int) -> list[P
     if _IDENTIFIERS.fullmatch(ids) is None:
         _raise_first_bad_line(path, numbered or _numbered(chunk, first_line))
     if any([e.published_at < e.occurred_at for e in lines]):  # (a list: no generator steps)
+        kept = []
         for (n, _), e in zip(numbered or _numbered(chunk, first_line), lines, strict=True):
-            if e.published_at < e.occurred_at:
-                raise DatasetError(f"{path.name}:{n}: published_at is before occurred_at")
+            if e.occurred_at - e.published_at > MAX_AHEAD:
+                if ahead is not None:
+                    ahead.append(n)
+            else:
+                kept.append(e)
+        lines = kept
     return [PublishedEvent(e, e.published_at) for e in lines]
 
 
@@ -427,6 +439,9 @@ class Dataset:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.manifest = read_manifest(root)
+        # Line numbers of the POS events left out of the last read: dated more than
+        # MAX_AHEAD after their publication (``read_pos_chunks``).
+        self.ahead: list[int] = []
         m = self.manifest
         self.stores_path = _safe_path(root, m.stores, "stores")
         self.pos_path = _safe_path(root, m.pos_events, "pos_events")
@@ -472,7 +487,7 @@ class Dataset:
         return self.manifest.end
 
     def pos_events(self) -> Iterator[PublishedEvent]:
-        return read_pos_events(self.pos_path)
+        return read_pos_events(self.pos_path, self.ahead)
 
     def snapshots(self) -> list[WarehouseSnapshot]:
         return [read_snapshot(self.root, ref) for ref in self.manifest.warehouse_snapshots]
@@ -506,7 +521,8 @@ class Dataset:
         # Concatenated in rank order, each source in file order, then a stable sort on
         # the time alone: the same order as sorting on (time, rank, index).
         items: list[tuple[datetime, StreamItem]] = [(s.published_at, s) for s in self.snapshots()]
-        for events in read_pos_chunks(self.pos_path):
+        self.ahead.clear()
+        for events in read_pos_chunks(self.pos_path, self.ahead):
             items += [(e.published_at, e) for e in events]
         items += [(f.published_at, f) for f in self.feedback()]
         items += [(v.viewed_at, v) for v in self.visits()]

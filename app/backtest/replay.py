@@ -40,6 +40,10 @@ class ReplayStats(msgspec.Struct, kw_only=True):
 
     pos_lines: int = 0
     pos_events: int = 0  # unique (redeliveries not counted)
+    # Events left out: dated more than MAX_AHEAD after their publication (a wrong till
+    # clock, whose page the live pull rejects), the first few line numbers of them.
+    pos_ahead: int = 0
+    pos_ahead_lines: tuple[int, ...] = ()
     snapshots: int = 0
     quarantined: int = 0
     feedback: int = 0
@@ -164,6 +168,8 @@ def _replay(
     stats = ReplayStats(
         pos_lines=pos_lines,
         pos_events=pos_events,
+        pos_ahead=len(ds.ahead),
+        pos_ahead_lines=tuple(ds.ahead[:5]),
         snapshots=snapshots,
         quarantined=quarantined,
         feedback=feedback,

@@ -41,6 +41,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         sys.stderr.write(f"backtest: {exc}\n")
         return 2
     args.out.write_bytes(encode_report(report))
+    if stats.pos_ahead:
+        from app.domain.model import MAX_AHEAD
+
+        lines = ", ".join(map(str, stats.pos_ahead_lines))
+        sys.stderr.write(
+            f"backtest: {stats.pos_ahead} POS event(s) dated more than {MAX_AHEAD} after their "
+            f"published_at left out, as the live pull rejects them (pos_events lines {lines}"
+            f"{', …' if stats.pos_ahead > len(stats.pos_ahead_lines) else ''})\n"
+        )
     s = report.policies["service"]
     sys.stderr.write(
         f"{stats.visits} visits, {stats.pos_events} POS events in {stats.seconds:.1f}s; "

@@ -6,12 +6,16 @@ rejected with msgspec's path (``$.events[3].qty``) telling where and why.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
 import msgspec
 
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+# A POS event dated further ahead of the clock that receives it than this comes from a
+# wrong device clock (or a local time sent as UTC): the live pull rejects its page, the
+# backtest leaves it out. Less than this is a till's clock a little fast: taken.
+MAX_AHEAD = timedelta(minutes=15)
 Identifier = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, min_length=1, max_length=64)]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 PositiveQty = Annotated[int, msgspec.Meta(gt=0)]
