@@ -234,3 +234,33 @@ def test_an_event_a_little_ahead_of_its_publication_is_taken_one_far_ahead_left_
     err = capsys.readouterr().err
     assert "1 POS event(s) dated more than 0:15:00 after their published_at left out" in err
     assert f"lines {lines + 2})" in err
+
+
+def test_feedback_observed_far_after_its_publication_is_left_out(
+    dataset: Path, tmp_path: Path
+) -> None:
+    """The API's rule for a device clock (``OBSERVATION_MAX_AHEAD``): a shelf count a
+    minute ahead is taken, one three hours ahead left out, the same report as without it."""
+    published = START + timedelta(days=1, hours=12)
+    first = (dataset / "visits.csv").read_text().splitlines()[1].split(",")
+    store, sku = first[2], first[3]
+
+    def row(ahead: timedelta, qty: int) -> str:
+        observed = (published + ahead).isoformat()
+        return f"{observed},{store},{sku},shelf_count,{qty},{published.isoformat()}\n"
+
+    def with_rows(name: str, *rows: str) -> Path:
+        out = tmp_path / name
+        shutil.copytree(dataset, out)
+        with (out / "feedback.csv").open("a") as f:
+            f.writelines(rows)
+        return out
+
+    _, base = replay(dataset)
+    near_report, near = replay(with_rows("near", row(timedelta(minutes=1), 4)))
+    both_report, both = replay(
+        with_rows("both", row(timedelta(minutes=1), 4), row(timedelta(hours=3), 0))
+    )
+    assert (near.feedback, near.feedback_ahead) == (base.feedback + 1, 0)
+    assert (both.feedback, both.feedback_ahead) == (base.feedback + 1, 1)
+    assert both_report == near_report

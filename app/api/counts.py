@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -30,7 +30,7 @@ from app.api.errors import error_responses
 from app.api.params import StoreIdPath
 from app.clock import Clock
 from app.db import counts as counts_db
-from app.domain.model import Timestamp
+from app.domain.model import OBSERVATION_MAX_AHEAD, Timestamp
 from app.domain.policy import Policy
 from app.domain.reconciliation import uncell
 from app.reference_data import CsvRejected, LineProblem, csv_lines, identifier_problem
@@ -43,7 +43,9 @@ OPTIONAL = ("note", "store_id")
 MAX_ROWS = 100_000
 MAX_QTY = 2**31 - 1
 MAX_NOTE = 500
-MAX_AHEAD = timedelta(minutes=5)
+# A device clock a little ahead is tolerated (the observation applies when its time
+# comes); further ahead is a mistake and rejected.
+MAX_AHEAD = OBSERVATION_MAX_AHEAD
 LISTED_CHANGES = 1_000
 _WHOLE = re.compile(r"[+]?[0-9]+")
 EXAMPLE = (

@@ -15,7 +15,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal, cast
 
 import asyncpg
@@ -43,7 +43,7 @@ from app.api.errors import error_responses
 from app.clock import Clock
 from app.db import feedback as feedback_db
 from app.db.engine_state import binding
-from app.domain.model import ID_PATTERN, Timestamp
+from app.domain.model import ID_PATTERN, OBSERVATION_MAX_AHEAD, Timestamp
 from app.domain.policy import Policy
 from app.reference_data import (
     CsvRejected,
@@ -59,7 +59,7 @@ TAGS = ["feedback"]
 MAX_ITEMS = 10_000
 # A device clock a little ahead is tolerated (the observation applies when its time
 # comes); further ahead is a mistake and rejected.
-MAX_AHEAD = timedelta(minutes=5)
+MAX_AHEAD = OBSERVATION_MAX_AHEAD
 MAX_QTY = 2**31 - 1
 SHOWN_PROBLEMS = 20
 CSV_HEADER = ("observed_at", "store_id", "sku", "kind", "qty")

@@ -31,6 +31,7 @@ from app.backtest.report import BacktestReport, ReportBuilder
 from app.collector import collector_paused
 from app.domain.badge import PROMISES
 from app.domain.engine import Engine
+from app.domain.model import OBSERVATION_MAX_AHEAD
 from app.domain.policy import Policy
 from app.domain.truncation import DEFAULT_MAX_DROP, rows_by_location, truncation_problem
 
@@ -47,6 +48,7 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     snapshots: int = 0
     quarantined: int = 0
     feedback: int = 0
+    feedback_ahead: int = 0  # left out: observed more than 5 min after their publication
     visits: int = 0
     seconds: float = 0.0
 
@@ -69,9 +71,13 @@ def observe_snapshot(engine: Engine, item: WarehouseSnapshot, in_force: dict[str
     return True
 
 
-def observe_feedback(engine: Engine, item: Feedback, at: datetime) -> None:
-    """A feedback row reaches the engine at ``at``, its publication time. One call for
-    the replay and the tuning recorder, which must feed the engine identically."""
+def observe_feedback(engine: Engine, item: Feedback, at: datetime) -> bool:
+    """A feedback row reaches the engine at ``at``, its publication time, or is left out
+    (False) when dated more than ``OBSERVATION_MAX_AHEAD`` after it, as the API refuses
+    it. One call for the replay and the tuning recorder, which must feed the engine
+    identically."""
+    if item.observed_at - at > OBSERVATION_MAX_AHEAD:
+        return False
     engine.observe_feedback(
         kind=item.kind,
         store_id=item.store_id,
@@ -80,6 +86,7 @@ def observe_feedback(engine: Engine, item: Feedback, at: datetime) -> None:
         observed_at=item.observed_at,
         now=at,
     )
+    return True
 
 
 def fed_visits(
@@ -138,6 +145,7 @@ def _replay(
     answer = engine.answer
     add = report.add
     pos_lines = pos_events = visits = feedback = snapshots = quarantined = 0  # locals in the loop
+    feedback_ahead = 0
     in_force: dict[str, int] = {}  # rows per location of the snapshots applied
     # Dispatch on the exact type (the reader builds these four): ``isinstance`` against a
     # msgspec Struct class that fails goes through ``__instancecheck__`` (~4x a match).
@@ -155,8 +163,10 @@ def _replay(
                 0.0 if conf is None else conf)  # fmt: skip
             visits += 1
         elif type(item) is Feedback:
-            observe_feedback(engine, item, at)
-            feedback += 1
+            if observe_feedback(engine, item, at):
+                feedback += 1
+            else:
+                feedback_ahead += 1
         elif type(item) is WarehouseSnapshot:
             snapshots += 1
             if not observe_snapshot(engine, item, in_force):
@@ -173,6 +183,7 @@ def _replay(
         snapshots=snapshots,
         quarantined=quarantined,
         feedback=feedback,
+        feedback_ahead=feedback_ahead,
         visits=visits,
     )
     stats.seconds = time.perf_counter() - began

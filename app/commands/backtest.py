@@ -50,6 +50,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             f"published_at left out, as the live pull rejects them (pos_events lines {lines}"
             f"{', …' if stats.pos_ahead > len(stats.pos_ahead_lines) else ''})\n"
         )
+    if stats.feedback_ahead:
+        from app.domain.model import OBSERVATION_MAX_AHEAD
+
+        sys.stderr.write(
+            f"backtest: {stats.feedback_ahead} feedback row(s) observed more than "
+            f"{OBSERVATION_MAX_AHEAD} after their published_at left out, as the API refuses them\n"
+        )
     s = report.policies["service"]
     sys.stderr.write(
         f"{stats.visits} visits, {stats.pos_events} POS events in {stats.seconds:.1f}s; "

@@ -16,6 +16,9 @@ ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 # wrong device clock (or a local time sent as UTC): the live pull rejects its page, the
 # backtest leaves it out. Less than this is a till's clock a little fast: taken.
 MAX_AHEAD = timedelta(minutes=15)
+# The same for an observation of the shelf (feedback, a manager's count): the API
+# refuses one dated further ahead of its clock, the backtest leaves it out.
+OBSERVATION_MAX_AHEAD = timedelta(minutes=5)
 Identifier = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, min_length=1, max_length=64)]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 PositiveQty = Annotated[int, msgspec.Meta(gt=0)]
