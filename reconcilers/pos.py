@@ -44,9 +44,6 @@ MAX_PAGES_PER_RUN = 1000
 GROUP_EVENTS = 20_000
 GROUP_SECONDS = 5.0
 _INT4 = 2**31 - 1
-# MAX_AHEAD (app.domain.model): an event dated further ahead of the service's clock
-# comes from a wrong device clock; its page is rejected, not stored to apply "later"
-# (a sale that would move the book only days from now).
 
 
 def page_url(base: str, cursor: str | None) -> str:
@@ -137,7 +134,9 @@ def decode_page(body: bytes, *, feed: str, where: str) -> PosPage:
 def ahead_problem(
     events: Sequence[PosEvent], *, now: datetime, feed: str, where: str
 ) -> FeedDataError | None:
-    """The error for the first event dated more than ``MAX_AHEAD`` after ``now``, if any."""
+    """The error for the first event dated more than ``MAX_AHEAD`` after ``now``, if any:
+    its page is rejected, not stored to apply "later" (a sale that would move the book
+    only days from now)."""
     for i, event in enumerate(events):
         ahead = event.occurred_at - now
         if ahead > MAX_AHEAD:

@@ -43,9 +43,6 @@ OPTIONAL = ("note", "store_id")
 MAX_ROWS = 100_000
 MAX_QTY = 2**31 - 1
 MAX_NOTE = 500
-# A device clock a little ahead is tolerated (the observation applies when its time
-# comes); further ahead is a mistake and rejected.
-MAX_AHEAD = OBSERVATION_MAX_AHEAD
 LISTED_CHANGES = 1_000
 _WHOLE = re.compile(r"[+]?[0-9]+")
 EXAMPLE = (
@@ -177,7 +174,7 @@ def _row(
             f"counted_at {at_text!r} is not an RFC 3339 time with an offset "
             "(e.g. 2026-11-23T10:01:02Z or 2026-11-23T11:01:02+01:00)"
         )
-    if at is not None and at > now + MAX_AHEAD:
+    if at is not None and at > now + OBSERVATION_MAX_AHEAD:
         reasons.append(f"counted_at {at_text} is in the future")
     note: str | None = None
     if "note" in col:

@@ -57,9 +57,6 @@ log = structlog.get_logger(__name__)
 TAGS = ["feedback"]
 
 MAX_ITEMS = 10_000
-# A device clock a little ahead is tolerated (the observation applies when its time
-# comes); further ahead is a mistake and rejected.
-MAX_AHEAD = OBSERVATION_MAX_AHEAD
 MAX_QTY = 2**31 - 1
 SHOWN_PROBLEMS = 20
 CSV_HEADER = ("observed_at", "store_id", "sku", "kind", "qty")
@@ -151,10 +148,12 @@ def observation(
             f"observed_at {observed_at!r} is not an RFC 3339 timestamp with an offset "
             "(e.g. 2026-11-23T10:01:02Z)"
         )
-    if when is not None and when > now + MAX_AHEAD:
+    # A device clock a little ahead is tolerated (the observation applies when its time
+    # comes); further ahead is a mistake and rejected.
+    if when is not None and when > now + OBSERVATION_MAX_AHEAD:
         problems.append(
             f"observed_at {observed_at} is in the future (more than "
-            f"{MAX_AHEAD.total_seconds() / 60:g} minutes after the service's clock)"
+            f"{OBSERVATION_MAX_AHEAD.total_seconds() / 60:g} minutes after the service's clock)"
         )
     for field, value in (("store_id", store_id), ("sku", sku)):
         if bad := identifier_problem(field, value):

@@ -487,6 +487,7 @@ class Dataset:
         return self.manifest.end
 
     def pos_events(self) -> Iterator[PublishedEvent]:
+        self.ahead.clear()
         return read_pos_events(self.pos_path, self.ahead)
 
     def snapshots(self) -> list[WarehouseSnapshot]:

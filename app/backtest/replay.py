@@ -48,7 +48,7 @@ class ReplayStats(msgspec.Struct, kw_only=True):
     snapshots: int = 0
     quarantined: int = 0
     feedback: int = 0
-    feedback_ahead: int = 0  # left out: observed more than 5 min after their publication
+    feedback_ahead: int = 0  # left out: observed more than OBSERVATION_MAX_AHEAD after it
     visits: int = 0
     seconds: float = 0.0
 

@@ -154,6 +154,12 @@ def short_floors(n: int, found: list[int]) -> tuple[float, ...]:
     return tuple(out)
 
 
+def map_due(seen: int, built: int) -> bool:
+    """Whether the map (or the unrecorded shelf) built at ``built`` labels is due a
+    rebuild at ``seen``: after 2% more and 20, so a persisted map lasts a while."""
+    return seen >= built * 1.02 + 20
+
+
 def unrecorded_rates(n: float, at_least: list[float]) -> tuple[float, ...]:
     """``Calibration.unrecorded`` from its counts: each share shrunk toward its prior,
     then made non-increasing in the units."""
@@ -228,7 +234,7 @@ class Calibration:
         if self.rate != 0.0:  # at rate 0 every AdaGrad step is 0: skip the features
             self._step(features(e, raw), p - (1.0 if outcome else 0.0))
         self.labels += 1
-        if self.labels >= self._built_at * 1.02 + 20 or self.labels == MIN_LABELS:
+        if map_due(self.labels, self._built_at) or self.labels == MIN_LABELS:
             self._map = None  # rebuilt lazily; a map a few labels old is as good
 
     def observe_short(self, counted: int) -> None:
@@ -248,8 +254,8 @@ class Calibration:
             at_least[q] = at_least[q] * keep + (1.0 if counted > q else 0.0)
         self.shelf_n = self.shelf_n * keep + 1.0
         self.shelf_counts += 1
-        if self.shelf_counts >= self._unrecorded_at * 1.02 + 20:
-            self._unrecorded = None  # rebuilt as the map is, so a persisted map lasts
+        if map_due(self.shelf_counts, self._unrecorded_at):
+            self._unrecorded = None  # rebuilt as the map is
 
     def unrecorded(self) -> tuple[float, ...]:
         """P(a shelf holds ≥ q units), q = 1 … 24, for pairs without a record."""
