@@ -35,8 +35,10 @@ from app.domain.calibration import (
     unrecorded_rates,
 )
 from app.domain.engine import Engine
-from app.domain.model import SnapshotRow, Store
+from app.domain.model import Sale, SnapshotRow, Store
 from app.domain.policy import Policy
+from reconcilers.outcome import PullOutcome
+from reconcilers.pos import store_page
 from tests.conftest import serve_in_loop
 
 T0 = datetime(2026, 11, 2, 6, tzinfo=UTC)
@@ -169,6 +171,9 @@ async def test_the_api_answers_a_pair_without_a_position_with_the_engines_shelf_
     async with pool.acquire() as conn:
         await upsert_stores(conn, [Store("S1", "One", 48.0, 2.0), Store("S3", "New", 48.1, 2.0)])
         await conn.execute("INSERT INTO product (sku, name) VALUES ('SKU-A', 'A')")
+        await conn.execute(
+            "INSERT INTO feed (name, kind, url, created_at) VALUES ('pos', 'pos', 'x', $1)", now
+        )
     app = make_app(clock=lambda: now, policy=Policy())
     async with serve_in_loop(app, headers=admin_auth) as client:
 
@@ -181,8 +186,23 @@ async def test_the_api_answers_a_pair_without_a_position_with_the_engines_shelf_
             )  # fmt: skip
             return body["confidence"]
 
+        async def nearby_confidence(sku: str) -> float:
+            """S3's, through the nearby read, which reuses encoded answers."""
+            r = await client.get(f"/v1/availability/{sku}?lat=48.1&lon=2.0&radius_km=1")
+            assert r.status_code == 200, r.text
+            (s3,) = r.json()["stores"]
+            assert (s3["store"]["store_id"], s3["book"], s3["reasons"]) == ("S3", None, ["no_data"])
+            return s3["confidence"]
+
+        # SKU-B at S3: a position stored without a base (a sale, no snapshot, no count).
+        await store_page(
+            pool, "pos", [Sale(event_id="E1", store_id="S3", sku="SKU-B", qty=1,
+                               occurred_at=now - timedelta(hours=1))],
+            cursor=None, policy=Policy(), clock=lambda: now, outcome=PullOutcome(outcome="applied"),
+        )  # fmt: skip
         assert await confidence(1) == pytest.approx(0.92)  # no map saved yet: the prior
         assert await confidence(2) == pytest.approx(0.92 * 0.8)
+        assert await nearby_confidence("SKU-B") == pytest.approx(0.92)  # its answer now cached
         # Forty of S1's shelves counted empty.
         batch = [
             {"observed_at": (now - timedelta(minutes=i)).isoformat(), "store_id": "S1",
@@ -199,3 +219,6 @@ async def test_the_api_answers_a_pair_without_a_position_with_the_engines_shelf_
                 break
             await asyncio.sleep(0.02)
         assert seen == pytest.approx(expected, rel=1e-2)
+        # The stored position without a base answers with the new rates too, although
+        # nothing notified its store: its cached answer was not kept past them.
+        assert await nearby_confidence("SKU-B") == pytest.approx(expected[1], rel=1e-2)

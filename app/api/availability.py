@@ -443,9 +443,11 @@ def _badge_json(
 ) -> bytes:
     """The encoded badge fields of one stored row at ``now`` for ``ask``. The gate runs
     on every build; while it leaves the badge as it is, the encoding made once per
-    question is reused (it depends on the stored row and the question only)."""
+    question is reused (it depends on the stored row and the question only). A row
+    stored without a book is not reused: its confidence is the chain's unrecorded
+    shelf, which moves with the stores' reload, not with the row."""
     stored = row.stored
-    if stored is not None:
+    if stored is not None and stored.badge.book is not None:
         answered = _answered(stored, ask, policy)
         if gate_staleness(answered, store_newest_at, now, policy) is answered:
             view = row.views.get(ask)
@@ -599,6 +601,7 @@ async def _answers(
                     infos=infos,
                     geometry_version=stores.geometry_version,
                     known=one.known,
+                    unrecorded=stores.unrecorded,
                 ),
             )
     assert centre is not None

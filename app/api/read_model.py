@@ -106,6 +106,7 @@ class Answer(msgspec.Struct, gc=False):
     infos: tuple[StoreInfo, ...] = ()
     geometry_version: int = -1
     known: bool = True
+    unrecorded: tuple[float, ...] = ()  # the stores' unrecorded shelf it used (no-record rows)
 
 
 class _SkuEntry(msgspec.Struct, gc=False):
@@ -563,7 +564,8 @@ class ReadModel:
     async def revalidated(self, key: Any) -> Answer | None:
         """The answer kept under ``key`` when notifications came since it was made but
         none of them concerns it: none for everything, none for a store it read or a
-        pair of its sku, no change to those stores' rows (freshness, name) or to the stores' geometry, and
+        pair of its sku, no change to those stores' rows (freshness, name), to the stores'
+        geometry or to the chain's unrecorded shelf (a pair without a record's confidence), and
         its sku was known (a sku not known may become known at any store). It is then
         current again (re-stamped, so the next read takes :meth:`answer`'s path)."""
         found = self._answers.get(key)
@@ -583,7 +585,11 @@ class ReadModel:
             return found
         gen = self._gen
         stores = await self.stores()
-        if stores.geometry_version != found.geometry_version or found.gen < self._all_gen:
+        if (
+            stores.geometry_version != found.geometry_version
+            or found.gen < self._all_gen
+            or stores.unrecorded != found.unrecorded
+        ):
             return None
         for info in found.infos:
             if (
