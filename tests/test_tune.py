@@ -25,6 +25,7 @@ from app.backtest.tune import (
     table,
     to_policy,
     tune,
+    why_none,
 )
 from app.backtest.tune_record import Recording, VisitRecord, rescored_promise
 from app.domain.confidence import Evidence
@@ -255,3 +256,14 @@ def test_no_policy_file_without_a_choice() -> None:
     assert res.chosen is None
     with pytest.raises(TuneError, match="nothing to write"):
         policy_toml(Policy(), res, "mem")
+
+
+def test_without_a_choice_the_reason_names_what_the_fit_slice_lacks() -> None:
+    empty = tune(recording([]), 0.01)
+    assert empty.chosen is None
+    assert why_none(empty).endswith("has no visits: nothing to fit a policy on")
+    unknown = tune(recording([visit(1, book=None), visit(2, book=0)]), 0.01)
+    assert unknown.chosen is None
+    assert "has 2 visits and no candidate promises any of them" in why_none(unknown)
+    failing = tune(recording([visit(1, available=False)]), 0.0)
+    assert why_none(failing) == "no candidate keeps its fit-slice false-promise rate within 0.00%"

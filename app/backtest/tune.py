@@ -301,6 +301,22 @@ def tune(
     )
 
 
+def why_none(result: TuneResult) -> str:
+    """Why no policy was chosen, in the words a dataset's owner can act on: a fit slice
+    without visits, or without a promise any candidate would make, or the target."""
+    w = result.window
+    fit = result.scored[0].fit if result.scored else None
+    where = f"the fit slice ({_stamp(w.start)} .. {_stamp(w.cut)})"
+    if fit is None or fit.visits == 0:
+        return f"{where} has no visits: nothing to fit a policy on"
+    if not any(s.fit.promises for s in result.scored):
+        return (
+            f"{where} has {fit.visits} visits and no candidate promises any of them "
+            f"(none has a fresh book covering its request)"
+        )
+    return f"no candidate keeps its fit-slice false-promise rate within {result.target:.2%}"
+
+
 def to_policy(candidate: Candidate, base: Policy) -> Policy:
     """The base policy with the candidate's threshold and buffers (base buffer rules dropped)."""
     rules = tuple(BufferRule(units=u, category=c) for c, u in candidate.category_buffers)

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         table,
         to_policy,
         tune,
+        why_none,
     )
     from app.backtest.tune_record import RecordingMismatch, record_visits
     from app.domain.policy import Policy
@@ -110,10 +111,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.report is not None:
         args.report.write_bytes(encode_tune_report(result))
     if result.chosen is None:
-        sys.stderr.write(
-            f"tune: no candidate keeps its fit-slice false-promise rate within "
-            f"{result.target:.2%}; no policy written\n"
-        )
+        sys.stderr.write(f"tune: {why_none(result)}; no policy written\n")
         return 1
     if args.out is not None:
         policy = to_policy(result.chosen.candidate, base)
