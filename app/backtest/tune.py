@@ -449,7 +449,7 @@ def summary(result: TuneResult, *, replay_seconds: float | None = None) -> str:
     ]
     c = result.chosen
     if c is None:
-        lines.append("chosen: none (no candidate meets the target on the fit slice)")
+        lines.append(f"chosen: none ({why_none(result)})")
         return "\n".join(lines)
     lines.append(f"chosen: {c.candidate.label()}")
     for name, s in (("fit", c.fit), ("validation", c.validation)):
