@@ -53,7 +53,7 @@ def features(eng: Engine, store: str, sku: str, now: datetime) -> tuple[int, flo
     into = rhythm.into_day_h(x_now)
     sold, idle = 0, 1000.0
     if p is not None and p.book is not None:
-        for occurred, _, e in reversed(p.book.events):
+        for occurred, _, e, _ in reversed(p.book.events):
             if occurred > now or not isinstance(e, Sale):
                 continue
             if idle == 1000.0:
