@@ -8,7 +8,10 @@ The two ideas docs/engine.md left open ("Doubts and next steps"), measured the w
 label's evidence; the online map is re-run over the recorded stream; the first line is
 the engine's map as it was until 2026-12-07, every label kind: it reproduced the
 service's report then, and ``shelf counts only`` is now the closest to the engine's,
-without its floors):
+without its floors, the shelf share and the seen/refilled split. It no longer
+reproduces the engine: on default seed 1 (stop 29) its ``engine`` line reads FPR 1.83%,
+coverage 84.8%, Brier 0.0379, worst gap 0.133 where the service's report has 1.74%,
+85.4%, 0.0357 and 0.042, so compare its lines with each other, not with the report):
 
 - **labels reweighted toward the look-ups' evidence**: the service sees its own
   look-ups (their evidence, not their outcomes), so each label gets the weight
