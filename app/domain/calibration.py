@@ -170,11 +170,16 @@ def unrecorded_rates(n: float, at_least: list[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
+# The rates before any shelf count (a map saved before them has none): made once, not
+# per answer.
+_PRIOR_RATES = unrecorded_rates(0.0, [0.0] * len(UNRECORDED_PRIOR))
+
+
 def unrecorded_of(rates: tuple[float, ...], wanted: int) -> float:
     """P(``wanted`` units on the shelf) for a pair without a record: ``rates`` as learned
     (none: the prior's), 0 beyond the table."""
     if not rates:
-        rates = unrecorded_rates(0.0, [0.0] * len(UNRECORDED_PRIOR))
+        rates = _PRIOR_RATES
     return rates[wanted - 1] if 1 <= wanted <= len(rates) else 0.0
 
 
