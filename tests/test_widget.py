@@ -71,6 +71,9 @@ class Browser:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Chromium puts its singleton socket in a fresh directory under TMPDIR and
+            # leaves it behind when terminated; inside the profile it goes with it.
+            env={**os.environ, "TMPDIR": self._profile},
         )
         port_file = Path(self._profile) / "DevToolsActivePort"
         deadline = time.monotonic() + 20
