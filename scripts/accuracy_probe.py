@@ -79,9 +79,11 @@ class _Gaps(LossRate):
         super().__init__()
         self.seen_gaps: list[tuple[float, int]] = []
 
-    def counted(self, store_id: str, category: str | None, days: float, gap: int) -> None:
+    def counted(
+        self, store_id: str, category: str | None, days: float, gap: int, sold: float = 0.0
+    ) -> None:
         self.seen_gaps.append((days, gap))
-        super().counted(store_id, category, days, gap)
+        super().counted(store_id, category, days, gap, sold)
 
 
 class _Recorder(Engine):

@@ -164,6 +164,7 @@ class Pair:
         "shelf_obs",
         "store",
         "units",
+        "units_verified",
         "verified",
         "verified_us",
     )
@@ -178,6 +179,7 @@ class Pair:
         self.book: PairBook | None = None  # the ledger's events and running book
         self.units = 0.0  # units sold (``SalesSpeed``)
         self.verified: datetime | None = None  # last count or shelf count (``loss``)
+        self.units_verified = 0.0  # ``units`` when last verified (loss follows the sales since)
         self.verified_us: tuple[datetime, int | None] | None = None  # (verified, _epoch_us)
         self.last_gap: tuple[datetime, int] | None = None  # (at, book − count) of the last count
         self.shelf_counted: datetime | None = None  # the last shelf count (a book of shelf units)
@@ -359,8 +361,9 @@ class Engine:
         """A count found ``on_hand`` where the book said ``book_before``: loss learns."""
         days = min(MAX_DAYS, days_unverified(p.verified, self.first_seen(store, sku), at))
         gap = book_before - on_hand
-        self.loss.counted(store, category, days, gap)
+        self.loss.counted(store, category, days, gap, p.units - p.units_verified)
         p.verified = at if p.verified is None else max(at, p.verified)
+        p.units_verified = p.units
         p.last_gap = (at, gap)
 
     def observe_snapshot(self, as_of: datetime, rows: Iterable[SnapshotRow]) -> None:
@@ -480,6 +483,7 @@ class Engine:
                 p.shelf_obs = None  # staff saw the shelf itself: the short pick's bound is over
             self._feedback_ids += 1
             p.verified = observed_at if p.verified is None else max(observed_at, p.verified)
+            p.units_verified = p.units
             count = Count(
                 event_id=f"feedback:{self._feedback_ids}",
                 store_id=store_id,
@@ -680,6 +684,7 @@ class Engine:
         store, sku = pos.store_id, pos.sku
         now = at.now
         category = self.categories.get(sku)
+        unit_loss = 0.0  # loss per unit sold since verified, times those units
         if p is None:
             speed = self.sales.speed_at(store, 0.0, category, at.exposure)
             loss_rate = self.loss.cached_rate(store, category)
@@ -688,7 +693,8 @@ class Engine:
             if group is None or p.category is not category:
                 group = self._groups(p, store, category)
             speed = SalesSpeed.speed_in(group, p.units, at.exposure)
-            loss_rate = self.loss.group_rate(p.loss_group)  # type: ignore[arg-type]  # (set)
+            loss_rate, per_unit = self.loss.group_rates(p.loss_group)  # type: ignore[arg-type]  # (set)
+            unit_loss = per_unit * (p.units - p.units_verified)
         rhythm = at.rhythm
         wm = at.watermark
         if wm is None:  # no POS event at the store yet: the pair's base stands in
@@ -787,6 +793,10 @@ class Engine:
             # chance by the hours since is the prior; measured in docs/engine.md).
             quiet = speed * (c_wm - rhythm.clock_h(short_at.timestamp() / 3600))
             stays = empty_given_quiet(stays, quiet)
+        if unit_loss > 0.0 and days > 0.0:
+            # The units' share of the loss, spread over the days unverified: the loss
+            # bound below then charges it as it charges the loss per day.
+            loss_rate += unit_loss / days
         if restocked and since_receipt is not None and since_receipt < days:
             # A delivery in the back-room window: loss is charged from the receipt on.
             # Charged before it too (up to the book before it), it held back units and
