@@ -151,3 +151,17 @@ def test_a_count_starts_the_units_sold_afresh() -> None:
     assert pos is not None
     after = engine._evidence(pos, 1, later, engine.policy.arrival_horizon).unrecorded_loss
     assert after < before / 10
+
+
+def test_one_absurd_sale_line_does_not_switch_the_chains_loss_per_unit_off() -> None:
+    """A till that sends qty 2,000,000,000 once (then a count finds the shelf as it was)
+    would make that count's units sold dwarf every other's; the loss learner counts a
+    sale line up to ``STORE_UNITS_PER_SALE`` units, as the store's rhythm does."""
+    engine, now = _chain_where_loss_follows_sales()
+    _, per_unit = engine.loss.group_rates(engine.loss.group("S1", "food"))
+    engine.observe_event(Sale(event_id="absurd", store_id="S1", sku="P1", qty=2_000_000_000,
+                              occurred_at=now))  # fmt: skip
+    engine.observe_event(Count(event_id="cP1", store_id="S1", sku="P1", on_hand=98,
+                               occurred_at=now + timedelta(minutes=5)))  # fmt: skip
+    _, after = engine.loss.group_rates(engine.loss.group("S1", "food"))
+    assert after == pytest.approx(per_unit, rel=0.2)

@@ -42,7 +42,7 @@ from app.domain.model import (
 from app.domain.policy import Policy
 from app.domain.rhythm import Rhythm
 from app.domain.runout import DayTally, RunOut
-from app.domain.sales import OPENED_BY, SalesGroup, SalesSpeed
+from app.domain.sales import OPENED_BY, STORE_UNITS_PER_SALE, SalesGroup, SalesSpeed
 from app.domain.shelf import (
     FILL_EDGES,
     IdleEmptiness,
@@ -163,8 +163,9 @@ class Pair:
         "shelf_counted",
         "shelf_obs",
         "store",
+        "traffic",
+        "traffic_verified",
         "units",
-        "units_verified",
         "verified",
         "verified_us",
     )
@@ -178,8 +179,12 @@ class Pair:
         self.loss_group: LossGroup | None = None
         self.book: PairBook | None = None  # the ledger's events and running book
         self.units = 0.0  # units sold (``SalesSpeed``)
+        # Units sold, each sale line up to STORE_UNITS_PER_SALE (one absurd line must not
+        # outweigh every other count's sales in the loss learner), and that when last
+        # verified: loss follows the traffic since (``LossRate``).
+        self.traffic = 0.0
+        self.traffic_verified = 0.0
         self.verified: datetime | None = None  # last count or shelf count (``loss``)
-        self.units_verified = 0.0  # ``units`` when last verified (loss follows the sales since)
         self.verified_us: tuple[datetime, int | None] | None = None  # (verified, _epoch_us)
         self.last_gap: tuple[datetime, int] | None = None  # (at, book − count) of the last count
         self.shelf_counted: datetime | None = None  # the last shelf count (a book of shelf units)
@@ -324,6 +329,7 @@ class Engine:
                     exposure = sales.exposure(sales.opened.get(store), at)  # sales.speed()
                     tally.per_day = 24.0 * sales.speed_in(group, p.units, exposure)
             p.units += qty
+            p.traffic += qty if qty < STORE_UNITS_PER_SALE else STORE_UNITS_PER_SALE
             sales.sold_in_group(rhythm, group, qty, int(ts // 3600))
             last = p.last_sale
             if (
@@ -361,9 +367,9 @@ class Engine:
         """A count found ``on_hand`` where the book said ``book_before``: loss learns."""
         days = min(MAX_DAYS, days_unverified(p.verified, self.first_seen(store, sku), at))
         gap = book_before - on_hand
-        self.loss.counted(store, category, days, gap, p.units - p.units_verified)
+        self.loss.counted(store, category, days, gap, p.traffic - p.traffic_verified)
         p.verified = at if p.verified is None else max(at, p.verified)
-        p.units_verified = p.units
+        p.traffic_verified = p.traffic
         p.last_gap = (at, gap)
 
     def observe_snapshot(self, as_of: datetime, rows: Iterable[SnapshotRow]) -> None:
@@ -483,7 +489,7 @@ class Engine:
                 p.shelf_obs = None  # staff saw the shelf itself: the short pick's bound is over
             self._feedback_ids += 1
             p.verified = observed_at if p.verified is None else max(observed_at, p.verified)
-            p.units_verified = p.units
+            p.traffic_verified = p.traffic
             count = Count(
                 event_id=f"feedback:{self._feedback_ids}",
                 store_id=store_id,
@@ -694,7 +700,7 @@ class Engine:
                 group = self._groups(p, store, category)
             speed = SalesSpeed.speed_in(group, p.units, at.exposure)
             loss_rate, per_unit = self.loss.group_rates(p.loss_group)  # type: ignore[arg-type]  # (set)
-            unit_loss = per_unit * (p.units - p.units_verified)
+            unit_loss = per_unit * (p.traffic - p.traffic_verified)
         rhythm = at.rhythm
         wm = at.watermark
         if wm is None:  # no POS event at the store yet: the pair's base stands in
