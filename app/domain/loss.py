@@ -158,11 +158,12 @@ class LossRate:
         return self._split
 
     def rate(self, store_id: str, category: str | None) -> float:
-        """Units per item-day, never negative."""
-        return self._rate(self.groups.get((store_id, category)))
+        """The store × category's loss per day unverified (``group_rates``), never negative."""
+        return self.cached_rate(store_id, category)
 
     def _rate(self, c: LossGroup | None) -> float:
-        """``rate`` of the group (None: no count there yet)."""
+        """The group's loss per day with no loss per unit (None: no count there yet):
+        units gone over days unverified, shrunk toward the chain's by ``PRIOR_DAYS``."""
         # max(0.0, x) as conditionals (after every count, per store and category read)
         gone = self.chain_gone
         chain = (gone if gone > 0.0 else 0.0) / (self.chain_days + PRIOR_DAYS)
