@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app.domain.confidence import confidence
@@ -165,3 +165,25 @@ def test_one_absurd_sale_line_does_not_switch_the_chains_loss_per_unit_off() -> 
                                occurred_at=now + timedelta(minutes=5)))  # fmt: skip
     _, after = engine.loss.group_rates(engine.loss.group("S1", "food"))
     assert after == pytest.approx(per_unit, rel=0.2)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(min_value=0, max_value=6), st.integers(min_value=1, max_value=6))
+def test_more_units_sold_since_the_count_never_lower_the_loss_or_raise_confidence(
+    sold: int, more: int
+) -> None:
+    """At the chain's learned rates, each further unit sold since the pair was verified
+    adds loss (and takes a unit off the book): the badge's confidence never rises."""
+    readings = []
+    for extra in (sold, sold + more):
+        engine, now = _chain_where_loss_follows_sales()
+        for k in range(extra):
+            engine.observe_event(Sale(event_id=f"x{k}", store_id="S1", sku="L", qty=1,
+                                      occurred_at=now - timedelta(hours=1 + k)))  # fmt: skip
+        pos = engine.ledger.position("S1", "L", now)
+        assert pos is not None
+        ev = engine._evidence(pos, 1, now, engine.policy.arrival_horizon)
+        readings.append((ev.unrecorded_loss, confidence(ev)))
+    (loss_few, conf_few), (loss_more, conf_more) = readings
+    assert loss_more > loss_few
+    assert conf_more <= conf_few + 1e-12
