@@ -179,9 +179,7 @@ class LossRate:
 
     def group_rate(self, c: LossGroup) -> float:
         """``cached_rate`` of the group: its loss per day unverified."""
-        if c.version != self.counts:
-            self._rates(c)
-        return c.rate
+        return self.group_rates(c)[0]
 
     def group_rates(self, c: LossGroup) -> tuple[float, float]:
         """The group's loss per day unverified and per unit sold since, kept until the
