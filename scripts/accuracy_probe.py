@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +57,7 @@ class VisitRec:
     raw: float
     conf: float
     per_day: float = 0.0  # the pair's sales speed (units a day) at the look-up
+    on_shelf: int = 0  # the visit's hidden truth (scoring only)
 
 
 @dataclass
@@ -149,6 +151,7 @@ def record(
                 raw=0.0 if ev is None else raw_confidence(ev),
                 conf=0.0 if badge.confidence is None else badge.confidence,
                 per_day=24.0 * eng.speed(item.store_id, item.sku, at),
+                on_shelf=item.on_shelf_qty,
             ))  # fmt: skip
         elif isinstance(item, Feedback) and feedback:
             eng.observe_feedback(kind=item.kind, store_id=item.store_id, sku=item.sku,
@@ -393,6 +396,73 @@ def count_gaps(gaps: list[tuple[float, int]]) -> list[str]:
     return out
 
 
+BOOK_EDGES = (1, 2, 3, 5, 9, 17, 33)
+
+
+def by_book(visits: list[VisitRec]) -> list[str]:
+    """Visits wanting one unit at a positive book (no back room, no shelf bound), by
+    book: the units gone from the book at arrival against the depletion's mean, how
+    often the shelf was empty, the model's P(empty) from depletion alone, its phantom,
+    and 1 − the calibrated confidence (docs/engine.md, stop 31)."""
+    rows: dict[int, list[float]] = {}
+    for v in visits:
+        ev = v.ev
+        if ev is None or v.stale or v.wanted != 1 or ev.book < 1:
+            continue
+        if ev.back_room or ev.shelf_bound is not None:
+            continue
+        b = bisect_right(BOOK_EDGES, ev.book) - 1
+        r = rows.setdefault(b, [0.0] * 7)
+        r[0] += 1
+        r[5] += ev.book - v.on_shelf
+        r[6] += depletion(ev)
+        r[1] += 0.0 if v.available else 1.0
+        r[2] += 1.0 - negbin_cdf(ev.book - 1, depletion(ev))
+        r[3] += p_phantom(ev)
+        r[4] += 1.0 - v.conf
+    out = []
+    for b, (n, empty, alone, phantom, said, gone, mean) in sorted(rows.items()):
+        hi = f"-{BOOK_EDGES[b + 1] - 1}" if b + 1 < len(BOOK_EDGES) else "+"
+        out.append(
+            f"book {BOOK_EDGES[b]}{hi:<4} visits {n:6.0f} gone {gone / n:6.2f} "
+            f"depletion {mean / n:6.2f} empty {empty / n:.3f} "
+            f"depletion alone {alone / n:.3f} phantom {phantom / n:.3f} 1 - confidence {said / n:.3f}"
+        )
+    return out
+
+
+def labels_and_visits(visits: list[VisitRec], labels: list[LabelRec]) -> list[str]:
+    """By raw bin: shelf-count labels (horizon 0, what the map learns from) against the
+    visits (what it is scored on), each with how often the units were there."""
+    edges = (0.0, 0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95)
+    lab: dict[int, list[float]] = {}
+    vis: dict[int, list[float]] = {}
+    for lr in labels:
+        if lr.kind == "shelf_count" and lr.ev0 is not None and lr.ev0.book >= 1:
+            raw = raw_confidence(lr.ev0)
+            a = lab.setdefault(bisect_right(edges, raw) - 1, [0.0] * 4)
+            a[0] += 1
+            a[1] += lr.outcome
+            a[2] += lr.ev0.book
+    for v in visits:
+        if v.ev is not None and not v.stale and v.ev.book >= v.wanted:
+            a = vis.setdefault(bisect_right(edges, v.raw) - 1, [0.0] * 4)
+            a[0] += 1
+            a[1] += v.available
+            a[2] += v.ev.book
+            a[3] += v.conf
+    out = []
+    for k, lo in enumerate(edges):
+        ln, lf, lb, _ = lab.get(k, [0.0] * 4)
+        vn, vf, vb, vc = vis.get(k, [0.0] * 4)
+        out.append(
+            f"raw {lo:.2f}+  labels {ln:5.0f} found {lf / max(ln, 1):.3f} book {lb / max(ln, 1):5.1f}"
+            f"  |  visits {vn:6.0f} found {vf / max(vn, 1):.3f} book {vb / max(vn, 1):5.1f} "
+            f"confidence {vc / max(vn, 1):.3f}"
+        )
+    return out
+
+
 def sweep(visits: list[VisitRec], labels: list[LabelRec]) -> list[str]:
     """FPR / coverage of other policies (threshold, minimum buffer) on the same replay."""
     return [
@@ -412,6 +482,10 @@ def main() -> None:
         "--mechanisms", action="store_true", help="the gap by mechanism and period, count gaps"
     )
     ap.add_argument("--sweep", action="store_true", help="FPR / coverage of other policies")
+    ap.add_argument(
+        "--by-book", action="store_true",
+        help="empty shelves by book against the model's parts; labels against visits by raw",
+    )  # fmt: skip
     args = ap.parse_args()
     shelf = frozenset({"shelf_count"})
     variants: list[tuple[str, Callable[[list[LabelRec]], Stream], Callable[[], IsoMap]]] = [
@@ -434,6 +508,10 @@ def main() -> None:
         visits, labels, gaps = record(root)
         print(f"{root.name}: {len(visits)} visits, {len(labels)} labels")
         print(f"  ranking (buffer 2, quantile 0.9): {ranking(visits)}")
+        if args.by_book:
+            for line in by_book(visits) + labels_and_visits(visits, labels):
+                print("  " + line)
+            continue
         if args.mechanisms or args.sweep:
             lines = mechanisms(visits) + count_gaps(gaps) if args.mechanisms else []
             for line in lines + (sweep(visits, labels) if args.sweep else []):
