@@ -12,7 +12,10 @@ wall time would measure the neighbours) of:
 - reading and ordering the dataset (``list(open_dataset(dir).stream())``);
 - the engine fed the POS events alone (no visits, no feedback);
 - the engine fed everything (events, snapshots, feedback, and visits answered);
-- the whole ``replay()``, which is what the target is about.
+- the whole ``replay()``, which is what the target is about;
+- when the engine runs compiled (``app.domain.NATIVE``, ``make`` builds it), the whole
+  ``replay()`` again in a process with ``AVAILABILITY_PURE=1`` (plain Python), and
+  the ratio.
 
 Stages are timed as whole loops, never per item (a clock read per item costs
 about as much as the item). ``--where`` instead runs ``replay()`` once under a
@@ -25,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +51,7 @@ from app.backtest.dataset import (
     open_dataset,
 )
 from app.backtest.replay import observe_snapshot, replay
+from app.domain import NATIVE_IN_USE
 from app.domain.engine import Engine
 from app.domain.policy import Policy
 from scripts.synthetic_chain import catalogue, fill
@@ -96,7 +102,20 @@ def main(root: Path, repeat: int) -> None:
     print(f"engine, everything  {t_engine:6.2f} s CPU (visits and feedback "
           f"{t_engine - t_events:.2f} s: {1e6 * (t_engine - t_events) / n_visits:.0f} µs a visit)")  # fmt: skip
     print(f"whole replay()      {t_whole:6.2f} s CPU = {n_pos / t_whole:8,.0f} POS events/s "
-          f"(target 50,000)")  # fmt: skip
+          f"(target 50,000), engine {'compiled' if NATIVE_IN_USE else 'plain Python'}")  # fmt: skip
+    if NATIVE_IN_USE:  # the same replay in plain Python, side by side
+        t_pure = plain_whole(root, repeat)
+        print(f"  plain Python      {t_pure:6.2f} s CPU = {n_pos / t_pure:8,.0f} POS events/s "
+              f"(AVAILABILITY_PURE=1): compiled is {t_pure / t_whole:.2f}× as fast")  # fmt: skip
+
+
+def plain_whole(root: Path, repeat: int) -> float:
+    """``best(repeat, replay)`` in a process that runs the engine as plain Python."""
+    run = subprocess.run(
+        [sys.executable, __file__, str(root), "--repeat", str(repeat), "--whole-only"],
+        env={**os.environ, "AVAILABILITY_PURE": "1"}, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return float(run.stdout.split()[-1])
 
 
 def where(root: Path, top: int = 40) -> None:
@@ -166,9 +185,12 @@ if __name__ == "__main__":
     ap.add_argument("--where", action="store_true", help="sample where replay() spends its time")
     ap.add_argument("--memory", action="store_true",
                     help="memory of a fresh engine fed 1M snapshot rows (no dataset)")  # fmt: skip
+    ap.add_argument("--whole-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory:
         memory()
+    elif args.dataset is not None and args.whole_only:
+        print(best(args.repeat, lambda: replay(args.dataset)))
     elif args.dataset is not None and args.where:
         where(args.dataset)
     elif args.dataset is not None:

@@ -17,8 +17,9 @@ import app.db.engine_state as engine_state
 from app.db.engine_state import LiveEngine, load_calibration
 from app.db.events import insert_events
 from app.db.feeds import upsert_feeds
+from app.domain.engine import Engine
 from app.domain.live import Assessor, frozen_calibration
-from app.domain.model import BookPosition, Sale
+from app.domain.model import BookPosition, PosEvent, Sale
 from app.domain.policy import Policy
 from app.domain.reassess import decode_record, reassess
 from app.settings import Settings
@@ -482,10 +483,11 @@ async def test_the_callers_next_statement_runs_while_the_engine_takes_in_what_it
     async with pool.acquire() as conn, conn.transaction():
         await insert_events(conn, "pos-b", [sale("y1", 1, 50)], received_at=now)
 
-    def failing(e: Any) -> bool:
-        raise RuntimeError("engine fault")
+    class Failing(Engine):
+        def observe_event(self, e: PosEvent) -> bool:
+            raise RuntimeError("engine fault")
 
-    monkeypatch.setattr(live.engine, "observe_event", failing)
+    monkeypatch.setattr(live, "engine", Failing(POLICY, live.engine.categories))
     started = asyncio.get_running_loop().time()
     async with pool.acquire() as conn:
         with pytest.raises(RuntimeError, match="engine fault"):

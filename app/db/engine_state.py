@@ -49,6 +49,7 @@ from msgspec.structs import replace
 
 from app.db import Connection
 from app.db.queries import Queries
+from app.domain import NATIVE_IN_USE
 from app.domain.engine import QUIET_EVENTS, Engine
 from app.domain.live import Assessor, calibration_state
 from app.domain.model import Adjustment, Count, PosEvent, Receipt, Return, Sale, SnapshotRow
@@ -191,7 +192,8 @@ class LiveEngine:
         async with pool.acquire() as conn, conn.transaction(readonly=True):
             await self._catch_up(conn, overlap=timedelta(0), in_recompute=False)
         log.info("engine.warm_started", window_days=self.window.total_seconds() / 86400,
-                 since=self.events_mark.isoformat(), **self.observed)  # fmt: skip
+                 since=self.events_mark.isoformat(), compiled=NATIVE_IN_USE,
+                 **self.observed)  # fmt: skip
 
     async def catch_up(self, pool: asyncpg.Pool) -> None:
         """A run's first look: what any process stored since (with ``CATCH_UP_OVERLAP``)."""

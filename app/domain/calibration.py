@@ -223,7 +223,7 @@ class Calibration:
         if self.rate == 0.0:  # the weights never leave START: the same sum, without the features
             return _sigmoid(logit(raw))
         x = features(e, raw)
-        return _sigmoid(sum(w * v for w, v in zip(self.w, x, strict=True)))
+        return _sigmoid(sum((w * v for w, v in zip(self.w, x, strict=True)), 0.0))
 
     def observe(self, e: Evidence, raw: float, outcome: bool) -> None:
         """One labelled outcome for the evidence ``e`` (raw probability ``raw``)."""

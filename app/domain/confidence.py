@@ -28,40 +28,14 @@ import math
 from bisect import bisect_right
 from collections.abc import Callable
 
-import msgspec
-
 from app.domain.reasons import Reason
+from app.domain.records import Assessment as Assessment
+from app.domain.records import Evidence as Evidence
 
 # Over-dispersion of depletion (NegBin size): sales come in bursts and loss in lumps.
 DEPLETION_SIZE = 2.0
 # Over-dispersion of demand when reading silence: a quiet spell is likelier than Poisson says.
 SILENCE_SIZE = 1.5
-
-
-class Evidence(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """What is known at ``now`` about one (store, sku), in units and probabilities
-    (``gc=False``: scalars only, as ``app.domain.model``'s events)."""
-
-    book: int
-    wanted: int
-    expected_sales: float = 0.0  # sales speed × trade hours from view to arrival
-    unreported_sales: float = 0.0  # sales speed × trade hours the POS has been quiet
-    unrecorded_loss: float = 0.0  # loss rate × days since the last verification
-    back_room: int = 0  # units received recently that may not be on the shelf yet
-    shelf_fill: float = 1.0  # P(those units are on the shelf by arrival)
-    silence: float = 0.0  # units that would have sold since the last sign of life
-    phantom_prior: float = 0.0  # P(shelf empty while the book says otherwise), learned
-    shelf_bound: int | None = None  # a later shelf observation rolled forward
-    # After a shelf seen short (a short pick's bound, or a shelf count that took the back
-    # room's units out of the book): the units on the shelf if staff have refilled it
-    # since, and P(they have not).
-    refilled_units: int | None = None
-    not_refilled: float = 1.0
-    into_day: float = 0.0  # average trade hours the store has traded today (since it was quiet)
-    # The shelf's usual share of the book (``shelf.ShelfShare``): median shelf units for
-    # this book and the log-scale spread; 0: unknown (or the book is a shelf count).
-    shelf_typical: float = 0.0
-    shelf_spread: float = 0.0
 
 
 def negbin_cdf(m: int, mean: float, size: float = DEPLETION_SIZE) -> float:
@@ -258,8 +232,10 @@ def shelf_share_factor(e: Evidence) -> float:
     lm, s = math.log(e.shelf_typical), e.shelf_spread * _SQRT2
     if s <= 0.0:
         return 1.0 if lm >= math.log(need - 0.5) else 0.0
-    any_ = 1.0 + math.erf((lm - _LOG_HALF) / s)
-    enough = 1.0 + math.erf((lm - math.log(need - 0.5)) / s)
+    # 1 + erf(x) as erfc(-x): far in the lower tail (a shelf share of a unit in a
+    # thousand) 1 + erf(x) is all rounding, and the ratio of two such was anything
+    any_ = math.erfc((_LOG_HALF - lm) / s)
+    enough = math.erfc((math.log(need - 0.5) - lm) / s)
     f = enough / any_ if any_ > 0.0 else 0.0
     return f if f < 1.0 else 1.0
 
@@ -364,15 +340,6 @@ def _held_back(mean: float, level: float) -> tuple[int, int]:
     ceiling = math.ceil(mean - 1e-9)
     for_sales = ceiling if ceiling < total else total
     return for_sales, total - for_sales
-
-
-class Assessment(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """The engine's answer for one (store, sku, wanted) at a moment."""
-
-    confidence: float
-    held_for_sales: int  # units held back for expected sales and loss before arrival
-    held_for_uncertainty: int  # further units so that depletion stays within them at the threshold
-    reasons: tuple[Reason, ...] = ()
 
 
 def assessment(

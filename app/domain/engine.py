@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 
 import msgspec
+from mypy_extensions import mypyc_attr
 
 from app.domain.badge import Badge, badge_for
 from app.domain.calibration import Calibration
@@ -40,6 +41,7 @@ from app.domain.model import (
     kind_of,
 )
 from app.domain.policy import Policy
+from app.domain.records import StoreAt as StoreAt
 from app.domain.rhythm import Rhythm
 from app.domain.runout import DayTally, RunOut
 from app.domain.sales import OPENED_BY, STORE_UNITS_PER_SALE, SalesGroup, SalesSpeed
@@ -200,30 +202,8 @@ class Pair:
         self.day: DayTally | None = None  # units sold on the current trading day (``runout``)
 
 
-class StoreAt(msgspec.Struct, gc=False):
-    """A store's side of the evidence at one moment: what every pair of the store reads
-    alike (clocks at ``now``, at arrival and at the watermark, the speed's exposure, the
-    empty-shelf factor). Built once per visit, or once per store for a recompute's many
-    pairs at one ``now``; valid until the engine is fed again. A Struct: built
-    positionally in C (a class's ``__init__`` of 13 arguments cost ~3× as much per
-    visit); ``gc=False``, as nothing it refers to refers back to it."""
-
-    store_id: str
-    state: StoreState
-    now: datetime
-    x_now: float  # now.timestamp() / 3600
-    rhythm: Rhythm
-    opened: datetime | None
-    watermark: datetime | None  # min(now, the store's newest occurred_at), if any
-    exposure: float  # ``SalesSpeed.exposure`` at now
-    c_now: float  # the clock at now
-    c_end: float | None  # the clock at arrival (None: no horizon)
-    into_day: float
-    c_wm: float  # the clock at the watermark (0.0 without one)
-    shelf_factor: float  # ``PairEmptiness.store_factor`` of its phantom rate
-    us: int | None  # now's ``_epoch_us`` (None: not a fixed-offset zone)
-
-
+# Compiled by mypyc (``app.domain.NATIVE``); the probes in scripts/ and tests subclass it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Engine:
     def __init__(
         self, policy: Policy, categories: Mapping[str, str | None], *, runout_factor: bool = True

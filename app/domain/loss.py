@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mypy_extensions import mypyc_attr
+
 UNVERIFIED_DAYS = 30.0
 PRIOR_DAYS = 60.0
 MAX_DAYS = 90.0
@@ -77,6 +79,8 @@ class LossGroup:
         self.version = -1
 
 
+# Compiled by mypyc (``app.domain.NATIVE``); scripts/accuracy_probe.py subclasses it.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LossRate:
     """Loss per store × category and when each pair was first seen.
 

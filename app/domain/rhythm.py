@@ -71,7 +71,7 @@ class Rhythm:
         # its instructions): comprehensions (~50,000 instructions each) rather than
         # ``map(mul, ..., repeat(...))`` (~86,000 and ~62,000), the same products.
         w = [h * d for d in ds for h in hs]
-        scale = WEEK_HOURS / sum(w)
+        scale = WEEK_HOURS / sum(w, 0.0)
         self._w = ws = [x * scale for x in w]
         self._cum = list(accumulate(ws, initial=0.0))  # cum[i + 1] = cum[i] + w[i]
         quiet = bytes(map(lt, ws, repeat(QUIET_SHARE)))  # 1 where ws[i] < QUIET_SHARE

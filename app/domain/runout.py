@@ -89,7 +89,7 @@ class RunOut:
 
     def chain(self) -> float:
         """The chain's dry rate over all stretches (one pseudo-dry in 20 pseudo-stretches)."""
-        return (sum(self.bin_dry) + 1.0) / (sum(self.bin_n) + 20.0)
+        return (sum(self.bin_dry, 0.0) + 1.0) / (sum(self.bin_n, 0.0) + 20.0)
 
     def factors(self, store: str | None = None) -> list[float]:
         """Per bin, the store's pooled (non-decreasing) dry rate over the chain's, bounded

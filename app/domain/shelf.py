@@ -127,7 +127,7 @@ class PairEmptiness:
 
     def chain(self) -> float:
         if self._chain is None:
-            self._chain = (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
+            self._chain = (sum(self.bin_empty, 0.0) + 1.0) / (sum(self.bin_n, 0.0) + 20.0)
         return self._chain
 
     def prior(self, store_id: str, sku: str, per_day: float, store_rate: float) -> float:
@@ -196,7 +196,7 @@ class IdleEmptiness:
     def factors(self) -> list[float]:
         """Per idle bin, its pooled (non-decreasing) empty rate over the chain's, bounded."""
         if self._factors is None:
-            chain = (sum(self.bin_empty) + 1.0) / (sum(self.bin_n) + 20.0)
+            chain = (sum(self.bin_empty, 0.0) + 1.0) / (sum(self.bin_n, 0.0) + 20.0)
             lo, hi = IDLE_FACTOR
             rates = pooled_rates(self.bin_empty, self.bin_n, IDLE_PRIOR_N, chain)
             factors = []
