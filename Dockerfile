@@ -4,10 +4,19 @@
 
 # --- stage 1: build the wheel ------------------------------------------------------
 FROM python:3.11-slim AS build
+# A C compiler for the engine's compiled modules (scripts/build_native.py); only here.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY app ./app
 COPY reconcilers ./reconcilers
+COPY scripts/build_native.py ./scripts/
+# mypyc compiles app.domain.NATIVE into app/domain/native/, which the wheel carries
+# (no .gitignore in this context); the runtime image runs them (same Python).
+RUN pip install --no-cache-dir "mypy>=1.11" setuptools "msgspec>=0.18" "mypy-extensions>=1.0" \
+    && python scripts/build_native.py --require
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 
 # --- stage 2: the runtime image ----------------------------------------------------
