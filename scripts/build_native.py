@@ -24,7 +24,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ["AVAILABILITY_PURE"] = "1"  # read the sources' fingerprint, not a build's
-from app.domain import NATIVE, NATIVE_DIR, source_fingerprint  # noqa: E402
+from app.domain import (  # noqa: E402
+    NATIVE,
+    NATIVE_DIR,
+    NATIVE_STAMP,
+    native_fresh,
+    source_fingerprint,
+)
 
 SETUP = """
 import sys
@@ -53,9 +59,7 @@ def main() -> int:
     ap.add_argument("--force", action="store_true", help="build even when up to date")
     ap.add_argument("--require", action="store_true", help="fail when it cannot build")
     args = ap.parse_args()
-    fingerprint = source_fingerprint()
-    stamp = NATIVE_DIR / "stamp"
-    if not args.force and stamp.is_file() and stamp.read_text().strip() == fingerprint:
+    if not args.force and native_fresh():
         print("native: up to date")
         return 0
     missing = []
@@ -86,7 +90,8 @@ def main() -> int:
         NATIVE_DIR.mkdir()
         for so in built:
             shutil.copy2(so, NATIVE_DIR / so.name)
-        stamp.write_text(fingerprint + "\n")  # last: a build without its stamp is never used
+        # last: a build without its stamp is never used (the sources as they were copied)
+        NATIVE_STAMP.write_text(source_fingerprint(work / "app" / "domain") + "\n")
     print(f"native: built {len(built)} extension modules into {NATIVE_DIR.relative_to(ROOT)}")
     return 0
 

@@ -31,11 +31,6 @@ sys.stdout.write(f"{app.domain.NATIVE_IN_USE}\\n" + msgspec.json.encode(report).
 """
 
 
-def built() -> bool:
-    stamp = domain.NATIVE_DIR / "stamp"
-    return stamp.is_file() and stamp.read_text().strip() == domain.source_fingerprint()
-
-
 def test_a_build_is_of_its_sources_byte_for_byte(tmp_path: Path) -> None:
     """The stamp a build records changes with any compiled module's source, so an edited
     module never runs from a build of its old text."""
@@ -61,7 +56,9 @@ def test_no_compiled_module_defines_a_struct() -> None:
         assert defined == [], f"app.domain.{name} defines {defined}"
 
 
-@pytest.mark.skipif(not built(), reason="no native build (scripts/build_native.py: no C compiler?)")
+@pytest.mark.skipif(
+    not domain.native_fresh(), reason="no native build (scripts/build_native.py: no C compiler?)"
+)
 def test_a_fresh_build_is_what_runs() -> None:
     if os.environ.get("AVAILABILITY_PURE"):
         assert not domain.NATIVE_IN_USE
@@ -72,7 +69,9 @@ def test_a_fresh_build_is_what_runs() -> None:
         assert path.suffix == ".so" and domain.NATIVE_DIR in path.parents, path
 
 
-@pytest.mark.skipif(not built(), reason="no native build (scripts/build_native.py: no C compiler?)")
+@pytest.mark.skipif(
+    not domain.native_fresh(), reason="no native build (scripts/build_native.py: no C compiler?)"
+)
 def test_compiled_and_plain_python_replay_to_the_same_report(tmp_path: Path) -> None:
     """The same dataset replayed by the compiled engine and by the plain one: the same
     report, byte for byte (the backtest is where every learner and answer is exercised)."""

@@ -35,6 +35,7 @@ NATIVE = (
     "engine",
 )
 NATIVE_DIR = Path(__file__).with_name("native")
+NATIVE_STAMP = NATIVE_DIR / "stamp"  # written last by a build: ``source_fingerprint``
 
 
 def source_fingerprint(package_dir: Path = Path(__file__).parent) -> str:
@@ -46,16 +47,15 @@ def source_fingerprint(package_dir: Path = Path(__file__).parent) -> str:
     return digest.hexdigest()
 
 
-def _native_ready() -> bool:
-    if os.environ.get("AVAILABILITY_PURE"):
-        return False
+def native_fresh() -> bool:
+    """Whether ``native/`` holds a build of exactly these sources (its stamp matches)."""
     try:
-        stamp = (NATIVE_DIR / "stamp").read_text().strip()
+        stamp = NATIVE_STAMP.read_text().strip()
     except OSError:
         return False
     return stamp == source_fingerprint()
 
 
-NATIVE_IN_USE = _native_ready()
+NATIVE_IN_USE = not os.environ.get("AVAILABILITY_PURE") and native_fresh()
 if NATIVE_IN_USE:  # the build's modules are found before the sources beside this file
     __path__.insert(0, str(NATIVE_DIR))
