@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
-from app.domain.pooled import pooled_rates
+from app.domain.pooled import overall_rate, pooled_rates
 from app.domain.rhythm import Rhythm
 
 # Units the pair sold today before the stretch began (upper edges of the bins).
@@ -89,7 +89,7 @@ class RunOut:
 
     def chain(self) -> float:
         """The chain's dry rate over all stretches (one pseudo-dry in 20 pseudo-stretches)."""
-        return (sum(self.bin_dry, 0.0) + 1.0) / (sum(self.bin_n, 0.0) + 20.0)
+        return overall_rate(self.bin_dry, self.bin_n)
 
     def factors(self, store: str | None = None) -> list[float]:
         """Per bin, the store's pooled (non-decreasing) dry rate over the chain's, bounded

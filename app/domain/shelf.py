@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 
-from app.domain.pooled import pooled_rates, rebuild_due
+from app.domain.pooled import overall_rate, pooled_rates, rebuild_due
 
 # Upper edges (hours since receipt) of the fill buckets; later than the last = filled.
 FILL_EDGES = (0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0)
@@ -127,7 +127,7 @@ class PairEmptiness:
 
     def chain(self) -> float:
         if self._chain is None:
-            self._chain = (sum(self.bin_empty, 0.0) + 1.0) / (sum(self.bin_n, 0.0) + 20.0)
+            self._chain = overall_rate(self.bin_empty, self.bin_n)
         return self._chain
 
     def prior(self, store_id: str, sku: str, per_day: float, store_rate: float) -> float:
@@ -196,7 +196,7 @@ class IdleEmptiness:
     def factors(self) -> list[float]:
         """Per idle bin, its pooled (non-decreasing) empty rate over the chain's, bounded."""
         if self._factors is None:
-            chain = (sum(self.bin_empty, 0.0) + 1.0) / (sum(self.bin_n, 0.0) + 20.0)
+            chain = overall_rate(self.bin_empty, self.bin_n)
             lo, hi = IDLE_FACTOR
             rates = pooled_rates(self.bin_empty, self.bin_n, IDLE_PRIOR_N, chain)
             factors = []
