@@ -399,6 +399,14 @@ def count_gaps(gaps: list[tuple[float, int]]) -> list[str]:
 BOOK_EDGES = (1, 2, 3, 5, 9, 17, 33)
 
 
+def _tally(table: dict[int, list[float]], key: int, *values: float) -> None:
+    """One more under ``key``: its count first, then each value added to its sum."""
+    sums = table.setdefault(key, [0.0] * (len(values) + 1))
+    sums[0] += 1
+    for i, x in enumerate(values, start=1):
+        sums[i] += x
+
+
 def by_book(visits: list[VisitRec]) -> list[str]:
     """Visits wanting one unit at a positive book (no back room, no shelf bound), by
     book: the units gone from the book at arrival against the depletion's mean, how
@@ -411,15 +419,10 @@ def by_book(visits: list[VisitRec]) -> list[str]:
             continue
         if ev.back_room or ev.shelf_bound is not None:
             continue
-        b = bisect_right(BOOK_EDGES, ev.book) - 1
-        r = rows.setdefault(b, [0.0] * 7)
-        r[0] += 1
-        r[5] += ev.book - v.on_shelf
-        r[6] += depletion(ev)
-        r[1] += 0.0 if v.available else 1.0
-        r[2] += 1.0 - negbin_cdf(ev.book - 1, depletion(ev))
-        r[3] += p_phantom(ev)
-        r[4] += 1.0 - v.conf
+        mean = depletion(ev)
+        _tally(rows, bisect_right(BOOK_EDGES, ev.book) - 1,
+               0.0 if v.available else 1.0, 1.0 - negbin_cdf(ev.book - 1, mean),
+               p_phantom(ev), 1.0 - v.conf, ev.book - v.on_shelf, mean)  # fmt: skip
     out = []
     for b, (n, empty, alone, phantom, said, gone, mean) in sorted(rows.items()):
         hi = f"-{BOOK_EDGES[b + 1] - 1}" if b + 1 < len(BOOK_EDGES) else "+"
@@ -440,20 +443,13 @@ def labels_and_visits(visits: list[VisitRec], labels: list[LabelRec]) -> list[st
     for lr in labels:
         if lr.kind == "shelf_count" and lr.ev0 is not None and lr.ev0.book >= 1:
             raw = raw_confidence(lr.ev0)
-            a = lab.setdefault(bisect_right(edges, raw) - 1, [0.0] * 4)
-            a[0] += 1
-            a[1] += lr.outcome
-            a[2] += lr.ev0.book
+            _tally(lab, bisect_right(edges, raw) - 1, lr.outcome, lr.ev0.book)
     for v in visits:
         if v.ev is not None and not v.stale and v.ev.book >= v.wanted:
-            a = vis.setdefault(bisect_right(edges, v.raw) - 1, [0.0] * 4)
-            a[0] += 1
-            a[1] += v.available
-            a[2] += v.ev.book
-            a[3] += v.conf
+            _tally(vis, bisect_right(edges, v.raw) - 1, v.available, v.ev.book, v.conf)
     out = []
     for k, lo in enumerate(edges):
-        ln, lf, lb, _ = lab.get(k, [0.0] * 4)
+        ln, lf, lb = lab.get(k, [0.0] * 3)
         vn, vf, vb, vc = vis.get(k, [0.0] * 4)
         out.append(
             f"raw {lo:.2f}+  labels {ln:5.0f} found {lf / max(ln, 1):.3f} book {lb / max(ln, 1):5.1f}"
