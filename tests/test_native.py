@@ -29,6 +29,9 @@ import msgspec
 report, _ = replay(sys.argv[1])
 sys.stdout.write(f"{app.domain.NATIVE_IN_USE}\\n" + msgspec.json.encode(report).decode())
 """
+needs_build = pytest.mark.skipif(
+    not domain.native_fresh(), reason="no native build (scripts/build_native.py: no C compiler?)"
+)
 
 
 def test_a_build_is_of_its_sources_byte_for_byte(tmp_path: Path) -> None:
@@ -56,9 +59,7 @@ def test_no_compiled_module_defines_a_struct() -> None:
         assert defined == [], f"app.domain.{name} defines {defined}"
 
 
-@pytest.mark.skipif(
-    not domain.native_fresh(), reason="no native build (scripts/build_native.py: no C compiler?)"
-)
+@needs_build
 def test_a_fresh_build_is_what_runs() -> None:
     if os.environ.get("AVAILABILITY_PURE"):
         assert not domain.NATIVE_IN_USE
@@ -69,9 +70,7 @@ def test_a_fresh_build_is_what_runs() -> None:
         assert path.suffix == ".so" and domain.NATIVE_DIR in path.parents, path
 
 
-@pytest.mark.skipif(
-    not domain.native_fresh(), reason="no native build (scripts/build_native.py: no C compiler?)"
-)
+@needs_build
 def test_compiled_and_plain_python_replay_to_the_same_report(tmp_path: Path) -> None:
     """The same dataset replayed by the compiled engine and by the plain one: the same
     report, byte for byte (the backtest is where every learner and answer is exercised)."""
