@@ -143,6 +143,57 @@ def isotonic_map(
     )
 
 
+def knots_of(step: list[float], weights: list[float] | None = None) -> list[float]:
+    """The map read at each bin's centre from its per-bin values ``step``: each run of
+    equal values (a block the pooling made) stands at its bins' mean centre, weighted
+    by ``weights`` (each bin's outcomes; None: alike), and the map is read linearly
+    between blocks, flat before the first and after the last: centred isotonic
+    regression (Oron & Flournoy 2017). A step map gave one value to a whole bin (0.025
+    of raw) and to a pooled run of bins, so a small change of the evidence (a quiet
+    hour, one unit more) often changed nothing; read linearly, it moves the confidence
+    by its share of the step (docs/engine.md, stop 33). Non-decreasing as ``step`` is."""
+    k = len(step)
+    at: list[float] = []  # each block's middle, in bins
+    value: list[float] = []
+    i = 0
+    while i < k:
+        j = i
+        while j + 1 < k and step[j + 1] == step[i]:
+            j += 1
+        if weights is None:
+            at.append((i + j) / 2)
+        else:
+            w = weights[i : j + 1]
+            at.append(sum([k * x for k, x in enumerate(w, i)], 0.0) / sum(w, 0.0))
+        value.append(step[i])
+        i = j + 1
+    out: list[float] = []
+    b = 0
+    for c in range(k):
+        while b + 1 < len(at) and at[b + 1] <= c:
+            b += 1
+        if c <= at[0]:
+            out.append(value[0])
+        elif b + 1 >= len(at):
+            out.append(value[-1])
+        else:
+            t = (c - at[b]) / (at[b + 1] - at[b])
+            out.append(value[b] + t * (value[b + 1] - value[b]))
+    return out
+
+
+def read_knots(knots: tuple[float, ...] | list[float], p: float) -> float:
+    """The map at ``p`` (in [0, 1]) from ``knots_of``'s values at the bins' centres."""
+    t = p * len(knots) - 0.5
+    if t <= 0.0:
+        return knots[0]
+    j = math.floor(t)
+    if j >= len(knots) - 1:
+        return knots[-1]
+    a = knots[j]
+    return a + (t - j) * (knots[j + 1] - a)
+
+
 def short_floors(n: int, found: list[int]) -> tuple[float, ...]:
     """``Calibration.floors`` from its counts: each rate shrunk toward its prior, then
     made non-increasing in the units."""
@@ -291,9 +342,11 @@ class Calibration:
             self.w[k] = w
 
     def _build(self) -> list[float]:
+        """The map's values at the bins' centres (``knots_of``)."""
         if self.labels < MIN_LABELS:
-            return list(COLD_PRIOR)
-        return isotonic_map(self.n, self.hits, self.raw)
+            return knots_of(list(COLD_PRIOR))
+        step = isotonic_map(self.n, self.hits, self.raw)
+        return knots_of(step, [c + PRIOR_N for c in self.n])
 
     def __call__(self, e: Evidence, raw: float) -> float:
         """Calibrated P(enough); non-decreasing in ``raw`` and in each safe feature."""
@@ -312,6 +365,12 @@ class Calibration:
         if self._map is None:
             self._map = self._build()
             self._built_at = self.labels
-        i = math.floor(p * BINS)  # min(BINS - 1, max(0, i)) as conditionals
-        i = i if i > 0 else 0
-        return self._map[i if i < BINS - 1 else BINS - 1]
+        knots = self._map  # read_knots(self._map, p), inline
+        t = p * BINS - 0.5
+        if t <= 0.0:
+            return knots[0]
+        j = math.floor(t)
+        if j >= BINS - 1:
+            return knots[BINS - 1]
+        a = knots[j]
+        return a + (t - j) * (knots[j + 1] - a)

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 import msgspec
 
 from app.domain.badge import Badge, badge_for
-from app.domain.calibration import BINS, START, features, floor_of, logit
+from app.domain.calibration import START, features, floor_of, logit, read_knots
 from app.domain.confidence import Assessment, Evidence, assessment
 from app.domain.model import BookPosition
 from app.domain.policy import Policy
@@ -93,7 +93,7 @@ class CalibrationMap(msgspec.Struct, frozen=True):
         else:
             z = sum(w * v for w, v in zip(self.weights, features(e, raw), strict=True))
         p = 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
-        return self.table[min(BINS - 1, max(0, math.floor(p * BINS)))]
+        return read_knots(self.table, p)
 
 
 _ENCODER = msgspec.msgpack.Encoder()
