@@ -194,10 +194,11 @@ def _store_with_a_sale_dated(at: datetime | None) -> Engine:
 
 def test_one_event_from_a_reset_till_clock_does_not_date_the_store_back() -> None:
     """A sale dated 2000 is booked, but the store still trades from its items' sightings
-    of this week: its answers are those of the same sale dated two days before the week
-    (the same weekday and hour, so the store's rhythm learns the same from both)."""
+    of this week: its answers are those of the same sale dated nine days before the week
+    (the same weekday and hour, so the store's rhythm learns the same from both; a week
+    or more from the other sales, so neither stretches the hours the rhythm watched)."""
     reset = _store_with_a_sale_dated(datetime(2000, 1, 1, 10, tzinfo=UTC))  # a Saturday
-    recent = _store_with_a_sale_dated(datetime(2026, 10, 31, 10, tzinfo=UTC))  # a Saturday
+    recent = _store_with_a_sale_dated(datetime(2026, 10, 24, 10, tzinfo=UTC))  # a Saturday
     assert reset.sales.opened["S1"] == recent.sales.opened["S1"] == T0
     now = T0 + timedelta(days=6, hours=3)
     for sku in ("A", "NEW"):

@@ -645,8 +645,22 @@ class Engine:
             else:
                 hours = (us - op[1]) / 1_000_000 / 3600
                 exposure = hours if hours > 0.0 else 0.0
+        trade_f = 1.0
+        if exposure >= 1.0:
+            builds = rhythm.builds  # (now_clocks above freshened the rhythm)
+            cached = st.opened_clock
+            if cached is None or cached[0] is not opened or cached[1] != builds:
+                assert opened is not None  # (exposure > 0)
+                cached = st.opened_clock = (
+                    opened,
+                    builds,
+                    rhythm.clock_h(opened.timestamp() / 3600),
+                )
+            trade = c_now - cached[2]
+            if trade > 0.0:
+                trade_f = trade / exposure
         return StoreAt(store, st, now, x_now, rhythm, opened, wm, exposure,
-                       c_now, c_end, into_day, c_wm, st.shelf_factor, us)  # fmt: skip
+                       c_now, c_end, into_day, c_wm, st.shelf_factor, us, trade_f)  # fmt: skip
 
     @staticmethod
     def _clock_wm(st: StoreState, wm: datetime) -> float:
@@ -681,6 +695,8 @@ class Engine:
             speed = SalesSpeed.speed_in(group, p.units, at.exposure)
             loss_rate, per_unit = self.loss.group_rates(p.loss_group)  # type: ignore[arg-type]  # (set)
             unit_loss = per_unit * (p.traffic - p.traffic_verified)
+        # Per trade hour: the clock differences below are in trade hours (``StoreAt.trade_f``).
+        tspeed = speed / at.trade_f
         rhythm = at.rhythm
         wm = at.watermark
         if wm is None:  # no POS event at the store yet: the pair's base stands in
@@ -777,7 +793,7 @@ class Engine:
             # Seen empty, and no sale since: a refilled shelf would have sold, an empty
             # one cannot, so the quiet is evidence against the refill (its learned
             # chance by the hours since is the prior; measured in docs/engine.md).
-            quiet = speed * (c_wm - rhythm.clock_h(short_at.timestamp() / 3600))
+            quiet = tspeed * (c_wm - rhythm.clock_h(short_at.timestamp() / 3600))
             stays = empty_given_quiet(stays, quiet)
         if unit_loss > 0.0 and days > 0.0:
             # The units' share of the loss, spread over the days unverified: the loss
@@ -802,12 +818,12 @@ class Engine:
         ev = Evidence(
             book=pos.book,
             wanted=wanted,
-            expected_sales=0.0 if at.c_end is None else speed * (at.c_end - c_now),
-            unreported_sales=speed * (c_now - c_wm) if wm < now else 0.0,
+            expected_sales=0.0 if at.c_end is None else tspeed * (at.c_end - c_now),
+            unreported_sales=tspeed * (c_now - c_wm) if wm < now else 0.0,
             unrecorded_loss=loss,
             back_room=back_room,
             shelf_fill=fill,
-            silence=speed * (c_wm - c_since) if since < wm else 0.0,
+            silence=tspeed * (c_wm - c_since) if since < wm else 0.0,
             phantom_prior=phantom if phantom < 0.95 else 0.95,
             shelf_bound=shelf_bound,
             refilled_units=refill_to,
@@ -816,7 +832,7 @@ class Engine:
             shelf_typical=typical,
             shelf_spread=spread,
         )
-        return ev, idle, speed, restocked
+        return ev, idle, tspeed, restocked
 
     def _bound(
         self, pos: BookPosition, p: Pair, shelf_obs: tuple[datetime, int], now: datetime

@@ -78,3 +78,8 @@ class StoreAt(msgspec.Struct, gc=False):
     c_wm: float  # the clock at the watermark (0.0 without one)
     shelf_factor: float  # ``PairEmptiness.store_factor`` of its phantom rate
     us: int | None  # now's ``_epoch_us`` (None: not a fixed-offset zone)
+    # Trade hours per clock hour since the store opened: the speed is learned per clock
+    # hour of exposure and its products (expected sales, silence) are read on the trade
+    # clock. Near 1 with the rhythm learned per watched hour; before that a first
+    # week's watched hours weighed up to ~6 trade hours each (docs/engine.md, stop 33).
+    trade_f: float = 1.0

@@ -5,10 +5,19 @@ into how many average hours of trade it holds (a closed night ~0, Saturday noon
 ~2). Hour-of-day and day-of-week shares are learned separately (each has far more
 data than an hour-of-week cell) and multiplied. Hours count from the Unix epoch
 in UTC: the profile is per store, so the store's offset is learned, not needed.
+
+Both shares are rates per hour *watched* (from the store's first sale to its last): an
+hour of the day or a day of the week not watched yet trades as the average watched one,
+not as closed, and a day watched for a few night hours is judged by what the hour
+profile expects of those hours. Without that, a store's first week spread the week's
+trade over the hours seen (a watched hour of day 0 weighed ~5 average hours) and read
+tomorrow morning as closed. Once every cell is watched alike the shares are the plain
+counts' (docs/engine.md, stop 33).
 """
 
 from __future__ import annotations
 
+from bisect import insort
 from datetime import datetime
 from itertools import accumulate, repeat
 from math import floor  # floor(x): int(x // 1)'s int for a finite x, without int()'s call
@@ -19,6 +28,7 @@ WEEK_HOURS = 168
 HOUR_PRIOR = 0.5
 DAY_PRIOR_SHARE = 0.2
 REBUILD_GROWTH = 1.04  # rebuild the profile after 4% more sales (a replay asks ~4 times a visit)
+WATCH_BY = 3  # sales kept at either end of the watched span, to set outliers aside
 QUIET_SHARE = 0.1  # an hour trading below a tenth of the average hour counts as closed
 
 
@@ -31,11 +41,15 @@ class Rhythm:
         "_day_back",
         "_day_fwd",
         "_day_key",
+        "_early",
+        "_late",
         "_since_quiet",
         "_w",
         "builds",
         "day",
+        "first_h",
         "hour",
+        "last_h",
         "total",
     )
 
@@ -51,6 +65,14 @@ class Rhythm:
         self._day_fwd: list[int] = [24 - i % 24 for i in range(WEEK_HOURS)]
         self._day_key: tuple[bytes, int] | None = None  # what the day tables are of
         self.builds = 0  # profile rebuilds so far: clock readings taken since then still hold
+        # The watched span, epoch hours, from the first to the last sale hour; of the
+        # WATCH_BY at either end, one a week or more from the rest is set aside, so a sale
+        # from a till with a reset clock does not stretch it over years (``Sales.opened``
+        # does the same for the store's opening). -1: none yet.
+        self.first_h = -1
+        self.last_h = -1
+        self._early: list[int] = []  # the WATCH_BY earliest sale hours, ascending
+        self._late: list[int] = []  # the WATCH_BY latest, ascending
 
     def add(self, at: datetime, units: float) -> None:
         """Count ``units`` sold at ``at``."""
@@ -61,12 +83,27 @@ class Rhythm:
         self.hour[h % 24] += units
         self.day[(h // 24) % 7] += units
         self.total += units
+        early, late = self._early, self._late
+        if len(early) < WATCH_BY or h < early[-1]:
+            insort(early, h)
+            del early[WATCH_BY:]
+        elif not h > late[0]:
+            return  # (most sales: inside the span, which stays)
+        if len(late) < WATCH_BY or h > late[0]:
+            insort(late, h)
+            del late[: len(late) - WATCH_BY]
+        i = 0  # the earliest sale not a week or more before the next (a reset till clock)
+        while i + 1 < len(early) and early[i + 1] - early[i] >= WEEK_HOURS:
+            i += 1
+        j = len(late) - 1  # and the latest not a week or more after the one before
+        while j > 0 and late[j] - late[j - 1] >= WEEK_HOURS:
+            j -= 1
+        first, last = early[i], late[j]
+        self.first_h, self.last_h = (first, last) if first <= last else (early[0], late[-1])
 
     def _build(self) -> None:
         n = self.total
-        hs = [(c + HOUR_PRIOR) for c in self.hour]
-        day_prior = DAY_PRIOR_SHARE * n / 7 + 1.0
-        ds = [(c + day_prior) for c in self.day]
+        hs, ds = self._shares()
         # Cell i = day i // 24, hour i % 24. A rebuild runs ~2,000 times a replay (~5% of
         # its instructions): comprehensions (~50,000 instructions each) rather than
         # ``map(mul, ..., repeat(...))`` (~86,000 and ~62,000), the same products.
@@ -85,6 +122,26 @@ class Rhythm:
             self._day_key = day_key
         self._built_at = n
         self.builds += 1
+
+    def _shares(self) -> tuple[list[float], list[float]]:
+        """Hour-of-day and day-of-week shares (any scale), each a rate per hour watched:
+        hour ``h``'s sales (plus ``HOUR_PRIOR``) over the days it was watched, an hour
+        never watched at the watched hours' mean; day ``d``'s sales over what the hour
+        shares expect of its watched hours, both plus ``DAY_PRIOR_SHARE`` of an average
+        day's expected sales (a day never watched: 1)."""
+        first, last = self.first_h, self.last_h
+        watched = watched_cells(first, last) if first >= 0 else [0] * WEEK_HOURS
+        days_of = [sum(watched[h::24]) for h in range(24)]  # (cell = 24 day + hour)
+        seen = sum(days_of)
+        if seen == 0:
+            return [HOUR_PRIOR + c for c in self.hour], [1.0] * 7
+        mean = (self.total + HOUR_PRIOR * sum(1 for d in days_of if d)) / seen
+        hs = [(c + HOUR_PRIOR) / d if d else mean for c, d in zip(self.hour, days_of, strict=True)]
+        expect = [sum([w * r for w, r in zip(watched[24 * d : 24 * d + 24], hs, strict=True)], 0.0)
+                  for d in range(7)]  # fmt: skip
+        prior = DAY_PRIOR_SHARE * sum(expect, 0.0) / 7 + 1.0
+        ds = [(c + prior) / (e + prior) for c, e in zip(self.day, expect, strict=True)]
+        return hs, ds
 
     def _fresh(self) -> None:
         if self.total > self._built_at * REBUILD_GROWTH + 1.0:
@@ -189,6 +246,22 @@ class Rhythm:
         """Intensity at ``at`` relative to the store's average hour."""
         self._fresh()
         return self._w[int(at.timestamp() // 3600) % WEEK_HOURS]
+
+
+def watched_cells(first: int, last: int) -> list[int]:
+    """Per hour-of-week cell (``h % WEEK_HOURS``), how many of the epoch hours ``first`` ..
+    ``last`` fall in it: whole weeks, plus one for the cells of the part week left."""
+    whole, rest = divmod(last - first + 1, WEEK_HOURS)
+    watched = [whole] * WEEK_HOURS
+    a = first % WEEK_HOURS  # cells a .. a + rest - 1, round the week
+    b = a + rest
+    more = [whole + 1] * rest
+    if b <= WEEK_HOURS:
+        watched[a:b] = more
+    else:
+        watched[a:] = more[: WEEK_HOURS - a]
+        watched[: b - WEEK_HOURS] = more[WEEK_HOURS - a :]
+    return watched
 
 
 def _quietest(ws: list[float], ds: list[float], quiet_hour: int) -> int:
