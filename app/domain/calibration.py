@@ -40,9 +40,10 @@ if TYPE_CHECKING:
 
 BINS = 40
 # Pseudo-labels a bin at its mean raw. The raw model is under-confident in the middle,
-# so shrinking toward it biases the map; 5 with shelf counts as the only labels (~2,000
-# in 14 days at the bench's size), 20 when picks were labels too (docs/engine.md).
-PRIOR_N = 5.0
+# so shrinking toward it biases the map; 3 with shelf counts as the only labels (~2,000
+# in 14 days at the bench's size; 5 until stop 33's rhythm, 20 when picks were labels
+# too: docs/engine.md).
+PRIOR_N = 3.0
 MIN_LABELS = 200  # labels before the learned map replaces the cold-start map
 # The map's memory, in labels: each new label multiplies the weight of those before by
 # 1 − 1/LABEL_MEMORY. Shelves drift (loss builds up between counts, the other learners
