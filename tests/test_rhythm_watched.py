@@ -10,6 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.domain.engine import Engine
+from app.domain.model import Sale, SnapshotRow
+from app.domain.policy import Policy
 from app.domain.rhythm import HOUR_PRIOR, QUIET_SHARE, WEEK_HOURS, Rhythm, watched_cells
 
 MONDAY = datetime(2026, 11, 23, tzinfo=UTC)
@@ -77,3 +80,33 @@ def test_watched_cells_count_each_hour_of_the_span_once(first: int, span: int) -
     for h in range(first, first + span):
         counted[h % WEEK_HOURS] += 1
     assert watched_cells(first, first + span - 1) == counted
+
+
+def test_a_young_stores_expected_sales_and_silence_are_its_own_rate() -> None:
+    """Five items selling 2.4 an hour each for 30 hours: two hours ahead (on a day the
+    store has not traded yet) hold two hours of each item's speed, and an hour without a
+    sale of one is an hour of it: a watched hour and a new one are each about one trade
+    hour. (The speed itself, ~1.5 here, is held down by its prior for the first days.)
+    Before stop 33 the speed was per clock hour and each watched hour ~4 trade hours."""
+    skus = ("A", "B", "C", "D", "E")
+    engine = Engine(Policy(), dict.fromkeys(skus, "food"))
+    engine.observe_snapshot(MONDAY, [SnapshotRow("S1", s, 500, 0, 0, MONDAY) for s in skus])
+    at, n = MONDAY, 0
+    while at < MONDAY + timedelta(hours=30):
+        sku = skus[n % len(skus)]
+        if not (sku == "A" and at >= MONDAY + timedelta(hours=29)):  # A quiet for the last hour
+            engine.observe_event(
+                Sale(event_id=f"s{n}", store_id="S1", sku=sku, occurred_at=at, qty=1)
+            )
+        at += timedelta(minutes=5)
+        n += 1
+    now = MONDAY + timedelta(hours=30)
+    for sku in skus:
+        pos = engine.ledger.position("S1", sku, now)
+        assert pos is not None
+        ev = engine._evidence(pos, 1, now, timedelta(hours=2))
+        speed = engine.speed("S1", sku, now)  # units per clock hour
+        assert 1.0 < speed < 2.4
+        assert ev.expected_sales == pytest.approx(2 * speed, rel=0.2)
+        if sku == "A":
+            assert ev.silence == pytest.approx(speed, rel=0.3)
