@@ -647,16 +647,9 @@ class Engine:
                 exposure = hours if hours > 0.0 else 0.0
         trade_f = 1.0
         if exposure >= 1.0:
-            builds = rhythm.builds  # (now_clocks above freshened the rhythm)
-            cached = st.opened_clock
-            if cached is None or cached[0] is not opened or cached[1] != builds:
-                assert opened is not None  # (exposure > 0)
-                cached = st.opened_clock = (
-                    opened,
-                    builds,
-                    rhythm.clock_h(opened.timestamp() / 3600),
-                )
-            trade = c_now - cached[2]
+            assert opened is not None  # (exposure > 0)
+            # (now_clocks above freshened the rhythm: its builds are current)
+            trade = c_now - self._clock_opened(st, opened, rhythm.builds)
             if trade > 0.0:
                 trade_f = trade / exposure
         return StoreAt(store, st, now, x_now, rhythm, opened, wm, exposure,
@@ -672,6 +665,20 @@ class Engine:
         if cached is None or cached[0] is not wm or cached[1] != builds:
             x = st.wm_x if st.wm_x is not None else wm.timestamp() / 3600  # (wm: the watermark)
             cached = st.wm_clock = (wm, builds, rhythm.clock_h(x))
+        return cached[2]
+
+    @staticmethod
+    def _clock_opened(st: StoreState, opened: datetime, builds: int) -> float:
+        """The clock at the store's opening, on its rhythm's profile ``builds`` (kept until
+        the opening moves or the profile is rebuilt: read by every ``StoreAt`` and by
+        ``_quiet``)."""
+        cached = st.opened_clock
+        if cached is None or cached[0] is not opened or cached[1] != builds:
+            cached = st.opened_clock = (
+                opened,
+                builds,
+                st.rhythm.clock_h(opened.timestamp() / 3600),
+            )
         return cached[2]
 
     def _evidence_at(
@@ -882,11 +889,8 @@ class Engine:
         elif now <= wm:
             return 0.0
         else:  # the StoreAt's readings, on the profile it freshened (wm < now: at.c_wm is wm's)
-            rhythm, builds, c_wm, c_now = at.rhythm, at.rhythm.builds, at.c_wm, at.c_now
-        cached = st.opened_clock
-        if cached is None or cached[0] is not opened or cached[1] != builds:
-            cached = st.opened_clock = (opened, builds, rhythm.clock_h(opened.timestamp() / 3600))
-        exposure = c_wm - cached[2] if wm > opened else 0.0
+            builds, c_wm, c_now = at.rhythm.builds, at.c_wm, at.c_now
+        exposure = c_wm - self._clock_opened(st, opened, builds) if wm > opened else 0.0
         if exposure <= 1.0:
             return 0.0
         rate = st.events / exposure
