@@ -165,7 +165,7 @@ def knots_of(step: list[float], weights: list[float] | None = None) -> list[floa
             at.append((i + j) / 2)
         else:
             w = weights[i : j + 1]
-            at.append(sum([k * x for k, x in enumerate(w, i)], 0.0) / sum(w, 0.0))
+            at.append(sum([centre * x for centre, x in enumerate(w, i)], 0.0) / sum(w, 0.0))
         value.append(step[i])
         i = j + 1
     out: list[float] = []
