@@ -5,7 +5,8 @@ promises find an empty shelf when the shopper arrives (the simulator's hidden sh
 
 Runs ``FeedSimulator`` (the chain `make demo` serves, seed 7) from two start times, gives
 the engine 1 hour and 26 hours of its history, and asks for every pair at a 10-minute
-and a 2-hour pickup with the default policy (confidence ≥ 0.9 and book − buffer ≥ 1);
+and a 2-hour pickup with the default policy (the badge the API would give: a promise
+needs confidence ≥ 0.9, book − buffer ≥ 1 and fresh data);
 then moves the simulator on by the pickup time and counts the promises whose shelf is
 empty. A young chain's numbers: the backtests score 14-day histories.
 """
@@ -27,23 +28,14 @@ PICKUPS = (timedelta(minutes=10), timedelta(hours=2))
 def run(start: datetime, history: timedelta, pickup: timedelta) -> tuple[int, int, int]:
     """(pairs, promised, promised but empty at arrival)."""
     feed = FeedSimulator.create(seed=7, start=start)
-    policy = Policy(arrival_horizon=pickup)
-    engine = Engine(policy, {p.sku: p.category for p in demo_products(7)})
+    engine = Engine(Policy(arrival_horizon=pickup), {p.sku: p.category for p in demo_products(7)})
     now = start + history
     feed.tick(now)
     engine.observe_snapshot(feed.snapshot.as_of, feed.simulation.snapshot())
     for event in sorted(feed.simulation.events, key=lambda e: e.occurred_at):
         engine.observe_event(event)
     pairs = list(feed.simulation._shelf)
-    promised = []
-    for store, sku in pairs:
-        pos = engine.ledger.position(store, sku, now)
-        if pos is None:
-            continue
-        a = engine.assess(pos, 1, now)
-        buffer = policy.safety_buffer + a.held_for_sales + a.held_for_uncertainty
-        if a.confidence >= policy.confidence_threshold and pos.book - buffer >= 1:
-            promised.append((store, sku))
+    promised = [(store, sku) for store, sku in pairs if engine.answer(store, sku, 1, now).promise]
     feed.tick(now + pickup)
     shelf = feed.simulation._shelf
     return len(pairs), len(promised), sum(1 for k in promised if shelf[k] < 1)
